@@ -1,0 +1,265 @@
+/* main.c - command line of rest2mqtt: argument parsing and wiring only. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "r2m/bridge.h"
+#include "r2m/buf.h"
+#include "r2m/config.h"
+#include "r2m/error.h"
+#include "r2m/log.h"
+
+enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_RUNTIME = 2 };
+
+#define DEFAULT_CONFIG "/etc/rest2mqtt/config.yaml"
+
+static const char usage_text[] =
+    "rest2mqtt - turn REST APIs into MQTT change events\n"
+    "\n"
+    "Usage:\n"
+    "  rest2mqtt [run] [-c FILE]          poll and publish until SIGTERM or SIGINT\n"
+    "  rest2mqtt check [-c FILE]          validate the config; print endpoints and topics\n"
+    "  rest2mqtt once  [-c FILE] [-e NAME] poll each endpoint once (or only NAME) and\n"
+    "                                     print its events as JSON lines; no broker\n"
+    "  rest2mqtt --version | --help\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE     YAML configuration (default: $REST2MQTT_CONFIG, else\n"
+    "                        " DEFAULT_CONFIG ")\n"
+    "  -e, --endpoint NAME   with `once`: poll only this endpoint\n"
+    "  -l, --log-level LVL   error, warn, info or debug (overrides log.level)\n"
+    "  -h, --help            this text\n"
+    "  -V, --version         print the version\n"
+    "\n"
+    "What it does:\n"
+    "  Each endpoint of the config is fetched every `interval`. Its JSON is put in\n"
+    "  canonical form (sorted keys, one spelling per number and string, `ignore`\n"
+    "  pointers removed) and fingerprinted. The first good poll is a silent baseline;\n"
+    "  every later poll that differs publishes one CloudEvents JSON message\n"
+    "  (type rest2mqtt.document.changed, with before, after and an RFC 6902 patch)\n"
+    "  to the endpoint's topic, default <topic_prefix>/<endpoint>. A failed poll\n"
+    "  (connection error, timeout, non-2xx status, body over max_body, invalid JSON)\n"
+    "  publishes nothing and keeps the previous snapshot.\n"
+    "\n"
+    "Signals:\n"
+    "  SIGTERM, SIGINT  stop polling, wait up to shutdown_timeout for the broker to\n"
+    "                   acknowledge queued events, exit 0\n"
+    "\n"
+    "Exit status:\n"
+    "  0  success\n"
+    "  1  configuration or usage error (the messages say FILE:LINE:COLUMN and why)\n"
+    "  2  runtime failure (a poll failed in `once`, or a system error)\n"
+    "\n"
+    "Watch events:  mosquitto_sub -h 127.0.0.1 -t 'rest2mqtt/#' -v\n"
+    "Documentation: README.md in the source tree.\n";
+
+static void usage_hint(const char *what)
+{
+    fprintf(stderr, "rest2mqtt: %s\nTry 'rest2mqtt --help' for the commands and options.\n",
+            what);
+}
+
+/* Shows a URL without the password of its userinfo part. */
+static void put_url(struct r2m_buf *b, const char *url)
+{
+    const char *scheme = strstr(url, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
+    if (!at || (slash && slash < at)) {
+        r2m_buf_puts(b, url);
+        return;
+    }
+    const char *colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
+    if (!colon) {
+        r2m_buf_puts(b, url);
+        return;
+    }
+    r2m_buf_append(b, url, (size_t)(colon - url));
+    r2m_buf_puts(b, ":***");
+    r2m_buf_puts(b, at);
+}
+
+/* A topic template as it will look, with data-dependent parts left as written. */
+static void put_topic(struct r2m_buf *b, const char *tmpl, const struct r2m_config *cfg,
+                      const char *endpoint)
+{
+    for (const char *p = tmpl; *p; p++) {
+        if (!strncmp(p, "{prefix}", 8)) {
+            r2m_buf_puts(b, cfg->mqtt.topic_prefix);
+            p += 7;
+        } else if (!strncmp(p, "{endpoint}", 10)) {
+            r2m_buf_puts(b, endpoint);
+            p += 9;
+        } else if (!strncmp(p, "{op}", 4)) {
+            r2m_buf_puts(b, "changed");
+            p += 3;
+        } else {
+            r2m_buf_putc(b, *p);
+        }
+    }
+}
+
+static void put_duration(struct r2m_buf *b, int64_t ms)
+{
+    if (ms % 3600000 == 0)
+        r2m_buf_printf(b, "%lldh", (long long)(ms / 3600000));
+    else if (ms % 60000 == 0)
+        r2m_buf_printf(b, "%lldm", (long long)(ms / 60000));
+    else if (ms % 1000 == 0)
+        r2m_buf_printf(b, "%llds", (long long)(ms / 1000));
+    else
+        r2m_buf_printf(b, "%lldms", (long long)ms);
+}
+
+static int cmd_check(const struct r2m_config *cfg)
+{
+    struct r2m_buf b;
+    r2m_buf_init(&b, 64 * 1024 * 1024);
+    r2m_buf_printf(&b, "%s: configuration is valid\n", cfg->file);
+    r2m_buf_puts(&b, "broker:    ");
+    put_url(&b, cfg->mqtt.url);
+    r2m_buf_printf(&b, " (MQTT %s, QoS %d, client_id %s%s%s%s)\n",
+                   cfg->mqtt.version == 5 ? "5" : "3.1.1", cfg->mqtt.qos, cfg->mqtt.client_id,
+                   cfg->mqtt.username ? ", username " : "",
+                   cfg->mqtt.username ? cfg->mqtt.username : "",
+                   cfg->mqtt.password ? ", password set" : "");
+    r2m_buf_printf(&b, "instance:  %s (event source rest2mqtt://%s/<endpoint>)\n", cfg->instance,
+                   cfg->instance);
+    r2m_buf_printf(&b, "endpoints: %zu\n", cfg->n_endpoints);
+    for (size_t i = 0; i < cfg->n_endpoints; i++) {
+        const struct r2m_endpoint_cfg *e = &cfg->endpoints[i];
+        r2m_buf_printf(&b, "  %s\n    %s ", e->name, e->method);
+        put_url(&b, e->url);
+        r2m_buf_puts(&b, "\n    every ");
+        put_duration(&b, e->interval_ms);
+        r2m_buf_printf(&b, " (jitter %g%%), timeout ", e->jitter * 100);
+        put_duration(&b, e->timeout_ms);
+        r2m_buf_printf(&b, ", max_body %llu bytes", (unsigned long long)e->max_body);
+        if (e->n_ignore) {
+            r2m_buf_puts(&b, "\n    ignore");
+            for (size_t k = 0; k < e->n_ignore; k++)
+                r2m_buf_printf(&b, " %s", e->ignore[k]);
+        }
+        r2m_buf_puts(&b, "\n    topic ");
+        put_topic(&b, e->topic, cfg, e->name);
+        r2m_buf_putc(&b, '\n');
+    }
+    fwrite(b.data, 1, b.len, stdout);
+    r2m_buf_free(&b);
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},   {"endpoint", required_argument, NULL, 'e'},
+        {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+    };
+    const char *config = getenv("REST2MQTT_CONFIG");
+    const char *only = NULL;
+    const char *cmd = "run";
+    int level = -1;
+
+    /* the command word, if any, comes first: rest2mqtt check -c FILE */
+    if (argc > 1 && argv[1][0] != '-') {
+        cmd = argv[1];
+        argv++;
+        argc--;
+    }
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":c:e:l:hV", opts, NULL)) != -1) {
+        char msg[200];
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'e':
+            only = optarg;
+            break;
+        case 'l':
+            if ((level = r2m_log_level_parse(optarg)) < 0) {
+                usage_hint("--log-level takes error, warn, info or debug");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        case 'V':
+            printf("rest2mqtt %s\n", R2M_VERSION);
+            return EXIT_OK;
+        case ':':
+            snprintf(msg, sizeof msg, "option '%s' needs a value", argv[optind - 1]);
+            usage_hint(msg);
+            return EXIT_USAGE;
+        default:
+            snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
+            usage_hint(msg);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "unexpected argument '%s'", argv[optind]);
+        usage_hint(msg);
+        return EXIT_USAGE;
+    }
+    int mode;
+    if (!strcmp(cmd, "run"))
+        mode = R2M_BRIDGE_RUN;
+    else if (!strcmp(cmd, "once"))
+        mode = R2M_BRIDGE_ONCE;
+    else if (!strcmp(cmd, "check"))
+        mode = -1;
+    else {
+        char msg[200];
+        snprintf(msg, sizeof msg, "unknown command '%s' (commands: run, check, once)", cmd);
+        usage_hint(msg);
+        return EXIT_USAGE;
+    }
+    if (only && mode != R2M_BRIDGE_ONCE) {
+        usage_hint("-e/--endpoint only applies to `once`");
+        return EXIT_USAGE;
+    }
+    if (!config)
+        config = DEFAULT_CONFIG;
+
+    struct r2m_config *cfg = NULL;
+    struct r2m_diag diag = {0};
+    int r = r2m_config_load(config, &cfg, &diag);
+    if (r) {
+        for (size_t i = 0; i < diag.n; i++)
+            fprintf(stderr, "%s\n", diag.lines[i]);
+        fprintf(stderr, "rest2mqtt: %zu error%s in %s; nothing was started\n", diag.n,
+                diag.n == 1 ? "" : "s", config);
+        r2m_diag_free(&diag);
+        return EXIT_USAGE;
+    }
+    r2m_diag_free(&diag);
+    r2m_log_setup(level >= 0 ? level : cfg->log.level, cfg->log.format);
+
+    int exit_code = EXIT_OK;
+    if (mode < 0) {
+        exit_code = cmd_check(cfg);
+    } else {
+        struct r2m_bridge *b = NULL;
+        r = r2m_bridge_new(&b, cfg, mode, only);
+        if (r == R2M_E_NOT_FOUND) {
+            fprintf(stderr, "rest2mqtt: no endpoint named '%s' in %s; `rest2mqtt check -c %s` "
+                            "lists them\n",
+                    only, config, config);
+            exit_code = EXIT_USAGE;
+        } else if (r) {
+            r2m_log(R2M_LOG_ERROR, "cannot start", "error", r2m_strerror(r), NULL);
+            exit_code = EXIT_RUNTIME;
+        } else if ((r = r2m_bridge_run(b))) {
+            exit_code = EXIT_RUNTIME;
+        }
+        r2m_bridge_free(b);
+    }
+    r2m_config_free(cfg);
+    return exit_code;
+}

@@ -1,0 +1,95 @@
+/* r2m/config.h - the YAML configuration: loading, validation, diagnostics.
+ *
+ * The loader reads YAML with libyaml's event parser (aliases and anchors are
+ * refused: they allow "billion laughs" expansion and serve no purpose here),
+ * expands ${env:NAME} and ${file:/path} in every scalar ("$${" is a literal
+ * "${"), applies `defaults:` to every endpoint, and validates everything it
+ * can before the bridge starts. Every problem becomes one diagnostic line
+ *     FILE:LINE:COLUMN: error: WHAT. HINT
+ * (lines and columns 1-based); unknown keys get a "did you mean 'x'?" hint.
+ * All problems are reported, not only the first. Pure apart from reading
+ * the file and ${file:} secrets; no globals. */
+#ifndef R2M_CONFIG_H
+#define R2M_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct r2m_header {
+    char *name;
+    char *value;
+};
+
+struct r2m_endpoint_cfg {
+    char *name;   /* [a-z0-9_-]+, unique */
+    char *url;    /* http://, https:// or file:// */
+    char *method; /* "GET" or "POST" */
+    char *body;   /* POST body or NULL */
+    struct r2m_header *headers;
+    size_t n_headers;
+    int64_t interval_ms; /* default 30s, minimum 10ms */
+    int64_t timeout_ms;  /* default 10s */
+    double jitter;       /* fraction of interval, 0..1; default 0.1 ("10%") */
+    uint64_t max_body;   /* bytes, default 32MiB */
+    unsigned max_depth;  /* JSON nesting limit, default 64 */
+    char **ignore;       /* JSON Pointer patterns ('*' = any member) */
+    size_t n_ignore;
+    char *topic;     /* template; default "{prefix}/{endpoint}" */
+    int line, column; /* where the endpoint's entry starts in the file */
+};
+
+enum r2m_log_format { R2M_LOG_TEXT = 0, R2M_LOG_JSON };
+
+struct r2m_config {
+    char *file;     /* path given to the loader */
+    char *instance; /* default: mqtt.client_id */
+    struct {
+        char *url;       /* default mqtt://127.0.0.1:1883; mqtt:// mqtts:// ws:// wss:// tcp:// ssl:// */
+        char *client_id; /* default rest2mqtt-<hostname> */
+        char *username;  /* NULL when unset */
+        char *password;  /* NULL when unset; never print it */
+        int version;     /* 4 (= MQTT 3.1.1, written "3.1.1") or 5; default 5 */
+        int qos;         /* 0, 1 or 2; default 1 */
+        int64_t keepalive_ms; /* default 30s */
+        char *topic_prefix;   /* default "rest2mqtt" */
+        char *status_topic;   /* default NULL (not published) */
+        char *ca_file, *cert_file, *key_file;
+        int insecure;
+    } mqtt;
+    struct {
+        char *path;          /* default ./rest2mqtt.db */
+        uint64_t outbox_max; /* default 100000 */
+    } state;
+    struct {
+        int level; /* R2M_LOG_ERROR..R2M_LOG_DEBUG from r2m/log.h; default info */
+        int format;
+    } log;
+    int64_t shutdown_timeout_ms; /* default 10s */
+    struct r2m_endpoint_cfg *endpoints;
+    size_t n_endpoints;
+};
+
+/* Diagnostics collected by the loader, in file order. */
+struct r2m_diag {
+    char **lines; /* "file:line:col: error: ..." without trailing newline */
+    size_t n;
+};
+void r2m_diag_free(struct r2m_diag *d); /* frees the lines, keeps d reusable */
+
+/* Loads and validates path. On success returns 0 and *out (free with
+ * r2m_config_free). On any error returns R2M_E_CONFIG (or R2M_E_IO when the
+ * file cannot be read), *out is NULL, and diag holds at least one line. */
+int r2m_config_load(const char *path, struct r2m_config **out, struct r2m_diag *diag);
+/* The same from memory; `name` is used in diagnostics. */
+int r2m_config_parse(const char *name, const char *text, size_t len, struct r2m_config **out,
+                     struct r2m_diag *diag);
+void r2m_config_free(struct r2m_config *cfg);
+
+/* "250ms" "15s" "5m" "1h" "1d", also combined "1m30s"; a bare number is an
+ * error (units are required). 0 or R2M_E_INVALID. */
+int r2m_parse_duration(const char *s, int64_t *ms);
+/* "512", "512B", "64KiB", "32MiB", "1GiB", also KB/MB/GB (= 1000^n).
+ * 0 or R2M_E_INVALID (also on overflow). */
+int r2m_parse_size(const char *s, uint64_t *bytes);
+
+#endif

@@ -1,0 +1,69 @@
+/* r2m/http.h - concurrent HTTP fetches on libcurl's multi socket API.
+ *
+ * The caller owns an epoll instance; this module registers libcurl's sockets
+ * in it (epoll data = R2M_HTTP_EPOLL_TAG | fd) and reports the timeout libcurl
+ * wants. The loop calls r2m_http_on_socket() for ready fds and
+ * r2m_http_on_timeout() when the timeout expires; finished transfers are
+ * reported through the done callback, from inside those calls.
+ *
+ * One r2m_http_xfer per endpoint lives as long as the endpoint: its easy
+ * handle, header list and body buffer are reused by every poll, so an
+ * unchanged poll allocates nothing here, and connections are reused across
+ * polls of the same host through the multi handle's connection cache.
+ * The body is counted in the write callback and the transfer aborted past
+ * max_body, because CURLOPT_MAXFILESIZE misses bodies without a
+ * Content-Length in libcurl < 8.4 (and decompressed bytes). */
+#ifndef R2M_HTTP_H
+#define R2M_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "r2m/buf.h"
+#include "r2m/config.h"
+
+#define R2M_HTTP_EPOLL_TAG (1ull << 32)
+
+struct r2m_http;
+struct r2m_http_xfer;
+
+/* Result of one fetch. result is 0 or R2M_E_HTTP, R2M_E_HTTP_STATUS,
+ * R2M_E_BODY_TOO_LARGE, R2M_E_TIMEOUT; err is a one-line cause without
+ * secrets ("connection refused", "status 503", "timed out after 2000 ms"). */
+struct r2m_http_result {
+    int result;
+    long status; /* 0 for file:// */
+    const char *body;
+    size_t len;
+    const char *err;
+    double total_s; /* transfer time */
+};
+
+typedef void r2m_http_done_fn(void *owner, struct r2m_http_xfer *x,
+                              const struct r2m_http_result *res);
+
+int r2m_http_new(struct r2m_http **out, int epfd, r2m_http_done_fn *done);
+/* Aborts running transfers (without calling done) and frees the multi handle. */
+void r2m_http_free(struct r2m_http *h);
+
+/* Creates the reusable transfer of an endpoint. cfg must outlive it. */
+int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
+                      const struct r2m_endpoint_cfg *cfg, void *owner);
+void r2m_http_xfer_free(struct r2m_http_xfer *x);
+
+/* Starts a fetch; done is called exactly once for it later (never from
+ * inside this call). R2M_E_INVALID if the transfer is already running. */
+int r2m_http_start(struct r2m_http_xfer *x);
+int r2m_http_running(const struct r2m_http_xfer *x);
+
+/* Monotonic time (ms, r2m_http_now_ms clock) at which libcurl needs
+ * r2m_http_on_timeout(); INT64_MAX when it needs none. */
+int64_t r2m_http_deadline(const struct r2m_http *h);
+/* CLOCK_MONOTONIC in ms: the clock of deadlines; the loop caches it as `now`. */
+int64_t r2m_http_now_ms(void);
+void r2m_http_on_socket(struct r2m_http *h, int fd, uint32_t epoll_events);
+void r2m_http_on_timeout(struct r2m_http *h);
+/* Number of transfers in progress. */
+size_t r2m_http_active(const struct r2m_http *h);
+
+#endif

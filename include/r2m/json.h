@@ -1,0 +1,116 @@
+/* r2m/json.h - JSON parsing into a canonical tree, canonical text, fingerprints.
+ *
+ * A response body is parsed (yajl's callback API) into a tree that already is
+ * canonical: object members sorted by the bytes of their UTF-8 key and unique,
+ * strings decoded (so "\u00e9" and "é" are the same value), numbers kept as
+ * exact decimal text in one spelling (r2m_json_number_canonical). Serialising
+ * the tree with r2m_json_canonical() yields the canonical form: no
+ * insignificant whitespace, minimal string escapes. Two documents that differ
+ * only in key order, whitespace, escapes or number spelling have the same
+ * canonical bytes and therefore the same fingerprint.
+ *
+ * Nodes live in an arena owned by a struct r2m_json_doc; parsing again resets
+ * the arena, so the arena's memory is reused across polls and an unchanged
+ * poll allocates nothing once the arena has grown to the document's size.
+ * The module does no I/O and keeps no globals. */
+#ifndef R2M_JSON_H
+#define R2M_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "r2m/buf.h"
+
+enum r2m_json_type {
+    R2M_JSON_NULL = 0,
+    R2M_JSON_FALSE,
+    R2M_JSON_TRUE,
+    R2M_JSON_NUMBER,
+    R2M_JSON_STRING,
+    R2M_JSON_ARRAY,
+    R2M_JSON_OBJECT,
+};
+
+struct r2m_json_member;
+
+struct r2m_json {
+    uint32_t type; /* enum r2m_json_type */
+    uint32_t n;    /* STRING/NUMBER: bytes; ARRAY: elements; OBJECT: members */
+    union {
+        const char *str;                 /* STRING: decoded UTF-8, may hold NUL;
+                                            NUMBER: canonical decimal spelling */
+        struct r2m_json *items;          /* ARRAY */
+        struct r2m_json_member *members; /* OBJECT: sorted by key bytes, unique */
+    } u;
+};
+
+struct r2m_json_member {
+    const char *key; /* decoded UTF-8, may hold NUL */
+    uint32_t key_len;
+    struct r2m_json value;
+};
+
+struct r2m_json_limits {
+    unsigned max_depth; /* deepest nesting accepted (default 64); deeper: R2M_E_JSON_DEPTH */
+    size_t max_nodes;   /* most values in one document (default 10,000,000) */
+};
+
+struct r2m_json_doc;
+
+/* Creates a parser + arena. lim may be NULL for the defaults. */
+int r2m_json_doc_new(struct r2m_json_doc **out, const struct r2m_json_limits *lim);
+void r2m_json_doc_free(struct r2m_json_doc *doc);
+
+/* Parses len bytes of buf (no NUL terminator needed; JSON comments are
+ * rejected). On success *root points into doc and stays valid until the next
+ * parse or free of doc. Errors: R2M_E_JSON_SYNTAX (err names the byte offset
+ * and what was found, e.g. "invalid JSON at byte 17: unexpected character
+ * '<'"), R2M_E_JSON_DEPTH, R2M_E_JSON_NODES, R2M_E_JSON_DUPKEY (err names the
+ * key), R2M_E_NOMEM. err may be NULL; it is always NUL-terminated otherwise. */
+int r2m_json_parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r2m_json **root,
+                   char *err, size_t errlen);
+
+/* Writes the canonical spelling of the JSON number text in[0..len) to out
+ * (at most len + 32 bytes, NUL-terminated) and returns its length, or -1 if
+ * in is not a JSON number. Exact decimal, never through a double: sign,
+ * significant digits, exponent. "-0" -> "0"; "1.0", "1e0", "10e-1" -> "1";
+ * "1e3" -> "1000"; "0.5e-1" -> "0.05"; values whose decimal point lies
+ * beyond 21 digits or before 6 leading zeros use exponent form "1.5e+30",
+ * "1e-7" (the same thresholds as ECMAScript's Number#toString, applied to
+ * the exact digits), so integer ids like 12345678901234567891 keep their
+ * plain spelling and distinct values never share one. */
+int r2m_json_number_canonical(const char *in, size_t len, char *out);
+
+/* RFC 6901 JSON Pointer lookup. "" is the root. Returns NULL when absent. */
+struct r2m_json *r2m_json_pointer(struct r2m_json *root, const char *ptr);
+
+/* Checks the syntax of a pointer pattern ("" or "/a/b", '~0' '~1' escapes,
+ * a segment of exactly "*" is a wildcard). Returns 0 or R2M_E_INVALID and a
+ * message in err. */
+int r2m_json_pointer_check(const char *ptr, char *err, size_t errlen);
+
+/* Removes every member or element matched by any of the n pointer patterns
+ * (a "*" segment matches every member of an object and every element of an
+ * array). Missing paths are ignored. The root itself ("") is never removed. */
+void r2m_json_remove(struct r2m_json *root, char *const *ptrs, size_t n);
+
+/* Appends the canonical text of v to out. Returns R2M_E_TOO_BIG if out's
+ * ceiling is reached. */
+int r2m_json_canonical(const struct r2m_json *v, struct r2m_buf *out);
+
+/* Appends s as a JSON string literal (quotes, minimal escapes: \" \\ \b \f
+ * \n \r \t, \u00XX for other control bytes) - the canonical string form. */
+int r2m_json_quote(struct r2m_buf *out, const char *s, size_t n);
+
+/* Structural equality of two canonical trees. */
+int r2m_json_equal(const struct r2m_json *a, const struct r2m_json *b);
+
+/* 128-bit fingerprint (XXH3-128 from libxxhash) of canonical bytes. */
+struct r2m_fp {
+    uint64_t hi, lo;
+};
+struct r2m_fp r2m_json_fingerprint(const void *canon, size_t len);
+/* Hex spelling, 32 chars + NUL. */
+void r2m_fp_hex(struct r2m_fp fp, char out[33]);
+
+#endif

@@ -1,0 +1,23 @@
+/* r2m/log.h - one line per record on stderr: `ts level msg key=value...`.
+ *
+ * Levels below the configured one cost one comparison (r2m_log_enabled).
+ * Values that contain spaces, quotes or '=' are quoted. The JSON format
+ * writes the same record as one JSON object per line. Not thread-safe by
+ * design: only the loop thread logs. */
+#ifndef R2M_LOG_H
+#define R2M_LOG_H
+
+enum r2m_log_level { R2M_LOG_ERROR = 0, R2M_LOG_WARN, R2M_LOG_INFO, R2M_LOG_DEBUG };
+
+void r2m_log_setup(int level, int format); /* format: enum r2m_log_format */
+extern int r2m_log_level_current;
+#define r2m_log_enabled(lvl) ((lvl) <= r2m_log_level_current)
+
+/* msg is a fixed phrase; kv is NULL-terminated pairs of key, value strings.
+ * Example: r2m_log(R2M_LOG_WARN, "poll failed", "endpoint", name, "error", e, NULL); */
+void r2m_log(int level, const char *msg, ...) __attribute__((sentinel));
+
+/* Parses "error" "warn" "info" "debug"; -1 if unknown. */
+int r2m_log_level_parse(const char *s);
+
+#endif

@@ -1,0 +1,63 @@
+/* r2m/poller.h - the interface every poller kind implements.
+ *
+ * A poller turns one successfully fetched body into zero or more events.
+ * The bridge owns fetching, scheduling, publishing and failure handling; a
+ * poller only decides what changed. Kinds live in pollers/ (document today;
+ * collections and paginated lists slot in beside it) and are chosen by
+ * r2m_poller_for() from the endpoint's configuration.
+ *
+ * Contract for on_body (invariant 1 of DESIGN.md): either every event of the
+ * poll is emitted and the poller's snapshot advances, or the call returns an
+ * error, nothing was emitted and the snapshot is untouched. An unchanged
+ * body must cost parse + canonicalise + hash only: no allocation once the
+ * shared arenas have grown, no I/O, no log line. */
+#ifndef R2M_POLLER_H
+#define R2M_POLLER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "r2m/buf.h"
+#include "r2m/config.h"
+#include "r2m/json.h"
+
+/* Where events go. emit copies what it needs; it returns 0 or an error
+ * (R2M_E_TOO_BIG when the outbox is full), in which case the poller must
+ * not advance its snapshot. */
+typedef int r2m_emit_fn(void *ctx, const char *topic, size_t topic_len, const char *payload,
+                        size_t len);
+
+/* Shared, single-threaded scratch space for all pollers; owned by the bridge. */
+struct r2m_poll_env {
+    const struct r2m_config *cfg;
+    struct r2m_json_doc *doc;      /* arena for the new body */
+    struct r2m_json_doc *prev_doc; /* arena for re-reading a stored snapshot */
+    struct r2m_buf canon;          /* canonical text of the new body */
+    struct r2m_buf patch;
+    struct r2m_buf event;
+    struct r2m_buf topic;
+    int64_t wall_ms;   /* wall-clock time of this poll, for event `time` */
+    uint64_t epoch;    /* goes into event ids, see r2m_event_id */
+    int emit_initial;  /* the first poll emits instead of recording a baseline */
+    r2m_emit_fn *emit;
+    void *emit_ctx;
+};
+
+int r2m_poll_env_init(struct r2m_poll_env *env, const struct r2m_config *cfg);
+void r2m_poll_env_cleanup(struct r2m_poll_env *env);
+
+struct r2m_poller_kind {
+    const char *name;
+    int (*create)(void **state, const struct r2m_endpoint_cfg *cfg);
+    void (*destroy)(void *state);
+    /* err receives a one-line cause on failure (never secrets). */
+    int (*on_body)(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+                   const char *body, size_t len, char *err, size_t errlen);
+};
+
+extern const struct r2m_poller_kind r2m_poller_document;
+
+/* The kind that serves an endpoint. */
+const struct r2m_poller_kind *r2m_poller_for(const struct r2m_endpoint_cfg *cfg);
+
+#endif

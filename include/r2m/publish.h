@@ -1,0 +1,61 @@
+/* r2m/publish.h - MQTT publishing through paho's MQTTAsync client.
+ *
+ * Paho runs its own threads; its callbacks only append a report to a
+ * mutex-protected list and write to an eventfd (r2m_pub_fd). The loop thread
+ * registers that fd in its epoll and calls r2m_pub_dispatch(), which applies
+ * the reports and sends more messages: every decision is made on the loop
+ * thread.
+ *
+ * Messages wait in a FIFO queue (bounded by max_queued) and are sent with at
+ * most R2M_PUB_WINDOW unacknowledged at a time. A message leaves the queue
+ * only when paho reports success (PUBACK for QoS 1, PUBCOMP for QoS 2, the
+ * write for QoS 0). Publishes that fail, or are in flight when the
+ * connection drops, go back to the front of the queue in their original
+ * order and are sent again after reconnecting - paho 1.3.12 reports such
+ * publishes as failed and never resends them itself. Reconnecting is done
+ * here, not by paho, with exponential backoff (1 s doubling to 30 s, with
+ * jitter), logged once per state change. Paho keeps no persistence. */
+#ifndef R2M_PUBLISH_H
+#define R2M_PUBLISH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "r2m/config.h"
+
+#define R2M_PUB_WINDOW 64
+
+struct r2m_pub;
+
+/* cfg must outlive the publisher. Does not connect yet. */
+int r2m_pub_new(struct r2m_pub **out, const struct r2m_config *cfg, size_t max_queued);
+/* Disconnects (waiting at most 1 s) and frees; queued messages are dropped,
+ * their count is logged. Accepts NULL. */
+void r2m_pub_free(struct r2m_pub *p);
+
+/* The eventfd to watch for EPOLLIN. */
+int r2m_pub_fd(const struct r2m_pub *p);
+/* Starts connecting. */
+int r2m_pub_connect(struct r2m_pub *p, int64_t now_ms);
+
+/* Queues a message; takes ownership of topic and payload (malloc'd) in every
+ * case. R2M_E_TOO_BIG when max_queued messages already wait. */
+int r2m_pub_enqueue(struct r2m_pub *p, char *topic, char *payload, size_t len, int retained);
+
+/* Applies paho's reports, retries the connection when due, sends. */
+void r2m_pub_dispatch(struct r2m_pub *p, int64_t now_ms);
+/* Monotonic ms when r2m_pub_dispatch must run again without an fd event
+ * (a reconnect attempt); INT64_MAX if none. */
+int64_t r2m_pub_deadline(const struct r2m_pub *p);
+
+int r2m_pub_connected(const struct r2m_pub *p);
+/* Messages not yet acknowledged: queued + in flight. */
+size_t r2m_pub_pending(const struct r2m_pub *p);
+/* Totals since start, for logs and tests. */
+uint64_t r2m_pub_acked(const struct r2m_pub *p);
+
+/* Publishes the status topic's "offline" (if configured) and disconnects
+ * cleanly; returns once done or after timeout_ms. */
+void r2m_pub_goodbye(struct r2m_pub *p, int64_t timeout_ms);
+
+#endif

@@ -1,0 +1,130 @@
+/* document.c - poller for a whole document: one fingerprint, one event per change. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "r2m/diff.h"
+#include "r2m/error.h"
+#include "r2m/event.h"
+#include "r2m/poller.h"
+#include "r2m/topic.h"
+
+struct doc_state {
+    int has;           /* a snapshot exists */
+    struct r2m_fp fp;  /* fingerprint of canon */
+    char *canon;       /* canonical text of the last good document */
+    size_t canon_len;
+    uint64_t seq;      /* changes seen, part of event ids */
+};
+
+static int doc_create(void **state, const struct r2m_endpoint_cfg *cfg)
+{
+    (void)cfg;
+    struct doc_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return R2M_E_NOMEM;
+    *state = s;
+    return 0;
+}
+
+static void doc_destroy(void *state)
+{
+    struct doc_state *s = state;
+    if (!s)
+        return;
+    free(s->canon);
+    free(s);
+}
+
+static int doc_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+                       const char *body, size_t len, char *err, size_t errlen)
+{
+    struct doc_state *s = state;
+    struct r2m_json *root, *before = NULL;
+    int r = r2m_json_parse(env->doc, body, len, &root, err, errlen);
+    if (r)
+        return r;
+    r2m_json_remove(root, cfg->ignore, cfg->n_ignore);
+    r2m_buf_reset(&env->canon);
+    if ((r = r2m_json_canonical(root, &env->canon))) {
+        snprintf(err, errlen, "canonical document too large");
+        return r;
+    }
+    struct r2m_fp fp = r2m_json_fingerprint(env->canon.data, env->canon.len);
+    if (s->has && fp.hi == s->fp.hi && fp.lo == s->fp.lo)
+        return 0; /* the common case: nothing changed */
+    if (!s->has && !env->emit_initial)
+        goto store; /* quiet start: the first poll is the baseline */
+
+    if (s->has && (r = r2m_json_parse(env->prev_doc, s->canon, s->canon_len, &before, err,
+                                      errlen))) {
+        snprintf(err, errlen, "stored snapshot unreadable: %s", r2m_strerror(r));
+        return r;
+    }
+    r2m_buf_reset(&env->patch);
+    r2m_buf_reset(&env->event);
+    r2m_buf_reset(&env->topic);
+    if ((r = r2m_diff_patch(before, root, &env->patch))) {
+        snprintf(err, errlen, "patch too large: %s", r2m_strerror(r));
+        return r;
+    }
+    struct r2m_event ev = {
+        .instance = env->cfg->instance,
+        .endpoint = cfg->name,
+        .type = "rest2mqtt.document.changed",
+        .op = "changed",
+        .before = s->has ? s->canon : NULL,
+        .before_len = s->canon_len,
+        .after = env->canon.data,
+        .after_len = env->canon.len,
+        .patch = env->patch.data,
+        .patch_len = env->patch.len,
+        .time_ms = env->wall_ms,
+    };
+    struct r2m_fp none = {0, 0};
+    r2m_event_id(ev.id, env->epoch, cfg->name, NULL, "changed", s->has ? s->fp : none, fp,
+                 s->seq + 1);
+    if ((r = r2m_event_render(&ev, &env->event))) {
+        snprintf(err, errlen, "event too large: %s", r2m_strerror(r));
+        return r;
+    }
+    struct r2m_topic_vars tv = {.prefix = env->cfg->mqtt.topic_prefix,
+                                .endpoint = cfg->name,
+                                .op = "changed",
+                                .item = root};
+    if ((r = r2m_topic_expand(cfg->topic, &tv, &env->topic))) {
+        snprintf(err, errlen,
+                 "topic '%s' cannot be built from this document (a {/pointer} is missing, "
+                 "empty or not a scalar)",
+                 cfg->topic);
+        return r;
+    }
+    if ((r = env->emit(env->emit_ctx, env->topic.data, env->topic.len, env->event.data,
+                       env->event.len))) {
+        snprintf(err, errlen, "event not queued: %s; the change will be retried",
+                 r2m_strerror(r));
+        return r;
+    }
+    s->seq++;
+store:;
+    char *copy = realloc(s->canon, env->canon.len + 1);
+    if (!copy) {
+        /* the event went out; losing the snapshot would re-emit it, so keep
+         * the old text and report */
+        snprintf(err, errlen, "out of memory storing the snapshot");
+        return R2M_E_NOMEM;
+    }
+    memcpy(copy, env->canon.data, env->canon.len + 1);
+    s->canon = copy;
+    s->canon_len = env->canon.len;
+    s->fp = fp;
+    s->has = 1;
+    return 0;
+}
+
+const struct r2m_poller_kind r2m_poller_document = {
+    .name = "document",
+    .create = doc_create,
+    .destroy = doc_destroy,
+    .on_body = doc_on_body,
+};

@@ -1,0 +1,47 @@
+/* poller.c - choosing a poller kind, and the scratch space pollers share. */
+#include "r2m/poller.h"
+
+#include <string.h>
+
+#include "r2m/error.h"
+
+const struct r2m_poller_kind *r2m_poller_for(const struct r2m_endpoint_cfg *cfg)
+{
+    (void)cfg; /* collections will be chosen here by items:/key: */
+    return &r2m_poller_document;
+}
+
+int r2m_poll_env_init(struct r2m_poll_env *env, const struct r2m_config *cfg)
+{
+    memset(env, 0, sizeof *env);
+    env->cfg = cfg;
+    uint64_t max = 0;
+    for (size_t i = 0; i < cfg->n_endpoints; i++)
+        if (cfg->endpoints[i].max_body > max)
+            max = cfg->endpoints[i].max_body;
+    /* canonical text is never longer than the body it came from, except
+     * for escapes of control characters; an event holds before, after and
+     * a patch, each bounded by that */
+    size_t canon_max = (size_t)max * 2 + 1024;
+    r2m_buf_init(&env->canon, canon_max);
+    r2m_buf_init(&env->patch, canon_max * 2);
+    r2m_buf_init(&env->event, canon_max * 5);
+    r2m_buf_init(&env->topic, 65535);
+    int r = r2m_json_doc_new(&env->doc, NULL);
+    if (!r)
+        r = r2m_json_doc_new(&env->prev_doc, NULL);
+    if (r)
+        r2m_poll_env_cleanup(env);
+    return r;
+}
+
+void r2m_poll_env_cleanup(struct r2m_poll_env *env)
+{
+    r2m_json_doc_free(env->doc);
+    r2m_json_doc_free(env->prev_doc);
+    env->doc = env->prev_doc = NULL;
+    r2m_buf_free(&env->canon);
+    r2m_buf_free(&env->patch);
+    r2m_buf_free(&env->event);
+    r2m_buf_free(&env->topic);
+}

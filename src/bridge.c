@@ -1,0 +1,411 @@
+/* bridge.c - the single-threaded event loop: schedule -> fetch -> poller -> publish. */
+#include "r2m/bridge.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "r2m/error.h"
+#include "r2m/http.h"
+#include "r2m/log.h"
+#include "r2m/poller.h"
+#include "r2m/publish.h"
+#include "r2m/sched.h"
+
+#define TAG_SIGNAL (2ull << 32)
+#define TAG_PUB    (3ull << 32)
+#define TAG_MASK   (0xffffffffull << 32)
+
+struct endpoint {
+    const struct r2m_endpoint_cfg *cfg;
+    const struct r2m_poller_kind *kind;
+    void *state;
+    struct r2m_http_xfer *xfer;
+    struct r2m_bridge *b;
+    uint32_t id;
+    int64_t started;       /* monotonic ms of the current/last poll start */
+    uint32_t failures;     /* consecutive */
+    int last_result;       /* code of the last failure, for log rate limiting */
+    uint64_t polls, errors, events;
+};
+
+struct r2m_bridge {
+    const struct r2m_config *cfg;
+    int mode;
+    int epfd, sigfd;
+    struct r2m_sched *sched;
+    struct r2m_http *http;
+    struct r2m_pub *pub;
+    struct r2m_poll_env env;
+    struct endpoint *eps;
+    size_t n_eps;
+    uint64_t rng;
+    int64_t now;
+    int stopping;
+    size_t once_left;
+    int once_failed;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- events out ---- */
+
+static int emit_publish(void *ctx, const char *topic, size_t topic_len, const char *payload,
+                        size_t len)
+{
+    struct r2m_bridge *b = ctx;
+    char *t = malloc(topic_len + 1), *p = malloc(len + 1);
+    if (!t || !p) {
+        free(t);
+        free(p);
+        return R2M_E_NOMEM;
+    }
+    memcpy(t, topic, topic_len + 1);
+    memcpy(p, payload, len + 1);
+    return r2m_pub_enqueue(b->pub, t, p, len, 0);
+}
+
+static int emit_print(void *ctx, const char *topic, size_t topic_len, const char *payload,
+                      size_t len)
+{
+    (void)ctx;
+    (void)topic;
+    (void)topic_len;
+    fwrite(payload, 1, len, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+    return 0;
+}
+
+/* ---- polls ---- */
+
+static void schedule_next(struct r2m_bridge *b, struct endpoint *ep)
+{
+    if (b->mode == R2M_BRIDGE_ONCE || b->stopping)
+        return;
+    int64_t delay = r2m_sched_delay(ep->cfg->interval_ms, ep->cfg->jitter, &b->rng);
+    if (ep->failures) {
+        /* back off: double the interval per consecutive failure, up to
+         * max(interval, 5 min), so a dead API is not hammered */
+        int64_t cap = ep->cfg->interval_ms > 300000 ? ep->cfg->interval_ms : 300000;
+        for (uint32_t i = 0; i < ep->failures && delay < cap; i++)
+            delay *= 2;
+        if (delay > cap)
+            delay = cap;
+    }
+    int64_t due = ep->started + delay;
+    if (due < b->now)
+        due = b->now;
+    if (r2m_sched_add(b->sched, ep->id, due))
+        r2m_log(R2M_LOG_ERROR, "out of memory scheduling endpoint", "endpoint", ep->cfg->name,
+                NULL);
+}
+
+static void poll_failed(struct r2m_bridge *b, struct endpoint *ep, int code, const char *why)
+{
+    ep->errors++;
+    ep->failures++;
+    if (b->mode == R2M_BRIDGE_ONCE)
+        b->once_failed = 1;
+    /* rate limit: a new kind of failure is always logged; a repeat only at
+     * the 2nd, 4th, 8th... consecutive occurrence */
+    int repeat = ep->failures > 1 && code == ep->last_result;
+    ep->last_result = code;
+    if (!repeat || (ep->failures & (ep->failures - 1)) == 0) {
+        char n[16];
+        snprintf(n, sizeof n, "%u", ep->failures);
+        r2m_log(R2M_LOG_WARN, "poll failed, nothing emitted, previous snapshot kept", "endpoint",
+                ep->cfg->name, "error", why, "consecutive", n, NULL);
+    }
+}
+
+static void http_done(void *owner, struct r2m_http_xfer *x, const struct r2m_http_result *res)
+{
+    (void)x;
+    struct endpoint *ep = owner;
+    struct r2m_bridge *b = ep->b;
+    b->now = r2m_http_now_ms();
+    ep->polls++;
+    if (res->result) {
+        poll_failed(b, ep, res->result, res->err);
+    } else {
+        char err[512] = "";
+        b->env.wall_ms = wall_ms();
+        int r = ep->kind->on_body(ep->state, ep->cfg, &b->env, res->body, res->len, err,
+                                  sizeof err);
+        if (r) {
+            poll_failed(b, ep, r, err[0] ? err : r2m_strerror(r));
+        } else {
+            if (ep->failures) {
+                char n[16];
+                snprintf(n, sizeof n, "%u", ep->failures);
+                r2m_log(R2M_LOG_INFO, "endpoint recovered", "endpoint", ep->cfg->name,
+                        "failed_polls", n, NULL);
+            }
+            ep->failures = 0;
+            ep->last_result = 0;
+        }
+    }
+    if (b->mode == R2M_BRIDGE_ONCE)
+        b->once_left--;
+    schedule_next(b, ep);
+}
+
+static void start_due(struct r2m_bridge *b)
+{
+    uint32_t id;
+    while (!b->stopping && r2m_sched_pop_due(b->sched, b->now, &id)) {
+        struct endpoint *ep = &b->eps[id];
+        ep->started = b->now;
+        int r = r2m_http_start(ep->xfer);
+        if (r) {
+            poll_failed(b, ep, r, "could not start the HTTP transfer");
+            if (b->mode == R2M_BRIDGE_ONCE)
+                b->once_left--;
+            schedule_next(b, ep);
+        }
+    }
+}
+
+/* ---- setup ---- */
+
+int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mode,
+                   const char *only)
+{
+    int r = R2M_E_NOMEM;
+    struct r2m_bridge *b = calloc(1, sizeof *b);
+    if (!b)
+        return R2M_E_NOMEM;
+    b->cfg = cfg;
+    b->mode = mode;
+    b->epfd = b->sigfd = -1;
+    b->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 40);
+
+    /* block the signals before paho starts threads, so they inherit the
+     * mask and the signals arrive only through our signalfd */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) {
+        r = R2M_E_SYSTEM;
+        goto out;
+    }
+    b->epfd = epoll_create1(EPOLL_CLOEXEC);
+    b->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (b->epfd < 0 || b->sigfd < 0) {
+        r = R2M_E_SYSTEM;
+        goto out;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_SIGNAL};
+    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->sigfd, &ev) < 0) {
+        r = R2M_E_SYSTEM;
+        goto out;
+    }
+    if ((r = r2m_sched_new(&b->sched)) || (r = r2m_http_new(&b->http, b->epfd, http_done)) ||
+        (r = r2m_poll_env_init(&b->env, cfg)))
+        goto out;
+    /* a fresh epoch per process until the state store keeps sequence numbers */
+    b->env.epoch = b->rng ^ 0x5bd1e995u;
+    if (mode == R2M_BRIDGE_RUN) {
+        if ((r = r2m_pub_new(&b->pub, cfg, cfg->state.outbox_max)))
+            goto out;
+        ev.data.u64 = TAG_PUB;
+        if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, r2m_pub_fd(b->pub), &ev) < 0) {
+            r = R2M_E_SYSTEM;
+            goto out;
+        }
+        b->env.emit = emit_publish;
+    } else {
+        b->env.emit = emit_print;
+        b->env.emit_initial = 1;
+    }
+    b->env.emit_ctx = b;
+
+    b->eps = calloc(cfg->n_endpoints ? cfg->n_endpoints : 1, sizeof *b->eps);
+    if (!b->eps) {
+        r = R2M_E_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < cfg->n_endpoints; i++) {
+        const struct r2m_endpoint_cfg *ec = &cfg->endpoints[i];
+        if (only && strcmp(only, ec->name) != 0)
+            continue;
+        struct endpoint *ep = &b->eps[b->n_eps];
+        ep->cfg = ec;
+        ep->b = b;
+        ep->id = (uint32_t)b->n_eps;
+        ep->kind = r2m_poller_for(ec);
+        if ((r = ep->kind->create(&ep->state, ec)) ||
+            (r = r2m_http_xfer_new(b->http, &ep->xfer, ec, ep)))
+            goto out;
+        b->n_eps++;
+    }
+    if (only && b->n_eps == 0) {
+        r = R2M_E_NOT_FOUND;
+        goto out;
+    }
+    *out = b;
+    return 0;
+out:
+    r2m_bridge_free(b);
+    return r;
+}
+
+void r2m_bridge_free(struct r2m_bridge *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n_eps; i++) {
+        r2m_http_xfer_free(b->eps[i].xfer);
+        if (b->eps[i].kind)
+            b->eps[i].kind->destroy(b->eps[i].state);
+    }
+    /* a failed r2m_bridge_new may leave one half-built endpoint past n_eps */
+    if (b->eps && b->cfg && b->n_eps < b->cfg->n_endpoints) {
+        struct endpoint *ep = &b->eps[b->n_eps];
+        r2m_http_xfer_free(ep->xfer);
+        if (ep->kind)
+            ep->kind->destroy(ep->state);
+    }
+    free(b->eps);
+    r2m_http_free(b->http);
+    r2m_pub_free(b->pub);
+    r2m_sched_free(b->sched);
+    r2m_poll_env_cleanup(&b->env);
+    if (b->sigfd >= 0)
+        close(b->sigfd);
+    if (b->epfd >= 0)
+        close(b->epfd);
+    free(b);
+}
+
+/* ---- the loop ---- */
+
+static void on_signal(struct r2m_bridge *b)
+{
+    struct signalfd_siginfo si;
+    while (read(b->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            r2m_log(R2M_LOG_WARN,
+                    "SIGHUP received but reloading is not supported by this version; restart "
+                    "to apply configuration changes",
+                    NULL);
+            continue;
+        }
+        if (!b->stopping)
+            r2m_log(R2M_LOG_INFO, "stopping", "signal", strsignal((int)si.ssi_signo), NULL);
+        b->stopping = 1;
+    }
+}
+
+static int64_t min64(int64_t a, int64_t c)
+{
+    return a < c ? a : c;
+}
+
+/* One turn: wait for the earliest of fds and timers, then handle what is due. */
+static int turn(struct r2m_bridge *b, int64_t extra_deadline)
+{
+    int64_t deadline = min64(r2m_http_deadline(b->http), extra_deadline);
+    if (!b->stopping)
+        deadline = min64(deadline, r2m_sched_next(b->sched));
+    if (b->pub)
+        deadline = min64(deadline, r2m_pub_deadline(b->pub));
+    b->now = r2m_http_now_ms();
+    int timeout = deadline == INT64_MAX ? 1000 : (int)min64(deadline - b->now, 1000);
+    if (timeout < 0)
+        timeout = 0;
+    struct epoll_event evs[64];
+    int n = epoll_wait(b->epfd, evs, 64, timeout);
+    if (n < 0 && errno != EINTR) {
+        r2m_log(R2M_LOG_ERROR, "epoll_wait failed", "error", strerror(errno), NULL);
+        return R2M_E_SYSTEM;
+    }
+    b->now = r2m_http_now_ms();
+    for (int i = 0; i < n; i++) {
+        uint64_t tag = evs[i].data.u64 & TAG_MASK;
+        if (tag == TAG_SIGNAL)
+            on_signal(b);
+        else if (tag == TAG_PUB)
+            r2m_pub_dispatch(b->pub, b->now);
+        else if (tag == R2M_HTTP_EPOLL_TAG)
+            r2m_http_on_socket(b->http, (int)(evs[i].data.u64 & 0xffffffffu), evs[i].events);
+    }
+    b->now = r2m_http_now_ms();
+    if (b->now >= r2m_http_deadline(b->http))
+        r2m_http_on_timeout(b->http);
+    if (b->pub && b->now >= r2m_pub_deadline(b->pub))
+        r2m_pub_dispatch(b->pub, b->now);
+    start_due(b);
+    /* events emitted by this turn's polls go out now, not at the next wake-up */
+    if (b->pub)
+        r2m_pub_dispatch(b->pub, b->now);
+    return 0;
+}
+
+int r2m_bridge_run(struct r2m_bridge *b)
+{
+    int r = 0;
+    b->now = r2m_http_now_ms();
+    for (size_t i = 0; i < b->n_eps; i++) {
+        struct endpoint *ep = &b->eps[i];
+        int64_t first = b->mode == R2M_BRIDGE_ONCE
+                            ? 0
+                            : r2m_sched_first(ep->cfg->interval_ms, ep->cfg->jitter, &b->rng);
+        if ((r = r2m_sched_add(b->sched, ep->id, b->now + first)))
+            return r;
+    }
+    b->once_left = b->n_eps;
+    if (b->pub) {
+        char n[16];
+        snprintf(n, sizeof n, "%zu", b->n_eps);
+        r2m_log(R2M_LOG_INFO, "starting", "endpoints", n, "broker", b->cfg->mqtt.url, NULL);
+        r2m_pub_connect(b->pub, b->now);
+    }
+
+    while (!b->stopping) {
+        if ((r = turn(b, INT64_MAX)))
+            return r;
+        if (b->mode == R2M_BRIDGE_ONCE && b->once_left == 0)
+            return b->once_failed ? R2M_E_HTTP : 0;
+    }
+    if (b->mode == R2M_BRIDGE_ONCE)
+        return 0;
+
+    /* graceful stop: no new polls; let polls in progress finish within a
+     * short grace period, then wait for the broker to acknowledge what is
+     * queued, up to shutdown_timeout */
+    int64_t end = b->now + b->cfg->shutdown_timeout_ms;
+    int64_t http_end = b->now + min64(2000, b->cfg->shutdown_timeout_ms);
+    while (r2m_http_active(b->http) && b->now < http_end)
+        if ((r = turn(b, http_end)))
+            return r;
+    while (r2m_pub_pending(b->pub) && b->now < end)
+        if ((r = turn(b, end)))
+            return r;
+    if (r2m_pub_pending(b->pub)) {
+        char n[24];
+        snprintf(n, sizeof n, "%zu", r2m_pub_pending(b->pub));
+        r2m_log(R2M_LOG_ERROR,
+                "shutdown_timeout reached with events unacknowledged; they are lost in this "
+                "version (no durable outbox yet)",
+                "count", n, NULL);
+    }
+    int64_t left = end - b->now;
+    r2m_pub_goodbye(b->pub, left > 1000 ? left : 1000);
+    r2m_log(R2M_LOG_INFO, "stopped", NULL);
+    return 0;
+}

@@ -1,0 +1,94 @@
+/* log.c - `ts level msg key=value...` records on stderr (or JSON lines). */
+#include "r2m/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "r2m/buf.h"
+#include "r2m/config.h"
+#include "r2m/json.h"
+
+int r2m_log_level_current = R2M_LOG_INFO;
+static int log_format = R2M_LOG_TEXT;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void r2m_log_setup(int level, int format)
+{
+    r2m_log_level_current = level;
+    log_format = format;
+}
+
+int r2m_log_level_parse(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, level_names[i]) == 0)
+            return i;
+    if (strcmp(s, "warning") == 0)
+        return R2M_LOG_WARN;
+    return -1;
+}
+
+static int needs_quotes(const char *v)
+{
+    if (!*v)
+        return 1;
+    for (; *v; v++)
+        if (*v == ' ' || *v == '"' || *v == '=' || (unsigned char)*v < 0x20)
+            return 1;
+    return 0;
+}
+
+void r2m_log(int level, const char *msg, ...)
+{
+    if (!r2m_log_enabled(level))
+        return;
+    char ts[40];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct tm tm;
+    gmtime_r(&now.tv_sec, &tm);
+    size_t k = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + k, sizeof ts - k, ".%03ldZ", now.tv_nsec / 1000000);
+
+    struct r2m_buf b;
+    r2m_buf_init(&b, 64 * 1024);
+    va_list ap;
+    va_start(ap, msg);
+    if (log_format == R2M_LOG_JSON) {
+        r2m_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level_names[level]);
+        r2m_json_quote(&b, msg, strlen(msg));
+        const char *key;
+        while ((key = va_arg(ap, const char *))) {
+            const char *val = va_arg(ap, const char *);
+            r2m_buf_putc(&b, ',');
+            r2m_json_quote(&b, key, strlen(key));
+            r2m_buf_putc(&b, ':');
+            if (!val)
+                val = "";
+            r2m_json_quote(&b, val, strlen(val));
+        }
+        r2m_buf_putc(&b, '}');
+    } else {
+        r2m_buf_printf(&b, "%s %s %s", ts, level_names[level], msg);
+        const char *key;
+        while ((key = va_arg(ap, const char *))) {
+            const char *val = va_arg(ap, const char *);
+            if (!val)
+                val = "";
+            if (needs_quotes(val)) {
+                r2m_buf_printf(&b, " %s=", key);
+                r2m_json_quote(&b, val, strlen(val));
+            } else {
+                r2m_buf_printf(&b, " %s=%s", key, val);
+            }
+        }
+    }
+    va_end(ap);
+    r2m_buf_putc(&b, '\n');
+    if (b.data)
+        fwrite(b.data, 1, b.len, stderr);
+    r2m_buf_free(&b);
+}

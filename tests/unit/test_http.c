@@ -1,0 +1,335 @@
+/* test_http.c - the fetch layer against a scripted HTTP server on loopback.
+ *
+ * The server runs on a thread of this test and answers one connection at a
+ * time with the reply the current case scripts; the case drives libcurl
+ * through the module's epoll interface exactly as the bridge does. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "r2m/error.h"
+#include "r2m/http.h"
+
+enum reply { R_JSON, R_500, R_CHUNKED_ENDLESS, R_SIZED_BIG, R_HANG };
+
+static struct {
+    int lfd;
+    int port;
+    volatile int stop;
+    volatile int reply;
+    char last_request[4096];
+    pthread_t thread;
+} srv;
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Waits (bounded) until the client closes the connection or the test ends. */
+static void wait_close(int fd)
+{
+    char b[256];
+    for (int i = 0; i < 200 && !srv.stop; i++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) > 0 && recv(fd, b, sizeof b, 0) <= 0)
+            return;
+    }
+}
+
+static void *serve(void *arg)
+{
+    (void)arg;
+    while (!srv.stop) {
+        struct pollfd p = {srv.lfd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int fd = accept(srv.lfd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        size_t n = 0;
+        srv.last_request[0] = '\0';
+        while (n < sizeof srv.last_request - 1 && !strstr(srv.last_request, "\r\n\r\n")) {
+            ssize_t r = recv(fd, srv.last_request + n, sizeof srv.last_request - 1 - n, 0);
+            if (r <= 0)
+                break;
+            n += (size_t)r;
+            srv.last_request[n] = '\0';
+        }
+        const char *body = "{\"b\":1, \"a\":[1,2]}";
+        char head[256];
+        switch (srv.reply) {
+        case R_JSON:
+            snprintf(head, sizeof head,
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     strlen(body));
+            send_all(fd, head, strlen(head));
+            send_all(fd, body, strlen(body));
+            break;
+        case R_500:
+            body = "<html><body>Internal Server Error</body></html>";
+            snprintf(head, sizeof head,
+                     "HTTP/1.1 500 Internal Server Error\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n",
+                     strlen(body));
+            send_all(fd, head, strlen(head));
+            send_all(fd, body, strlen(body));
+            break;
+        case R_CHUNKED_ENDLESS: {
+            const char *h = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+            send_all(fd, h, strlen(h));
+            char chunk[4096 + 16];
+            int k = snprintf(chunk, sizeof chunk, "1000\r\n");
+            memset(chunk + k, ' ', 4096);
+            memcpy(chunk + k + 4096, "\r\n", 2);
+            /* at most 64 MiB, so the case ends even if the client never stops */
+            for (int i = 0; i < 16384 && !srv.stop; i++) {
+                ssize_t w = send(fd, chunk, (size_t)k + 4098, MSG_NOSIGNAL);
+                if (w <= 0)
+                    break;
+            }
+            break;
+        }
+        case R_SIZED_BIG: {
+            const char *h = "HTTP/1.1 200 OK\r\nContent-Length: 10737418240\r\n\r\n[";
+            send_all(fd, h, strlen(h));
+            wait_close(fd);
+            break;
+        }
+        case R_HANG:
+            wait_close(fd);
+            break;
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&srv, 0, sizeof srv);
+    srv.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(srv.lfd, (struct sockaddr *)&a, sizeof a) || listen(srv.lfd, 16))
+        return -1;
+    socklen_t len = sizeof a;
+    getsockname(srv.lfd, (struct sockaddr *)&a, &len);
+    srv.port = ntohs(a.sin_port);
+    return pthread_create(&srv.thread, NULL, serve, NULL);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    srv.stop = 1;
+    pthread_join(srv.thread, NULL);
+    close(srv.lfd);
+    return 0;
+}
+
+/* ---- a minimal copy of the bridge's loop ---- */
+
+struct outcome {
+    int done;
+    int result;
+    long status;
+    char body[256];
+    size_t len;
+    char err[256];
+};
+
+static void on_done(void *owner, struct r2m_http_xfer *x, const struct r2m_http_result *res)
+{
+    (void)x;
+    struct outcome *o = owner;
+    o->done++;
+    o->result = res->result;
+    o->status = res->status;
+    o->len = res->len;
+    if (res->body)
+        snprintf(o->body, sizeof o->body, "%.*s", (int)(res->len < 255 ? res->len : 255),
+                 res->body);
+    snprintf(o->err, sizeof o->err, "%s", res->err ? res->err : "");
+}
+
+static struct outcome fetch(struct r2m_endpoint_cfg *cfg)
+{
+    struct outcome o = {0};
+    int ep = epoll_create1(0);
+    struct r2m_http *h;
+    struct r2m_http_xfer *x;
+    assert_int_equal(r2m_http_new(&h, ep, on_done), 0);
+    assert_int_equal(r2m_http_xfer_new(h, &x, cfg, &o), 0);
+    assert_int_equal(r2m_http_start(x), 0);
+    assert_int_equal(r2m_http_start(x), R2M_E_INVALID); /* one poll at a time */
+    assert_int_equal(r2m_http_active(h), 1);
+    int64_t end = r2m_http_now_ms() + 10000;
+    while (!o.done && r2m_http_now_ms() < end) {
+        int64_t now = r2m_http_now_ms();
+        int64_t dl = r2m_http_deadline(h);
+        int timeout = dl == INT64_MAX ? 100 : (int)(dl - now < 0 ? 0 : dl - now);
+        struct epoll_event evs[8];
+        int n = epoll_wait(ep, evs, 8, timeout > 100 ? 100 : timeout);
+        for (int i = 0; i < n; i++)
+            r2m_http_on_socket(h, (int)(evs[i].data.u64 & 0xffffffffu), evs[i].events);
+        if (r2m_http_now_ms() >= r2m_http_deadline(h))
+            r2m_http_on_timeout(h);
+    }
+    assert_int_equal(o.done, 1);
+    assert_int_equal(r2m_http_active(h), 0);
+    assert_false(r2m_http_running(x));
+    r2m_http_xfer_free(x);
+    r2m_http_free(h);
+    close(ep);
+    return o;
+}
+
+static char url[256];
+static struct r2m_header hdr = {"X-Tenant", "acme"};
+
+static struct r2m_endpoint_cfg endpoint(const char *path)
+{
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", srv.port, path);
+    struct r2m_endpoint_cfg c = {
+        .name = "t",
+        .url = url,
+        .method = "GET",
+        .headers = &hdr,
+        .n_headers = 1,
+        .interval_ms = 1000,
+        .timeout_ms = 2000,
+        .max_body = 1024 * 1024,
+        .topic = "{prefix}/{endpoint}",
+    };
+    return c;
+}
+
+static void ok_body_and_headers(void **state)
+{
+    (void)state;
+    srv.reply = R_JSON;
+    struct r2m_endpoint_cfg c = endpoint("/doc?x=1");
+    struct outcome o = fetch(&c);
+    assert_int_equal(o.result, 0);
+    assert_int_equal(o.status, 200);
+    assert_string_equal(o.body, "{\"b\":1, \"a\":[1,2]}");
+    assert_non_null(strstr(srv.last_request, "GET /doc?x=1 HTTP/1.1\r\n"));
+    assert_non_null(strstr(srv.last_request, "X-Tenant: acme\r\n"));
+    assert_non_null(strstr(srv.last_request, "Accept: application/json\r\n"));
+    assert_non_null(strstr(srv.last_request, "User-Agent: rest2mqtt/"));
+}
+
+static void status_500_is_failure(void **state)
+{
+    (void)state;
+    srv.reply = R_500;
+    struct r2m_endpoint_cfg c = endpoint("/fail");
+    struct outcome o = fetch(&c);
+    assert_int_equal(o.result, R2M_E_HTTP_STATUS);
+    assert_int_equal(o.status, 500);
+    assert_string_equal(o.err, "HTTP status 500");
+    assert_int_equal(o.len, 0); /* the error page never reaches a poller */
+}
+
+static void unsized_body_cut_at_max_body(void **state)
+{
+    (void)state;
+    srv.reply = R_CHUNKED_ENDLESS;
+    struct r2m_endpoint_cfg c = endpoint("/endless");
+    c.max_body = 64 * 1024;
+    struct outcome o = fetch(&c);
+    assert_int_equal(o.result, R2M_E_BODY_TOO_LARGE);
+    assert_non_null(strstr(o.err, "max_body (65536 bytes)"));
+}
+
+static void sized_body_over_max_body(void **state)
+{
+    (void)state;
+    srv.reply = R_SIZED_BIG; /* announces 10 GiB */
+    struct r2m_endpoint_cfg c = endpoint("/big");
+    struct outcome o = fetch(&c);
+    assert_int_equal(o.result, R2M_E_BODY_TOO_LARGE);
+}
+
+static void hanging_server_times_out(void **state)
+{
+    (void)state;
+    srv.reply = R_HANG;
+    struct r2m_endpoint_cfg c = endpoint("/hang");
+    c.timeout_ms = 300;
+    int64_t t0 = r2m_http_now_ms();
+    struct outcome o = fetch(&c);
+    assert_int_equal(o.result, R2M_E_TIMEOUT);
+    assert_string_equal(o.err, "timed out after 300 ms");
+    assert_true(r2m_http_now_ms() - t0 < 5000);
+}
+
+static void connection_refused(void **state)
+{
+    (void)state;
+    /* a port that was free a moment ago: bind, read the port, close */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    struct r2m_endpoint_cfg c = endpoint("/");
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    struct outcome o = fetch(&c);
+    assert_int_equal(o.result, R2M_E_HTTP);
+    assert_true(o.err[0] != '\0');
+}
+
+static void file_url(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/r2m-test-http-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "[1,2,3]", 7), 7);
+    close(fd);
+    struct r2m_endpoint_cfg c = endpoint("/");
+    snprintf(url, sizeof url, "file://%s", path);
+    struct outcome o = fetch(&c);
+    assert_int_equal(o.result, 0);
+    assert_string_equal(o.body, "[1,2,3]");
+    unlink(path);
+    o = fetch(&c); /* the file is gone now */
+    assert_int_equal(o.result, R2M_E_HTTP);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ok_body_and_headers),
+        cmocka_unit_test(status_500_is_failure),
+        cmocka_unit_test(unsized_body_cut_at_max_body),
+        cmocka_unit_test(sized_body_over_max_body),
+        cmocka_unit_test(hanging_server_times_out),
+        cmocka_unit_test(connection_refused),
+        cmocka_unit_test(file_url),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
