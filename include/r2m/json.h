@@ -38,7 +38,8 @@ struct r2m_json {
     uint32_t n;    /* STRING/NUMBER: bytes; ARRAY: elements; OBJECT: members */
     union {
         const char *str;                 /* STRING: decoded UTF-8, may hold NUL;
-                                            NUMBER: canonical decimal spelling */
+                                            NUMBER: canonical decimal spelling;
+                                            both followed by a NUL not in n */
         struct r2m_json *items;          /* ARRAY */
         struct r2m_json_member *members; /* OBJECT: sorted by key bytes, unique */
     } u;
@@ -50,6 +51,8 @@ struct r2m_json_member {
     struct r2m_json value;
 };
 
+/* A zero field means its default. Tree walkers (canonical, equal, diff)
+ * recurse once per nesting level, so max_depth also bounds their stack. */
 struct r2m_json_limits {
     unsigned max_depth; /* deepest nesting accepted (default 64); deeper: R2M_E_JSON_DEPTH */
     size_t max_nodes;   /* most values in one document (default 10,000,000) */
@@ -57,7 +60,8 @@ struct r2m_json_limits {
 
 struct r2m_json_doc;
 
-/* Creates a parser + arena. lim may be NULL for the defaults. */
+/* Creates a parser + arena. lim may be NULL for the defaults. The doc keeps
+ * the memory of its largest parse for reuse until r2m_json_doc_free. */
 int r2m_json_doc_new(struct r2m_json_doc **out, const struct r2m_json_limits *lim);
 void r2m_json_doc_free(struct r2m_json_doc *doc);
 
@@ -66,7 +70,8 @@ void r2m_json_doc_free(struct r2m_json_doc *doc);
  * parse or free of doc. Errors: R2M_E_JSON_SYNTAX (err names the byte offset
  * and what was found, e.g. "invalid JSON at byte 17: unexpected character
  * '<'"), R2M_E_JSON_DEPTH, R2M_E_JSON_NODES, R2M_E_JSON_DUPKEY (err names the
- * key), R2M_E_NOMEM. err may be NULL; it is always NUL-terminated otherwise. */
+ * key), R2M_E_NOMEM (R2M_E_TOO_BIG for a single string over 4 GiB). err may be
+ * NULL; it is always NUL-terminated otherwise (empty on success). */
 int r2m_json_parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r2m_json **root,
                    char *err, size_t errlen);
 
@@ -78,7 +83,8 @@ int r2m_json_parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct
  * beyond 21 digits or before 6 leading zeros use exponent form "1.5e+30",
  * "1e-7" (the same thresholds as ECMAScript's Number#toString, applied to
  * the exact digits), so integer ids like 12345678901234567891 keep their
- * plain spelling and distinct values never share one. */
+ * plain spelling and distinct values never share one (exponents too long
+ * for 64 bits, "1e99999999999999999999", are adjusted exactly as text). */
 int r2m_json_number_canonical(const char *in, size_t len, char *out);
 
 /* RFC 6901 JSON Pointer lookup. "" is the root. Returns NULL when absent. */
@@ -91,7 +97,10 @@ int r2m_json_pointer_check(const char *ptr, char *err, size_t errlen);
 
 /* Removes every member or element matched by any of the n pointer patterns
  * (a "*" segment matches every member of an object and every element of an
- * array). Missing paths are ignored. The root itself ("") is never removed. */
+ * array). Missing paths are ignored. The root itself ("") is never removed.
+ * Patterns apply in order, each to the result of the ones before (so
+ * "/a/0" twice removes two elements); a member literally named "*" cannot
+ * be addressed. Objects stay sorted. */
 void r2m_json_remove(struct r2m_json *root, char *const *ptrs, size_t n);
 
 /* Appends the canonical text of v to out. Returns R2M_E_TOO_BIG if out's
