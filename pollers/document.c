@@ -99,8 +99,10 @@ static int doc_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r
                  cfg->topic);
         return r;
     }
-    if ((r = env->emit(env->emit_ctx, env->topic.data, env->topic.len, env->event.data,
-                       env->event.len))) {
+    r2m_batch_reset(&env->batch);
+    if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
+                           env->event.len, 0)) ||
+        (r = env->emit(env->emit_ctx, &env->batch))) {
         snprintf(err, errlen, "event not queued: %s; the change will be retried",
                  r2m_strerror(r));
         return r;

@@ -1,6 +1,7 @@
 /* poller.c - choosing a poller kind, and the scratch space pollers share. */
 #include "r2m/poller.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "r2m/error.h"
@@ -27,6 +28,7 @@ int r2m_poll_env_init(struct r2m_poll_env *env, const struct r2m_config *cfg)
     r2m_buf_init(&env->patch, canon_max * 2);
     r2m_buf_init(&env->event, canon_max * 5);
     r2m_buf_init(&env->topic, 65535);
+    r2m_buf_init(&env->batch.bytes, canon_max * 8);
     int r = r2m_json_doc_new(&env->doc, NULL);
     if (!r)
         r = r2m_json_doc_new(&env->prev_doc, NULL);
@@ -44,4 +46,44 @@ void r2m_poll_env_cleanup(struct r2m_poll_env *env)
     r2m_buf_free(&env->patch);
     r2m_buf_free(&env->event);
     r2m_buf_free(&env->topic);
+    r2m_buf_free(&env->batch.bytes);
+    free(env->batch.msgs);
+    env->batch.msgs = NULL;
+    env->batch.n = env->batch.cap = 0;
+}
+
+void r2m_batch_reset(struct r2m_batch *b)
+{
+    r2m_buf_reset(&b->bytes);
+    b->n = 0;
+}
+
+int r2m_batch_add(struct r2m_batch *b, const char *topic, size_t topic_len, const char *payload,
+                  size_t payload_len, int retained)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        struct r2m_batch_msg *m = realloc(b->msgs, cap * sizeof *m);
+        if (!m)
+            return R2M_E_NOMEM;
+        b->msgs = m;
+        b->cap = cap;
+    }
+    size_t mark = b->bytes.len;
+    struct r2m_batch_msg m = {.topic = mark, .topic_len = topic_len, .retained = retained};
+    int r = r2m_buf_append(&b->bytes, topic, topic_len);
+    if (!r)
+        r = r2m_buf_putc(&b->bytes, '\0');
+    m.payload = b->bytes.len;
+    m.payload_len = payload_len;
+    if (!r)
+        r = r2m_buf_append(&b->bytes, payload, payload_len);
+    if (!r)
+        r = r2m_buf_putc(&b->bytes, '\0');
+    if (r) {
+        b->bytes.len = mark; /* all or nothing */
+        return r;
+    }
+    b->msgs[b->n++] = m;
+    return 0;
 }

@@ -61,29 +61,36 @@ static int64_t wall_ms(void)
 
 /* ---- events out ---- */
 
-static int emit_publish(void *ctx, const char *topic, size_t topic_len, const char *payload,
-                        size_t len)
+static int emit_publish(void *ctx, const struct r2m_batch *batch)
 {
     struct r2m_bridge *b = ctx;
-    char *t = malloc(topic_len + 1), *p = malloc(len + 1);
-    if (!t || !p) {
-        free(t);
-        free(p);
-        return R2M_E_NOMEM;
+    /* all or nothing: a poll's events are queued together or not at all */
+    if (r2m_pub_room(b->pub) < batch->n)
+        return R2M_E_TOO_BIG;
+    for (size_t i = 0; i < batch->n; i++) {
+        const struct r2m_batch_msg *m = &batch->msgs[i];
+        char *t = strdup(r2m_batch_topic(batch, i));
+        char *p = malloc(m->payload_len + 1);
+        if (!t || !p) {
+            free(t);
+            free(p);
+            return R2M_E_NOMEM;
+        }
+        memcpy(p, r2m_batch_payload(batch, i), m->payload_len + 1);
+        int r = r2m_pub_enqueue(b->pub, t, p, m->payload_len, m->retained);
+        if (r)
+            return r;
     }
-    memcpy(t, topic, topic_len + 1);
-    memcpy(p, payload, len + 1);
-    return r2m_pub_enqueue(b->pub, t, p, len, 0);
+    return 0;
 }
 
-static int emit_print(void *ctx, const char *topic, size_t topic_len, const char *payload,
-                      size_t len)
+static int emit_print(void *ctx, const struct r2m_batch *batch)
 {
     (void)ctx;
-    (void)topic;
-    (void)topic_len;
-    fwrite(payload, 1, len, stdout);
-    fputc('\n', stdout);
+    for (size_t i = 0; i < batch->n; i++) {
+        fwrite(r2m_batch_payload(batch, i), 1, batch->msgs[i].payload_len, stdout);
+        fputc('\n', stdout);
+    }
     fflush(stdout);
     return 0;
 }

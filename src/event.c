@@ -30,11 +30,18 @@ void r2m_event_id(char id[17], uint64_t epoch, const char *endpoint, const char 
 
 void r2m_event_time(int64_t ms, char out[32])
 {
-    time_t s = (time_t)(ms / 1000);
+    /* floor division: C truncates toward zero, which would print -1 ms as
+     * "00:00:00.-01" instead of "23:59:59.999" the day before */
+    int64_t sec = ms / 1000, frac = ms % 1000;
+    if (frac < 0) {
+        frac += 1000;
+        sec--;
+    }
+    time_t s = (time_t)sec;
     struct tm tm;
     gmtime_r(&s, &tm);
     size_t k = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + k, 32 - k, ".%03dZ", (int)(ms % 1000));
+    snprintf(out + k, 32 - k, ".%03dZ", (int)frac);
 }
 
 static int put_str(struct r2m_buf *b, const char *name, const char *val)

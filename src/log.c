@@ -43,7 +43,7 @@ static int needs_quotes(const char *v)
 
 void r2m_log(int level, const char *msg, ...)
 {
-    if (!r2m_log_enabled(level))
+    if (!r2m_log_enabled(level) || level < 0)
         return;
     char ts[40];
     struct timespec now;

@@ -210,6 +210,10 @@ int r2m_pub_new(struct r2m_pub **out, const struct r2m_config *cfg, size_t max_q
     MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
     if (cfg->mqtt.version == 5)
         co.MQTTVersion = MQTTVERSION_5;
+    /* paho counts its own buffered commands against this limit even while
+     * connected, including leftovers of a dropped connection; keep it well
+     * above our window so it acts only as back-pressure */
+    co.maxBufferedMessages = 16 * R2M_PUB_WINDOW;
     if (MQTTAsync_createWithOptions(&p->client, p->uri, cfg->mqtt.client_id,
                                     MQTTCLIENT_PERSISTENCE_NONE, NULL, &co) != MQTTASYNC_SUCCESS) {
         r = R2M_E_MQTT;
@@ -237,6 +241,12 @@ int r2m_pub_connected(const struct r2m_pub *p)
 size_t r2m_pub_pending(const struct r2m_pub *p)
 {
     return p->queued + p->n_inflight;
+}
+
+size_t r2m_pub_room(const struct r2m_pub *p)
+{
+    size_t used = p->queued + p->n_inflight;
+    return used >= p->max_queued ? 0 : p->max_queued - used;
 }
 
 uint64_t r2m_pub_acked(const struct r2m_pub *p)
@@ -422,6 +432,12 @@ static void send_some(struct r2m_pub *p, int64_t now)
         }
         int rc = MQTTAsync_sendMessage(p->client, m->topic, &pm, &ro);
         MQTTProperties_free(&pm.properties);
+        if (rc == MQTTASYNC_MAX_BUFFERED_MESSAGES || rc == MQTTASYNC_MAX_BUFFERED) {
+            /* paho's own buffer is full: not an error, wait for it to drain */
+            m->send_id = 0;
+            p->hold_until = now + 50;
+            return;
+        }
         if (rc != MQTTASYNC_SUCCESS) {
             /* not sent: leave it at the head and treat the link as broken */
             m->send_id = 0;

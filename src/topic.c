@@ -6,13 +6,17 @@
 
 #include "r2m/error.h"
 
+/* Longest {/pointer} accepted; check and expand share it so that a template
+ * accepted at configuration time can always be expanded. */
+#define POINTER_MAX 511
+
 int r2m_topic_escape(struct r2m_buf *out, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t run = 0; /* bytes copied verbatim in one append, for speed */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '%' && c != '/' && c != '+' && c != '#')
+        if (c >= 0x20 && c != 0x7f && c != '%' && c != '/' && c != '+' && c != '#' && c != '$')
             continue;
         int r = r2m_buf_append(out, s + run, i - run);
         char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
@@ -79,6 +83,19 @@ int r2m_topic_check(const char *tmpl, int allow_key, char *err, size_t errlen)
                          (size_t)(p - tmpl) + 1);
                 return R2M_E_TOPIC;
             }
+            if (n > POINTER_MAX) {
+                snprintf(err, errlen, "JSON pointer at position %zu is longer than %d bytes",
+                         (size_t)(p - tmpl) + 1, POINTER_MAX);
+                return R2M_E_TOPIC;
+            }
+            char ptr[POINTER_MAX + 1], perr[200];
+            memcpy(ptr, name, (size_t)n);
+            ptr[n] = '\0';
+            if (r2m_json_pointer_check(ptr, perr, sizeof perr)) {
+                snprintf(err, errlen, "placeholder at position %zu: %s", (size_t)(p - tmpl) + 1,
+                         perr);
+                return R2M_E_TOPIC;
+            }
         }
         if (!ok) {
             snprintf(err, errlen,
@@ -119,7 +136,7 @@ static int put_value(struct r2m_buf *out, const char *s)
 
 int r2m_topic_expand(const char *tmpl, const struct r2m_topic_vars *v, struct r2m_buf *out)
 {
-    char ptr[512];
+    char ptr[POINTER_MAX + 1];
     const char *lit = tmpl;
     const char *p = tmpl;
     int r = 0;

@@ -78,7 +78,8 @@ void r2m_diag_free(struct r2m_diag *d); /* frees the lines, keeps d reusable */
 
 /* Loads and validates path. On success returns 0 and *out (free with
  * r2m_config_free). On any error returns R2M_E_CONFIG (or R2M_E_IO when the
- * file cannot be read), *out is NULL, and diag holds at least one line. */
+ * file cannot be read, R2M_E_NOMEM when memory runs out), *out is NULL, and
+ * diag holds at least one line. */
 int r2m_config_load(const char *path, struct r2m_config **out, struct r2m_diag *diag);
 /* The same from memory; `name` is used in diagnostics. */
 int r2m_config_parse(const char *name, const char *text, size_t len, struct r2m_config **out,

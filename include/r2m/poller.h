@@ -21,11 +21,35 @@
 #include "r2m/config.h"
 #include "r2m/json.h"
 
-/* Where events go. emit copies what it needs; it returns 0 or an error
- * (R2M_E_TOO_BIG when the outbox is full), in which case the poller must
- * not advance its snapshot. */
-typedef int r2m_emit_fn(void *ctx, const char *topic, size_t topic_len, const char *payload,
-                        size_t len);
+/* The messages one poll produces, in publishing order. Topics and payloads
+ * are stored back to back in `bytes`, each followed by a NUL. */
+struct r2m_batch_msg {
+    size_t topic, topic_len;     /* offsets into bytes */
+    size_t payload, payload_len;
+    int retained;
+};
+struct r2m_batch {
+    struct r2m_buf bytes;
+    struct r2m_batch_msg *msgs;
+    size_t n, cap;
+};
+void r2m_batch_reset(struct r2m_batch *b);
+int r2m_batch_add(struct r2m_batch *b, const char *topic, size_t topic_len, const char *payload,
+                  size_t payload_len, int retained);
+static inline const char *r2m_batch_topic(const struct r2m_batch *b, size_t i)
+{
+    return b->bytes.data + b->msgs[i].topic;
+}
+static inline const char *r2m_batch_payload(const struct r2m_batch *b, size_t i)
+{
+    return b->bytes.data + b->msgs[i].payload;
+}
+
+/* Where a poll's messages go: all of them or none. emit copies what it
+ * needs and returns 0, or an error (R2M_E_TOO_BIG when the outbox has no
+ * room for the whole batch), in which case nothing was queued and the
+ * poller must not advance its snapshot. */
+typedef int r2m_emit_fn(void *ctx, const struct r2m_batch *batch);
 
 /* Shared, single-threaded scratch space for all pollers; owned by the bridge. */
 struct r2m_poll_env {
@@ -36,6 +60,7 @@ struct r2m_poll_env {
     struct r2m_buf patch;
     struct r2m_buf event;
     struct r2m_buf topic;
+    struct r2m_batch batch;        /* the poll's messages, handed to emit */
     int64_t wall_ms;   /* wall-clock time of this poll, for event `time` */
     uint64_t epoch;    /* goes into event ids, see r2m_event_id */
     int emit_initial;  /* the first poll emits instead of recording a baseline */

@@ -49,6 +49,8 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now_ms);
 int64_t r2m_pub_deadline(const struct r2m_pub *p);
 
 int r2m_pub_connected(const struct r2m_pub *p);
+/* How many more messages r2m_pub_enqueue accepts now. */
+size_t r2m_pub_room(const struct r2m_pub *p);
 /* Messages not yet acknowledged: queued + in flight. */
 size_t r2m_pub_pending(const struct r2m_pub *p);
 /* Totals since start, for logs and tests. */

@@ -3,7 +3,8 @@
  * A template is literal text with placeholders {prefix}, {endpoint}, {key},
  * {op} and {/json/pointer} (a value taken from the item or document). Values
  * substituted from data are made topic-safe by one rule, percent-encoding:
- * '%' -> "%25", '/' -> "%2F", '+' -> "%2B", '#' -> "%23", and every byte
+ * '%' -> "%25", '/' -> "%2F", '+' -> "%2B", '#' -> "%23", '$' -> "%24"
+ * (so data can never make a "$SYS"-style topic), and DEL and every byte
  * below 0x20 (NUL included) -> "%XX". The encoding is reversible and a value
  * can never add a topic level or a wildcard. An empty value, or a pointer
  * that does not resolve to a string, number or boolean, is R2M_E_TOPIC (the

@@ -22,15 +22,16 @@ struct sink {
     char payload[8192];
 };
 
-static int record(void *ctx, const char *topic, size_t topic_len, const char *payload,
-                  size_t len)
+static int record(void *ctx, const struct r2m_batch *b)
 {
     struct sink *s = ctx;
     if (s->refuse)
         return R2M_E_TOO_BIG;
+    assert_int_equal(b->n, 1); /* a document poll yields at most one event */
     s->n++;
-    snprintf(s->topic, sizeof s->topic, "%.*s", (int)topic_len, topic);
-    snprintf(s->payload, sizeof s->payload, "%.*s", (int)len, payload);
+    snprintf(s->topic, sizeof s->topic, "%s", r2m_batch_topic(b, 0));
+    snprintf(s->payload, sizeof s->payload, "%s", r2m_batch_payload(b, 0));
+    assert_int_equal(b->msgs[0].retained, 0);
     return 0;
 }
 

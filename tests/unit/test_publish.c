@@ -116,7 +116,7 @@ static int setup(void **state)
     f->cfg.mqtt.keepalive_ms = 5000;
     f->cfg.mqtt.topic_prefix = "t";
     f->epfd = epoll_create1(0);
-    r2m_log_setup(R2M_LOG_ERROR, R2M_LOG_TEXT);
+    r2m_log_setup(getenv("R2M_DEBUG") ? R2M_LOG_DEBUG : R2M_LOG_ERROR, R2M_LOG_TEXT);
     *state = f;
     return 0;
 }

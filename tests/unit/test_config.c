@@ -1,0 +1,1132 @@
+/* test_config.c - the YAML loader: parsed values, defaults, and every error
+ * class with its exact position and message. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "r2m/config.h"
+#include "r2m/error.h"
+#include "r2m/log.h"
+
+/* The smallest valid file; tests append to it. Line 2: "  - name: a"
+ * (value at column 11), line 3: "    url: http://x". */
+#define EP "endpoints:\n  - name: a\n    url: http://x\n"
+
+static int parse(const char *yaml, struct r2m_config **cfg, struct r2m_diag *d)
+{
+    return r2m_config_parse("t.yaml", yaml, strlen(yaml), cfg, d);
+}
+
+static void dump(const struct r2m_diag *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        print_message("  diag: %s\n", d->lines[i]);
+}
+
+/* Parses a file that must be valid. */
+static struct r2m_config *parse_ok(const char *yaml)
+{
+    struct r2m_config *cfg = NULL;
+    struct r2m_diag d = {0};
+    int rc = parse(yaml, &cfg, &d);
+    if (rc) {
+        dump(&d);
+        fail_msg("expected a valid configuration, got %s", r2m_strerror(rc));
+    }
+    assert_non_null(cfg);
+    assert_int_equal(d.n, 0);
+    r2m_diag_free(&d);
+    return cfg;
+}
+
+static int has_line(const struct r2m_diag *d, int line, int col, const char *frag)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "t.yaml:%d:%d: error: ", line, col);
+    for (size_t i = 0; i < d->n; i++)
+        if (!strncmp(d->lines[i], prefix, strlen(prefix)) &&
+            strstr(d->lines[i] + strlen(prefix), frag))
+            return 1;
+    return 0;
+}
+
+/* Parses a file that must fail with a diagnostic at line:col containing frag. */
+static void expect_error(const char *yaml, int line, int col, const char *frag)
+{
+    struct r2m_config *cfg = (struct r2m_config *)&cfg;
+    struct r2m_diag d = {0};
+    int rc = parse(yaml, &cfg, &d);
+    if (rc != R2M_E_CONFIG || !has_line(&d, line, col, frag)) {
+        print_message("yaml:\n%s\n", yaml);
+        dump(&d);
+        fail_msg("expected t.yaml:%d:%d: error: ...%s...", line, col, frag);
+    }
+    assert_null(cfg);
+    r2m_diag_free(&d);
+}
+
+/* ---- valid files ---------------------------------------------------------- */
+
+static const char full_yaml[] = "instance: edge-1\n"
+                                "mqtt:\n"
+                                "  url: mqtts://broker.example:8883\n"
+                                "  client_id: bridge-1\n"
+                                "  username: bridge\n"
+                                "  password: ${env:R2M_TEST_PW}\n"
+                                "  version: \"3.1.1\"\n"
+                                "  qos: 2\n"
+                                "  keepalive: 1m30s\n"
+                                "  topic_prefix: site/a\n"
+                                "  status_topic: \"{prefix}/status\"\n"
+                                "  tls:\n"
+                                "    ca_file: /etc/ca.pem\n"
+                                "    cert_file: /etc/cert.pem\n"
+                                "    key_file: /etc/key.pem\n"
+                                "    insecure: true\n"
+                                "state:\n"
+                                "  path: /var/lib/r2m.db\n"
+                                "  outbox_max: 5000\n"
+                                "log:\n"
+                                "  level: debug\n"
+                                "  format: json\n"
+                                "shutdown_timeout: 3s\n"
+                                "defaults:\n"
+                                "  method: GET\n"
+                                "  interval: 1m\n"
+                                "  timeout: 5s\n"
+                                "  jitter: 25%\n"
+                                "  max_body: 1MiB\n"
+                                "  max_depth: 10\n"
+                                "  headers: { Accept: application/json, X-Tenant: acme }\n"
+                                "  ignore: [/updatedAt]\n"
+                                "  topic: \"{prefix}/d/{endpoint}\"\n"
+                                "endpoints:\n"
+                                "  - name: shipments\n"
+                                "    url: https://legacy.example.com/api/shipments?status=active\n"
+                                "    method: post\n"
+                                "    body: '{\"q\": 1}'\n"
+                                "    headers: { x-tenant: other, X-Extra: \"1\" }\n"
+                                "    interval: 250ms\n"
+                                "    timeout: 2s\n"
+                                "    jitter: 2.5%\n"
+                                "    max_body: 64KiB\n"
+                                "    max_depth: 1000\n"
+                                "    ignore: [/meta/*, \"/a~1b\"]\n"
+                                "    topic: \"{prefix}/{endpoint}/{/id}\"\n"
+                                "  - name: flight-lh123\n"
+                                "    url: file:///tmp/flight.json\n";
+
+static void test_full_config(void **state)
+{
+    (void)state;
+    setenv("R2M_TEST_PW", "hunter2", 1);
+    struct r2m_config *c = parse_ok(full_yaml);
+    assert_string_equal(c->file, "t.yaml");
+    assert_string_equal(c->instance, "edge-1");
+    assert_string_equal(c->mqtt.url, "mqtts://broker.example:8883");
+    assert_string_equal(c->mqtt.client_id, "bridge-1");
+    assert_string_equal(c->mqtt.username, "bridge");
+    assert_string_equal(c->mqtt.password, "hunter2");
+    assert_int_equal(c->mqtt.version, 4);
+    assert_int_equal(c->mqtt.qos, 2);
+    assert_int_equal(c->mqtt.keepalive_ms, 90000);
+    assert_string_equal(c->mqtt.topic_prefix, "site/a");
+    assert_string_equal(c->mqtt.status_topic, "{prefix}/status");
+    assert_string_equal(c->mqtt.ca_file, "/etc/ca.pem");
+    assert_string_equal(c->mqtt.cert_file, "/etc/cert.pem");
+    assert_string_equal(c->mqtt.key_file, "/etc/key.pem");
+    assert_int_equal(c->mqtt.insecure, 1);
+    assert_string_equal(c->state.path, "/var/lib/r2m.db");
+    assert_int_equal(c->state.outbox_max, 5000);
+    assert_int_equal(c->log.level, R2M_LOG_DEBUG);
+    assert_int_equal(c->log.format, R2M_LOG_JSON);
+    assert_int_equal(c->shutdown_timeout_ms, 3000);
+    assert_int_equal(c->n_endpoints, 2);
+
+    const struct r2m_endpoint_cfg *e = &c->endpoints[0];
+    assert_string_equal(e->name, "shipments");
+    assert_string_equal(e->url, "https://legacy.example.com/api/shipments?status=active");
+    assert_string_equal(e->method, "POST");
+    assert_string_equal(e->body, "{\"q\": 1}");
+    /* defaults' headers first; the entry's x-tenant replaces X-Tenant */
+    assert_int_equal(e->n_headers, 3);
+    assert_string_equal(e->headers[0].name, "Accept");
+    assert_string_equal(e->headers[0].value, "application/json");
+    assert_string_equal(e->headers[1].name, "x-tenant");
+    assert_string_equal(e->headers[1].value, "other");
+    assert_string_equal(e->headers[2].name, "X-Extra");
+    assert_string_equal(e->headers[2].value, "1");
+    assert_int_equal(e->interval_ms, 250);
+    assert_int_equal(e->timeout_ms, 2000);
+    assert_true(e->jitter > 0.02499 && e->jitter < 0.02501);
+    assert_int_equal(e->max_body, 65536);
+    assert_int_equal(e->max_depth, 1000);
+    assert_int_equal(e->n_ignore, 3);
+    assert_string_equal(e->ignore[0], "/updatedAt");
+    assert_string_equal(e->ignore[1], "/meta/*");
+    assert_string_equal(e->ignore[2], "/a~1b");
+    assert_string_equal(e->topic, "{prefix}/{endpoint}/{/id}");
+    assert_int_equal(e->line, 35);
+    assert_int_equal(e->column, 5);
+
+    e = &c->endpoints[1];
+    assert_string_equal(e->name, "flight-lh123");
+    assert_string_equal(e->url, "file:///tmp/flight.json");
+    assert_string_equal(e->method, "GET");
+    assert_null(e->body);
+    assert_int_equal(e->n_headers, 2);
+    assert_string_equal(e->headers[1].name, "X-Tenant");
+    assert_string_equal(e->headers[1].value, "acme");
+    assert_int_equal(e->interval_ms, 60000);
+    assert_int_equal(e->timeout_ms, 5000);
+    assert_true(e->jitter == 0.25);
+    assert_int_equal(e->max_body, 1 << 20);
+    assert_int_equal(e->max_depth, 10);
+    assert_int_equal(e->n_ignore, 1);
+    assert_string_equal(e->ignore[0], "/updatedAt");
+    assert_string_equal(e->topic, "{prefix}/d/{endpoint}");
+    assert_int_equal(e->line, 47);
+    assert_int_equal(e->column, 5);
+    r2m_config_free(c);
+    unsetenv("R2M_TEST_PW");
+}
+
+static void test_builtin_defaults(void **state)
+{
+    (void)state;
+    struct r2m_config *c = parse_ok(EP);
+    char host[256] = "", id[300];
+    assert_int_equal(gethostname(host, sizeof host - 1), 0);
+    snprintf(id, sizeof id, "rest2mqtt-%s", host);
+    assert_string_equal(c->mqtt.url, "mqtt://127.0.0.1:1883");
+    assert_string_equal(c->mqtt.client_id, id);
+    assert_string_equal(c->instance, id);
+    assert_null(c->mqtt.username);
+    assert_null(c->mqtt.password);
+    assert_int_equal(c->mqtt.version, 5);
+    assert_int_equal(c->mqtt.qos, 1);
+    assert_int_equal(c->mqtt.keepalive_ms, 30000);
+    assert_string_equal(c->mqtt.topic_prefix, "rest2mqtt");
+    assert_null(c->mqtt.status_topic);
+    assert_null(c->mqtt.ca_file);
+    assert_null(c->mqtt.cert_file);
+    assert_null(c->mqtt.key_file);
+    assert_int_equal(c->mqtt.insecure, 0);
+    assert_string_equal(c->state.path, "./rest2mqtt.db");
+    assert_int_equal(c->state.outbox_max, 100000);
+    assert_int_equal(c->log.level, R2M_LOG_INFO);
+    assert_int_equal(c->log.format, R2M_LOG_TEXT);
+    assert_int_equal(c->shutdown_timeout_ms, 10000);
+    assert_int_equal(c->n_endpoints, 1);
+    const struct r2m_endpoint_cfg *e = &c->endpoints[0];
+    assert_string_equal(e->name, "a");
+    assert_string_equal(e->url, "http://x");
+    assert_string_equal(e->method, "GET");
+    assert_null(e->body);
+    assert_int_equal(e->n_headers, 0);
+    assert_null(e->headers);
+    assert_int_equal(e->n_ignore, 0);
+    assert_null(e->ignore);
+    assert_int_equal(e->interval_ms, 30000);
+    assert_int_equal(e->timeout_ms, 10000);
+    assert_true(e->jitter == 0.1);
+    assert_int_equal(e->max_body, 32u << 20);
+    assert_int_equal(e->max_depth, 64);
+    assert_string_equal(e->topic, "{prefix}/{endpoint}");
+    assert_int_equal(e->line, 2);
+    assert_int_equal(e->column, 5);
+    r2m_config_free(c);
+}
+
+static void test_small_variants(void **state)
+{
+    (void)state;
+    /* version as a number and as a string; method in lower case; a single ignore string;
+     * flow style; empty mappings; an empty quoted body with POST */
+    struct r2m_config *c = parse_ok("mqtt: {version: 5, qos: 0, keepalive: 0s}\n"
+                                    "state: {}\n"
+                                    "log: {level: warn, format: text}\n"
+                                    "defaults:\n"
+                                    "endpoints: [{name: x_1-y, url: HTTPS://h/, method: Post,"
+                                    " body: \"\", ignore: /a/b, headers: {}}]\n");
+    assert_int_equal(c->mqtt.version, 5);
+    assert_int_equal(c->mqtt.qos, 0);
+    assert_int_equal(c->mqtt.keepalive_ms, 0);
+    assert_int_equal(c->log.level, R2M_LOG_WARN);
+    assert_string_equal(c->endpoints[0].name, "x_1-y");
+    assert_string_equal(c->endpoints[0].method, "POST");
+    assert_string_equal(c->endpoints[0].body, "");
+    assert_int_equal(c->endpoints[0].n_ignore, 1);
+    assert_string_equal(c->endpoints[0].ignore[0], "/a/b");
+    r2m_config_free(c);
+
+    c = parse_ok("mqtt:\n  version: '5'\n" EP);
+    assert_int_equal(c->mqtt.version, 5);
+    r2m_config_free(c);
+    c = parse_ok("mqtt:\n  version: 3.1.1\n  client_id: cid\n" EP);
+    assert_int_equal(c->mqtt.version, 4);
+    assert_string_equal(c->instance, "cid");
+    r2m_config_free(c);
+    c = parse_ok(EP "    jitter: 0%\n    max_body: 4GiB\n    interval: 10ms\n");
+    assert_true(c->endpoints[0].jitter == 0.0);
+    assert_int_equal(c->endpoints[0].max_body, 4ull << 30);
+    assert_int_equal(c->endpoints[0].interval_ms, 10);
+    r2m_config_free(c);
+    c = parse_ok(EP "    jitter: 100%\n    max_body: 1\n    max_depth: 1\n");
+    assert_true(c->endpoints[0].jitter == 1.0);
+    assert_int_equal(c->endpoints[0].max_body, 1);
+    assert_int_equal(c->endpoints[0].max_depth, 1);
+    r2m_config_free(c);
+}
+
+/* ---- defaults: ------------------------------------------------------------ */
+
+static const char merge_a[] = "defaults:\n"
+                              "  headers: { Accept: application/json, X-Tenant: acme }\n"
+                              "  ignore: [/d1, /d2]\n"
+                              "  interval: 5s\n"
+                              "  jitter: 0%\n"
+                              "endpoints:\n"
+                              "  - name: one\n"
+                              "    url: http://one\n"
+                              "    headers: { ACCEPT: text/csv, X-More: m }\n"
+                              "    ignore: /e1\n"
+                              "    interval: 7s\n"
+                              "  - name: two\n"
+                              "    url: http://two\n";
+
+static const char merge_b[] = "endpoints:\n"
+                              "  - name: one\n"
+                              "    url: http://one\n"
+                              "    headers: { ACCEPT: text/csv, X-More: m }\n"
+                              "    ignore: /e1\n"
+                              "    interval: 7s\n"
+                              "  - name: two\n"
+                              "    url: http://two\n"
+                              "defaults:\n"
+                              "  headers: { Accept: application/json, X-Tenant: acme }\n"
+                              "  ignore: [/d1, /d2]\n"
+                              "  interval: 5s\n"
+                              "  jitter: 0%\n";
+
+static void check_merged(const struct r2m_config *c)
+{
+    assert_int_equal(c->n_endpoints, 2);
+    const struct r2m_endpoint_cfg *e = &c->endpoints[0];
+    assert_int_equal(e->n_headers, 3);
+    assert_string_equal(e->headers[0].name, "ACCEPT");
+    assert_string_equal(e->headers[0].value, "text/csv");
+    assert_string_equal(e->headers[1].name, "X-Tenant");
+    assert_string_equal(e->headers[1].value, "acme");
+    assert_string_equal(e->headers[2].name, "X-More");
+    assert_int_equal(e->n_ignore, 3);
+    assert_string_equal(e->ignore[0], "/d1");
+    assert_string_equal(e->ignore[1], "/d2");
+    assert_string_equal(e->ignore[2], "/e1");
+    assert_int_equal(e->interval_ms, 7000);
+    assert_true(e->jitter == 0.0);
+    e = &c->endpoints[1];
+    assert_int_equal(e->n_headers, 2);
+    assert_string_equal(e->headers[0].value, "application/json");
+    assert_int_equal(e->n_ignore, 2);
+    assert_int_equal(e->interval_ms, 5000);
+    assert_true(e->jitter == 0.0);
+    assert_int_equal(e->timeout_ms, 10000);
+}
+
+static void test_defaults_merge(void **state)
+{
+    (void)state;
+    struct r2m_config *a = parse_ok(merge_a);
+    struct r2m_config *b = parse_ok(merge_b);
+    check_merged(a);
+    check_merged(b);
+    r2m_config_free(a);
+    r2m_config_free(b);
+}
+
+static void test_defaults_rules(void **state)
+{
+    (void)state;
+    expect_error("defaults:\n  name: x\n" EP, 2, 3, "'name' cannot be set in defaults:");
+    expect_error("defaults:\n  intervall: 1s\n" EP, 2, 3,
+                 "unknown key 'intervall' in defaults; did you mean 'interval'?");
+    /* a url in defaults: is allowed and inherited */
+    struct r2m_config *c =
+        parse_ok("defaults: {url: 'http://d'}\nendpoints:\n  - name: a\n  - name: b\n"
+                 "    url: http://b\n");
+    assert_string_equal(c->endpoints[0].url, "http://d");
+    assert_string_equal(c->endpoints[1].url, "http://b");
+    r2m_config_free(c);
+    /* a body from defaults: with an endpoint that stays GET */
+    /* reported at the entry that inherits it */
+    expect_error("defaults:\n  body: x\n" EP, 4, 5,
+                 "endpoint 'a' has a body but its method is GET; set method: POST");
+    expect_error("defaults:\n  body: x\n  method: POST\n" EP "    method: GET\n", 7, 13,
+                 "endpoint 'a' has a body but its method is GET");
+}
+
+/* ---- keys ----------------------------------------------------------------- */
+
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    expect_error(EP "    intervall: 15s\n", 4, 5,
+                 "unknown key 'intervall' in endpoint 'a'; did you mean 'interval'?");
+    expect_error(EP "    tiemout: 1s\n", 4, 5, "did you mean 'timeout'?");
+    expect_error(EP "    URL: http://y\n", 4, 5, "did you mean 'url'?");
+    expect_error("endpoint:\n  - name: a\n", 1, 1,
+                 "unknown key 'endpoint' at the top level; did you mean 'endpoints'?");
+    expect_error("mqtt:\n  pasword: x\n" EP, 2, 3,
+                 "unknown key 'pasword' in mqtt; did you mean 'password'?");
+    expect_error("mqtt:\n  tls:\n    insecur: true\n" EP, 3, 5,
+                 "unknown key 'insecur' in mqtt.tls; did you mean 'insecure'?");
+    expect_error("state:\n  paht: x\n" EP, 2, 3, "did you mean 'path'?");
+    expect_error("log:\n  levle: x\n" EP, 2, 3, "did you mean 'level'?");
+    /* a section's key written at the top level says where it belongs */
+    expect_error("interval: 5s\n" EP, 1, 1,
+                 "unknown key 'interval' at the top level; it belongs under defaults: or an "
+                 "endpoint entry");
+    expect_error("level: debug\n" EP, 1, 1, "it belongs under log:");
+    expect_error("ca_file: /x\n" EP, 1, 1, "it belongs under mqtt.tls:");
+    /* nothing close: the valid keys are listed instead */
+    expect_error(EP "    zzzzzz: 1\n", 4, 5,
+                 "unknown key 'zzzzzz' in endpoint 'a'; valid keys here are: name, url,");
+    /* an entry whose name is unusable is named by its position */
+    expect_error("endpoints:\n  - url: http://x\n    bogus_key: 1\n", 3, 5,
+                 "unknown key 'bogus_key' in endpoint #1");
+    expect_error(EP "    url: http://y\n", 4, 5,
+                 "duplicate key 'url' in endpoint 'a' (first at line 3)");
+    expect_error(EP "    ? [a]\n    : b\n", 4, 7, "keys must be plain words");
+}
+
+static void test_later_keys(void **state)
+{
+    (void)state;
+    static const char *const later[] = {"auth",     "items",       "key",       "state_topic",
+                                        "payload",  "initial",     "paginate",  "accept_status",
+                                        "error_if", "max_backoff", "max_pages", "content_type",
+                                        "metrics"};
+    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
+        char yaml[256], frag[128];
+        snprintf(yaml, sizeof yaml, EP "    %s: x\n", later[i]);
+        snprintf(frag, sizeof frag, "'%s' is not supported by this version of rest2mqtt yet",
+                 later[i]);
+        expect_error(yaml, 4, 5, frag);
+        snprintf(yaml, sizeof yaml, "defaults:\n  %s: x\n" EP, later[i]);
+        expect_error(yaml, 2, 3, frag);
+    }
+    expect_error("metrics: {port: 9100}\n" EP, 1, 1,
+                 "'metrics' is not supported by this version of rest2mqtt yet");
+}
+
+static void test_duplicate_names(void **state)
+{
+    (void)state;
+    expect_error(EP "  - name: b\n    url: http://y\n  - name: a\n    url: http://z\n", 6, 11,
+                 "duplicate endpoint name 'a' (first used at line 2)");
+    /* a third one also points at the first */
+    struct r2m_config *c = NULL;
+    struct r2m_diag d = {0};
+    assert_int_equal(
+        parse(EP "  - name: a\n    url: http://y\n  - name: a\n    url: http://z\n", &c, &d),
+        R2M_E_CONFIG);
+    assert_int_equal(d.n, 2);
+    assert_true(has_line(&d, 4, 11, "first used at line 2"));
+    assert_true(has_line(&d, 6, 11, "first used at line 2"));
+    r2m_diag_free(&d);
+}
+
+/* ---- values ---------------------------------------------------------------- */
+
+struct bad_value {
+    const char *section; /* "ep", "top" or a section name */
+    const char *key;
+    const char *value;
+    const char *frag;
+};
+
+static const struct bad_value bad_values[] = {
+    {"ep", "interval", "abc", "interval: expected a duration like 30s or 250ms"},
+    {"ep", "interval", "30", "got '30'"},
+    {"ep", "interval", "1.5s", "expected a duration like 30s or 250ms"},
+    {"ep", "interval", "5ms", "interval: must be at least 10ms, got '5ms'"},
+    {"ep", "timeout", "0s", "timeout: must be longer than 0"},
+    {"ep", "timeout", "-1s", "expected a duration"},
+    {"ep", "jitter", "150%", "jitter: expected a percentage from 0% to 100% like 10%"},
+    {"ep", "jitter", "0.1", "got '0.1'"},
+    {"ep", "jitter", "10 %", "expected a percentage"},
+    {"ep", "max_body", "5GiB", "max_body: expected a size from 1 byte to 4GiB"},
+    {"ep", "max_body", "0", "max_body: expected a size from 1 byte to 4GiB"},
+    {"ep", "max_body", "32mb", "got '32mb'"},
+    {"ep", "max_depth", "0", "max_depth: expected a whole number from 1 to 1000, got '0'"},
+    {"ep", "max_depth", "1001", "got '1001'"},
+    {"ep", "max_depth", "10x", "got '10x'"},
+    {"ep", "method", "PUT", "method: expected GET or POST, got 'PUT'"},
+    {"ep", "url", "ftp://example/x",
+     "url: expected a URL starting with http://, https:// or "
+     "file://, got 'ftp://...'"},
+    {"ep", "url", "example.com", "got 'example.com'"},
+    {"ep", "url", "https://", "the URL has nothing after the scheme"},
+    {"ep", "topic", "a/#", "topic: "},
+    {"ep", "topic", "{key}", "topic: "},
+    {"ep", "ignore", "[/ok, bad]", "ignore: 'bad' is not a valid JSON Pointer pattern"},
+    {"ep", "headers", "{X-A: \"a\\r\\nX-B: b\"}", "the value contains a line break"},
+    {"ep", "headers", "{\"bad name\": x}", "'bad name' is not a valid header name"},
+    {"mqtt", "qos", "3", "mqtt.qos: expected 0, 1 or 2, got '3'"},
+    {"mqtt", "qos", "1x", "got '1x'"},
+    {"mqtt", "version", "4", "mqtt.version: expected 5 or 3.1.1, got '4'"},
+    {"mqtt", "version", "3.1", "got '3.1'"},
+    {"mqtt", "url", "http://broker",
+     "mqtt.url: expected a URL starting with mqtt://, "
+     "mqtts://, tcp://, ssl://, ws:// or wss://"},
+    {"mqtt", "url", "mqtt://", "mqtt.url: the URL has no host"},
+    {"mqtt", "keepalive", "30", "mqtt.keepalive: expected a duration"},
+    {"mqtt", "keepalive", "1d", "mqtt.keepalive: must be at most"},
+    {"mqtt", "topic_prefix", "a/#", "mqtt.topic_prefix: must not contain '+' or '#'"},
+    {"mqtt", "topic_prefix", "a+b", "must not contain '+' or '#'"},
+    {"mqtt", "topic_prefix", "''", "mqtt.topic_prefix: must not be empty"},
+    {"mqtt", "topic_prefix", "$SYS", "must not start with '$'"},
+    {"mqtt", "status_topic", "x/+", "mqtt.status_topic: "},
+    {"mqtt", "client_id", "''", "mqtt.client_id: must not be empty"},
+    {"mqtt", "tls", "{insecure: yes}", "mqtt.tls.insecure: expected true or false, got 'yes'"},
+    {"state", "outbox_max", "0", "state.outbox_max: expected a whole number of events"},
+    {"state", "outbox_max", "100k", "got '100k'"},
+    {"state", "outbox_max", "99999999999999999999999", "state.outbox_max: expected"},
+    {"state", "path", "''", "state.path: must not be empty"},
+    {"log", "level", "verbose",
+     "log.level: expected one of error, warn, info, debug, "
+     "got 'verbose'"},
+    {"log", "format", "xml", "log.format: expected text or json, got 'xml'"},
+    {"top", "shutdown_timeout", "soon", "shutdown_timeout: expected a duration like 30s"},
+    {"top", "instance", "''", "instance: must not be empty"},
+};
+
+static void test_bad_values(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof bad_values / sizeof bad_values[0]; i++) {
+        const struct bad_value *b = &bad_values[i];
+        char yaml[512];
+        int line, col;
+        if (!strcmp(b->section, "ep") && !strcmp(b->key, "url")) {
+            snprintf(yaml, sizeof yaml, "endpoints:\n  - name: a\n    url: %s\n", b->value);
+            line = 3;
+            col = 10;
+        } else if (!strcmp(b->section, "ep")) {
+            snprintf(yaml, sizeof yaml, EP "    %s: %s\n", b->key, b->value);
+            line = 4;
+            col = (int)strlen(b->key) + 7;
+        } else if (!strcmp(b->section, "top")) {
+            snprintf(yaml, sizeof yaml, "%s: %s\n" EP, b->key, b->value);
+            line = 1;
+            col = (int)strlen(b->key) + 3;
+        } else {
+            snprintf(yaml, sizeof yaml, "%s:\n  %s: %s\n" EP, b->section, b->key, b->value);
+            line = 2;
+            col = (int)strlen(b->key) + 5;
+        }
+        /* errors inside a flow value point into it */
+        if (!strcmp(b->key, "ignore"))
+            col += 6;
+        if (!strcmp(b->key, "headers") && b->value[1] == 'X')
+            col += 6;
+        if (!strcmp(b->key, "headers") && b->value[1] == '"')
+            col += 1;
+        if (!strcmp(b->key, "tls"))
+            col += 11;
+        expect_error(yaml, line, col, b->frag);
+    }
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    expect_error("endpoints:\n  - name: Bad Name\n    url: http://x\n", 2, 11,
+                 "name: expected 1 to 64 characters of a-z, 0-9, '_' and '-', got 'Bad Name'");
+    expect_error("endpoints:\n  - name: a.b\n    url: http://x\n", 2, 11, "got 'a.b'");
+    expect_error("endpoints:\n  - name: ''\n    url: http://x\n", 2, 11, "got ''");
+    char yaml[256];
+    snprintf(yaml, sizeof yaml, "endpoints:\n  - name: %065d\n    url: http://x\n", 0);
+    expect_error(yaml, 2, 11, "expected 1 to 64 characters");
+    snprintf(yaml, sizeof yaml, "endpoints:\n  - name: %064d\n    url: http://x\n", 0);
+    struct r2m_config *c = parse_ok(yaml);
+    r2m_config_free(c);
+    expect_error("endpoints:\n  - url: http://x\n", 2, 5, "endpoint #1 has no name; add name:");
+    expect_error("endpoints:\n  - name: a\n", 2, 5, "endpoint 'a' has no url; add url:");
+}
+
+static void test_body_and_method(void **state)
+{
+    (void)state;
+    expect_error(EP "    body: '{}'\n", 4, 11,
+                 "endpoint 'a' has a body but its method is GET; set method: POST or remove body");
+    expect_error(EP "    method: get\n    body: x\n", 5, 11, "has a body but its method is GET");
+    struct r2m_config *c = parse_ok(EP "    method: pOsT\n    body: x\n");
+    assert_string_equal(c->endpoints[0].method, "POST");
+    assert_string_equal(c->endpoints[0].body, "x");
+    r2m_config_free(c);
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    expect_error("mqtt: [1, 2]\n" EP, 1, 7, "mqtt: expected a mapping");
+    expect_error("mqtt: broker\n" EP, 1, 7, "mqtt: expected a mapping");
+    expect_error("mqtt:\n  tls: yes\n" EP, 2, 8, "mqtt.tls: expected a mapping");
+    expect_error(EP "    interval: {a: 1}\n", 4, 15,
+                 "interval: expected a duration like 30s or 250ms, got a mapping");
+    expect_error("endpoints:\n  - name: a\n    url: [a]\n", 3, 10, "url: expected a URL");
+    expect_error(EP "    headers: [a]\n", 4, 14, "headers: expected a mapping");
+    expect_error(EP "    headers: {X-A: [1]}\n", 4, 20, "header 'X-A': expected a text value");
+    expect_error(EP "    ignore: {a: b}\n", 4, 13, "ignore: expected a list of JSON Pointers");
+    expect_error("endpoints:\n  - name: a\n    url:\n", 3, 9,
+                 "url: expected a URL like https://api.example/items, got nothing");
+    expect_error(EP "    timeout:\n", 4, 13,
+                 "timeout: expected a duration like 30s or 250ms, "
+                 "got nothing");
+    expect_error("endpoints: {name: a}\n", 1, 12, "endpoints: expected a list of endpoints");
+    expect_error("endpoints:\n  - just-a-string\n", 2, 5, "expected a mapping for each endpoint");
+    expect_error("- a\n- b\n", 1, 1, "expected a mapping at the top level");
+    expect_error("defaults: [1]\n" EP, 1, 11, "defaults: expected a mapping");
+    expect_error("log:\n  level: [debug]\n" EP, 2, 10, "log.level: expected one of error");
+}
+
+static void test_empty_endpoints(void **state)
+{
+    (void)state;
+    expect_error("endpoints: []\n", 1, 12, "endpoints: the list is empty; add at least one");
+    expect_error("endpoints:\n", 1, 11, "endpoints: the list is empty");
+    expect_error("mqtt:\n  qos: 1\n", 1, 1, "no endpoints: list; add endpoints:");
+    expect_error("", 1, 1, "the configuration is empty");
+    expect_error("# only a comment\n", 1, 1, "the configuration is empty");
+}
+
+/* ---- YAML level ----------------------------------------------------------- */
+
+static void test_anchors_refused(void **state)
+{
+    (void)state;
+    const char *yaml = "defaults: &d\n"
+                       "  interval: 1s\n"
+                       "endpoints:\n"
+                       "  - name: a\n"
+                       "    url: &u http://x\n"
+                       "  - name: b\n"
+                       "    url: *u\n"
+                       "    <<: *d\n";
+    expect_error(yaml, 1, 11,
+                 "YAML anchors and aliases are not supported; repeat the value or use "
+                 "defaults: (anchor &'d')");
+    expect_error(yaml, 5, 10, "(anchor &'u')");
+    expect_error(yaml, 7, 10, "YAML anchors and aliases are not supported; repeat the value");
+    expect_error(yaml, 8, 9, "(alias *'d')");
+    /* the alias is not reported a second time as a missing or wrong url */
+    struct r2m_config *c = NULL;
+    struct r2m_diag d = {0};
+    assert_int_equal(parse(yaml, &c, &d), R2M_E_CONFIG);
+    assert_int_equal(d.n, 5); /* 2 anchors, 2 aliases, unknown key '<<' */
+    assert_true(has_line(&d, 8, 5, "unknown key '<<'"));
+    r2m_diag_free(&d);
+}
+
+static void test_billion_laughs(void **state)
+{
+    (void)state;
+    const char *yaml =
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+        "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+        "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+        "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+        "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+        "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+        "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
+        "h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
+        "i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n"
+        "endpoints: *i\n";
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    expect_error(yaml, 1, 4, "YAML anchors and aliases are not supported");
+    expect_error(yaml, 10, 12, "YAML anchors and aliases are not supported");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(s < 2.0);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    /* 100,000 nested brackets stop at level 33 (the root mapping is level 1), long
+     * before any stack could overflow */
+    size_t n = 100000;
+    char *deep = malloc(2 * n + 32);
+    assert_non_null(deep);
+    memcpy(deep, "x: ", 3);
+    memset(deep + 3, '[', n);
+    memset(deep + 3 + n, ']', n);
+    deep[3 + 2 * n] = '\0';
+    expect_error(deep, 1, 35, "nesting deeper than 32 levels");
+    free(deep);
+
+    /* more than 1,000,000 values: refused at the first one too many */
+    size_t items = 1000001;
+    char *wide = malloc(2 * items + 32);
+    assert_non_null(wide);
+    size_t k = 0;
+    wide[k++] = '[';
+    for (size_t i = 0; i < items; i++) {
+        wide[k++] = '1';
+        wide[k++] = ',';
+    }
+    wide[k - 1] = ']';
+    wide[k] = '\0';
+    /* the root sequence is value 1; value 1,000,001 is the 1,000,000th item */
+    expect_error(wide, 1, (int)(2 * 1000000), "more than 1000000 YAML values");
+    free(wide);
+
+    /* too many headers */
+    char *many = malloc(8192);
+    assert_non_null(many);
+    k = (size_t)sprintf(many, EP "    headers:\n");
+    for (int i = 0; i < 101; i++)
+        k += (size_t)sprintf(many + k, "      X-H%d: v\n", i);
+    expect_error(many, 5, 7, "headers: more than 100 headers");
+    free(many);
+}
+
+static void test_syntax_errors(void **state)
+{
+    (void)state;
+    /* a key indented one column less than its siblings */
+    expect_error("endpoints:\n  - name: a\n    url: http://x\n   bad: 1\n", 4, 4,
+                 "did not find expected '-' indicator while parsing a block collection started "
+                 "at line 2, column 3");
+    expect_error("mqtt:\n  url: [a, b\n", 3, 1, "did not find expected ',' or ']'");
+    expect_error("mqtt:\n  url: x: y\n", 2, 9, "mapping values are not allowed in this context");
+    expect_error("a: 'open\n", 2, 1, "found unexpected end of stream");
+    expect_error("mqtt:\n\turl: x\n", 2, 1, "found character that cannot start any token");
+    /* invalid UTF-8: the position comes from the byte offset */
+    expect_error("mqtt:\n  url: \xff\n", 2, 8, "invalid leading UTF-8 octet");
+    /* a syntax error stops the check: no follow-up errors about a half-read tree */
+    struct r2m_config *c = NULL;
+    struct r2m_diag d = {0};
+    assert_int_equal(parse("mqtt:\n  url: [a, b\n", &c, &d), R2M_E_CONFIG);
+    assert_int_equal(d.n, 1);
+    r2m_diag_free(&d);
+}
+
+static void test_documents_and_tags(void **state)
+{
+    (void)state;
+    expect_error(EP "---\nendpoints: []\n", 4, 1, "only one YAML document is allowed");
+    struct r2m_config *c = parse_ok("---\n" EP "...\n");
+    r2m_config_free(c);
+    expect_error(EP "    timeout: !!str 5s\n", 4, 14,
+                 "YAML tags are not supported ('tag:yaml.org,2002:str')");
+}
+
+/* ---- expansion ------------------------------------------------------------ */
+
+static void test_env_expansion(void **state)
+{
+    (void)state;
+    setenv("R2M_T_HOST", "api.example", 1);
+    setenv("R2M_T_IVL", "45s", 1);
+    setenv("R2M_T_EMPTY", "", 1);
+    struct r2m_config *c = parse_ok("mqtt:\n  username: ${env:R2M_T_EMPTY}\n"
+                                    "endpoints:\n  - name: a\n"
+                                    "    url: https://${env:R2M_T_HOST}/v1?h=${env:R2M_T_HOST}\n"
+                                    "    interval: ${env:R2M_T_IVL}\n");
+    assert_string_equal(c->endpoints[0].url, "https://api.example/v1?h=api.example");
+    assert_int_equal(c->endpoints[0].interval_ms, 45000);
+    assert_string_equal(c->mqtt.username, "");
+    r2m_config_free(c);
+
+    unsetenv("MQTT_PASSWORD_R2M_T");
+    expect_error("mqtt:\n  password: ${env:MQTT_PASSWORD_R2M_T}\n" EP, 2, 13,
+                 "environment variable MQTT_PASSWORD_R2M_T is not set; export it or remove the "
+                 "reference");
+    expect_error("mqtt:\n  password: ${env:}\n" EP, 2, 13,
+                 "is not a valid environment variable name");
+    expect_error("mqtt:\n  password: ${env:A-B}\n" EP, 2, 13, "'A-B' is not a valid");
+    /* keys are not expanded, and values under unknown keys are not read */
+    expect_error(EP "    ${env:X}: 1\n", 4, 5, "unknown key '${env:X}'");
+    struct r2m_config *bad = NULL;
+    struct r2m_diag d = {0};
+    assert_int_equal(parse(EP "    intervall: ${env:R2M_T_UNSET_XYZ}\n", &bad, &d), R2M_E_CONFIG);
+    assert_int_equal(d.n, 1);
+    r2m_diag_free(&d);
+    unsetenv("R2M_T_HOST");
+    unsetenv("R2M_T_IVL");
+    unsetenv("R2M_T_EMPTY");
+}
+
+static char *temp_file(const char *content)
+{
+    char *path = strdup("/tmp/r2m-test-config-XXXXXX");
+    assert_non_null(path);
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    size_t n = strlen(content);
+    assert_int_equal(write(fd, content, n), (ssize_t)n);
+    close(fd);
+    return path;
+}
+
+static void test_file_expansion(void **state)
+{
+    (void)state;
+    char *secret = temp_file("s3cret\n");
+    char *twice = temp_file("line\n\n");
+    char *crlf = temp_file("tok\r\n");
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "mqtt:\n  password: ${file:%s}\n  username: \"${file:%s}\"\n"
+             "  client_id: x${file:%s}y\n" EP,
+             secret, twice, crlf);
+    struct r2m_config *c = parse_ok(yaml);
+    assert_string_equal(c->mqtt.password, "s3cret");
+    assert_string_equal(c->mqtt.username, "line\n"); /* only one newline is stripped */
+    assert_string_equal(c->mqtt.client_id, "xtoky");
+    r2m_config_free(c);
+
+    expect_error("mqtt:\n  password: ${file:/nonexistent/r2m/secret}\n" EP, 2, 13,
+                 "cannot read '/nonexistent/r2m/secret' for ${file:}: No such file or directory");
+    expect_error("mqtt:\n  password: ${file:}\n" EP, 2, 13, "${file:} needs a path");
+
+    /* over 1 MiB */
+    char *big = malloc((1u << 20) + 2);
+    assert_non_null(big);
+    memset(big, 'a', (1u << 20) + 1);
+    big[(1u << 20) + 1] = '\0';
+    char *bigf = temp_file(big);
+    free(big);
+    snprintf(yaml, sizeof yaml, "mqtt:\n  password: ${file:%s}\n" EP, bigf);
+    expect_error(yaml, 2, 13, "is larger than 1 MiB");
+
+    unlink(secret);
+    unlink(twice);
+    unlink(crlf);
+    unlink(bigf);
+    free(secret);
+    free(twice);
+    free(crlf);
+    free(bigf);
+}
+
+static void test_escapes(void **state)
+{
+    (void)state;
+    struct r2m_config *c = parse_ok("mqtt:\n  password: \"$${env:NOT_EXPANDED}\"\n"
+                                    "  username: a$b$$c$\n" EP);
+    assert_string_equal(c->mqtt.password, "${env:NOT_EXPANDED}");
+    assert_string_equal(c->mqtt.username, "a$b$$c$");
+    r2m_config_free(c);
+    expect_error("mqtt:\n  password: ${vault:x/y}\n" EP, 2, 13,
+                 "unknown reference '${vault:...}'; use ${env:NAME} or ${file:/path}, or write "
+                 "'$${' for a literal '${'");
+    expect_error("mqtt:\n  password: abc${env:X\n" EP, 2, 13,
+                 "unterminated '${' in the value; end the reference with '}'");
+    expect_error("mqtt:\n  password: \"a\\0b\"\n" EP, 2, 13, "the value contains a NUL byte");
+}
+
+static void test_secrets_not_shown(void **state)
+{
+    (void)state;
+    setenv("R2M_T_SECRET_URL", "http://user:topsecret@host", 1);
+    setenv("R2M_T_PW", "topsecret", 1);
+    struct r2m_config *c = NULL;
+    struct r2m_diag d = {0};
+    int rc = parse("mqtt:\n"
+                   "  url: ${env:R2M_T_SECRET_URL}\n"
+                   "  password: ${env:R2M_T_PW}\n"
+                   "  qos: ${env:R2M_T_PW}\n"
+                   "endpoints:\n"
+                   "  - name: a\n"
+                   "    url: ftp://user:topsecret@host/x?token=topsecret\n"
+                   "    headers: {Authorization: \"Bearer topsecret\", Bad: \"x\\ny topsecret\"}\n"
+                   "    method: POST\n"
+                   "    body: topsecret\n"
+                   "    max_depth: [topsecret]\n",
+                   &c, &d);
+    assert_int_equal(rc, R2M_E_CONFIG);
+    assert_true(d.n >= 4);
+    for (size_t i = 0; i < d.n; i++)
+        if (strstr(d.lines[i], "topsecret")) {
+            dump(&d);
+            fail_msg("a secret leaked into a diagnostic");
+        }
+    assert_true(has_line(&d, 2, 8, "got a value from ${env:} or ${file:} (not shown)"));
+    assert_true(has_line(&d, 4, 8, "mqtt.qos: expected 0, 1 or 2, got a value from"));
+    assert_true(has_line(&d, 7, 10, "got 'ftp://...'"));
+    r2m_diag_free(&d);
+    /* credentials in a URL without a scheme */
+    assert_int_equal(parse("endpoints:\n- name: a\n  url: user:topsecret@host\n", &c, &d),
+                     R2M_E_CONFIG);
+    assert_int_equal(d.n, 1);
+    assert_null(strstr(d.lines[0], "topsecret"));
+    assert_true(has_line(&d, 3, 8, "may hold credentials (not shown)"));
+    r2m_diag_free(&d);
+    unsetenv("R2M_T_SECRET_URL");
+    unsetenv("R2M_T_PW");
+}
+
+/* ---- reporting ------------------------------------------------------------ */
+
+static void test_many_errors(void **state)
+{
+    (void)state;
+    struct r2m_config *c = (struct r2m_config *)&c;
+    struct r2m_diag d = {0};
+    const char *yaml = "endpoints:\n"          /* 1 */
+                       "  - name: a\n"         /* 2 */
+                       "    url: http://x\n"   /* 3 */
+                       "    interval: fast\n"  /* 4 */
+                       "  - name: B\n"         /* 5 */
+                       "    url: gopher://x\n" /* 6 */
+                       "mqtt:\n"               /* 7 */
+                       "  qos: 9\n"            /* 8 */
+                       "  colour: blue\n"      /* 9 */
+                       "defaults:\n"           /* 10 */
+                       "  jitter: lots\n";     /* 11 */
+    assert_int_equal(parse(yaml, &c, &d), R2M_E_CONFIG);
+    assert_null(c);
+    assert_int_equal(d.n, 6);
+    static const char *const want[] = {
+        "t.yaml:4:15: error: interval: expected a duration",
+        "t.yaml:5:11: error: name: expected 1 to 64 characters",
+        "t.yaml:6:10: error: url: expected a URL starting with",
+        "t.yaml:8:8: error: mqtt.qos: expected 0, 1 or 2",
+        "t.yaml:9:3: error: unknown key 'colour' in mqtt",
+        "t.yaml:11:11: error: jitter: expected a percentage",
+    };
+    for (size_t i = 0; i < 6; i++)
+        if (strncmp(d.lines[i], want[i], strlen(want[i]))) {
+            dump(&d);
+            fail_msg("line %zu: expected %s", i, want[i]);
+        }
+    r2m_diag_free(&d);
+
+    /* a flood is cut off after 100 lines with a count of the rest */
+    char *flood = malloc(64 * 1024);
+    assert_non_null(flood);
+    size_t k = (size_t)sprintf(flood, EP);
+    for (int i = 0; i < 150; i++)
+        k += (size_t)sprintf(flood + k, "    bad%d: x\n", i);
+    assert_int_equal(parse(flood, &c, &d), R2M_E_CONFIG);
+    assert_int_equal(d.n, 101);
+    assert_string_equal(d.lines[100],
+                        "t.yaml: error: 50 more errors not shown; fix the ones above first");
+    r2m_diag_free(&d);
+    free(flood);
+}
+
+static void test_load(void **state)
+{
+    (void)state;
+    struct r2m_config *c = (struct r2m_config *)&c;
+    struct r2m_diag d = {0};
+    assert_int_equal(r2m_config_load("/nonexistent/r2m.yaml", &c, &d), R2M_E_IO);
+    assert_null(c);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.lines[0],
+                        "/nonexistent/r2m.yaml: error: cannot read: No such file or directory");
+    r2m_diag_free(&d);
+    assert_int_equal(r2m_config_load("/tmp", &c, &d), R2M_E_IO);
+    assert_string_equal(d.lines[0], "/tmp: error: cannot read: Is a directory");
+    r2m_diag_free(&d);
+
+    char *ok = temp_file(EP);
+    assert_int_equal(r2m_config_load(ok, &c, &d), 0);
+    assert_string_equal(c->file, ok);
+    assert_string_equal(c->endpoints[0].name, "a");
+    r2m_config_free(c);
+
+    char *bad = temp_file(EP "    interval: 1\n");
+    assert_int_equal(r2m_config_load(bad, &c, &d), R2M_E_CONFIG);
+    assert_int_equal(d.n, 1);
+    char want[256];
+    snprintf(want, sizeof want, "%s:4:15: error: interval: expected a duration", bad);
+    assert_int_equal(strncmp(d.lines[0], want, strlen(want)), 0);
+    r2m_diag_free(&d);
+    unlink(ok);
+    unlink(bad);
+    free(ok);
+    free(bad);
+}
+
+/* ---- durations and sizes -------------------------------------------------- */
+
+static void test_parse_duration(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        int64_t ms;
+    } good[] = {
+        {"250ms", 250},     {"15s", 15000},         {"5m", 300000},
+        {"1h", 3600000},    {"1d", 86400000},       {"1m30s", 90000},
+        {"1d2h", 93600000}, {"1h1m1s1ms", 3661001}, {"0s", 0},
+        {"0ms", 0},         {"007s", 7000},         {"9223372036854775807ms", INT64_MAX},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        int64_t ms = -1;
+        if (r2m_parse_duration(good[i].in, &ms))
+            fail_msg("'%s' refused", good[i].in);
+        assert_int_equal(ms, good[i].ms);
+    }
+    static const char *const bad[] = {
+        "",
+        "30",
+        "abc",
+        "s",
+        "ms",
+        "1x",
+        "1.5s",
+        "-1s",
+        " 1s",
+        "1s ",
+        "30s1m",
+        "1s1s",
+        "1mss",
+        "1S",
+        "1sec",
+        "1 s",
+        "1m30",
+        "+1s",
+        "1e3ms",
+        "0x10s",
+        "9223372036854775808ms", /* one past INT64_MAX */
+        "99999999999999999999s", /* the digits alone overflow */
+        "106751991168d",         /* the multiplication overflows */
+        "106751991167d23h",      /* the sum overflows */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t ms = 12345;
+        if (r2m_parse_duration(bad[i], &ms) != R2M_E_INVALID)
+            fail_msg("'%s' accepted", bad[i]);
+        assert_int_equal(ms, 12345);
+    }
+    int64_t ms;
+    assert_int_equal(r2m_parse_duration(NULL, &ms), R2M_E_INVALID);
+}
+
+static void test_parse_size(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        uint64_t bytes;
+    } good[] = {
+        {"512", 512},
+        {"512B", 512},
+        {"0", 0},
+        {"64KiB", 65536},
+        {"32MiB", 33554432},
+        {"1GiB", 1073741824},
+        {"2TiB", 2ull << 40},
+        {"1KB", 1000},
+        {"2MB", 2000000},
+        {"3GB", 3000000000ull},
+        {"1TB", 1000000000000ull},
+        {"18446744073709551615", UINT64_MAX},
+        {"18446744073709551615B", UINT64_MAX},
+        {"16777215TiB", 16777215ull << 40},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        uint64_t b = 1;
+        if (r2m_parse_size(good[i].in, &b))
+            fail_msg("'%s' refused", good[i].in);
+        assert_true(b == good[i].bytes);
+    }
+    static const char *const bad[] = {
+        "",
+        "KiB",
+        "B",
+        "1.5MiB",
+        "-1",
+        "+1",
+        "1 KiB",
+        "1kib",
+        "1kb",
+        "1KiBB",
+        "1x",
+        " 1",
+        "1 ",
+        "1K",
+        "0x10",
+        "18446744073709551616", /* one past UINT64_MAX */
+        "16777216TiB",          /* 2^64 */
+        "18446744073709552KB",  /* multiplication overflows */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t b = 7;
+        if (r2m_parse_size(bad[i], &b) != R2M_E_INVALID)
+            fail_msg("'%s' accepted", bad[i]);
+        assert_true(b == 7);
+    }
+    uint64_t b;
+    assert_int_equal(r2m_parse_size(NULL, &b), R2M_E_INVALID);
+}
+
+static void test_diag_free_reusable(void **state)
+{
+    (void)state;
+    struct r2m_diag d = {0};
+    struct r2m_config *c = NULL;
+    r2m_diag_free(&d);
+    r2m_diag_free(NULL);
+    r2m_config_free(NULL);
+    assert_int_equal(parse("x: 1\n", &c, &d), R2M_E_CONFIG);
+    assert_true(d.n > 0);
+    r2m_diag_free(&d);
+    assert_int_equal(d.n, 0);
+    assert_null(d.lines);
+    assert_int_equal(parse("y: 1\n", &c, &d), R2M_E_CONFIG);
+    assert_true(d.n > 0);
+    r2m_diag_free(&d);
+    /* a NULL diag is allowed */
+    assert_int_equal(parse("y: 1\n", &c, NULL), R2M_E_CONFIG);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_config),
+        cmocka_unit_test(test_builtin_defaults),
+        cmocka_unit_test(test_small_variants),
+        cmocka_unit_test(test_defaults_merge),
+        cmocka_unit_test(test_defaults_rules),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_later_keys),
+        cmocka_unit_test(test_duplicate_names),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_body_and_method),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_empty_endpoints),
+        cmocka_unit_test(test_anchors_refused),
+        cmocka_unit_test(test_billion_laughs),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_documents_and_tags),
+        cmocka_unit_test(test_env_expansion),
+        cmocka_unit_test(test_file_expansion),
+        cmocka_unit_test(test_escapes),
+        cmocka_unit_test(test_secrets_not_shown),
+        cmocka_unit_test(test_many_errors),
+        cmocka_unit_test(test_load),
+        cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_parse_size),
+        cmocka_unit_test(test_diag_free_reusable),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
