@@ -41,6 +41,7 @@ static int doc_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r
 {
     struct doc_state *s = state;
     struct r2m_json *root, *before = NULL;
+    r2m_json_doc_set_depth(env->doc, cfg->max_depth);
     int r = r2m_json_parse(env->doc, body, len, &root, err, errlen);
     if (r)
         return r;
@@ -56,6 +57,7 @@ static int doc_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r
     if (!s->has && !env->emit_initial)
         goto store; /* quiet start: the first poll is the baseline */
 
+    r2m_json_doc_set_depth(env->prev_doc, cfg->max_depth);
     if (s->has && (r = r2m_json_parse(env->prev_doc, s->canon, s->canon_len, &before, err,
                                       errlen))) {
         snprintf(err, errlen, "stored snapshot unreadable: %s", r2m_strerror(r));
@@ -100,9 +102,23 @@ static int doc_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r
         return r;
     }
     r2m_batch_reset(&env->batch);
-    if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
-                           env->event.len, 0)) ||
-        (r = env->emit(env->emit_ctx, &env->batch))) {
+    r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
+                      env->event.len, 0);
+    if (!r && cfg->state_topic) {
+        /* the current document, retained, for subscribers that come later */
+        r2m_buf_reset(&env->topic);
+        tv.op = "state";
+        if ((r = r2m_topic_expand(cfg->state_topic, &tv, &env->topic))) {
+            snprintf(err, errlen, "state_topic '%s' cannot be built from this document",
+                     cfg->state_topic);
+            return r;
+        }
+        r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->canon.data,
+                          env->canon.len, 1);
+    }
+    if (!r)
+        r = env->emit(env->emit_ctx, &env->batch);
+    if (r) {
         snprintf(err, errlen, "event not queued: %s; the change will be retried",
                  r2m_strerror(r));
         return r;

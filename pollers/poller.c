@@ -8,8 +8,7 @@
 
 const struct r2m_poller_kind *r2m_poller_for(const struct r2m_endpoint_cfg *cfg)
 {
-    (void)cfg; /* collections will be chosen here by items:/key: */
-    return &r2m_poller_document;
+    return cfg->items ? &r2m_poller_collection : &r2m_poller_document;
 }
 
 int r2m_poll_env_init(struct r2m_poll_env *env, const struct r2m_config *cfg)

@@ -1019,9 +1019,10 @@ static const char *const tls_keys[] = {"ca_file", "cert_file", "key_file", "inse
 enum { L_CA, L_CERT, L_KEY, L_INSECURE, L__N };
 static const char *const state_keys[] = {"path", "outbox_max"};
 static const char *const log_keys[] = {"level", "format"};
-static const char *const endpoint_keys[] = {"name",     "url",       "method",  "body",
-                                            "headers",  "interval",  "timeout", "jitter",
-                                            "max_body", "max_depth", "ignore",  "topic"};
+static const char *const endpoint_keys[] = {
+    "name",     "url",       "method", "body",  "headers", "interval", "timeout",
+    "jitter",   "max_body",  "max_depth", "ignore", "topic", "items", "key",
+    "payload",  "initial",   "state_topic"};
 enum {
     E_NAME,
     E_URL,
@@ -1035,15 +1036,18 @@ enum {
     E_MAX_DEPTH,
     E_IGNORE,
     E_TOPIC,
+    E_ITEMS,
+    E_KEY,
+    E_PAYLOAD,
+    E_INITIAL,
+    E_STATE_TOPIC,
     E__N
 };
 
 /* Keys DESIGN.md describes that this version does not implement yet: a
  * specific message instead of "unknown key" so nobody hunts for a typo. */
-static const char *const later_keys[] = {"auth",     "items",       "key",       "state_topic",
-                                         "payload",  "initial",     "paginate",  "accept_status",
-                                         "error_if", "max_backoff", "max_pages", "content_type",
-                                         "metrics"};
+static const char *const later_keys[] = {"auth",        "paginate",  "accept_status", "error_if",
+                                         "max_backoff", "max_pages", "content_type",  "metrics"};
 static const char *const later_top_keys[] = {"metrics"};
 
 static int in_table(const char *k, const char *const *keys, size_t nk)
@@ -1155,8 +1159,11 @@ static int want_map(struct ctx *c, struct node *v, const char *key)
 /* What one endpoint entry (or defaults:) says; merged later. */
 struct ep_part {
     struct node *map;
-    struct node *name_node, *body_node, *method_node;
-    char *name, *url, *method, *body, *topic;
+    struct node *name_node, *body_node, *method_node, *topic_node, *key_node;
+    char *name, *url, *method, *body, *topic, *items, *state_topic;
+    char **key;
+    size_t n_key;
+    int payload, initial_emit;
     struct r2m_header *headers;
     size_t n_headers;
     char **ignore;
@@ -1194,8 +1201,11 @@ static void part_free(struct ep_part *p)
     free(p->method);
     free(p->body);
     free(p->topic);
+    free(p->items);
+    free(p->state_topic);
     headers_free(p->headers, p->n_headers);
     strv_free(p->ignore, p->n_ignore);
+    strv_free(p->key, p->n_key);
 }
 
 static int valid_name(const char *s)
@@ -1316,6 +1326,53 @@ static void read_ignore(struct ctx *c, struct ep_part *p, struct node *v)
 }
 
 /* The raw text of the first `name:` value in an entry, to name it in messages. */
+/* key: one JSON Pointer or a list of them (composite key). */
+static int read_key(struct ctx *c, struct ep_part *p, struct node *v)
+{
+    struct node *one[1] = {v};
+    struct node **items = one;
+    size_t n = 1;
+    if (v->type == N_ALIAS)
+        return -1;
+    if (v->type == N_SEQ) {
+        items = v->kid;
+        n = v->n;
+    } else if (v->type != N_SCALAR) {
+        err_at(c, v, "key: expected a JSON Pointer like /id, or a list like [/order, /line], got %s",
+               kind(v));
+        return -1;
+    }
+    if (n == 0 || n > 8) {
+        err_at(c, v, "key: expected 1 to 8 JSON Pointers, got %zu", n);
+        return -1;
+    }
+    p->key = calloc(n, sizeof *p->key);
+    if (!p->key) {
+        c->nomem = 1;
+        return -1;
+    }
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = get_scalar(c, items[i], "key", "a JSON Pointer like /id");
+        if (!s) {
+            bad = 1;
+            continue;
+        }
+        char err[256] = "";
+        if (!*s || r2m_json_pointer_check(s, err, sizeof err) || strstr(s, "/*")) {
+            err_at(c, items[i],
+                   "key: %s is not a JSON Pointer into an item (%s); write e.g. /id",
+                   shown(items[i], s).s, err[0] ? err : *s ? "'*' is not allowed" : "empty");
+            bad = 1;
+            continue;
+        }
+        char *d = dup_str(c, s);
+        if (d)
+            p->key[p->n_key++] = d;
+    }
+    return bad ? -1 : 0;
+}
+
 static struct node *find_key(struct node *map, const char *key)
 {
     for (size_t i = 0; i + 1 < map->n; i += 2)
@@ -1469,12 +1526,72 @@ static void read_endpoint(struct ctx *c, struct ep_part *p, struct node *map, si
             if (!str)
                 break;
             char err[256] = "";
-            if (r2m_topic_check(str, 0, err, sizeof err))
+            p->topic_node = v;
+            if (r2m_topic_check(str, 1, err, sizeof err))
                 err_at(c, v, "topic: %s", err);
             else
                 ok = (p->topic = dup_str(c, str)) ? 0 : -1;
             break;
         }
+        case E_STATE_TOPIC: {
+            str = get_scalar(c, v, "state_topic",
+                             "a topic template like \"{prefix}/{endpoint}/{key}/state\"");
+            if (!str)
+                break;
+            char err[256] = "";
+            if (r2m_topic_check(str, 1, err, sizeof err))
+                err_at(c, v, "state_topic: %s", err);
+            else
+                ok = (p->state_topic = dup_str(c, str)) ? 0 : -1;
+            break;
+        }
+        case E_ITEMS: {
+            str = get_scalar(c, v, "items", "a JSON Pointer like /data/items (\"\" = the root)");
+            if (!str)
+                break;
+            char err[256] = "";
+            if (r2m_json_pointer_check(str, err, sizeof err) || strstr(str, "/*"))
+                err_at(c, v,
+                       "items: %s is not a JSON Pointer (%s); write e.g. /data/items, or \"\" "
+                       "when the document itself is the list",
+                       shown(v, str).s, err[0] ? err : "'*' is not allowed here");
+            else
+                ok = (p->items = dup_str(c, str)) ? 0 : -1;
+            break;
+        }
+        case E_KEY:
+            p->key_node = v;
+            ok = read_key(c, p, v);
+            break;
+        case E_PAYLOAD:
+            str = get_scalar(c, v, "payload", "full, patch or after");
+            if (!str)
+                break;
+            if (!strcmp(str, "full"))
+                p->payload = R2M_PAYLOAD_FULL;
+            else if (!strcmp(str, "patch"))
+                p->payload = R2M_PAYLOAD_PATCH;
+            else if (!strcmp(str, "after"))
+                p->payload = R2M_PAYLOAD_AFTER;
+            else {
+                err_at(c, v, "payload: expected full, patch or after, got %s", shown(v, str).s);
+                break;
+            }
+            ok = 0;
+            break;
+        case E_INITIAL:
+            str = get_scalar(c, v, "initial", "snapshot or emit");
+            if (!str)
+                break;
+            if (!strcmp(str, "snapshot") || !strcmp(str, "emit")) {
+                p->initial_emit = str[0] == 'e';
+                ok = 0;
+            } else
+                err_at(c, v,
+                       "initial: expected snapshot (first poll is a silent baseline) or emit "
+                       "(first poll emits created for every item), got %s",
+                       shown(v, str).s);
+            break;
         }
         if (!ok)
             p->set |= 1u << k;
@@ -1512,7 +1629,34 @@ static void merge(struct ctx *c, struct r2m_endpoint_cfg *e, const struct ep_par
     e->url = pick_str(c, p->url, d->url, NULL);
     e->method = pick_str(c, p->method, d->method, "GET");
     e->body = pick_str(c, p->body, d->body, NULL);
-    e->topic = pick_str(c, p->topic, d->topic, "{prefix}/{endpoint}");
+    e->items = pick_str(c, p->items, d->items, NULL);
+    e->topic = pick_str(c, p->topic, d->topic,
+                        e->items ? "{prefix}/{endpoint}/{key}/{op}" : "{prefix}/{endpoint}");
+    e->state_topic = pick_str(c, p->state_topic, d->state_topic, NULL);
+    {
+        const struct ep_part *src = p->n_key ? p : d;
+        if (src->n_key) {
+            e->key = calloc(src->n_key, sizeof *e->key);
+            if (!e->key) {
+                c->nomem = 1;
+                return;
+            }
+            for (size_t i = 0; i < src->n_key; i++)
+                e->key[e->n_key++] = dup_str(c, src->key[i]);
+        }
+    }
+    if (e->n_key && !e->items)
+        err_at(c, p->key_node ? p->key_node : map,
+               "%s has key: but no items:; key: names the identity of each item of a "
+               "collection, so add items: (a JSON Pointer to the list, \"\" for the root)",
+               label);
+    if (!e->items) {
+        char err[256] = "";
+        if (e->topic && r2m_topic_check(e->topic, 0, err, sizeof err))
+            err_at(c, p->topic_node ? p->topic_node : map, "topic: %s", err);
+        if (e->state_topic && r2m_topic_check(e->state_topic, 0, err, sizeof err))
+            err_at(c, map, "state_topic: %s", err);
+    }
     if (e->body && e->method && strcmp(e->method, "POST")) {
         const struct node *at = p->body_node ? p->body_node : p->method_node ? p->method_node : map;
         err_at(c, at, "%s has a body but its method is %s; set method: POST or remove body", label,
@@ -1526,6 +1670,8 @@ static void merge(struct ctx *c, struct r2m_endpoint_cfg *e, const struct ep_par
     e->jitter = PICK(E_JITTER, jitter, 0.1);
     e->max_body = PICK(E_MAX_BODY, max_body, 32ull << 20);
     e->max_depth = PICK(E_MAX_DEPTH, max_depth, 64u);
+    e->payload = PICK(E_PAYLOAD, payload, R2M_PAYLOAD_FULL);
+    e->initial_emit = PICK(E_INITIAL, initial_emit, 0);
 #undef PICK
 
     /* headers: defaults first, then the entry's, replacing by case-insensitive name */
@@ -1927,7 +2073,10 @@ static void endpoint_free(struct r2m_endpoint_cfg *e)
     free(e->body);
     headers_free(e->headers, e->n_headers);
     strv_free(e->ignore, e->n_ignore);
+    strv_free(e->key, e->n_key);
     free(e->topic);
+    free(e->items);
+    free(e->state_topic);
 }
 
 void r2m_config_free(struct r2m_config *cfg)

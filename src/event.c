@@ -82,11 +82,15 @@ int r2m_event_render(const struct r2m_event *ev, struct r2m_buf *out)
         return r;
     if (ev->key && (r = put_str(out, "key", ev->key)))
         return r;
-    if ((r = put_str(out, "op", ev->op)) ||
-        (r = put_raw(out, "before", ev->before, ev->before_len)) ||
-        (r = put_raw(out, "after", ev->after, ev->after_len)))
+    unsigned f = ev->fields ? ev->fields
+                            : R2M_EVENT_BEFORE | R2M_EVENT_AFTER | (ev->patch ? R2M_EVENT_PATCH : 0);
+    if ((r = put_str(out, "op", ev->op)))
         return r;
-    if (ev->patch && (r = put_raw(out, "patch", ev->patch, ev->patch_len)))
+    if ((f & R2M_EVENT_BEFORE) && (r = put_raw(out, "before", ev->before, ev->before_len)))
+        return r;
+    if ((f & R2M_EVENT_AFTER) && (r = put_raw(out, "after", ev->after, ev->after_len)))
+        return r;
+    if ((f & R2M_EVENT_PATCH) && (r = put_raw(out, "patch", ev->patch, ev->patch_len)))
         return r;
     return r2m_buf_puts(out, "}}");
 }

@@ -263,6 +263,11 @@ static inline char *arena_strdup(struct r2m_json_doc *d, const void *s, size_t n
 
 /* ---- doc -------------------------------------------------------------- */
 
+void r2m_json_doc_set_depth(struct r2m_json_doc *d, unsigned max_depth)
+{
+    d->lim.max_depth = max_depth ? max_depth : DEFAULT_MAX_DEPTH;
+}
+
 int r2m_json_doc_new(struct r2m_json_doc **out, const struct r2m_json_limits *lim)
 {
     struct r2m_json_doc *d = calloc(1, sizeof *d);

@@ -34,8 +34,23 @@ struct r2m_endpoint_cfg {
     unsigned max_depth;  /* JSON nesting limit, default 64 */
     char **ignore;       /* JSON Pointer patterns ('*' = any member) */
     size_t n_ignore;
-    char *topic;     /* template; default "{prefix}/{endpoint}" */
+    char *topic;     /* template; default "{prefix}/{endpoint}", for collections
+                        "{prefix}/{endpoint}/{key}/{op}" */
+    /* collections (pollers/collection.c); items NULL means a document */
+    char *items;       /* JSON Pointer to an array or object of items; "" = the root */
+    char **key;        /* JSON Pointers inside an item; several = composite key;
+                          none: the member names of an object of items */
+    size_t n_key;
+    int payload;       /* enum r2m_payload */
+    int initial_emit;  /* initial: emit - the first poll emits created for every item */
+    char *state_topic; /* template or NULL: retained current item (or document) */
     int line, column; /* where the endpoint's entry starts in the file */
+};
+
+enum r2m_payload {
+    R2M_PAYLOAD_FULL = 0, /* before, after and patch */
+    R2M_PAYLOAD_PATCH,    /* patch only */
+    R2M_PAYLOAD_AFTER,    /* after only */
 };
 
 enum r2m_log_format { R2M_LOG_TEXT = 0, R2M_LOG_JSON };

@@ -15,6 +15,8 @@
 #include "r2m/buf.h"
 #include "r2m/json.h"
 
+enum { R2M_EVENT_BEFORE = 1, R2M_EVENT_AFTER = 2, R2M_EVENT_PATCH = 4 };
+
 struct r2m_event {
     const char *instance; /* source = rest2mqtt://<instance>/<endpoint> */
     const char *endpoint;
@@ -28,6 +30,8 @@ struct r2m_event {
     const char *patch;    /* JSON Patch text or NULL */
     size_t patch_len;
     int64_t time_ms;      /* wall clock, ms since the epoch */
+    unsigned fields;      /* R2M_EVENT_* members of data to write (a NULL one as
+                             null); 0 = before and after always, patch if set */
     char id[17];          /* 16 hex digits, see r2m_event_id */
 };
 

@@ -64,6 +64,9 @@ struct r2m_json_doc;
  * the memory of its largest parse for reuse until r2m_json_doc_free. */
 int r2m_json_doc_new(struct r2m_json_doc **out, const struct r2m_json_limits *lim);
 void r2m_json_doc_free(struct r2m_json_doc *doc);
+/* Changes the nesting limit for the following parses (0 = default); one
+ * doc is shared by endpoints with different max_depth settings. */
+void r2m_json_doc_set_depth(struct r2m_json_doc *doc, unsigned max_depth);
 
 /* Parses len bytes of buf (no NUL terminator needed; JSON comments are
  * rejected). On success *root points into doc and stays valid until the next

@@ -81,6 +81,7 @@ struct r2m_poller_kind {
 };
 
 extern const struct r2m_poller_kind r2m_poller_document;
+extern const struct r2m_poller_kind r2m_poller_collection;
 
 /* The kind that serves an endpoint. */
 const struct r2m_poller_kind *r2m_poller_for(const struct r2m_endpoint_cfg *cfg);

@@ -411,10 +411,8 @@ static void test_unknown_keys(void **state)
 static void test_later_keys(void **state)
 {
     (void)state;
-    static const char *const later[] = {"auth",     "items",       "key",       "state_topic",
-                                        "payload",  "initial",     "paginate",  "accept_status",
-                                        "error_if", "max_backoff", "max_pages", "content_type",
-                                        "metrics"};
+    static const char *const later[] = {"auth",        "paginate",  "accept_status", "error_if",
+                                        "max_backoff", "max_pages", "content_type",  "metrics"};
     for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
         char yaml[256], frag[128];
         snprintf(yaml, sizeof yaml, EP "    %s: x\n", later[i]);
@@ -426,6 +424,61 @@ static void test_later_keys(void **state)
     }
     expect_error("metrics: {port: 9100}\n" EP, 1, 1,
                  "'metrics' is not supported by this version of rest2mqtt yet");
+}
+
+static void test_collection_keys(void **state)
+{
+    (void)state;
+    struct r2m_config *c = NULL;
+    struct r2m_diag d = {0};
+    const char *yaml = "defaults: { payload: patch }\n"
+                       "endpoints:\n"
+                       "  - name: orders\n"
+                       "    url: http://x/orders\n"
+                       "    items: /data/items\n"
+                       "    key: [/order, /line]\n"
+                       "    initial: emit\n"
+                       "    state_topic: \"{prefix}/{endpoint}/{key}/state\"\n"
+                       "  - name: byname\n"
+                       "    url: http://x/map\n"
+                       "    items: \"\"\n"
+                       "    payload: after\n"
+                       "  - name: doc\n"
+                       "    url: http://x/doc\n";
+    int rc = parse(yaml, &c, &d);
+    dump(&d);
+    assert_int_equal(rc, 0);
+    const struct r2m_endpoint_cfg *o = &c->endpoints[0], *m = &c->endpoints[1],
+                                  *doc = &c->endpoints[2];
+    assert_string_equal(o->items, "/data/items");
+    assert_int_equal(o->n_key, 2);
+    assert_string_equal(o->key[0], "/order");
+    assert_string_equal(o->key[1], "/line");
+    assert_int_equal(o->payload, R2M_PAYLOAD_PATCH); /* from defaults */
+    assert_int_equal(o->initial_emit, 1);
+    assert_string_equal(o->state_topic, "{prefix}/{endpoint}/{key}/state");
+    /* collections get a per-item default topic */
+    assert_string_equal(o->topic, "{prefix}/{endpoint}/{key}/{op}");
+    assert_string_equal(m->items, "");
+    assert_int_equal(m->n_key, 0);
+    assert_int_equal(m->payload, R2M_PAYLOAD_AFTER);
+    assert_int_equal(m->initial_emit, 0);
+    assert_null(doc->items);
+    assert_string_equal(doc->topic, "{prefix}/{endpoint}");
+    assert_null(doc->state_topic);
+    r2m_config_free(c);
+    r2m_diag_free(&d);
+
+    expect_error(EP "    key: /id\n", 4, 10, "has key: but no items:");
+    expect_error(EP "    topic: \"{prefix}/{key}\"\n", 4, 12, "only available for collections");
+    expect_error(EP "    items: /a\n    payload: diff\n", 5, 14,
+                 "payload: expected full, patch or after");
+    expect_error(EP "    items: /a\n    initial: all\n", 5, 14,
+                 "initial: expected snapshot");
+    expect_error(EP "    items: a/b\n", 4, 12, "items: 'a/b' is not a JSON Pointer");
+    expect_error(EP "    items: /a/*\n", 4, 12, "'*' is not allowed here");
+    expect_error(EP "    items: /a\n    key: \"\"\n", 5, 10, "key: '' is not a JSON Pointer");
+    expect_error(EP "    items: /a\n    key: []\n", 5, 10, "key: expected 1 to 8 JSON Pointers");
 }
 
 static void test_duplicate_names(void **state)
@@ -1107,6 +1160,7 @@ int main(void)
         cmocka_unit_test(test_defaults_rules),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_later_keys),
+        cmocka_unit_test(test_collection_keys),
         cmocka_unit_test(test_duplicate_names),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_names),

@@ -1,0 +1,402 @@
+/* collection.c - poller for keyed collections: created / updated / deleted per item.
+ *
+ * Each poll selects the items (an array, or an object whose members are the
+ * items), extracts every item's key, removes the ignored members, writes the
+ * item's canonical text into a snapshot blob and fingerprints it. The
+ * entries are sorted by key and merge-joined with the previous snapshot:
+ * a key only in the new one is created, only in the old one deleted, in both
+ * with another fingerprint updated. Events come out in key order and are
+ * handed to emit as one batch; only when emit accepted them does the new
+ * snapshot replace the old one (invariant 1). An unchanged poll swaps
+ * nothing and allocates nothing once the buffers have grown. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "r2m/diff.h"
+#include "r2m/error.h"
+#include "r2m/event.h"
+#include "r2m/poller.h"
+#include "r2m/topic.h"
+
+#define MAX_ITEMS 5000000u
+
+struct entry {
+    size_t key_off, item_off; /* into the snapshot's blob; both NUL-terminated */
+    uint32_t key_len, item_len;
+    uint32_t index;           /* position in the response, for error messages */
+    struct r2m_fp fp;
+};
+
+struct snap {
+    struct entry *e;
+    size_t n, cap;
+    struct r2m_buf blob;
+};
+
+struct coll_state {
+    int has;
+    struct snap cur, next;
+    struct r2m_json **nodes; /* next's items in this poll's tree, by response index */
+    size_t nodes_cap;
+    struct r2m_buf key;      /* composite key under construction */
+    uint64_t seq;
+};
+
+static int coll_create(void **state, const struct r2m_endpoint_cfg *cfg)
+{
+    struct coll_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return R2M_E_NOMEM;
+    /* the blob holds canonical items and keys; canonical text is never
+     * much longer than the body it came from */
+    size_t max = (size_t)cfg->max_body * 2 + 1024;
+    r2m_buf_init(&s->cur.blob, max);
+    r2m_buf_init(&s->next.blob, max);
+    r2m_buf_init(&s->key, 64 * 1024);
+    *state = s;
+    return 0;
+}
+
+static void coll_destroy(void *state)
+{
+    struct coll_state *s = state;
+    if (!s)
+        return;
+    free(s->cur.e);
+    free(s->next.e);
+    r2m_buf_free(&s->cur.blob);
+    r2m_buf_free(&s->next.blob);
+    r2m_buf_free(&s->key);
+    free(s->nodes);
+    free(s);
+}
+
+static const char *key_of(const struct snap *sn, const struct entry *e)
+{
+    return sn->blob.data + e->key_off;
+}
+
+static int key_cmp(const struct snap *a, const struct entry *x, const struct snap *b,
+                   const struct entry *y)
+{
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(key_of(a, x), key_of(b, y), n);
+    if (c)
+        return c;
+    return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
+}
+
+static int entry_cmp(const void *a, const void *b, void *snap)
+{
+    return key_cmp(snap, a, snap, b);
+}
+
+/* Appends one key part; parts of a composite key are joined with ',' and
+ * '%' and ',' inside a part are percent-encoded, so the joined form is
+ * unambiguous. */
+static int put_key_part(struct r2m_buf *k, const struct r2m_json *v, int composite)
+{
+    if (!composite)
+        return r2m_buf_append(k, v->u.str, v->n);
+    if (k->len && r2m_buf_putc(k, ','))
+        return R2M_E_TOO_BIG;
+    for (uint32_t i = 0; i < v->n; i++) {
+        char c = v->u.str[i];
+        int r = c == '%' ? r2m_buf_puts(k, "%25")
+                         : c == ',' ? r2m_buf_puts(k, "%2C") : r2m_buf_putc(k, c);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+static const char *type_name(const struct r2m_json *v)
+{
+    static const char *const names[] = {"null",   "false", "true",  "a number",
+                                        "a string", "an array", "an object"};
+    return v->type <= R2M_JSON_OBJECT ? names[v->type] : "?";
+}
+
+/* Builds s->next from the items node. */
+static int collect(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
+                   struct r2m_json *items, char *err, size_t errlen)
+{
+    struct snap *nx = &s->next;
+    size_t n = items->n;
+    if (n > MAX_ITEMS) {
+        snprintf(err, errlen, "%zu items at %s, more than the limit of %u", n,
+                 *cfg->items ? cfg->items : "the root", MAX_ITEMS);
+        return R2M_E_TOO_BIG;
+    }
+    if (n > nx->cap) {
+        struct entry *e = realloc(nx->e, n * sizeof *e);
+        if (!e)
+            return R2M_E_NOMEM;
+        nx->e = e;
+        nx->cap = n;
+    }
+    if (n > s->nodes_cap) {
+        struct r2m_json **p = realloc(s->nodes, n * sizeof *p);
+        if (!p)
+            return R2M_E_NOMEM;
+        s->nodes = p;
+        s->nodes_cap = n;
+    }
+    nx->n = 0;
+    r2m_buf_reset(&nx->blob);
+    int is_obj = items->type == R2M_JSON_OBJECT;
+    for (size_t i = 0; i < n; i++) {
+        struct r2m_json *item = is_obj ? &items->u.members[i].value : &items->u.items[i];
+        struct entry *e = &nx->e[nx->n];
+        int r;
+        r2m_buf_reset(&s->key);
+        if (cfg->n_key == 0) {
+            /* no key: pointers - the member names of an object are the keys */
+            if (!is_obj) {
+                snprintf(err, errlen,
+                         "items at %s is an array, so each item needs a key: set key: to a "
+                         "JSON Pointer inside an item, e.g. key: /id",
+                         *cfg->items ? cfg->items : "the root");
+                return R2M_E_INVALID;
+            }
+            r = r2m_buf_append(&s->key, items->u.members[i].key, items->u.members[i].key_len);
+        } else {
+            r = 0;
+            for (size_t k = 0; k < cfg->n_key && !r; k++) {
+                const struct r2m_json *v = r2m_json_pointer(item, cfg->key[k]);
+                if (!v) {
+                    snprintf(err, errlen, "item %zu has no key at %s", i, cfg->key[k]);
+                    return R2M_E_NOT_FOUND;
+                }
+                if (v->type != R2M_JSON_STRING && v->type != R2M_JSON_NUMBER) {
+                    snprintf(err, errlen,
+                             "key %s of item %zu is %s; a key must be a string or a number",
+                             cfg->key[k], i, type_name(v));
+                    return R2M_E_INVALID;
+                }
+                if (v->n == 0) {
+                    snprintf(err, errlen, "key %s of item %zu is an empty string", cfg->key[k],
+                             i);
+                    return R2M_E_INVALID;
+                }
+                r = put_key_part(&s->key, v, cfg->n_key > 1);
+            }
+        }
+        if (r) {
+            snprintf(err, errlen, "key of item %zu is too long", i);
+            return r;
+        }
+        if (s->key.len == 0) {
+            snprintf(err, errlen, "item %zu has an empty key", i);
+            return R2M_E_INVALID;
+        }
+        r2m_json_remove(item, cfg->ignore, cfg->n_ignore);
+        e->index = (uint32_t)i;
+        e->key_off = nx->blob.len;
+        e->key_len = (uint32_t)s->key.len;
+        if ((r = r2m_buf_append(&nx->blob, s->key.data, s->key.len + 1)))
+            goto too_big;
+        e->item_off = nx->blob.len;
+        if ((r = r2m_json_canonical(item, &nx->blob)))
+            goto too_big;
+        e->item_len = (uint32_t)(nx->blob.len - e->item_off);
+        if ((r = r2m_buf_putc(&nx->blob, '\0')))
+            goto too_big;
+        e->fp = r2m_json_fingerprint(nx->blob.data + e->item_off, e->item_len);
+        s->nodes[i] = item;
+        nx->n++;
+        continue;
+    too_big:
+        snprintf(err, errlen, "canonical items larger than the snapshot limit (2 x max_body)");
+        return r;
+    }
+    /* most APIs list items in a stable order; sort only when needed */
+    int sorted = 1;
+    for (size_t i = 1; i < nx->n && sorted; i++)
+        sorted = key_cmp(nx, &nx->e[i - 1], nx, &nx->e[i]) < 0;
+    if (!sorted) {
+        qsort_r(nx->e, nx->n, sizeof *nx->e, entry_cmp, nx);
+    }
+    for (size_t i = 1; i < nx->n; i++) {
+        if (key_cmp(nx, &nx->e[i - 1], nx, &nx->e[i]) == 0) {
+            uint32_t a = nx->e[i - 1].index, b = nx->e[i].index;
+            snprintf(err, errlen, "duplicate key \"%.100s\" in items %u and %u of %s",
+                     key_of(nx, &nx->e[i]), a < b ? a : b, a < b ? b : a,
+                     *cfg->items ? cfg->items : "the root");
+            return R2M_E_INVALID;
+        }
+    }
+    return 0;
+}
+
+/* Adds one event (and its state message) to the batch. old/new may be NULL. */
+static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
+                     struct r2m_poll_env *env, const struct entry *old, const struct entry *nw,
+                     char *err, size_t errlen)
+{
+    const struct snap *cur = &s->cur, *nx = &s->next;
+    const char *op = !old ? "created" : !nw ? "deleted" : "updated";
+    const char *key = nw ? key_of(nx, nw) : key_of(cur, old);
+    struct r2m_json *before = NULL, *after = nw ? s->nodes[nw->index] : NULL;
+    int r;
+    if (old && (r = r2m_json_parse(env->prev_doc, cur->blob.data + old->item_off, old->item_len,
+                                   &before, err, errlen))) {
+        snprintf(err, errlen, "stored item \"%.100s\" unreadable: %s", key, r2m_strerror(r));
+        return r;
+    }
+    struct r2m_event ev = {
+        .instance = env->cfg->instance,
+        .endpoint = cfg->name,
+        .op = op,
+        .key = key,
+        .before = old ? cur->blob.data + old->item_off : NULL,
+        .before_len = old ? old->item_len : 0,
+        .after = nw ? nx->blob.data + nw->item_off : NULL,
+        .after_len = nw ? nw->item_len : 0,
+        .time_ms = env->wall_ms,
+    };
+    ev.type = !old ? "rest2mqtt.item.created"
+                   : !nw ? "rest2mqtt.item.deleted" : "rest2mqtt.item.updated";
+    switch (cfg->payload) {
+    case R2M_PAYLOAD_PATCH:
+        ev.fields = R2M_EVENT_PATCH;
+        break;
+    case R2M_PAYLOAD_AFTER:
+        ev.fields = R2M_EVENT_AFTER;
+        break;
+    default:
+        ev.fields = (old ? R2M_EVENT_BEFORE : 0) | (nw ? R2M_EVENT_AFTER : 0) |
+                    (old && nw ? R2M_EVENT_PATCH : 0);
+    }
+    if (ev.fields & R2M_EVENT_PATCH) {
+        r2m_buf_reset(&env->patch);
+        if ((r = r2m_diff_patch(before, after, &env->patch))) {
+            snprintf(err, errlen, "patch of item \"%.100s\" too large", key);
+            return r;
+        }
+        ev.patch = env->patch.data;
+        ev.patch_len = env->patch.len;
+    }
+    struct r2m_fp none = {0, 0};
+    r2m_event_id(ev.id, env->epoch, cfg->name, key, op, old ? old->fp : none, nw ? nw->fp : none,
+                 s->seq + env->batch.n + 1);
+    r2m_buf_reset(&env->event);
+    if ((r = r2m_event_render(&ev, &env->event))) {
+        snprintf(err, errlen, "event for item \"%.100s\" too large", key);
+        return r;
+    }
+    struct r2m_topic_vars tv = {.prefix = env->cfg->mqtt.topic_prefix,
+                                .endpoint = cfg->name,
+                                .key = key,
+                                .op = op,
+                                .item = after ? after : before};
+    r2m_buf_reset(&env->topic);
+    if ((r = r2m_topic_expand(cfg->topic, &tv, &env->topic))) {
+        snprintf(err, errlen,
+                 "topic '%s' cannot be built for item \"%.100s\" (a {/pointer} is missing, empty "
+                 "or not a scalar)",
+                 cfg->topic, key);
+        return r;
+    }
+    if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
+                           env->event.len, 0)))
+        goto full;
+    if (!cfg->state_topic)
+        return 0;
+    r2m_buf_reset(&env->topic);
+    tv.op = "state";
+    if ((r = r2m_topic_expand(cfg->state_topic, &tv, &env->topic))) {
+        snprintf(err, errlen, "state_topic '%s' cannot be built for item \"%.100s\"",
+                 cfg->state_topic, key);
+        return r;
+    }
+    /* retained current item; an empty retained message clears it */
+    if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, ev.after ? ev.after : "",
+                           ev.after_len, 1)))
+        goto full;
+    return 0;
+full:
+    snprintf(err, errlen, "events of this poll exceed the batch limit");
+    return r;
+}
+
+static void swap(struct coll_state *s)
+{
+    struct snap t = s->cur;
+    s->cur = s->next;
+    s->next = t;
+    s->has = 1;
+}
+
+static int coll_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+                        const char *body, size_t len, char *err, size_t errlen)
+{
+    struct coll_state *s = state;
+    struct r2m_json *root;
+    r2m_json_doc_set_depth(env->doc, cfg->max_depth);
+    r2m_json_doc_set_depth(env->prev_doc, cfg->max_depth);
+    int r = r2m_json_parse(env->doc, body, len, &root, err, errlen);
+    if (r)
+        return r;
+    struct r2m_json *items = r2m_json_pointer(root, cfg->items);
+    if (!items) {
+        snprintf(err, errlen, "items pointer %s not found in the response; nothing deleted",
+                 cfg->items);
+        return R2M_E_NOT_FOUND;
+    }
+    if (items->type != R2M_JSON_ARRAY && items->type != R2M_JSON_OBJECT) {
+        snprintf(err, errlen, "items at %s is %s, expected an array or an object",
+                 *cfg->items ? cfg->items : "the root", type_name(items));
+        return R2M_E_INVALID;
+    }
+    if ((r = collect(s, cfg, items, err, errlen)))
+        return r;
+    if (!s->has && !cfg->initial_emit && !env->emit_initial) {
+        swap(s); /* quiet start: the first poll is the baseline */
+        return 0;
+    }
+
+    /* merge-join the sorted snapshots; events come out in key order */
+    r2m_batch_reset(&env->batch);
+    const struct snap *cur = &s->cur, *nx = &s->next;
+    size_t i = 0, j = 0, events = 0;
+    size_t n_old = s->has ? cur->n : 0;
+    while (i < n_old || j < nx->n) {
+        const struct entry *o = i < n_old ? &cur->e[i] : NULL;
+        const struct entry *w = j < nx->n ? &nx->e[j] : NULL;
+        int c = !o ? 1 : !w ? -1 : key_cmp(cur, o, nx, w);
+        if (c == 0) {
+            i++, j++;
+            if (o->fp.hi == w->fp.hi && o->fp.lo == w->fp.lo)
+                continue;
+            r = add_event(s, cfg, env, o, w, err, errlen);
+        } else if (c < 0) {
+            i++;
+            r = add_event(s, cfg, env, o, NULL, err, errlen);
+        } else {
+            j++;
+            r = add_event(s, cfg, env, NULL, w, err, errlen);
+        }
+        if (r)
+            return r;
+        events++;
+    }
+    if (events == 0 && s->has)
+        return 0; /* reordered or unchanged: keep the snapshot we have */
+    if (env->batch.n && (r = env->emit(env->emit_ctx, &env->batch))) {
+        snprintf(err, errlen, "%zu events not queued: %s; the changes will be retried", events,
+                 r2m_strerror(r));
+        return r;
+    }
+    s->seq += env->batch.n;
+    swap(s);
+    return 0;
+}
+
+const struct r2m_poller_kind r2m_poller_collection = {
+    .name = "collection",
+    .create = coll_create,
+    .destroy = coll_destroy,
+    .on_body = coll_on_body,
+};
