@@ -34,9 +34,17 @@ struct snap {
     struct r2m_buf blob;
 };
 
+struct change {
+    const struct entry *old, *nw; /* into cur / next; one may be NULL */
+};
+
 struct coll_state {
     int has;
     struct snap cur, next;
+    struct change *changes; /* this poll's, for persist */
+    size_t n_changes, cap_changes;
+    int baseline;           /* this poll stores every item (no previous snapshot) */
+    const struct r2m_endpoint_cfg *cfg;
     struct r2m_json **nodes; /* next's items in this poll's tree, by response index */
     size_t nodes_cap;
     struct r2m_buf key;      /* composite key under construction */
@@ -54,6 +62,7 @@ static int coll_create(void **state, const struct r2m_endpoint_cfg *cfg)
     r2m_buf_init(&s->cur.blob, max);
     r2m_buf_init(&s->next.blob, max);
     r2m_buf_init(&s->key, 64 * 1024);
+    s->cfg = cfg;
     *state = s;
     return 0;
 }
@@ -69,6 +78,7 @@ static void coll_destroy(void *state)
     r2m_buf_free(&s->next.blob);
     r2m_buf_free(&s->key);
     free(s->nodes);
+    free(s->changes);
     free(s);
 }
 
@@ -280,7 +290,7 @@ static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
     }
     struct r2m_fp none = {0, 0};
     r2m_event_id(ev.id, env->epoch, cfg->name, key, op, old ? old->fp : none, nw ? nw->fp : none,
-                 s->seq + env->batch.n + 1);
+                 s->seq + s->n_changes + 1);
     r2m_buf_reset(&env->event);
     if ((r = r2m_event_render(&ev, &env->event))) {
         snprintf(err, errlen, "event for item \"%.100s\" too large", key);
@@ -329,6 +339,92 @@ static void swap(struct coll_state *s)
     s->has = 1;
 }
 
+static int restore_item(void *ctx, const char *key, size_t key_len, struct r2m_fp fp,
+                        const char *body, size_t body_len)
+{
+    struct snap *sn = ctx;
+    if (sn->n == sn->cap) {
+        size_t cap = sn->cap ? sn->cap * 2 : 256;
+        struct entry *e = realloc(sn->e, cap * sizeof *e);
+        if (!e)
+            return R2M_E_NOMEM;
+        sn->e = e;
+        sn->cap = cap;
+    }
+    struct entry *e = &sn->e[sn->n];
+    int r;
+    e->index = (uint32_t)sn->n;
+    e->fp = fp;
+    e->key_off = sn->blob.len;
+    e->key_len = (uint32_t)key_len;
+    if ((r = r2m_buf_append(&sn->blob, key, key_len)) || (r = r2m_buf_putc(&sn->blob, '\0')))
+        return r;
+    e->item_off = sn->blob.len;
+    e->item_len = (uint32_t)body_len;
+    if ((r = r2m_buf_append(&sn->blob, body ? body : "", body_len)) ||
+        (r = r2m_buf_putc(&sn->blob, '\0')))
+        return r;
+    sn->n++;
+    return 0;
+}
+
+static int coll_restore(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_store *store,
+                        const struct r2m_store_endpoint *row)
+{
+    struct coll_state *s = state;
+    s->cur.n = 0;
+    r2m_buf_reset(&s->cur.blob);
+    int r = r2m_store_items(store, cfg->name, restore_item, &s->cur);
+    if (r)
+        return r;
+    s->seq = row->seq;
+    s->has = 1; /* also for an empty collection: that was its baseline */
+    return 0;
+}
+
+static int coll_persist(void *pctx, struct r2m_store *store)
+{
+    struct coll_state *s = pctx;
+    const struct r2m_endpoint_cfg *cfg = s->cfg;
+    const struct snap *cur = &s->cur, *nx = &s->next;
+    struct r2m_fp none = {0, 0};
+    int r = r2m_store_endpoint_put(store, cfg->name, r2m_poller_settings(cfg),
+                                   s->seq + s->n_changes, NULL, 0, none);
+    if (r)
+        return r;
+    if (s->baseline) {
+        for (size_t i = 0; i < nx->n && !r; i++) {
+            const struct entry *e = &nx->e[i];
+            r = r2m_store_item_put(store, cfg->name, key_of(nx, e), e->key_len, e->fp,
+                                   nx->blob.data + e->item_off, e->item_len);
+        }
+        return r;
+    }
+    for (size_t i = 0; i < s->n_changes && !r; i++) {
+        const struct entry *o = s->changes[i].old, *w = s->changes[i].nw;
+        if (w)
+            r = r2m_store_item_put(store, cfg->name, key_of(nx, w), w->key_len, w->fp,
+                                   nx->blob.data + w->item_off, w->item_len);
+        else
+            r = r2m_store_item_delete(store, cfg->name, key_of(cur, o), o->key_len);
+    }
+    return r;
+}
+
+static int note_change(struct coll_state *s, const struct entry *old, const struct entry *nw)
+{
+    if (s->n_changes == s->cap_changes) {
+        size_t cap = s->cap_changes ? s->cap_changes * 2 : 64;
+        struct change *c = realloc(s->changes, cap * sizeof *c);
+        if (!c)
+            return R2M_E_NOMEM;
+        s->changes = c;
+        s->cap_changes = cap;
+    }
+    s->changes[s->n_changes++] = (struct change){old, nw};
+    return 0;
+}
+
 static int coll_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
                         const char *body, size_t len, char *err, size_t errlen)
 {
@@ -352,15 +448,20 @@ static int coll_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct 
     }
     if ((r = collect(s, cfg, items, err, errlen)))
         return r;
+    r2m_batch_reset(&env->batch);
+    s->n_changes = 0;
+    s->baseline = !s->has;
     if (!s->has && !cfg->initial_emit && !env->emit_initial) {
-        swap(s); /* quiet start: the first poll is the baseline */
+        /* quiet start: the first poll is the baseline, stored without events */
+        if ((r = env->emit(env->emit_ctx, &env->batch, coll_persist, s, err, errlen)))
+            return r;
+        swap(s);
         return 0;
     }
 
     /* merge-join the sorted snapshots; events come out in key order */
-    r2m_batch_reset(&env->batch);
     const struct snap *cur = &s->cur, *nx = &s->next;
-    size_t i = 0, j = 0, events = 0;
+    size_t i = 0, j = 0;
     size_t n_old = s->has ? cur->n : 0;
     while (i < n_old || j < nx->n) {
         const struct entry *o = i < n_old ? &cur->e[i] : NULL;
@@ -370,26 +471,21 @@ static int coll_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct 
             i++, j++;
             if (o->fp.hi == w->fp.hi && o->fp.lo == w->fp.lo)
                 continue;
-            r = add_event(s, cfg, env, o, w, err, errlen);
         } else if (c < 0) {
             i++;
-            r = add_event(s, cfg, env, o, NULL, err, errlen);
+            w = NULL;
         } else {
             j++;
-            r = add_event(s, cfg, env, NULL, w, err, errlen);
+            o = NULL;
         }
-        if (r)
+        if ((r = add_event(s, cfg, env, o, w, err, errlen)) || (r = note_change(s, o, w)))
             return r;
-        events++;
     }
-    if (events == 0 && s->has)
+    if (s->n_changes == 0 && s->has)
         return 0; /* reordered or unchanged: keep the snapshot we have */
-    if (env->batch.n && (r = env->emit(env->emit_ctx, &env->batch))) {
-        snprintf(err, errlen, "%zu events not queued: %s; the changes will be retried", events,
-                 r2m_strerror(r));
+    if ((r = env->emit(env->emit_ctx, &env->batch, coll_persist, s, err, errlen)))
         return r;
-    }
-    s->seq += env->batch.n;
+    s->seq += s->n_changes;
     swap(s);
     return 0;
 }
@@ -398,5 +494,6 @@ const struct r2m_poller_kind r2m_poller_collection = {
     .name = "collection",
     .create = coll_create,
     .destroy = coll_destroy,
+    .restore = coll_restore,
     .on_body = coll_on_body,
 };

@@ -36,27 +36,49 @@ static void doc_destroy(void *state)
     free(s);
 }
 
-static int doc_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
-                       const char *body, size_t len, char *err, size_t errlen)
+static int doc_restore(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_store *store,
+                       const struct r2m_store_endpoint *row)
 {
+    (void)cfg;
+    (void)store;
     struct doc_state *s = state;
-    struct r2m_json *root, *before = NULL;
-    r2m_json_doc_set_depth(env->doc, cfg->max_depth);
-    int r = r2m_json_parse(env->doc, body, len, &root, err, errlen);
-    if (r)
-        return r;
-    r2m_json_remove(root, cfg->ignore, cfg->n_ignore);
-    r2m_buf_reset(&env->canon);
-    if ((r = r2m_json_canonical(root, &env->canon))) {
-        snprintf(err, errlen, "canonical document too large");
-        return r;
-    }
-    struct r2m_fp fp = r2m_json_fingerprint(env->canon.data, env->canon.len);
-    if (s->has && fp.hi == s->fp.hi && fp.lo == s->fp.lo)
-        return 0; /* the common case: nothing changed */
-    if (!s->has && !env->emit_initial)
-        goto store; /* quiet start: the first poll is the baseline */
+    s->seq = row->seq;
+    if (!row->has_doc)
+        return 0;
+    char *copy = malloc(row->doc_len + 1);
+    if (!copy)
+        return R2M_E_NOMEM;
+    memcpy(copy, row->doc, row->doc_len + 1);
+    free(s->canon);
+    s->canon = copy;
+    s->canon_len = row->doc_len;
+    s->fp = row->doc_fp;
+    s->has = 1;
+    return 0;
+}
 
+/* What persist writes: the new snapshot, handed over by on_body. */
+struct doc_commit {
+    const struct r2m_endpoint_cfg *cfg;
+    const struct r2m_buf *canon;
+    struct r2m_fp fp;
+    uint64_t seq;
+};
+
+static int doc_persist(void *pctx, struct r2m_store *store)
+{
+    struct doc_commit *c = pctx;
+    return r2m_store_endpoint_put(store, c->cfg->name, r2m_poller_settings(c->cfg), c->seq,
+                                  c->canon->data, c->canon->len, c->fp);
+}
+
+/* Fills env->batch with the change event (and the retained state message). */
+static int build_event(struct doc_state *s, const struct r2m_endpoint_cfg *cfg,
+                       struct r2m_poll_env *env, struct r2m_json *root, struct r2m_fp fp,
+                       char *err, size_t errlen)
+{
+    struct r2m_json *before = NULL;
+    int r;
     r2m_json_doc_set_depth(env->prev_doc, cfg->max_depth);
     if (s->has && (r = r2m_json_parse(env->prev_doc, s->canon, s->canon_len, &before, err,
                                       errlen))) {
@@ -83,6 +105,10 @@ static int doc_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r
         .patch_len = env->patch.len,
         .time_ms = env->wall_ms,
     };
+    if (cfg->payload == R2M_PAYLOAD_PATCH)
+        ev.fields = R2M_EVENT_PATCH;
+    else if (cfg->payload == R2M_PAYLOAD_AFTER)
+        ev.fields = R2M_EVENT_AFTER;
     struct r2m_fp none = {0, 0};
     r2m_event_id(ev.id, env->epoch, cfg->name, NULL, "changed", s->has ? s->fp : none, fp,
                  s->seq + 1);
@@ -101,42 +127,68 @@ static int doc_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r
                  cfg->topic);
         return r;
     }
-    r2m_batch_reset(&env->batch);
-    r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
-                      env->event.len, 0);
-    if (!r && cfg->state_topic) {
-        /* the current document, retained, for subscribers that come later */
-        r2m_buf_reset(&env->topic);
-        tv.op = "state";
-        if ((r = r2m_topic_expand(cfg->state_topic, &tv, &env->topic))) {
-            snprintf(err, errlen, "state_topic '%s' cannot be built from this document",
-                     cfg->state_topic);
-            return r;
-        }
-        r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->canon.data,
-                          env->canon.len, 1);
-    }
-    if (!r)
-        r = env->emit(env->emit_ctx, &env->batch);
-    if (r) {
-        snprintf(err, errlen, "event not queued: %s; the change will be retried",
-                 r2m_strerror(r));
+    if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
+                           env->event.len, 0)))
+        goto too_big;
+    if (!cfg->state_topic)
+        return 0;
+    /* the current document, retained, for subscribers that come later */
+    r2m_buf_reset(&env->topic);
+    tv.op = "state";
+    if ((r = r2m_topic_expand(cfg->state_topic, &tv, &env->topic))) {
+        snprintf(err, errlen, "state_topic '%s' cannot be built from this document",
+                 cfg->state_topic);
         return r;
     }
-    s->seq++;
-store:;
-    char *copy = realloc(s->canon, env->canon.len + 1);
-    if (!copy) {
-        /* the event went out; losing the snapshot would re-emit it, so keep
-         * the old text and report */
-        snprintf(err, errlen, "out of memory storing the snapshot");
-        return R2M_E_NOMEM;
+    if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->canon.data,
+                           env->canon.len, 1)))
+        goto too_big;
+    return 0;
+too_big:
+    snprintf(err, errlen, "event too large for the batch: %s", r2m_strerror(r));
+    return r;
+}
+
+static int doc_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+                       const char *body, size_t len, char *err, size_t errlen)
+{
+    struct doc_state *s = state;
+    struct r2m_json *root;
+    r2m_json_doc_set_depth(env->doc, cfg->max_depth);
+    int r = r2m_json_parse(env->doc, body, len, &root, err, errlen);
+    if (r)
+        return r;
+    r2m_json_remove(root, cfg->ignore, cfg->n_ignore);
+    r2m_buf_reset(&env->canon);
+    if ((r = r2m_json_canonical(root, &env->canon))) {
+        snprintf(err, errlen, "canonical document too large");
+        return r;
     }
+    struct r2m_fp fp = r2m_json_fingerprint(env->canon.data, env->canon.len);
+    if (s->has && fp.hi == s->fp.hi && fp.lo == s->fp.lo)
+        return 0; /* the common case: nothing changed */
+
+    /* quiet start: the first poll is a baseline, stored without events */
+    int quiet = !s->has && !cfg->initial_emit && !env->emit_initial;
+    r2m_batch_reset(&env->batch);
+    if (!quiet && (r = build_event(s, cfg, env, root, fp, err, errlen)))
+        return r;
+    /* allocate before committing: after the commit nothing may fail */
+    char *copy = malloc(env->canon.len + 1);
+    if (!copy)
+        return R2M_E_NOMEM;
     memcpy(copy, env->canon.data, env->canon.len + 1);
+    struct doc_commit commit = {cfg, &env->canon, fp, s->seq + env->batch.n};
+    if ((r = env->emit(env->emit_ctx, &env->batch, doc_persist, &commit, err, errlen))) {
+        free(copy);
+        return r;
+    }
+    free(s->canon);
     s->canon = copy;
     s->canon_len = env->canon.len;
     s->fp = fp;
     s->has = 1;
+    s->seq = commit.seq;
     return 0;
 }
 
@@ -144,5 +196,6 @@ const struct r2m_poller_kind r2m_poller_document = {
     .name = "document",
     .create = doc_create,
     .destroy = doc_destroy,
+    .restore = doc_restore,
     .on_body = doc_on_body,
 };

@@ -86,3 +86,21 @@ int r2m_batch_add(struct r2m_batch *b, const char *topic, size_t topic_len, cons
     b->msgs[b->n++] = m;
     return 0;
 }
+
+struct r2m_fp r2m_poller_settings(const struct r2m_endpoint_cfg *cfg)
+{
+    struct r2m_buf b;
+    r2m_buf_init(&b, 1 << 20);
+    /* NUL-separated, with a tag per field, so shifting text between fields
+     * changes the fingerprint */
+    r2m_buf_printf(&b, "v1%ckind=%s%c", 0, cfg->items ? "collection" : "document", 0);
+    if (cfg->items)
+        r2m_buf_printf(&b, "items=%s%c", cfg->items, 0);
+    for (size_t i = 0; i < cfg->n_key; i++)
+        r2m_buf_printf(&b, "key=%s%c", cfg->key[i], 0);
+    for (size_t i = 0; i < cfg->n_ignore; i++)
+        r2m_buf_printf(&b, "ignore=%s%c", cfg->ignore[i], 0);
+    struct r2m_fp fp = r2m_json_fingerprint(b.data ? b.data : "", b.len);
+    r2m_buf_free(&b);
+    return fp;
+}

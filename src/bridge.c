@@ -17,6 +17,7 @@
 #include "r2m/poller.h"
 #include "r2m/publish.h"
 #include "r2m/sched.h"
+#include "r2m/store.h"
 
 #define TAG_SIGNAL (2ull << 32)
 #define TAG_PUB    (3ull << 32)
@@ -42,6 +43,12 @@ struct r2m_bridge {
     struct r2m_sched *sched;
     struct r2m_http *http;
     struct r2m_pub *pub;
+    struct r2m_store *store;
+    int64_t *ids;       /* outbox rows of the batch being committed */
+    size_t cap_ids;
+    int64_t *acked;     /* outbox rows acknowledged, deleted after each turn */
+    size_t n_acked, cap_acked;
+    int outbox_full;    /* warned about a full outbox; cleared when there is room */
     struct r2m_poll_env env;
     struct endpoint *eps;
     size_t n_eps;
@@ -61,12 +68,62 @@ static int64_t wall_ms(void)
 
 /* ---- events out ---- */
 
-static int emit_publish(void *ctx, const struct r2m_batch *batch)
+static int grow_ids(int64_t **v, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t cap2 = *cap ? *cap : 64;
+    while (cap2 < need)
+        cap2 *= 2;
+    int64_t *p = realloc(*v, cap2 * sizeof *p);
+    if (!p)
+        return R2M_E_NOMEM;
+    *v = p;
+    *cap = cap2;
+    return 0;
+}
+
+/* The transactional outbox: the poller's new snapshot and the poll's events
+ * commit together, then the events are queued for publishing. */
+static int emit_publish(void *ctx, const struct r2m_batch *batch, r2m_persist_fn *persist,
+                        void *pctx, char *err, size_t errlen)
 {
     struct r2m_bridge *b = ctx;
-    /* all or nothing: a poll's events are queued together or not at all */
-    if (r2m_pub_room(b->pub) < batch->n)
+    int r;
+    if (r2m_pub_room(b->pub) < batch->n) {
+        snprintf(err, errlen,
+                 "outbox full (%zu events wait for the broker, state.outbox_max is %llu); "
+                 "snapshot not advanced, the change will be delivered by a later poll",
+                 r2m_pub_pending(b->pub), (unsigned long long)b->cfg->state.outbox_max);
+        if (!b->outbox_full) {
+            char n[24];
+            snprintf(n, sizeof n, "%llu", (unsigned long long)b->cfg->state.outbox_max);
+            r2m_log(R2M_LOG_WARN,
+                    "outbox full: endpoints stop advancing their snapshots until the broker "
+                    "acknowledges events; no change is lost",
+                    "outbox_max", n, NULL);
+        }
+        b->outbox_full = 1;
         return R2M_E_TOO_BIG;
+    }
+    b->outbox_full = 0;
+    if ((r = grow_ids(&b->ids, &b->cap_ids, batch->n)))
+        return r;
+    if ((r = r2m_store_begin(b->store)))
+        goto fail;
+    if ((r = persist(pctx, b->store)))
+        goto fail;
+    for (size_t i = 0; i < batch->n; i++) {
+        const struct r2m_batch_msg *m = &batch->msgs[i];
+        if ((r = r2m_store_outbox_add(b->store, r2m_batch_topic(batch, i), m->topic_len,
+                                      r2m_batch_payload(batch, i), m->payload_len, m->retained,
+                                      &b->ids[i])))
+            goto fail;
+    }
+    if ((r = r2m_store_commit(b->store)))
+        goto fail;
+    /* committed: from here on the events exist; memory failures below only
+     * delay them until the next start (they are in the outbox) */
     for (size_t i = 0; i < batch->n; i++) {
         const struct r2m_batch_msg *m = &batch->msgs[i];
         char *t = strdup(r2m_batch_topic(batch, i));
@@ -74,20 +131,62 @@ static int emit_publish(void *ctx, const struct r2m_batch *batch)
         if (!t || !p) {
             free(t);
             free(p);
-            return R2M_E_NOMEM;
+            r2m_log(R2M_LOG_ERROR, "out of memory queueing a committed event; it stays in the "
+                                   "outbox and is sent after a restart",
+                    NULL);
+            continue;
         }
         memcpy(p, r2m_batch_payload(batch, i), m->payload_len + 1);
-        int r = r2m_pub_enqueue(b->pub, t, p, m->payload_len, m->retained);
-        if (r)
-            return r;
+        r2m_pub_enqueue(b->pub, t, p, m->payload_len, m->retained, b->ids[i]);
     }
     return 0;
+fail:
+    snprintf(err, errlen, "state not saved (%s: %s); snapshot not advanced, nothing published",
+             b->cfg->state.path, r2m_store_errmsg(b->store));
+    r2m_store_rollback(b->store);
+    return R2M_E_IO;
 }
 
-static int emit_print(void *ctx, const struct r2m_batch *batch)
+static void on_ack(void *ctx, int64_t id)
+{
+    struct r2m_bridge *b = ctx;
+    if (grow_ids(&b->acked, &b->cap_acked, b->n_acked + 1)) {
+        /* not deleted now: it will be sent again after a restart (same id) */
+        return;
+    }
+    b->acked[b->n_acked++] = id;
+}
+
+/* Deletes acknowledged events from the outbox, one transaction per turn. */
+static void flush_acks(struct r2m_bridge *b)
+{
+    if (!b->n_acked)
+        return;
+    int r = r2m_store_begin(b->store);
+    for (size_t i = 0; !r && i < b->n_acked; i++)
+        r = r2m_store_outbox_delete(b->store, b->acked[i]);
+    if (!r)
+        r = r2m_store_commit(b->store);
+    if (r) {
+        r2m_store_rollback(b->store);
+        r2m_log(R2M_LOG_WARN, "could not remove acknowledged events from the outbox; retrying",
+                "path", b->cfg->state.path, "error", r2m_store_errmsg(b->store), NULL);
+        return;
+    }
+    b->n_acked = 0;
+}
+
+static int emit_print(void *ctx, const struct r2m_batch *batch, r2m_persist_fn *persist,
+                      void *pctx, char *err, size_t errlen)
 {
     (void)ctx;
+    (void)persist; /* `once` keeps no state */
+    (void)pctx;
+    (void)err;
+    (void)errlen;
     for (size_t i = 0; i < batch->n; i++) {
+        if (batch->msgs[i].retained)
+            continue; /* state messages are for subscribers, not for reading */
         fwrite(r2m_batch_payload(batch, i), 1, batch->msgs[i].payload_len, stdout);
         fputc('\n', stdout);
     }
@@ -187,8 +286,61 @@ static void start_due(struct r2m_bridge *b)
 
 /* ---- setup ---- */
 
+/* Loads each endpoint's stored snapshot; drops it when the settings that
+ * shape it changed (a silent re-baseline, logged). */
+static int restore_endpoint(struct r2m_bridge *b, struct endpoint *ep, char *err, size_t errlen)
+{
+    struct r2m_store_endpoint row;
+    int r = r2m_store_endpoint_get(b->store, ep->cfg->name, &row);
+    if (r)
+        goto fail;
+    if (!row.found)
+        return 0;
+    struct r2m_fp want = r2m_poller_settings(ep->cfg);
+    if (row.settings.hi != want.hi || row.settings.lo != want.lo) {
+        free(row.doc);
+        r2m_log(R2M_LOG_INFO,
+                "endpoint settings (items, key or ignore) changed: stored snapshot dropped, the "
+                "next poll is a silent baseline",
+                "endpoint", ep->cfg->name, NULL);
+        if ((r = r2m_store_begin(b->store)) ||
+            (r = r2m_store_endpoint_reset(b->store, ep->cfg->name)) ||
+            (r = r2m_store_commit(b->store)))
+            goto fail;
+        return 0;
+    }
+    r = ep->kind->restore(ep->state, ep->cfg, b->store, &row);
+    free(row.doc);
+    if (r)
+        goto fail;
+    return 0;
+fail:
+    r2m_store_rollback(b->store);
+    snprintf(err, errlen, "cannot load the state of endpoint '%s' from %s: %s", ep->cfg->name,
+             b->cfg->state.path, r2m_store_errmsg(b->store));
+    return r ? r : R2M_E_IO;
+}
+
+static int load_outbox_entry(void *ctx, int64_t id, const char *topic, const char *payload,
+                             size_t len, int retained)
+{
+    struct r2m_bridge *b = ctx;
+    char *t = strdup(topic), *p = malloc(len + 1);
+    if (!t || !p) {
+        free(t);
+        free(p);
+        return R2M_E_NOMEM;
+    }
+    if (len)
+        memcpy(p, payload, len);
+    p[len] = '\0';
+    /* at start the queue may hold more than outbox_max (a smaller limit
+     * than last time): everything stored is delivered */
+    return r2m_pub_enqueue(b->pub, t, p, len, retained, id) == R2M_E_NOMEM ? R2M_E_NOMEM : 0;
+}
+
 int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mode,
-                   const char *only)
+                   const char *only, char *err, size_t errlen)
 {
     int r = R2M_E_NOMEM;
     struct r2m_bridge *b = calloc(1, sizeof *b);
@@ -224,11 +376,15 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
     if ((r = r2m_sched_new(&b->sched)) || (r = r2m_http_new(&b->http, b->epfd, http_done)) ||
         (r = r2m_poll_env_init(&b->env, cfg)))
         goto out;
-    /* a fresh epoch per process until the state store keeps sequence numbers */
+    /* `once` keeps no state: its ids only need to be unique per run */
     b->env.epoch = b->rng ^ 0x5bd1e995u;
     if (mode == R2M_BRIDGE_RUN) {
+        if ((r = r2m_store_open(&b->store, cfg->state.path, err, errlen)))
+            goto out_err;
+        b->env.epoch = r2m_store_epoch(b->store);
         if ((r = r2m_pub_new(&b->pub, cfg, cfg->state.outbox_max)))
             goto out;
+        r2m_pub_on_ack(b->pub, on_ack, b);
         ev.data.u64 = TAG_PUB;
         if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, r2m_pub_fd(b->pub), &ev) < 0) {
             r = R2M_E_SYSTEM;
@@ -262,11 +418,30 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
     }
     if (only && b->n_eps == 0) {
         r = R2M_E_NOT_FOUND;
-        goto out;
+        snprintf(err, errlen, "no endpoint named '%s'", only);
+        goto out_err;
+    }
+    if (b->store) {
+        for (size_t i = 0; i < b->n_eps; i++)
+            if ((r = restore_endpoint(b, &b->eps[i], err, errlen)))
+                goto out_err;
+        if ((r = r2m_store_outbox(b->store, load_outbox_entry, b))) {
+            snprintf(err, errlen, "cannot load the outbox from %s: %s", cfg->state.path,
+                     r2m_store_errmsg(b->store));
+            goto out_err;
+        }
+        if (r2m_pub_pending(b->pub)) {
+            char n[24];
+            snprintf(n, sizeof n, "%zu", r2m_pub_pending(b->pub));
+            r2m_log(R2M_LOG_INFO, "resuming: events from the outbox will be delivered first",
+                    "count", n, NULL);
+        }
     }
     *out = b;
     return 0;
 out:
+    snprintf(err, errlen, "%s", r2m_strerror(r));
+out_err:
     r2m_bridge_free(b);
     return r;
 }
@@ -290,6 +465,9 @@ void r2m_bridge_free(struct r2m_bridge *b)
     free(b->eps);
     r2m_http_free(b->http);
     r2m_pub_free(b->pub);
+    r2m_store_close(b->store);
+    free(b->ids);
+    free(b->acked);
     r2m_sched_free(b->sched);
     r2m_poll_env_cleanup(&b->env);
     if (b->sigfd >= 0)
@@ -358,8 +536,10 @@ static int turn(struct r2m_bridge *b, int64_t extra_deadline)
         r2m_pub_dispatch(b->pub, b->now);
     start_due(b);
     /* events emitted by this turn's polls go out now, not at the next wake-up */
-    if (b->pub)
+    if (b->pub) {
         r2m_pub_dispatch(b->pub, b->now);
+        flush_acks(b);
+    }
     return 0;
 }
 
@@ -406,13 +586,14 @@ int r2m_bridge_run(struct r2m_bridge *b)
     if (r2m_pub_pending(b->pub)) {
         char n[24];
         snprintf(n, sizeof n, "%zu", r2m_pub_pending(b->pub));
-        r2m_log(R2M_LOG_ERROR,
-                "shutdown_timeout reached with events unacknowledged; they are lost in this "
-                "version (no durable outbox yet)",
+        r2m_log(R2M_LOG_WARN,
+                "shutdown_timeout reached with events unacknowledged; they stay in the outbox "
+                "and are delivered after the next start",
                 "count", n, NULL);
     }
     int64_t left = end - b->now;
     r2m_pub_goodbye(b->pub, left > 1000 ? left : 1000);
+    flush_acks(b);
     r2m_log(R2M_LOG_INFO, "stopped", NULL);
     return 0;
 }

@@ -31,6 +31,7 @@ struct msg {
     size_t len;
     uint64_t seq;     /* enqueue order */
     uint64_t send_id; /* identifies one send attempt; stale callbacks match nothing */
+    int64_t id;       /* outbox row, 0 if none */
     int retained;
 };
 
@@ -54,6 +55,8 @@ struct r2m_pub {
     struct msg *inflight[R2M_PUB_WINDOW];
     size_t n_inflight;
     uint64_t next_seq, next_send_id, acked;
+    r2m_pub_ack_fn *on_ack;
+    void *ack_ctx;
 
     pthread_mutex_t lock; /* guards reports only */
     struct report *reports;
@@ -318,7 +321,14 @@ int r2m_pub_connect(struct r2m_pub *p, int64_t now_ms)
     return 0;
 }
 
-int r2m_pub_enqueue(struct r2m_pub *p, char *topic, char *payload, size_t len, int retained)
+void r2m_pub_on_ack(struct r2m_pub *p, r2m_pub_ack_fn *fn, void *ctx)
+{
+    p->on_ack = fn;
+    p->ack_ctx = ctx;
+}
+
+int r2m_pub_enqueue(struct r2m_pub *p, char *topic, char *payload, size_t len, int retained,
+                    int64_t id)
 {
     if (p->queued + p->n_inflight >= p->max_queued) {
         free(topic);
@@ -335,6 +345,7 @@ int r2m_pub_enqueue(struct r2m_pub *p, char *topic, char *payload, size_t len, i
     m->payload = payload;
     m->len = len;
     m->retained = retained;
+    m->id = id;
     m->seq = p->next_seq++;
     if (p->tail)
         p->tail->next = m;
@@ -510,6 +521,8 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
         case REP_PUB_OK:
             if ((k = take_inflight(p, r->send_id)) < 0)
                 break; /* a stale attempt: that message was already requeued */
+            if (p->inflight[k]->id && p->on_ack)
+                p->on_ack(p->ack_ctx, p->inflight[k]->id);
             msg_free(p->inflight[k]);
             p->inflight[k] = p->inflight[--p->n_inflight];
             p->acked++;
@@ -557,7 +570,7 @@ void r2m_pub_goodbye(struct r2m_pub *p, int64_t timeout_ms)
     if (p->status_topic) {
         char *t = strdup(p->status_topic), *pl = strdup("offline");
         if (t && pl)
-            r2m_pub_enqueue(p, t, pl, 7, 1);
+            r2m_pub_enqueue(p, t, pl, 7, 1, 0);
         else {
             free(t);
             free(pl);

@@ -246,14 +246,16 @@ int main(int argc, char **argv)
         exit_code = cmd_check(cfg);
     } else {
         struct r2m_bridge *b = NULL;
-        r = r2m_bridge_new(&b, cfg, mode, only);
+        char err[1024] = "";
+        r = r2m_bridge_new(&b, cfg, mode, only, err, sizeof err);
         if (r == R2M_E_NOT_FOUND) {
             fprintf(stderr, "rest2mqtt: no endpoint named '%s' in %s; `rest2mqtt check -c %s` "
                             "lists them\n",
                     only, config, config);
             exit_code = EXIT_USAGE;
         } else if (r) {
-            r2m_log(R2M_LOG_ERROR, "cannot start", "error", r2m_strerror(r), NULL);
+            r2m_log(R2M_LOG_ERROR, "cannot start", "error", err[0] ? err : r2m_strerror(r),
+                    NULL);
             exit_code = EXIT_RUNTIME;
         } else if ((r = r2m_bridge_run(b))) {
             exit_code = EXIT_RUNTIME;

@@ -17,9 +17,12 @@ enum r2m_bridge_mode {
 struct r2m_bridge;
 
 /* cfg must outlive the bridge. only: endpoint name to restrict to, or NULL
- * (R2M_E_NOT_FOUND if no endpoint has that name). */
+ * (R2M_E_NOT_FOUND if no endpoint has that name). In RUN mode the state
+ * file is opened and every endpoint's snapshot and the outbox are loaded;
+ * a state file that cannot be used is R2M_E_IO. err gets a one-line cause
+ * naming what failed and what to do. */
 int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mode,
-                   const char *only);
+                   const char *only, char *err, size_t errlen);
 void r2m_bridge_free(struct r2m_bridge *b);
 
 /* Runs until SIGTERM/SIGINT (RUN) or until every poll finished (ONCE).

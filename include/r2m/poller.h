@@ -20,6 +20,7 @@
 #include "r2m/buf.h"
 #include "r2m/config.h"
 #include "r2m/json.h"
+#include "r2m/store.h"
 
 /* The messages one poll produces, in publishing order. Topics and payloads
  * are stored back to back in `bytes`, each followed by a NUL. */
@@ -45,11 +46,21 @@ static inline const char *r2m_batch_payload(const struct r2m_batch *b, size_t i)
     return b->bytes.data + b->msgs[i].payload;
 }
 
-/* Where a poll's messages go: all of them or none. emit copies what it
- * needs and returns 0, or an error (R2M_E_TOO_BIG when the outbox has no
- * room for the whole batch), in which case nothing was queued and the
- * poller must not advance its snapshot. */
-typedef int r2m_emit_fn(void *ctx, const struct r2m_batch *batch);
+struct r2m_store;
+
+/* Writes a poller's new snapshot into the store, inside the transaction
+ * that also adds the poll's events to the outbox. */
+typedef int r2m_persist_fn(void *pctx, struct r2m_store *store);
+
+/* Where a poll's result goes: the batch of messages (possibly empty) and the
+ * new snapshot, all of them or none. With a store, emit runs persist and
+ * adds the messages to the outbox in one transaction, then queues them for
+ * publishing. It returns 0, or an error (R2M_E_TOO_BIG when the outbox has
+ * no room for the whole batch, R2M_E_IO when the transaction failed), in
+ * which case nothing was queued or stored, err says why, and the poller
+ * must not advance its in-memory snapshot either. */
+typedef int r2m_emit_fn(void *ctx, const struct r2m_batch *batch, r2m_persist_fn *persist,
+                        void *pctx, char *err, size_t errlen);
 
 /* Shared, single-threaded scratch space for all pollers; owned by the bridge. */
 struct r2m_poll_env {
@@ -68,6 +79,11 @@ struct r2m_poll_env {
     void *emit_ctx;
 };
 
+/* Fingerprint of the settings a snapshot depends on (kind, items, key,
+ * ignore): when it differs from the stored one, the stored snapshot is
+ * dropped and the endpoint re-baselines silently. */
+struct r2m_fp r2m_poller_settings(const struct r2m_endpoint_cfg *cfg);
+
 int r2m_poll_env_init(struct r2m_poll_env *env, const struct r2m_config *cfg);
 void r2m_poll_env_cleanup(struct r2m_poll_env *env);
 
@@ -75,6 +91,10 @@ struct r2m_poller_kind {
     const char *name;
     int (*create)(void **state, const struct r2m_endpoint_cfg *cfg);
     void (*destroy)(void *state);
+    /* Loads the snapshot stored for the endpoint (row is its endpoint row,
+     * row->found set). Called once, before the first poll. */
+    int (*restore)(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_store *store,
+                   const struct r2m_store_endpoint *row);
     /* err receives a one-line cause on failure (never secrets). */
     int (*on_body)(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
                    const char *body, size_t len, char *err, size_t errlen);

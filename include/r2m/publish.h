@@ -39,8 +39,16 @@ int r2m_pub_fd(const struct r2m_pub *p);
 int r2m_pub_connect(struct r2m_pub *p, int64_t now_ms);
 
 /* Queues a message; takes ownership of topic and payload (malloc'd) in every
- * case. R2M_E_TOO_BIG when max_queued messages already wait. */
-int r2m_pub_enqueue(struct r2m_pub *p, char *topic, char *payload, size_t len, int retained);
+ * case. id is the message's outbox row (0: not in the outbox), reported to
+ * the ack callback once the broker acknowledged it. R2M_E_TOO_BIG when
+ * max_queued messages already wait. */
+int r2m_pub_enqueue(struct r2m_pub *p, char *topic, char *payload, size_t len, int retained,
+                    int64_t id);
+
+/* Called on the loop thread, from r2m_pub_dispatch, for every acknowledged
+ * message with a non-zero id. */
+typedef void r2m_pub_ack_fn(void *ctx, int64_t id);
+void r2m_pub_on_ack(struct r2m_pub *p, r2m_pub_ack_fn *fn, void *ctx);
 
 /* Applies paho's reports, retries the connection when due, sends. */
 void r2m_pub_dispatch(struct r2m_pub *p, int64_t now_ms);

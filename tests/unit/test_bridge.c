@@ -63,7 +63,8 @@ static int run_once(const char *only, char *out, size_t outlen)
     FILE *cap = tmpfile();
     dup2(fileno(cap), STDOUT_FILENO);
     struct r2m_bridge *b = NULL;
-    int r = r2m_bridge_new(&b, cfg, R2M_BRIDGE_ONCE, only);
+    char err[256];
+    int r = r2m_bridge_new(&b, cfg, R2M_BRIDGE_ONCE, only, err, sizeof err);
     if (r == 0)
         r = r2m_bridge_run(b);
     r2m_bridge_free(b);

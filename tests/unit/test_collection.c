@@ -30,11 +30,16 @@ struct sink {
     struct msg m[MAX_MSGS];
 };
 
-static int record(void *ctx, const struct r2m_batch *b)
+static int record(void *ctx, const struct r2m_batch *b, r2m_persist_fn *persist, void *pctx,
+                  char *err, size_t errlen)
 {
     struct sink *s = ctx;
-    if (s->refuse)
+    assert_non_null(persist); /* every accepted poll hands over its new snapshot */
+    assert_non_null(pctx);
+    if (s->refuse) {
+        snprintf(err, errlen, "outbox full; the change will be retried");
         return R2M_E_TOO_BIG;
+    }
     for (size_t i = 0; i < b->n && s->n < MAX_MSGS; i++, s->n++) {
         snprintf(s->m[s->n].topic, sizeof s->m[s->n].topic, "%s", r2m_batch_topic(b, i));
         snprintf(s->m[s->n].payload, sizeof s->m[s->n].payload, "%s", r2m_batch_payload(b, i));

@@ -171,7 +171,7 @@ static void enqueue(struct fx *f, int i)
 {
     char *t = strdup("t/unit"), *p = malloc(32);
     int n = snprintf(p, 32, "{\"n\":%d}", i);
-    assert_int_equal(r2m_pub_enqueue(f->pub, t, p, (size_t)n, 0), 0);
+    assert_int_equal(r2m_pub_enqueue(f->pub, t, p, (size_t)n, 0, i + 1), 0);
 }
 
 static void publishes_are_acknowledged(void **state)
@@ -194,7 +194,7 @@ static void queue_has_a_ceiling(void **state)
     for (int i = 0; i < 3; i++)
         enqueue(f, i);
     char *t = strdup("t/unit"), *p = strdup("{}");
-    assert_int_equal(r2m_pub_enqueue(f->pub, t, p, 2, 0), R2M_E_TOO_BIG);
+    assert_int_equal(r2m_pub_enqueue(f->pub, t, p, 2, 0, 0), R2M_E_TOO_BIG);
     assert_int_equal(r2m_pub_pending(f->pub), 3);
 }
 

@@ -1,0 +1,86 @@
+/* r2m/store.h - durable state and the transactional outbox, in SQLite.
+ *
+ * One database file (WAL mode, synchronous=FULL) holds, per endpoint, the
+ * last committed snapshot (the canonical document, or the collection's
+ * items with their fingerprints), the change sequence number, a fingerprint
+ * of the settings that shape the snapshot, and the outbox of events the
+ * broker has not acknowledged yet. A poll's new snapshot and its events are
+ * written in ONE transaction (r2m_store_begin .. r2m_store_commit), so a
+ * crash at any instant leaves either the old state and no events, or the
+ * new state and all its events. Events leave the outbox only when the
+ * broker acknowledged them (r2m_store_outbox_delete).
+ *
+ * Only the loop thread uses the store. Statements are prepared once. An
+ * unchanged poll never calls into the store. */
+#ifndef R2M_STORE_H
+#define R2M_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "r2m/json.h"
+
+struct r2m_store;
+
+/* Opens (creating if needed) the database at path. A file that is not a
+ * rest2mqtt database, is corrupt, or cannot be written is an error with a
+ * message naming the path (never a silent reset). */
+int r2m_store_open(struct r2m_store **out, const char *path, char *err, size_t errlen);
+void r2m_store_close(struct r2m_store *s);
+
+/* Random 64-bit number fixed when the database was created: part of every
+ * event id, so ids from different databases never collide. */
+uint64_t r2m_store_epoch(const struct r2m_store *s);
+
+/* Last SQLite error text, for logs. */
+const char *r2m_store_errmsg(const struct r2m_store *s);
+
+int r2m_store_begin(struct r2m_store *s);
+int r2m_store_commit(struct r2m_store *s);
+void r2m_store_rollback(struct r2m_store *s);
+
+/* ---- endpoints ---- */
+
+struct r2m_store_endpoint {
+    int found;
+    struct r2m_fp settings; /* fingerprint of the settings the snapshot depends on */
+    uint64_t seq;           /* events emitted so far */
+    int has_doc;
+    char *doc; /* document snapshot (malloc'd, NUL-terminated) or NULL */
+    size_t doc_len;
+    struct r2m_fp doc_fp;
+};
+/* Reads an endpoint's row; out->found = 0 if there is none. Free out->doc. */
+int r2m_store_endpoint_get(struct r2m_store *s, const char *name, struct r2m_store_endpoint *out);
+/* Inserts or replaces the row (doc may be NULL for collections). */
+int r2m_store_endpoint_put(struct r2m_store *s, const char *name, struct r2m_fp settings,
+                           uint64_t seq, const char *doc, size_t doc_len, struct r2m_fp doc_fp);
+/* Forgets everything about an endpoint (row and items; not its outbox). */
+int r2m_store_endpoint_reset(struct r2m_store *s, const char *name);
+/* Names of endpoints with stored state, for `state prune`; calls fn per name. */
+int r2m_store_endpoint_names(struct r2m_store *s, void (*fn)(void *ctx, const char *name),
+                             void *ctx);
+
+/* ---- collection items ---- */
+
+int r2m_store_item_put(struct r2m_store *s, const char *endpoint, const char *key,
+                       size_t key_len, struct r2m_fp fp, const char *body, size_t body_len);
+int r2m_store_item_delete(struct r2m_store *s, const char *endpoint, const char *key,
+                          size_t key_len);
+/* Calls fn for every stored item of the endpoint in key order (bytewise). */
+typedef int r2m_store_item_fn(void *ctx, const char *key, size_t key_len, struct r2m_fp fp,
+                              const char *body, size_t body_len);
+int r2m_store_items(struct r2m_store *s, const char *endpoint, r2m_store_item_fn *fn, void *ctx);
+
+/* ---- outbox ---- */
+
+int r2m_store_outbox_add(struct r2m_store *s, const char *topic, size_t topic_len,
+                         const char *payload, size_t payload_len, int retained, int64_t *id);
+int r2m_store_outbox_delete(struct r2m_store *s, int64_t id);
+/* Calls fn for every outbox entry, oldest first. */
+typedef int r2m_store_outbox_fn(void *ctx, int64_t id, const char *topic, const char *payload,
+                                size_t payload_len, int retained);
+int r2m_store_outbox(struct r2m_store *s, r2m_store_outbox_fn *fn, void *ctx);
+int64_t r2m_store_outbox_count(struct r2m_store *s);
+
+#endif

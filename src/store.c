@@ -1,0 +1,458 @@
+/* store.c - SQLite state and outbox; see r2m/store.h for the contract. */
+#include "r2m/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "r2m/error.h"
+
+#define SCHEMA_VERSION 1
+
+enum {
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_EP_GET,
+    Q_EP_PUT,
+    Q_EP_DEL,
+    Q_EP_DEL_ITEMS,
+    Q_EP_NAMES,
+    Q_ITEM_PUT,
+    Q_ITEM_DEL,
+    Q_ITEMS,
+    Q_OUT_ADD,
+    Q_OUT_DEL,
+    Q_OUT_ALL,
+    Q_OUT_COUNT,
+    Q__N
+};
+
+static const char *const sql[Q__N] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_EP_GET] = "SELECT settings, seq, doc, doc_fp FROM endpoint WHERE name = ?1",
+    [Q_EP_PUT] = "INSERT OR REPLACE INTO endpoint(name, settings, seq, doc, doc_fp) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_EP_DEL] = "DELETE FROM endpoint WHERE name = ?1",
+    [Q_EP_DEL_ITEMS] = "DELETE FROM item WHERE endpoint = ?1",
+    [Q_EP_NAMES] = "SELECT name FROM endpoint UNION SELECT DISTINCT endpoint FROM item "
+                   "ORDER BY 1",
+    [Q_ITEM_PUT] = "INSERT OR REPLACE INTO item(endpoint, key, fp, body) VALUES (?1, ?2, ?3, ?4)",
+    [Q_ITEM_DEL] = "DELETE FROM item WHERE endpoint = ?1 AND key = ?2",
+    [Q_ITEMS] = "SELECT key, fp, body FROM item WHERE endpoint = ?1 ORDER BY key",
+    [Q_OUT_ADD] = "INSERT INTO outbox(topic, payload, retained) VALUES (?1, ?2, ?3)",
+    [Q_OUT_DEL] = "DELETE FROM outbox WHERE id = ?1",
+    [Q_OUT_ALL] = "SELECT id, topic, payload, retained FROM outbox ORDER BY id",
+    [Q_OUT_COUNT] = "SELECT count(*) FROM outbox",
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS endpoint("
+    "  name TEXT PRIMARY KEY, settings BLOB NOT NULL, seq INTEGER NOT NULL,"
+    "  doc BLOB, doc_fp BLOB) WITHOUT ROWID;"
+    /* keys are BLOBs so ORDER BY is bytewise, the poller's own order */
+    "CREATE TABLE IF NOT EXISTS item("
+    "  endpoint TEXT NOT NULL, key BLOB NOT NULL, fp BLOB NOT NULL, body BLOB NOT NULL,"
+    "  PRIMARY KEY(endpoint, key)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS outbox("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,"
+    "  retained INTEGER NOT NULL);";
+
+struct r2m_store {
+    sqlite3 *db;
+    sqlite3_stmt *q[Q__N];
+    uint64_t epoch;
+    int in_txn;
+    int fresh; /* the file had no tables when opened */
+};
+
+const char *r2m_store_errmsg(const struct r2m_store *s)
+{
+    return s && s->db ? sqlite3_errmsg(s->db) : "no database";
+}
+
+static void fp_pack(struct r2m_fp fp, unsigned char out[16])
+{
+    for (int i = 0; i < 8; i++) {
+        out[i] = (unsigned char)(fp.hi >> (56 - 8 * i));
+        out[8 + i] = (unsigned char)(fp.lo >> (56 - 8 * i));
+    }
+}
+
+static struct r2m_fp fp_unpack(const void *p, int n)
+{
+    struct r2m_fp fp = {0, 0};
+    const unsigned char *b = p;
+    if (!b || n != 16)
+        return fp;
+    for (int i = 0; i < 8; i++) {
+        fp.hi = fp.hi << 8 | b[i];
+        fp.lo = fp.lo << 8 | b[8 + i];
+    }
+    return fp;
+}
+
+/* Runs a statement to completion; 0 or R2M_E_IO. */
+static int step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : R2M_E_IO;
+}
+
+static int exec(struct r2m_store *s, const char *text)
+{
+    return sqlite3_exec(s->db, text, NULL, NULL, NULL) == SQLITE_OK ? 0 : R2M_E_IO;
+}
+
+/* Reads or creates meta: schema version, application tag, epoch. */
+static int init_meta(struct r2m_store *s, const char *path, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int r = R2M_E_IO;
+    long long schema_v = -1;
+    int is_ours = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT k, v FROM meta", -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        if (!strcmp(k, "app"))
+            is_ours = !strcmp((const char *)sqlite3_column_text(st, 1), "rest2mqtt");
+        else if (!strcmp(k, "schema"))
+            schema_v = sqlite3_column_int64(st, 1);
+        else if (!strcmp(k, "epoch"))
+            s->epoch = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc != SQLITE_DONE)
+        goto fail;
+    if (schema_v == -1 && !s->fresh) {
+        snprintf(err, errlen,
+                 "%s is an SQLite database but not a rest2mqtt state file; point state.path at "
+                 "another file",
+                 path);
+        return R2M_E_IO;
+    }
+    if (schema_v == -1) {
+        uint64_t e = 0;
+        if (getrandom(&e, sizeof e, 0) != sizeof e)
+            e = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+        s->epoch = e;
+        char text[160];
+        snprintf(text, sizeof text,
+                 "INSERT INTO meta(k, v) VALUES ('app', 'rest2mqtt'), ('schema', %d), "
+                 "('epoch', %lld)",
+                 SCHEMA_VERSION, (long long)e);
+        if (exec(s, text))
+            goto fail;
+        return 0;
+    }
+    if (!is_ours) {
+        snprintf(err, errlen,
+                 "%s is an SQLite database but not a rest2mqtt state file; point state.path at "
+                 "another file",
+                 path);
+        return R2M_E_IO;
+    }
+    if (schema_v != SCHEMA_VERSION) {
+        snprintf(err, errlen,
+                 "%s has state schema version %lld, this rest2mqtt understands %d; use the "
+                 "matching rest2mqtt version or a new state file",
+                 path, schema_v, SCHEMA_VERSION);
+        return R2M_E_IO;
+    }
+    return 0;
+fail:
+    sqlite3_finalize(st);
+    snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(s->db));
+    return r;
+}
+
+int r2m_store_open(struct r2m_store **out, const char *path, char *err, size_t errlen)
+{
+    int r = R2M_E_IO;
+    struct r2m_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return R2M_E_NOMEM;
+    err[0] = '\0';
+    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open state file %s: %s; check that its directory exists "
+                              "and is writable",
+                 path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        goto out;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    /* EXCLUSIVE: a second rest2mqtt on the same file fails at start instead
+     * of interleaving its writes with ours */
+    if (exec(s, "PRAGMA locking_mode=EXCLUSIVE") || exec(s, "PRAGMA synchronous=FULL") ||
+        exec(s, "PRAGMA foreign_keys=OFF"))
+        goto sqlerr;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK)
+        goto sqlerr;
+    rc = sqlite3_step(st);
+    const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    int wal = mode && !strcmp(mode, "wal");
+    sqlite3_finalize(st);
+    if (!wal)
+        goto sqlerr;
+    /* a damaged file is an error, never a silent reset */
+    if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK)
+        goto sqlerr;
+    rc = sqlite3_step(st);
+    const char *qc = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    if (!qc || strcmp(qc, "ok")) {
+        snprintf(err, errlen,
+                 "state file %s is damaged (%s); restore it from a backup, or move it away to "
+                 "start from fresh baselines",
+                 path, qc ? qc : sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        goto out;
+    }
+    sqlite3_finalize(st);
+    if (exec(s, "BEGIN IMMEDIATE"))
+        goto sqlerr;
+    /* a database that already has tables must be ours: never add our
+     * tables to someone else's file */
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL) !=
+        SQLITE_OK)
+        goto sqlerr;
+    int existing = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    s->fresh = existing == 0;
+    if (exec(s, schema) || (r = init_meta(s, path, err, errlen))) {
+        exec(s, "ROLLBACK");
+        if (!err[0])
+            goto sqlerr;
+        r = R2M_E_IO;
+        goto out;
+    }
+    if (exec(s, "COMMIT"))
+        goto sqlerr;
+    for (int i = 0; i < Q__N; i++)
+        if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL) !=
+            SQLITE_OK)
+            goto sqlerr;
+    *out = s;
+    return 0;
+sqlerr:
+    r = R2M_E_IO;
+    {
+        int code = sqlite3_errcode(s->db) & 0xff;
+        const char *hint = code == SQLITE_BUSY || code == SQLITE_LOCKED
+                               ? "another rest2mqtt process probably uses it; stop it or give "
+                                 "this one its own state.path"
+                           : code == SQLITE_READONLY || code == SQLITE_CANTOPEN ||
+                                   code == SQLITE_PERM
+                               ? "make the file and its directory writable by this user"
+                           : code == SQLITE_NOTADB || code == SQLITE_CORRUPT
+                               ? "it is not a valid state file; restore a backup or move it away"
+                           : code == SQLITE_FULL ? "the disk is full; free space"
+                                                 : "check the file and its directory";
+        snprintf(err, errlen, "state file %s: %s; %s", path, sqlite3_errmsg(s->db), hint);
+    }
+out:
+    r2m_store_close(s);
+    return r;
+}
+
+void r2m_store_close(struct r2m_store *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < Q__N; i++)
+        sqlite3_finalize(s->q[i]);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+uint64_t r2m_store_epoch(const struct r2m_store *s)
+{
+    return s->epoch;
+}
+
+int r2m_store_begin(struct r2m_store *s)
+{
+    int r = step_done(s->q[Q_BEGIN]);
+    s->in_txn = !r;
+    return r;
+}
+
+int r2m_store_commit(struct r2m_store *s)
+{
+    int r = step_done(s->q[Q_COMMIT]);
+    if (r)
+        r2m_store_rollback(s);
+    s->in_txn = 0;
+    return r;
+}
+
+void r2m_store_rollback(struct r2m_store *s)
+{
+    if (sqlite3_get_autocommit(s->db) == 0)
+        step_done(s->q[Q_ROLLBACK]);
+    s->in_txn = 0;
+}
+
+int r2m_store_endpoint_get(struct r2m_store *s, const char *name, struct r2m_store_endpoint *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = s->q[Q_EP_GET];
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), r = 0;
+    if (rc == SQLITE_ROW) {
+        out->found = 1;
+        out->settings = fp_unpack(sqlite3_column_blob(st, 0), sqlite3_column_bytes(st, 0));
+        out->seq = (uint64_t)sqlite3_column_int64(st, 1);
+        if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+            const void *d = sqlite3_column_blob(st, 2);
+            size_t n = (size_t)sqlite3_column_bytes(st, 2);
+            out->doc = malloc(n + 1);
+            if (!out->doc) {
+                r = R2M_E_NOMEM;
+            } else {
+                if (n)
+                    memcpy(out->doc, d, n);
+                out->doc[n] = '\0';
+                out->doc_len = n;
+                out->has_doc = 1;
+                out->doc_fp = fp_unpack(sqlite3_column_blob(st, 3), sqlite3_column_bytes(st, 3));
+            }
+        }
+    } else if (rc != SQLITE_DONE) {
+        r = R2M_E_IO;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return r;
+}
+
+int r2m_store_endpoint_put(struct r2m_store *s, const char *name, struct r2m_fp settings,
+                           uint64_t seq, const char *doc, size_t doc_len, struct r2m_fp doc_fp)
+{
+    unsigned char sp[16], dp[16];
+    fp_pack(settings, sp);
+    fp_pack(doc_fp, dp);
+    sqlite3_stmt *st = s->q[Q_EP_PUT];
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, sp, 16, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)seq);
+    if (doc) {
+        sqlite3_bind_blob64(st, 4, doc, doc_len, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 5, dp, 16, SQLITE_STATIC);
+    }
+    return step_done(st);
+}
+
+int r2m_store_endpoint_reset(struct r2m_store *s, const char *name)
+{
+    sqlite3_bind_text(s->q[Q_EP_DEL], 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->q[Q_EP_DEL_ITEMS], 1, name, -1, SQLITE_STATIC);
+    int r = step_done(s->q[Q_EP_DEL]);
+    return r ? r : step_done(s->q[Q_EP_DEL_ITEMS]);
+}
+
+int r2m_store_endpoint_names(struct r2m_store *s, void (*fn)(void *ctx, const char *name),
+                             void *ctx)
+{
+    sqlite3_stmt *st = s->q[Q_EP_NAMES];
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ctx, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : R2M_E_IO;
+}
+
+int r2m_store_item_put(struct r2m_store *s, const char *endpoint, const char *key,
+                       size_t key_len, struct r2m_fp fp, const char *body, size_t body_len)
+{
+    unsigned char p[16];
+    fp_pack(fp, p);
+    sqlite3_stmt *st = s->q[Q_ITEM_PUT];
+    sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
+    sqlite3_bind_blob64(st, 2, key, key_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, p, 16, SQLITE_STATIC);
+    sqlite3_bind_blob64(st, 4, body, body_len, SQLITE_STATIC);
+    return step_done(st);
+}
+
+int r2m_store_item_delete(struct r2m_store *s, const char *endpoint, const char *key,
+                          size_t key_len)
+{
+    sqlite3_stmt *st = s->q[Q_ITEM_DEL];
+    sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
+    sqlite3_bind_blob64(st, 2, key, key_len, SQLITE_STATIC);
+    return step_done(st);
+}
+
+int r2m_store_items(struct r2m_store *s, const char *endpoint, r2m_store_item_fn *fn, void *ctx)
+{
+    sqlite3_stmt *st = s->q[Q_ITEMS];
+    sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
+    int rc, r = 0;
+    while (!r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        r = fn(ctx, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+               fp_unpack(sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1)),
+               sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+    }
+    if (!r && rc != SQLITE_DONE)
+        r = R2M_E_IO;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return r;
+}
+
+int r2m_store_outbox_add(struct r2m_store *s, const char *topic, size_t topic_len,
+                         const char *payload, size_t payload_len, int retained, int64_t *id)
+{
+    sqlite3_stmt *st = s->q[Q_OUT_ADD];
+    sqlite3_bind_text64(st, 1, topic, topic_len, SQLITE_STATIC, SQLITE_UTF8);
+    sqlite3_bind_blob64(st, 2, payload, payload_len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, retained);
+    int r = step_done(st);
+    if (!r)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return r;
+}
+
+int r2m_store_outbox_delete(struct r2m_store *s, int64_t id)
+{
+    sqlite3_bind_int64(s->q[Q_OUT_DEL], 1, id);
+    return step_done(s->q[Q_OUT_DEL]);
+}
+
+int r2m_store_outbox(struct r2m_store *s, r2m_store_outbox_fn *fn, void *ctx)
+{
+    sqlite3_stmt *st = s->q[Q_OUT_ALL];
+    int rc, r = 0;
+    while (!r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        r = fn(ctx, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+               sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2),
+               sqlite3_column_int(st, 3));
+    }
+    if (!r && rc != SQLITE_DONE)
+        r = R2M_E_IO;
+    sqlite3_reset(st);
+    return r;
+}
+
+int64_t r2m_store_outbox_count(struct r2m_store *s)
+{
+    sqlite3_stmt *st = s->q[Q_OUT_COUNT];
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    return n;
+}

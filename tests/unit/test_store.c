@@ -1,0 +1,246 @@
+/* test_store.c - SQLite state and outbox on real files. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "r2m/error.h"
+#include "r2m/store.h"
+
+static char dir[] = "/tmp/r2m-test-store-XXXXXX";
+static char path[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(dir, "/tmp/r2m-test-store-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof path, "%s/state.db", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "chmod -R u+w %s; rm -rf %s", dir, dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct r2m_store *open_ok(void)
+{
+    struct r2m_store *s = NULL;
+    char err[512];
+    int r = r2m_store_open(&s, path, err, sizeof err);
+    if (r)
+        fail_msg("open failed: %s", err);
+    return s;
+}
+
+struct items {
+    int n;
+    char keys[8][32];
+    char bodies[8][64];
+};
+
+static int collect(void *ctx, const char *key, size_t key_len, struct r2m_fp fp, const char *body,
+                   size_t body_len)
+{
+    struct items *it = ctx;
+    assert_int_equal(fp.hi, 7);
+    snprintf(it->keys[it->n], 32, "%.*s", (int)key_len, key);
+    snprintf(it->bodies[it->n], 64, "%.*s", (int)body_len, body);
+    it->n++;
+    return 0;
+}
+
+static void snapshot_and_items_survive_reopen(void **state)
+{
+    (void)state;
+    struct r2m_store *s = open_ok();
+    uint64_t epoch = r2m_store_epoch(s);
+    struct r2m_fp set = {1, 2}, dfp = {3, 4}, ifp = {7, 8};
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(r2m_store_endpoint_put(s, "doc", set, 5, "{\"a\":1}", 7, dfp), 0);
+    assert_int_equal(r2m_store_item_put(s, "list", "b", 1, ifp, "{\"id\":\"b\"}", 10), 0);
+    assert_int_equal(r2m_store_item_put(s, "list", "a", 1, ifp, "{\"id\":\"a\"}", 10), 0);
+    assert_int_equal(r2m_store_item_put(s, "list", "ab", 2, ifp, "{}", 2), 0);
+    assert_int_equal(r2m_store_commit(s), 0);
+    r2m_store_close(s);
+
+    s = open_ok();
+    assert_int_equal(r2m_store_epoch(s), epoch); /* fixed at creation */
+    struct r2m_store_endpoint row;
+    assert_int_equal(r2m_store_endpoint_get(s, "doc", &row), 0);
+    assert_true(row.found);
+    assert_int_equal(row.seq, 5);
+    assert_int_equal(row.settings.hi, 1);
+    assert_int_equal(row.settings.lo, 2);
+    assert_true(row.has_doc);
+    assert_string_equal(row.doc, "{\"a\":1}");
+    assert_int_equal(row.doc_fp.lo, 4);
+    free(row.doc);
+    assert_int_equal(r2m_store_endpoint_get(s, "nope", &row), 0);
+    assert_false(row.found);
+    struct items it = {0};
+    assert_int_equal(r2m_store_items(s, "list", collect, &it), 0);
+    assert_int_equal(it.n, 3); /* bytewise key order, like the poller's */
+    assert_string_equal(it.keys[0], "a");
+    assert_string_equal(it.keys[1], "ab");
+    assert_string_equal(it.keys[2], "b");
+    assert_string_equal(it.bodies[2], "{\"id\":\"b\"}");
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(r2m_store_item_delete(s, "list", "ab", 2), 0);
+    assert_int_equal(r2m_store_endpoint_reset(s, "doc"), 0);
+    assert_int_equal(r2m_store_commit(s), 0);
+    memset(&it, 0, sizeof it);
+    assert_int_equal(r2m_store_items(s, "list", collect, &it), 0);
+    assert_int_equal(it.n, 2);
+    assert_int_equal(r2m_store_endpoint_get(s, "doc", &row), 0);
+    assert_false(row.found);
+    r2m_store_close(s);
+}
+
+static void rollback_leaves_nothing(void **state)
+{
+    (void)state;
+    struct r2m_store *s = open_ok();
+    struct r2m_fp z = {0, 0};
+    int64_t id;
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(r2m_store_endpoint_put(s, "doc", z, 1, "1", 1, z), 0);
+    assert_int_equal(r2m_store_outbox_add(s, "t", 1, "{}", 2, 0, &id), 0);
+    r2m_store_rollback(s);
+    struct r2m_store_endpoint row;
+    assert_int_equal(r2m_store_endpoint_get(s, "doc", &row), 0);
+    assert_false(row.found);
+    assert_int_equal(r2m_store_outbox_count(s), 0);
+    r2m_store_close(s);
+}
+
+struct ob {
+    int n;
+    int64_t ids[8];
+    char topics[8][16];
+    int retained[8];
+    size_t lens[8];
+};
+
+static int collect_outbox(void *ctx, int64_t id, const char *topic, const char *payload,
+                          size_t len, int retained)
+{
+    (void)payload;
+    struct ob *o = ctx;
+    o->ids[o->n] = id;
+    snprintf(o->topics[o->n], 16, "%s", topic);
+    o->retained[o->n] = retained;
+    o->lens[o->n] = len;
+    o->n++;
+    return 0;
+}
+
+static void outbox_keeps_order_until_deleted(void **state)
+{
+    (void)state;
+    struct r2m_store *s = open_ok();
+    int64_t ids[3];
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(r2m_store_outbox_add(s, "t/1", 3, "{\"n\":1}", 7, 0, &ids[0]), 0);
+    assert_int_equal(r2m_store_outbox_add(s, "t/2", 3, "", 0, 1, &ids[1]), 0);
+    assert_int_equal(r2m_store_outbox_add(s, "t/3", 3, "{\"n\":3}", 7, 0, &ids[2]), 0);
+    assert_int_equal(r2m_store_commit(s), 0);
+    assert_true(ids[0] < ids[1] && ids[1] < ids[2]);
+    assert_int_equal(r2m_store_outbox_delete(s, ids[0]), 0);
+    r2m_store_close(s);
+    s = open_ok();
+    struct ob o = {0};
+    assert_int_equal(r2m_store_outbox(s, collect_outbox, &o), 0);
+    assert_int_equal(o.n, 2);
+    assert_string_equal(o.topics[0], "t/2");
+    assert_int_equal(o.retained[0], 1);
+    assert_int_equal(o.lens[0], 0); /* an empty retained message clears state */
+    assert_string_equal(o.topics[1], "t/3");
+    /* ids are never reused, even after the last row is deleted */
+    assert_int_equal(r2m_store_outbox_delete(s, ids[2]), 0);
+    int64_t again;
+    assert_int_equal(r2m_store_outbox_add(s, "t/4", 3, "{}", 2, 0, &again), 0);
+    assert_true(again > ids[2]);
+    r2m_store_close(s);
+}
+
+static void foreign_and_corrupt_files_are_refused(void **state)
+{
+    (void)state;
+    char err[512];
+    struct r2m_store *s = NULL;
+    /* not a database at all */
+    FILE *f = fopen(path, "w");
+    fputs("this is not sqlite, it is a text file that someone put here by mistake\n", f);
+    fclose(f);
+    assert_int_equal(r2m_store_open(&s, path, err, sizeof err), R2M_E_IO);
+    assert_null(s);
+    assert_non_null(strstr(err, path));
+    unlink(path);
+    /* an SQLite database of another application */
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "sqlite3 %s 'CREATE TABLE meta(k,v); INSERT INTO meta "
+                              "VALUES(\"app\",\"other\")' 2>/dev/null",
+             path);
+    if (system(cmd) == 0) {
+        assert_int_equal(r2m_store_open(&s, path, err, sizeof err), R2M_E_IO);
+        assert_non_null(strstr(err, "not a rest2mqtt state file"));
+    }
+}
+
+static void read_only_file_is_a_clear_error(void **state)
+{
+    (void)state;
+    if (geteuid() == 0) {
+        /* root ignores file modes; use a directory that cannot exist */
+        char err[512];
+        struct r2m_store *s = NULL;
+        assert_int_equal(r2m_store_open(&s, "/nonexistent-dir/x/state.db", err, sizeof err),
+                         R2M_E_IO);
+        assert_non_null(strstr(err, "/nonexistent-dir/x/state.db"));
+        assert_non_null(strstr(err, "directory"));
+        return;
+    }
+    r2m_store_close(open_ok());
+    chmod(path, 0444);
+    chmod(dir, 0555);
+    char err[512];
+    struct r2m_store *s = NULL;
+    assert_int_equal(r2m_store_open(&s, path, err, sizeof err), R2M_E_IO);
+    assert_non_null(strstr(err, path));
+}
+
+static void second_process_is_locked_out(void **state)
+{
+    (void)state;
+    struct r2m_store *a = open_ok();
+    char err[512];
+    struct r2m_store *b = NULL;
+    assert_int_equal(r2m_store_open(&b, path, err, sizeof err), R2M_E_IO);
+    assert_non_null(strstr(err, "another rest2mqtt"));
+    r2m_store_close(a);
+    r2m_store_close(open_ok()); /* free again once the first one is gone */
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(snapshot_and_items_survive_reopen), T(rollback_leaves_nothing),
+        T(outbox_keeps_order_until_deleted),  T(foreign_and_corrupt_files_are_refused),
+        T(read_only_file_is_a_clear_error),   T(second_process_is_locked_out),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
