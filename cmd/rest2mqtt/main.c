@@ -9,6 +9,7 @@
 #include "r2m/config.h"
 #include "r2m/error.h"
 #include "r2m/log.h"
+#include "r2m/store.h"
 
 enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_RUNTIME = 2 };
 
@@ -22,6 +23,10 @@ static const char usage_text[] =
     "  rest2mqtt check [-c FILE]          validate the config; print endpoints and topics\n"
     "  rest2mqtt once  [-c FILE] [-e NAME] poll each endpoint once (or only NAME) and\n"
     "                                     print its events as JSON lines; no broker\n"
+    "  rest2mqtt state list  [-c FILE]    endpoints with stored state, and whether the\n"
+    "                                     config still has them\n"
+    "  rest2mqtt state prune [-c FILE]    forget the stored state of endpoints that are no\n"
+    "                                     longer in the config (stop the bridge first)\n"
     "  rest2mqtt --version | --help\n"
     "\n"
     "Options:\n"
@@ -112,6 +117,84 @@ static void put_duration(struct r2m_buf *b, int64_t ms)
         r2m_buf_printf(b, "%lldms", (long long)ms);
 }
 
+struct names {
+    char **v;
+    size_t n, cap;
+};
+
+static void add_name(void *ctx, const char *name)
+{
+    struct names *ns = ctx;
+    if (ns->n == ns->cap) {
+        size_t cap = ns->cap ? ns->cap * 2 : 16;
+        char **v = realloc(ns->v, cap * sizeof *v);
+        if (!v)
+            return;
+        ns->v = v;
+        ns->cap = cap;
+    }
+    if ((ns->v[ns->n] = strdup(name)))
+        ns->n++;
+}
+
+static int configured(const struct r2m_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_endpoints; i++)
+        if (!strcmp(cfg->endpoints[i].name, name))
+            return 1;
+    return 0;
+}
+
+/* `state list` and `state prune`: removed endpoints keep their state until
+ * pruned, so a config mistake never silently throws history away. */
+static int cmd_state(const struct r2m_config *cfg, const char *sub)
+{
+    struct r2m_store *st = NULL;
+    char err[1024];
+    if (r2m_store_open(&st, cfg->state.path, err, sizeof err)) {
+        fprintf(stderr, "rest2mqtt: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    struct names ns = {0};
+    int rc = EXIT_OK;
+    if (r2m_store_endpoint_names(st, add_name, &ns)) {
+        fprintf(stderr, "rest2mqtt: cannot read %s: %s\n", cfg->state.path,
+                r2m_store_errmsg(st));
+        rc = EXIT_RUNTIME;
+        goto out;
+    }
+    size_t pruned = 0;
+    for (size_t i = 0; i < ns.n; i++) {
+        int keep = configured(cfg, ns.v[i]);
+        if (!strcmp(sub, "list")) {
+            printf("%s\t%s\n", ns.v[i], keep ? "configured" : "not in config (prunable)");
+            continue;
+        }
+        if (keep)
+            continue;
+        if (r2m_store_begin(st) || r2m_store_endpoint_reset(st, ns.v[i]) ||
+            r2m_store_commit(st)) {
+            r2m_store_rollback(st);
+            fprintf(stderr, "rest2mqtt: cannot prune '%s' in %s: %s\n", ns.v[i],
+                    cfg->state.path, r2m_store_errmsg(st));
+            rc = EXIT_RUNTIME;
+            goto out;
+        }
+        printf("pruned %s\n", ns.v[i]);
+        pruned++;
+    }
+    if (!strcmp(sub, "prune"))
+        printf("%zu endpoint%s pruned from %s\n", pruned, pruned == 1 ? "" : "s",
+               cfg->state.path);
+    printf("outbox: %lld events waiting\n", (long long)r2m_store_outbox_count(st));
+out:
+    for (size_t i = 0; i < ns.n; i++)
+        free(ns.v[i]);
+    free(ns.v);
+    r2m_store_close(st);
+    return rc;
+}
+
 static int cmd_check(const struct r2m_config *cfg)
 {
     struct r2m_buf b;
@@ -163,10 +246,21 @@ int main(int argc, char **argv)
     int level = -1;
 
     /* the command word, if any, comes first: rest2mqtt check -c FILE */
+    const char *sub = NULL;
     if (argc > 1 && argv[1][0] != '-') {
         cmd = argv[1];
         argv++;
         argc--;
+        if (!strcmp(cmd, "state")) {
+            if (argc < 2 || argv[1][0] == '-' ||
+                (strcmp(argv[1], "prune") && strcmp(argv[1], "list"))) {
+                usage_hint("`state` needs a subcommand: list or prune");
+                return EXIT_USAGE;
+            }
+            sub = argv[1];
+            argv++;
+            argc--;
+        }
     }
     opterr = 0;
     int c;
@@ -214,9 +308,12 @@ int main(int argc, char **argv)
         mode = R2M_BRIDGE_ONCE;
     else if (!strcmp(cmd, "check"))
         mode = -1;
+    else if (!strcmp(cmd, "state"))
+        mode = -2;
     else {
         char msg[200];
-        snprintf(msg, sizeof msg, "unknown command '%s' (commands: run, check, once)", cmd);
+        snprintf(msg, sizeof msg, "unknown command '%s' (commands: run, check, once, state)",
+                 cmd);
         usage_hint(msg);
         return EXIT_USAGE;
     }
@@ -242,8 +339,10 @@ int main(int argc, char **argv)
     r2m_log_setup(level >= 0 ? level : cfg->log.level, cfg->log.format);
 
     int exit_code = EXIT_OK;
-    if (mode < 0) {
+    if (mode == -1) {
         exit_code = cmd_check(cfg);
+    } else if (mode == -2) {
+        exit_code = cmd_state(cfg, sub);
     } else {
         struct r2m_bridge *b = NULL;
         char err[1024] = "";
