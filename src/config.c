@@ -1022,7 +1022,8 @@ static const char *const log_keys[] = {"level", "format"};
 static const char *const endpoint_keys[] = {
     "name",     "url",       "method", "body",  "headers", "interval", "timeout",
     "jitter",   "max_body",  "max_depth", "ignore", "topic", "items", "key",
-    "payload",  "initial",   "state_topic"};
+    "payload",  "initial",   "state_topic", "auth", "content_type", "tls", "accept_status",
+    "error_if", "max_backoff", "paginate", "max_pages"};
 enum {
     E_NAME,
     E_URL,
@@ -1041,13 +1042,20 @@ enum {
     E_PAYLOAD,
     E_INITIAL,
     E_STATE_TOPIC,
+    E_AUTH,
+    E_CONTENT_TYPE,
+    E_TLS,
+    E_ACCEPT,
+    E_ERROR_IF,
+    E_MAX_BACKOFF,
+    E_PAGINATE,
+    E_MAX_PAGES,
     E__N
 };
 
 /* Keys DESIGN.md describes that this version does not implement yet: a
  * specific message instead of "unknown key" so nobody hunts for a typo. */
-static const char *const later_keys[] = {"auth",        "paginate",  "accept_status", "error_if",
-                                         "max_backoff", "max_pages", "content_type",  "metrics"};
+static const char *const later_keys[] = {"metrics"};
 static const char *const later_top_keys[] = {"metrics"};
 
 static int in_table(const char *k, const char *const *keys, size_t nk)
@@ -1164,6 +1172,18 @@ struct ep_part {
     char **key;
     size_t n_key;
     int payload, initial_emit;
+    struct r2m_auth auth;
+    char *content_type;
+    char *tls_ca, *tls_cert, *tls_key;
+    int tls_insecure;
+    int *accept;
+    size_t n_accept;
+    char *err_ptr, *err_equals;
+    int64_t max_backoff_ms;
+    int page_kind;
+    char *page_ptr, *page_param;
+    int64_t page_start;
+    unsigned max_pages;
     struct r2m_header *headers;
     size_t n_headers;
     char **ignore;
@@ -1194,6 +1214,27 @@ static void strv_free(char **v, size_t n)
     free(v);
 }
 
+static void secret_free(char *v)
+{
+    if (v)
+        explicit_bzero(v, strlen(v));
+    free(v);
+}
+
+static void auth_free(struct r2m_auth *a)
+{
+    free(a->username);
+    secret_free(a->password);
+    secret_free(a->token);
+    free(a->name);
+    secret_free(a->value);
+    free(a->token_url);
+    free(a->client_id);
+    secret_free(a->client_secret);
+    free(a->scope);
+    memset(a, 0, sizeof *a);
+}
+
 static void part_free(struct ep_part *p)
 {
     free(p->name);
@@ -1206,6 +1247,16 @@ static void part_free(struct ep_part *p)
     headers_free(p->headers, p->n_headers);
     strv_free(p->ignore, p->n_ignore);
     strv_free(p->key, p->n_key);
+    auth_free(&p->auth);
+    free(p->content_type);
+    free(p->tls_ca);
+    free(p->tls_cert);
+    free(p->tls_key);
+    free(p->accept);
+    free(p->err_ptr);
+    free(p->err_equals);
+    free(p->page_ptr);
+    free(p->page_param);
 }
 
 static int valid_name(const char *s)
@@ -1326,6 +1377,233 @@ static void read_ignore(struct ctx *c, struct ep_part *p, struct node *v)
 }
 
 /* The raw text of the first `name:` value in an entry, to name it in messages. */
+static const char *const auth_keys[] = {"type",      "username",  "password",      "token",
+                                        "name",      "value",     "token_url",     "client_id",
+                                        "client_secret", "scope"};
+enum { A_TYPE, A_USER, A_PASS, A_TOKEN, A_NAME, A_VALUE, A_URL, A_ID, A_SECRET, A_SCOPE, A__N };
+
+/* auth: { type: basic|bearer|header|query|oauth2, ... } with exactly the
+ * fields its type needs. */
+static int read_auth(struct ctx *c, struct ep_part *p, struct node *v, const char *where)
+{
+    struct slot s[A__N] = {{0}};
+    if (!want_map(c, v, "auth"))
+        return -1;
+    char w[160];
+    snprintf(w, sizeof w, "in auth %s", where);
+    collect(c, v, auth_keys, A__N, s, w, NULL, 0);
+    if (!s[A_TYPE].val) {
+        err_at(c, v, "auth: needs type: basic, bearer, header, query or oauth2");
+        return -1;
+    }
+    const char *t = get_scalar(c, s[A_TYPE].val, "auth.type", "basic, bearer, header, query or oauth2");
+    if (!t)
+        return -1;
+    static const struct {
+        const char *name;
+        int type;
+        unsigned need; /* fields required, as 1 << A_* */
+    } types[] = {
+        {"basic", R2M_AUTH_BASIC, 1u << A_USER | 1u << A_PASS},
+        {"bearer", R2M_AUTH_BEARER, 1u << A_TOKEN},
+        {"header", R2M_AUTH_HEADER, 1u << A_NAME | 1u << A_VALUE},
+        {"query", R2M_AUTH_QUERY, 1u << A_NAME | 1u << A_VALUE},
+        {"oauth2", R2M_AUTH_OAUTH2, 1u << A_URL | 1u << A_ID | 1u << A_SECRET},
+    };
+    size_t k = 0;
+    while (k < ARRAY_LEN(types) && strcmp(types[k].name, t))
+        k++;
+    if (k == ARRAY_LEN(types)) {
+        err_at(c, s[A_TYPE].val, "auth.type: expected basic, bearer, header, query or oauth2, got %s",
+               shown(s[A_TYPE].val, t).s);
+        return -1;
+    }
+    unsigned allowed = types[k].need | (types[k].type == R2M_AUTH_OAUTH2 ? 1u << A_SCOPE : 0);
+    int bad = 0;
+    for (int f = A_USER; f < A__N; f++) {
+        if (s[f].key && !(allowed & (1u << f))) {
+            err_at(c, s[f].key, "auth: '%s' does not apply to type %s; remove it", auth_keys[f], t);
+            bad = 1;
+        } else if (!s[f].key && (types[k].need & (1u << f))) {
+            err_at(c, v, "auth: type %s needs '%s'", t, auth_keys[f]);
+            bad = 1;
+        }
+    }
+    if (bad)
+        return -1;
+    struct r2m_auth *a = &p->auth;
+    a->type = types[k].type;
+    char **fields[A__N] = {NULL,        &a->username,  &a->password,      &a->token,
+                           &a->name,    &a->value,     &a->token_url,     &a->client_id,
+                           &a->client_secret, &a->scope};
+    for (int f = A_USER; f < A__N; f++)
+        if (s[f].val && get_string(c, s[f].val, auth_keys[f], 1, fields[f]))
+            bad = 1;
+    if (!bad && a->type == R2M_AUTH_HEADER && !valid_header_name(a->name, strlen(a->name))) {
+        err_at(c, s[A_NAME].val, "auth.name: %s is not a valid header name; e.g. X-Api-Key",
+               quote(a->name).s);
+        bad = 1;
+    }
+    if (!bad && a->value && strpbrk(a->value, "\r\n")) {
+        err_at(c, s[A_VALUE].val, "auth.value: contains a line break; put it on one line");
+        bad = 1;
+    }
+    if (!bad && a->token_url && strncasecmp(a->token_url, "http://", 7) &&
+        strncasecmp(a->token_url, "https://", 8)) {
+        err_at(c, s[A_URL].val, "auth.token_url: expected an http:// or https:// URL");
+        bad = 1;
+    }
+    if (bad)
+        auth_free(a);
+    return bad ? -1 : 0;
+}
+
+static const char *const eptls_keys[] = {"ca_file", "cert_file", "key_file", "insecure"};
+
+static int read_ep_tls(struct ctx *c, struct ep_part *p, struct node *v, const char *where)
+{
+    struct slot s[4] = {{0}};
+    if (!want_map(c, v, "tls"))
+        return -1;
+    char w[160];
+    snprintf(w, sizeof w, "in tls %s", where);
+    collect(c, v, eptls_keys, 4, s, w, NULL, 0);
+    int bad = 0;
+    if (s[0].val && get_string(c, s[0].val, "tls.ca_file", 1, &p->tls_ca))
+        bad = 1;
+    if (s[1].val && get_string(c, s[1].val, "tls.cert_file", 1, &p->tls_cert))
+        bad = 1;
+    if (s[2].val && get_string(c, s[2].val, "tls.key_file", 1, &p->tls_key))
+        bad = 1;
+    if (s[3].val && get_bool(c, s[3].val, "tls.insecure", &p->tls_insecure))
+        bad = 1;
+    if (s[2].val && !s[1].val) {
+        err_at(c, s[2].key, "tls.key_file needs cert_file too; add the client certificate");
+        bad = 1;
+    }
+    return bad ? -1 : 0;
+}
+
+static int read_accept(struct ctx *c, struct ep_part *p, struct node *v)
+{
+    if (v->type != N_SEQ || v->n == 0 || v->n > 32) {
+        err_at(c, v, "accept_status: expected a list of 1 to 32 HTTP statuses like [200, 203]");
+        return -1;
+    }
+    p->accept = calloc(v->n, sizeof *p->accept);
+    if (!p->accept) {
+        c->nomem = 1;
+        return -1;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        uint64_t st;
+        if (get_uint(c, v->kid[i], "accept_status", "an HTTP status from 100 to 599", 100, 599,
+                     &st))
+            return -1;
+        p->accept[p->n_accept++] = (int)st;
+    }
+    return 0;
+}
+
+static const char *const errif_keys[] = {"pointer", "equals"};
+
+static int read_error_if(struct ctx *c, struct ep_part *p, struct node *v)
+{
+    struct slot s[2] = {{0}};
+    if (!want_map(c, v, "error_if"))
+        return -1;
+    collect(c, v, errif_keys, 2, s, "in error_if", NULL, 0);
+    if (!s[0].val || !s[1].val) {
+        err_at(c, v, "error_if: needs pointer: and equals:, e.g. { pointer: /status, equals: "
+                     "error }");
+        return -1;
+    }
+    const char *ptr = get_scalar(c, s[0].val, "error_if.pointer", "a JSON Pointer like /status");
+    if (!ptr)
+        return -1;
+    char err[256] = "";
+    if (r2m_json_pointer_check(ptr, err, sizeof err) || strstr(ptr, "/*")) {
+        err_at(c, s[0].val, "error_if.pointer: %s is not a JSON Pointer (%s)", shown(s[0].val, ptr).s,
+               err[0] ? err : "'*' is not allowed");
+        return -1;
+    }
+    const char *eq = get_scalar(c, s[1].val, "error_if.equals", "a value like error or 500");
+    if (!eq)
+        return -1;
+    p->err_ptr = dup_str(c, ptr);
+    p->err_equals = dup_str(c, eq);
+    return p->err_ptr && p->err_equals ? 0 : -1;
+}
+
+static const char *const page_keys[] = {"next", "cursor", "param", "start"};
+
+/* paginate: { next: link } | { next: /pointer } | { cursor: /pointer, param: cursor }
+ *         | { param: page, start: 1 } */
+static int read_paginate(struct ctx *c, struct ep_part *p, struct node *v)
+{
+    struct slot s[4] = {{0}};
+    if (!want_map(c, v, "paginate"))
+        return -1;
+    collect(c, v, page_keys, 4, s, "in paginate", NULL, 0);
+    const char *next = s[0].val ? get_scalar(c, s[0].val, "paginate.next", "link or a JSON Pointer") : NULL;
+    const char *cur = s[1].val ? get_scalar(c, s[1].val, "paginate.cursor", "a JSON Pointer") : NULL;
+    const char *param = s[2].val ? get_scalar(c, s[2].val, "paginate.param", "a query parameter name") : NULL;
+    if ((s[0].val && !next) || (s[1].val && !cur) || (s[2].val && !param))
+        return -1;
+    if (param && (!*param || strpbrk(param, "&=?# /"))) {
+        err_at(c, s[2].val, "paginate.param: %s is not a plain query parameter name",
+               shown(s[2].val, param).s);
+        return -1;
+    }
+    char err[256] = "";
+    if (next) {
+        if (s[1].val || s[2].val || s[3].val) {
+            err_at(c, v, "paginate: next: cannot be combined with cursor:, param: or start:");
+            return -1;
+        }
+        if (!strcmp(next, "link")) {
+            p->page_kind = R2M_PAGE_LINK;
+            return 0;
+        }
+        if (r2m_json_pointer_check(next, err, sizeof err) || !*next || strstr(next, "/*")) {
+            err_at(c, s[0].val,
+                   "paginate.next: expected link (the Link: rel=\"next\" header) or a JSON "
+                   "Pointer to the next page's URL like /links/next, got %s",
+                   shown(s[0].val, next).s);
+            return -1;
+        }
+        p->page_kind = R2M_PAGE_NEXT;
+        return (p->page_ptr = dup_str(c, next)) ? 0 : -1;
+    }
+    if (cur) {
+        if (!param || s[3].val) {
+            err_at(c, v, "paginate: cursor: needs param: (the query parameter that carries the "
+                         "cursor) and takes no start:");
+            return -1;
+        }
+        if (r2m_json_pointer_check(cur, err, sizeof err) || !*cur || strstr(cur, "/*")) {
+            err_at(c, s[1].val, "paginate.cursor: expected a JSON Pointer like /next_cursor");
+            return -1;
+        }
+        p->page_kind = R2M_PAGE_CURSOR;
+        p->page_ptr = dup_str(c, cur);
+        p->page_param = dup_str(c, param);
+        return p->page_ptr && p->page_param ? 0 : -1;
+    }
+    if (param) {
+        uint64_t start = 1;
+        if (s[3].val && get_uint(c, s[3].val, "paginate.start", "a page number like 0 or 1", 0,
+                                 1000000, &start))
+            return -1;
+        p->page_kind = R2M_PAGE_NUMBER;
+        p->page_start = (int64_t)start;
+        return (p->page_param = dup_str(c, param)) ? 0 : -1;
+    }
+    err_at(c, v, "paginate: expected { next: link }, { next: /pointer }, { cursor: /pointer, "
+                 "param: cursor } or { param: page, start: 1 }");
+    return -1;
+}
+
 /* key: one JSON Pointer or a list of them (composite key). */
 static int read_key(struct ctx *c, struct ep_part *p, struct node *v)
 {
@@ -1563,6 +1841,38 @@ static void read_endpoint(struct ctx *c, struct ep_part *p, struct node *map, si
             p->key_node = v;
             ok = read_key(c, p, v);
             break;
+        case E_AUTH:
+            ok = read_auth(c, p, v, where);
+            break;
+        case E_CONTENT_TYPE:
+            ok = get_string(c, v, "content_type", 1, &p->content_type);
+            if (!ok && strpbrk(p->content_type, "\r\n")) {
+                err_at(c, v, "content_type: contains a line break");
+                ok = -1;
+            }
+            break;
+        case E_TLS:
+            ok = read_ep_tls(c, p, v, where);
+            break;
+        case E_ACCEPT:
+            ok = read_accept(c, p, v);
+            break;
+        case E_ERROR_IF:
+            ok = read_error_if(c, p, v);
+            break;
+        case E_MAX_BACKOFF:
+            ok = get_duration(c, v, "max_backoff", 10, &p->max_backoff_ms);
+            break;
+        case E_PAGINATE:
+            ok = read_paginate(c, p, v);
+            break;
+        case E_MAX_PAGES: {
+            uint64_t n;
+            ok = get_uint(c, v, "max_pages", "a whole number from 1 to 100000", 1, 100000, &n);
+            if (!ok)
+                p->max_pages = (unsigned)n;
+            break;
+        }
         case E_PAYLOAD:
             str = get_scalar(c, v, "payload", "full, patch or after");
             if (!str)
@@ -1633,6 +1943,63 @@ static void merge(struct ctx *c, struct r2m_endpoint_cfg *e, const struct ep_par
     e->topic = pick_str(c, p->topic, d->topic,
                         e->items ? "{prefix}/{endpoint}/{key}/{op}" : "{prefix}/{endpoint}");
     e->state_topic = pick_str(c, p->state_topic, d->state_topic, NULL);
+    e->content_type = pick_str(c, p->content_type, d->content_type, NULL);
+    {
+        /* units: auth, tls, error_if, paginate and accept_status come whole
+         * from the endpoint, else whole from defaults */
+        const struct ep_part *u = (p->set & (1u << E_AUTH)) ? p : d;
+        if (u->set & (1u << E_AUTH)) {
+            const struct r2m_auth *a = &u->auth;
+            e->auth.type = a->type;
+            e->auth.username = pick_str(c, a->username, NULL, NULL);
+            e->auth.password = pick_str(c, a->password, NULL, NULL);
+            e->auth.token = pick_str(c, a->token, NULL, NULL);
+            e->auth.name = pick_str(c, a->name, NULL, NULL);
+            e->auth.value = pick_str(c, a->value, NULL, NULL);
+            e->auth.token_url = pick_str(c, a->token_url, NULL, NULL);
+            e->auth.client_id = pick_str(c, a->client_id, NULL, NULL);
+            e->auth.client_secret = pick_str(c, a->client_secret, NULL, NULL);
+            e->auth.scope = pick_str(c, a->scope, NULL, NULL);
+        }
+        u = (p->set & (1u << E_TLS)) ? p : d;
+        if (u->set & (1u << E_TLS)) {
+            e->tls.ca_file = pick_str(c, u->tls_ca, NULL, NULL);
+            e->tls.cert_file = pick_str(c, u->tls_cert, NULL, NULL);
+            e->tls.key_file = pick_str(c, u->tls_key, NULL, NULL);
+            e->tls.insecure = u->tls_insecure;
+        }
+        u = (p->set & (1u << E_ERROR_IF)) ? p : d;
+        if (u->set & (1u << E_ERROR_IF)) {
+            e->error_if.pointer = pick_str(c, u->err_ptr, NULL, NULL);
+            e->error_if.equals = pick_str(c, u->err_equals, NULL, NULL);
+        }
+        u = (p->set & (1u << E_PAGINATE)) ? p : d;
+        if (u->set & (1u << E_PAGINATE)) {
+            e->paginate.kind = u->page_kind;
+            e->paginate.pointer = pick_str(c, u->page_ptr, NULL, NULL);
+            e->paginate.param = pick_str(c, u->page_param, NULL, NULL);
+            e->paginate.start = u->page_start;
+        }
+        u = (p->set & (1u << E_ACCEPT)) ? p : d;
+        if ((u->set & (1u << E_ACCEPT)) && u->n_accept) {
+            e->accept_status = malloc(u->n_accept * sizeof *e->accept_status);
+            if (!e->accept_status) {
+                c->nomem = 1;
+                return;
+            }
+            memcpy(e->accept_status, u->accept, u->n_accept * sizeof *e->accept_status);
+            e->n_accept_status = u->n_accept;
+        }
+    }
+    if (e->paginate.kind && !e->items)
+        err_at(c, map,
+               "%s has paginate: but no items:; pages are merged into one collection, so add "
+               "items: (the JSON Pointer to each page's list) and key:",
+               label);
+    if (e->content_type && (!e->method || strcmp(e->method, "POST")))
+        err_at(c, map, "%s has content_type: but its method is not POST; content_type describes "
+                       "the POST body",
+               label);
     {
         const struct ep_part *src = p->n_key ? p : d;
         if (src->n_key) {
@@ -1671,6 +2038,8 @@ static void merge(struct ctx *c, struct r2m_endpoint_cfg *e, const struct ep_par
     e->max_body = PICK(E_MAX_BODY, max_body, 32ull << 20);
     e->max_depth = PICK(E_MAX_DEPTH, max_depth, 64u);
     e->payload = PICK(E_PAYLOAD, payload, R2M_PAYLOAD_FULL);
+    e->max_backoff_ms = PICK(E_MAX_BACKOFF, max_backoff_ms, 300000);
+    e->max_pages = PICK(E_MAX_PAGES, max_pages, 100u);
     e->initial_emit = PICK(E_INITIAL, initial_emit, 0);
 #undef PICK
 
@@ -2077,6 +2446,16 @@ static void endpoint_free(struct r2m_endpoint_cfg *e)
     free(e->topic);
     free(e->items);
     free(e->state_topic);
+    auth_free(&e->auth);
+    free(e->content_type);
+    free(e->tls.ca_file);
+    free(e->tls.cert_file);
+    free(e->tls.key_file);
+    free(e->accept_status);
+    free(e->error_if.pointer);
+    free(e->error_if.equals);
+    free(e->paginate.pointer);
+    free(e->paginate.param);
 }
 
 void r2m_config_free(struct r2m_config *cfg)

@@ -44,6 +44,33 @@ struct r2m_endpoint_cfg {
     int payload;       /* enum r2m_payload */
     int initial_emit;  /* initial: emit - the first poll emits created for every item */
     char *state_topic; /* template or NULL: retained current item (or document) */
+    /* talking to real APIs */
+    struct r2m_auth {
+        int type; /* enum r2m_auth_type */
+        char *username, *password;            /* basic */
+        char *token;                          /* bearer */
+        char *name, *value;                   /* header / query */
+        char *token_url, *client_id, *client_secret, *scope; /* oauth2 */
+    } auth;
+    char *content_type;       /* POST body's Content-Type; default application/json */
+    struct {
+        char *ca_file, *cert_file, *key_file;
+        int insecure;          /* verification off: warned at start-up */
+    } tls;
+    int *accept_status;       /* statuses that count as success; none = any 2xx */
+    size_t n_accept_status;
+    struct {
+        char *pointer;         /* NULL: no guard */
+        char *equals;          /* canonical JSON text of the value that means "error" */
+    } error_if;
+    int64_t max_backoff_ms;   /* cap of the failure backoff; default 5m */
+    struct {
+        int kind;              /* enum r2m_paginate */
+        char *pointer;         /* next: /json/pointer, or cursor: /json/pointer */
+        char *param;           /* query parameter for cursor or page number */
+        int64_t start;         /* first page number (param: page) */
+    } paginate;
+    unsigned max_pages;       /* default 100 */
     int line, column; /* where the endpoint's entry starts in the file */
 };
 
@@ -51,6 +78,23 @@ enum r2m_payload {
     R2M_PAYLOAD_FULL = 0, /* before, after and patch */
     R2M_PAYLOAD_PATCH,    /* patch only */
     R2M_PAYLOAD_AFTER,    /* after only */
+};
+
+enum r2m_auth_type {
+    R2M_AUTH_NONE = 0,
+    R2M_AUTH_BASIC,
+    R2M_AUTH_BEARER,
+    R2M_AUTH_HEADER,
+    R2M_AUTH_QUERY,
+    R2M_AUTH_OAUTH2,
+};
+
+enum r2m_paginate {
+    R2M_PAGE_NONE = 0,
+    R2M_PAGE_LINK,    /* next: link  - RFC 8288 Link: <...>; rel="next" */
+    R2M_PAGE_NEXT,    /* next: /pointer - the next page's URL inside the body */
+    R2M_PAGE_CURSOR,  /* cursor: /pointer, param: cursor */
+    R2M_PAGE_NUMBER,  /* param: page, start: 1 - stop at an empty page */
 };
 
 enum r2m_log_format { R2M_LOG_TEXT = 0, R2M_LOG_JSON };

@@ -411,8 +411,7 @@ static void test_unknown_keys(void **state)
 static void test_later_keys(void **state)
 {
     (void)state;
-    static const char *const later[] = {"auth",        "paginate",  "accept_status", "error_if",
-                                        "max_backoff", "max_pages", "content_type",  "metrics"};
+    static const char *const later[] = {"metrics"};
     for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
         char yaml[256], frag[128];
         snprintf(yaml, sizeof yaml, EP "    %s: x\n", later[i]);
@@ -479,6 +478,104 @@ static void test_collection_keys(void **state)
     expect_error(EP "    items: /a/*\n", 4, 12, "'*' is not allowed here");
     expect_error(EP "    items: /a\n    key: \"\"\n", 5, 10, "key: '' is not a JSON Pointer");
     expect_error(EP "    items: /a\n    key: []\n", 5, 10, "key: expected 1 to 8 JSON Pointers");
+}
+
+static void test_api_keys(void **state)
+{
+    (void)state;
+    struct r2m_config *c = NULL;
+    struct r2m_diag d = {0};
+    setenv("R2M_T_TOKEN", "s3cret-token", 1);
+    const char *yaml =
+        "defaults:\n"
+        "  auth: { type: bearer, token: \"${env:R2M_T_TOKEN}\" }\n"
+        "  max_backoff: 1m\n"
+        "endpoints:\n"
+        "  - name: a\n"
+        "    url: https://x/a\n"
+        "    tls: { ca_file: /etc/ca.pem, cert_file: /c.pem, key_file: /k.pem }\n"
+        "    accept_status: [200, 203]\n"
+        "    error_if: { pointer: /status, equals: error }\n"
+        "  - name: b\n"
+        "    url: https://x/b\n"
+        "    method: POST\n"
+        "    body: '{\"q\":1}'\n"
+        "    content_type: application/x-www-form-urlencoded\n"
+        "    auth: { type: oauth2, token_url: https://x/token, client_id: me, client_secret: "
+        "hush, scope: read }\n"
+        "    items: /data\n"
+        "    key: /id\n"
+        "    paginate: { cursor: /next, param: after }\n"
+        "    max_pages: 7\n"
+        "  - name: c\n"
+        "    url: https://x/c\n"
+        "    auth: { type: query, name: api_key, value: k }\n"
+        "    items: \"\"\n"
+        "    paginate: { param: page, start: 0 }\n"
+        "    tls: { insecure: true }\n"
+        "  - name: d\n"
+        "    url: https://x/d\n"
+        "    auth: { type: basic, username: u, password: p }\n"
+        "    items: /x\n"
+        "    key: /id\n"
+        "    paginate: { next: link }\n"
+        "  - name: e\n"
+        "    url: https://x/e\n"
+        "    auth: { type: header, name: X-Api-Key, value: k }\n"
+        "    items: /x\n"
+        "    key: /id\n"
+        "    paginate: { next: /links/next }\n";
+    int rc = parse(yaml, &c, &d);
+    dump(&d);
+    assert_int_equal(rc, 0);
+    const struct r2m_endpoint_cfg *e = c->endpoints;
+    assert_int_equal(e[0].auth.type, R2M_AUTH_BEARER); /* from defaults */
+    assert_string_equal(e[0].auth.token, "s3cret-token");
+    assert_int_equal(e[0].max_backoff_ms, 60000);
+    assert_string_equal(e[0].tls.ca_file, "/etc/ca.pem");
+    assert_string_equal(e[0].tls.key_file, "/k.pem");
+    assert_int_equal(e[0].n_accept_status, 2);
+    assert_int_equal(e[0].accept_status[1], 203);
+    assert_string_equal(e[0].error_if.pointer, "/status");
+    assert_string_equal(e[0].error_if.equals, "error");
+    assert_int_equal(e[0].paginate.kind, R2M_PAGE_NONE);
+    assert_int_equal(e[0].max_pages, 100);
+    assert_int_equal(e[1].auth.type, R2M_AUTH_OAUTH2); /* the endpoint's replaces defaults' */
+    assert_string_equal(e[1].auth.client_secret, "hush");
+    assert_string_equal(e[1].auth.scope, "read");
+    assert_null(e[1].auth.token);
+    assert_string_equal(e[1].content_type, "application/x-www-form-urlencoded");
+    assert_int_equal(e[1].paginate.kind, R2M_PAGE_CURSOR);
+    assert_string_equal(e[1].paginate.pointer, "/next");
+    assert_string_equal(e[1].paginate.param, "after");
+    assert_int_equal(e[1].max_pages, 7);
+    assert_int_equal(e[2].auth.type, R2M_AUTH_QUERY);
+    assert_int_equal(e[2].paginate.kind, R2M_PAGE_NUMBER);
+    assert_int_equal(e[2].paginate.start, 0);
+    assert_true(e[2].tls.insecure);
+    assert_int_equal(e[3].auth.type, R2M_AUTH_BASIC);
+    assert_int_equal(e[3].paginate.kind, R2M_PAGE_LINK);
+    assert_int_equal(e[4].auth.type, R2M_AUTH_HEADER);
+    assert_int_equal(e[4].paginate.kind, R2M_PAGE_NEXT);
+    assert_string_equal(e[4].paginate.pointer, "/links/next");
+    r2m_config_free(c);
+    r2m_diag_free(&d);
+
+    expect_error(EP "    auth: { type: digest }\n", 4, 19, "auth.type: expected basic, bearer");
+    expect_error(EP "    auth: { type: basic, username: u }\n", 4, 11, "type basic needs 'password'");
+    expect_error(EP "    auth: { type: bearer, token: t, username: u }\n", 4, 37,
+                 "'username' does not apply to type bearer");
+    expect_error(EP "    auth: { type: header, name: \"X Key\", value: v }\n", 4, 33,
+                 "not a valid header name");
+    expect_error(EP "    accept_status: [200, 999]\n", 4, 26, "an HTTP status from 100 to 599");
+    expect_error(EP "    error_if: { pointer: /s }\n", 4, 15, "needs pointer: and equals:");
+    expect_error(EP "    paginate: { next: /a, param: p }\n", 4, 15, "cannot be combined");
+    expect_error(EP "    paginate: { next: link }\n", 2, 5, "has paginate: but no items:");
+    expect_error(EP "    items: /a\n    key: /id\n    paginate: { cursor: /c }\n", 6, 15,
+                 "cursor: needs param:");
+    expect_error(EP "    content_type: text/plain\n", 2, 5, "content_type: but its method is not POST");
+    expect_error(EP "    tls: { key_file: /k }\n", 4, 12, "tls.key_file needs cert_file");
+    expect_error(EP "    max_pages: 0\n", 4, 16, "from 1 to 100000");
 }
 
 static void test_duplicate_names(void **state)
@@ -1161,6 +1258,7 @@ int main(void)
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_later_keys),
         cmocka_unit_test(test_collection_keys),
+        cmocka_unit_test(test_api_keys),
         cmocka_unit_test(test_duplicate_names),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_names),
