@@ -45,8 +45,7 @@ struct coll_state {
     size_t n_changes, cap_changes;
     int baseline;           /* this poll stores every item (no previous snapshot) */
     const struct r2m_endpoint_cfg *cfg;
-    struct r2m_json **nodes; /* next's items in this poll's tree, by response index */
-    size_t nodes_cap;
+    unsigned pages;          /* pages collected into next in this poll */
     struct r2m_buf key;      /* composite key under construction */
     uint64_t seq;
 };
@@ -77,7 +76,6 @@ static void coll_destroy(void *state)
     r2m_buf_free(&s->cur.blob);
     r2m_buf_free(&s->next.blob);
     r2m_buf_free(&s->key);
-    free(s->nodes);
     free(s->changes);
     free(s);
 }
@@ -129,35 +127,40 @@ static const char *type_name(const struct r2m_json *v)
 }
 
 /* Builds s->next from the items node. */
-static int collect(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
-                   struct r2m_json *items, char *err, size_t errlen)
+/* Starts collecting a poll's items into s->next. */
+static void begin_items(struct coll_state *s)
+{
+    s->next.n = 0;
+    s->pages = 0;
+    r2m_buf_reset(&s->next.blob);
+}
+
+/* Appends the items of one response (one page) to s->next. */
+static int add_items(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
+                     struct r2m_json *items, char *err, size_t errlen)
 {
     struct snap *nx = &s->next;
-    size_t n = items->n;
-    if (n > MAX_ITEMS) {
-        snprintf(err, errlen, "%zu items at %s, more than the limit of %u", n,
-                 *cfg->items ? cfg->items : "the root", MAX_ITEMS);
+    size_t n = items->n, base = nx->n;
+    if (n > MAX_ITEMS - base) {
+        snprintf(err, errlen, "more than %u items at %s", MAX_ITEMS,
+                 *cfg->items ? cfg->items : "the root");
         return R2M_E_TOO_BIG;
     }
-    if (n > nx->cap) {
-        struct entry *e = realloc(nx->e, n * sizeof *e);
+    if (base + n > nx->cap) {
+        size_t cap = nx->cap ? nx->cap : 64;
+        while (cap < base + n)
+            cap *= 2;
+        struct entry *e = realloc(nx->e, cap * sizeof *e);
         if (!e)
             return R2M_E_NOMEM;
         nx->e = e;
-        nx->cap = n;
+        nx->cap = cap;
     }
-    if (n > s->nodes_cap) {
-        struct r2m_json **p = realloc(s->nodes, n * sizeof *p);
-        if (!p)
-            return R2M_E_NOMEM;
-        s->nodes = p;
-        s->nodes_cap = n;
-    }
-    nx->n = 0;
-    r2m_buf_reset(&nx->blob);
+    s->pages++;
     int is_obj = items->type == R2M_JSON_OBJECT;
-    for (size_t i = 0; i < n; i++) {
-        struct r2m_json *item = is_obj ? &items->u.members[i].value : &items->u.items[i];
+    for (size_t k = 0; k < n; k++) {
+        size_t i = base + k; /* position across all pages, for messages */
+        struct r2m_json *item = is_obj ? &items->u.members[k].value : &items->u.items[k];
         struct entry *e = &nx->e[nx->n];
         int r;
         r2m_buf_reset(&s->key);
@@ -170,7 +173,7 @@ static int collect(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
                          *cfg->items ? cfg->items : "the root");
                 return R2M_E_INVALID;
             }
-            r = r2m_buf_append(&s->key, items->u.members[i].key, items->u.members[i].key_len);
+            r = r2m_buf_append(&s->key, items->u.members[k].key, items->u.members[k].key_len);
         } else {
             r = 0;
             for (size_t k = 0; k < cfg->n_key && !r; k++) {
@@ -214,13 +217,20 @@ static int collect(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
         if ((r = r2m_buf_putc(&nx->blob, '\0')))
             goto too_big;
         e->fp = r2m_json_fingerprint(nx->blob.data + e->item_off, e->item_len);
-        s->nodes[i] = item;
         nx->n++;
         continue;
     too_big:
         snprintf(err, errlen, "canonical items larger than the snapshot limit (2 x max_body)");
         return r;
     }
+    return 0;
+}
+
+/* Sorts s->next by key and refuses duplicate keys. */
+static int finish_items(struct coll_state *s, const struct r2m_endpoint_cfg *cfg, char *err,
+                        size_t errlen)
+{
+    struct snap *nx = &s->next;
     /* most APIs list items in a stable order; sort only when needed */
     int sorted = 1;
     for (size_t i = 1; i < nx->n && sorted; i++)
@@ -248,8 +258,15 @@ static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
     const struct snap *cur = &s->cur, *nx = &s->next;
     const char *op = !old ? "created" : !nw ? "deleted" : "updated";
     const char *key = nw ? key_of(nx, nw) : key_of(cur, old);
-    struct r2m_json *before = NULL, *after = nw ? s->nodes[nw->index] : NULL;
+    struct r2m_json *before = NULL, *after = NULL;
     int r;
+    /* re-read the new item from its canonical text: the response's tree is
+     * gone when the items came from several pages */
+    if (nw && (r = r2m_json_parse(env->item_doc, nx->blob.data + nw->item_off, nw->item_len,
+                                  &after, err, errlen))) {
+        snprintf(err, errlen, "item \"%.100s\" unreadable: %s", key, r2m_strerror(r));
+        return r;
+    }
     if (old && (r = r2m_json_parse(env->prev_doc, cur->blob.data + old->item_off, old->item_len,
                                    &before, err, errlen))) {
         snprintf(err, errlen, "stored item \"%.100s\" unreadable: %s", key, r2m_strerror(r));
@@ -425,15 +442,18 @@ static int note_change(struct coll_state *s, const struct entry *old, const stru
     return 0;
 }
 
-static int coll_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
-                        const char *body, size_t len, char *err, size_t errlen)
+/* Parses one response and appends its items to s->next. *root_out gets the
+ * parsed document (valid until the next parse of env->doc). */
+static int take_page(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
+                     struct r2m_poll_env *env, const char *body, size_t len,
+                     struct r2m_json **root_out, size_t *n_items, char *err, size_t errlen)
 {
-    struct coll_state *s = state;
     struct r2m_json *root;
     r2m_json_doc_set_depth(env->doc, cfg->max_depth);
-    r2m_json_doc_set_depth(env->prev_doc, cfg->max_depth);
     int r = r2m_json_parse(env->doc, body, len, &root, err, errlen);
     if (r)
+        return r;
+    if ((r = r2m_poller_error_if(cfg, root, err, errlen)))
         return r;
     struct r2m_json *items = r2m_json_pointer(root, cfg->items);
     if (!items) {
@@ -446,8 +466,20 @@ static int coll_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct 
                  *cfg->items ? cfg->items : "the root", type_name(items));
         return R2M_E_INVALID;
     }
-    if ((r = collect(s, cfg, items, err, errlen)))
+    *root_out = root;
+    *n_items = items->n;
+    return add_items(s, cfg, items, err, errlen);
+}
+
+/* Diffs s->next against s->cur, emits, and swaps on success. */
+static int diff_and_emit(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
+                         struct r2m_poll_env *env, char *err, size_t errlen)
+{
+    int r;
+    if ((r = finish_items(s, cfg, err, errlen)))
         return r;
+    r2m_json_doc_set_depth(env->prev_doc, cfg->max_depth);
+    r2m_json_doc_set_depth(env->item_doc, cfg->max_depth);
     r2m_batch_reset(&env->batch);
     s->n_changes = 0;
     s->baseline = !s->has;
@@ -490,10 +522,79 @@ static int coll_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct 
     return 0;
 }
 
+static int coll_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+                        const char *body, size_t len, char *err, size_t errlen)
+{
+    struct coll_state *s = state;
+    struct r2m_json *root;
+    size_t n;
+    begin_items(s);
+    int r = take_page(s, cfg, env, body, len, &root, &n, err, errlen);
+    return r ? r : diff_and_emit(s, cfg, env, err, errlen);
+}
+
+/* A scalar's text as the next cursor or URL; NULL when it ends the list. */
+static const char *next_value(struct r2m_json *root, const char *ptr)
+{
+    struct r2m_json *v = r2m_json_pointer(root, ptr);
+    if (!v || (v->type != R2M_JSON_STRING && v->type != R2M_JSON_NUMBER) || v->n == 0)
+        return NULL;
+    return v->u.str;
+}
+
+static int coll_on_page(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+                        const char *body, size_t len, const struct r2m_page *pg,
+                        struct r2m_page_next *next, char *err, size_t errlen)
+{
+    struct coll_state *s = state;
+    struct r2m_json *root;
+    size_t n;
+    if (pg->index == 0)
+        begin_items(s);
+    next->url[0] = '\0';
+    int r = take_page(s, cfg, env, body, len, &root, &n, err, errlen);
+    if (r) {
+        size_t k = strlen(err);
+        snprintf(err + k, errlen - k, " (page %u)", pg->index + 1);
+        return r;
+    }
+    const char *v = NULL;
+    switch (cfg->paginate.kind) {
+    case R2M_PAGE_LINK:
+        if (pg->link_next)
+            return r2m_page_resolve(pg->url, pg->link_next, next, err, errlen);
+        return 0;
+    case R2M_PAGE_NEXT:
+        if ((v = next_value(root, cfg->paginate.pointer)))
+            return r2m_page_resolve(pg->url, v, next, err, errlen);
+        return 0;
+    case R2M_PAGE_CURSOR:
+        if ((v = next_value(root, cfg->paginate.pointer)))
+            return r2m_page_param(cfg->url, cfg->paginate.param, v, next, err, errlen);
+        return 0;
+    case R2M_PAGE_NUMBER: {
+        if (n == 0)
+            return 0; /* an empty page ends the list */
+        char num[24];
+        snprintf(num, sizeof num, "%lld", (long long)(cfg->paginate.start + pg->index + 1));
+        return r2m_page_param(cfg->url, cfg->paginate.param, num, next, err, errlen);
+    }
+    }
+    return 0;
+}
+
+static int coll_on_pages_done(void *state, const struct r2m_endpoint_cfg *cfg,
+                              struct r2m_poll_env *env, char *err, size_t errlen)
+{
+    return diff_and_emit(state, cfg, env, err, errlen);
+}
+
 const struct r2m_poller_kind r2m_poller_collection = {
     .name = "collection",
     .create = coll_create,
     .destroy = coll_destroy,
     .restore = coll_restore,
+    .on_page = coll_on_page,
+    .on_pages_done = coll_on_pages_done,
     .on_body = coll_on_body,
 };

@@ -158,6 +158,8 @@ static int doc_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r
     int r = r2m_json_parse(env->doc, body, len, &root, err, errlen);
     if (r)
         return r;
+    if ((r = r2m_poller_error_if(cfg, root, err, errlen)))
+        return r;
     r2m_json_remove(root, cfg->ignore, cfg->n_ignore);
     r2m_buf_reset(&env->canon);
     if ((r = r2m_json_canonical(root, &env->canon))) {

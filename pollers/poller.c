@@ -2,6 +2,9 @@
 #include "r2m/poller.h"
 
 #include <stdlib.h>
+#include <strings.h>
+#include <curl/curl.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "r2m/error.h"
@@ -31,6 +34,8 @@ int r2m_poll_env_init(struct r2m_poll_env *env, const struct r2m_config *cfg)
     int r = r2m_json_doc_new(&env->doc, NULL);
     if (!r)
         r = r2m_json_doc_new(&env->prev_doc, NULL);
+    if (!r)
+        r = r2m_json_doc_new(&env->item_doc, NULL);
     if (r)
         r2m_poll_env_cleanup(env);
     return r;
@@ -40,7 +45,8 @@ void r2m_poll_env_cleanup(struct r2m_poll_env *env)
 {
     r2m_json_doc_free(env->doc);
     r2m_json_doc_free(env->prev_doc);
-    env->doc = env->prev_doc = NULL;
+    r2m_json_doc_free(env->item_doc);
+    env->doc = env->prev_doc = env->item_doc = NULL;
     r2m_buf_free(&env->canon);
     r2m_buf_free(&env->patch);
     r2m_buf_free(&env->event);
@@ -103,4 +109,114 @@ struct r2m_fp r2m_poller_settings(const struct r2m_endpoint_cfg *cfg)
     struct r2m_fp fp = r2m_json_fingerprint(b.data ? b.data : "", b.len);
     r2m_buf_free(&b);
     return fp;
+}
+
+int r2m_page_resolve(const char *base, const char *ref, struct r2m_page_next *next, char *err,
+                     size_t errlen)
+{
+    int r = R2M_E_INVALID;
+    CURLU *u = curl_url(), *b = curl_url();
+    char *out = NULL, *h1 = NULL, *h2 = NULL;
+    if (!u || !b) {
+        r = R2M_E_NOMEM;
+        goto out;
+    }
+    if (curl_url_set(b, CURLUPART_URL, base, 0) || curl_url_set(u, CURLUPART_URL, base, 0) ||
+        curl_url_set(u, CURLUPART_URL, ref, 0) || curl_url_get(u, CURLUPART_URL, &out, 0)) {
+        snprintf(err, errlen, "next page reference \"%.200s\" is not a usable URL", ref);
+        goto out;
+    }
+    curl_url_get(b, CURLUPART_HOST, &h1, 0);
+    curl_url_get(u, CURLUPART_HOST, &h2, 0);
+    if (!h1 || !h2 || strcasecmp(h1, h2)) {
+        snprintf(err, errlen,
+                 "next page is on another host (%.100s); refusing to send this endpoint's "
+                 "credentials there",
+                 h2 ? h2 : "?");
+        goto out;
+    }
+    if (strlen(out) >= sizeof next->url) {
+        snprintf(err, errlen, "next page URL longer than %zu bytes", sizeof next->url - 1);
+        goto out;
+    }
+    strcpy(next->url, out);
+    r = 0;
+out:
+    curl_free(out);
+    curl_free(h1);
+    curl_free(h2);
+    curl_url_cleanup(u);
+    curl_url_cleanup(b);
+    return r;
+}
+
+int r2m_page_param(const char *url, const char *name, const char *value,
+                   struct r2m_page_next *next, char *err, size_t errlen)
+{
+    int r = R2M_E_INVALID;
+    CURLU *u = curl_url();
+    char *out = NULL;
+    size_t n = strlen(name) + strlen(value) + 2;
+    char *q = malloc(n);
+    if (!u || !q) {
+        r = R2M_E_NOMEM;
+        goto out;
+    }
+    snprintf(q, n, "%s=%s", name, value);
+    /* CURLU_URLENCODE encodes the value; APPENDQUERY adds name=value (a
+     * parameter of the same name already in the URL is left to the server) */
+    if (curl_url_set(u, CURLUPART_URL, url, 0) ||
+        curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) ||
+        curl_url_get(u, CURLUPART_URL, &out, 0) || strlen(out) >= sizeof next->url) {
+        snprintf(err, errlen, "cannot build the next page URL from %.200s", url);
+        goto out;
+    }
+    strcpy(next->url, out);
+    r = 0;
+out:
+    free(q);
+    curl_free(out);
+    curl_url_cleanup(u);
+    return r;
+}
+
+int r2m_poller_error_if(const struct r2m_endpoint_cfg *cfg, struct r2m_json *root, char *err,
+                        size_t errlen)
+{
+    if (!cfg->error_if.pointer)
+        return 0;
+    const struct r2m_json *v = r2m_json_pointer(root, cfg->error_if.pointer);
+    if (!v)
+        return 0;
+    const char *want = cfg->error_if.equals;
+    int match = 0;
+    char num[256];
+    switch (v->type) {
+    case R2M_JSON_STRING:
+        match = strlen(want) == v->n && !memcmp(want, v->u.str, v->n);
+        break;
+    case R2M_JSON_NUMBER: {
+        /* by value: "500", "500.0" and "5e2" all match 500 */
+        size_t wl = strlen(want);
+        int k = wl < 200 ? r2m_json_number_canonical(want, wl, num) : -1;
+        match = k >= 0 && (size_t)k == v->n && !memcmp(num, v->u.str, v->n);
+        break;
+    }
+    case R2M_JSON_TRUE:
+        match = !strcmp(want, "true");
+        break;
+    case R2M_JSON_FALSE:
+        match = !strcmp(want, "false");
+        break;
+    case R2M_JSON_NULL:
+        match = !strcmp(want, "null");
+        break;
+    default:
+        break;
+    }
+    if (!match)
+        return 0;
+    snprintf(err, errlen, "the API reported an error: %s is %.100s (error_if)",
+             cfg->error_if.pointer, want);
+    return R2M_E_HTTP_STATUS;
 }

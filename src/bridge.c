@@ -1,6 +1,7 @@
 /* bridge.c - the single-threaded event loop: schedule -> fetch -> poller -> publish. */
 #include "r2m/bridge.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,7 +34,16 @@ struct endpoint {
     int64_t started;       /* monotonic ms of the current/last poll start */
     uint32_t failures;     /* consecutive */
     int last_result;       /* code of the last failure, for log rate limiting */
+    int64_t retry_after_ms; /* the server's Retry-After of the last failure */
+    unsigned page;         /* page of the poll in progress (paginate:) */
+    /* OAuth2 client credentials: a second transfer fetches the token */
+    struct r2m_endpoint_cfg token_cfg;
+    struct r2m_http_xfer *token_xfer;
+    char *token_body;
+    int64_t token_expires; /* monotonic ms; 0 = no token */
+    int auth_retried;      /* this poll already refetched the token after a 401 */
     uint64_t polls, errors, events;
+    int64_t last_ok_wall;  /* wall ms of the last successful poll */
 };
 
 struct r2m_bridge {
@@ -49,6 +59,7 @@ struct r2m_bridge {
     int64_t *acked;     /* outbox rows acknowledged, deleted after each turn */
     size_t n_acked, cap_acked;
     int outbox_full;    /* warned about a full outbox; cleared when there is room */
+    struct endpoint *current; /* the endpoint whose poll is being committed */
     struct r2m_poll_env env;
     struct endpoint *eps;
     size_t n_eps;
@@ -112,6 +123,10 @@ static int emit_publish(void *ctx, const struct r2m_batch *batch, r2m_persist_fn
     if ((r = r2m_store_begin(b->store)))
         goto fail;
     if ((r = persist(pctx, b->store)))
+        goto fail;
+    if (b->current && (r = r2m_store_validators_put(b->store, b->current->cfg->name,
+                                                    r2m_http_etag(b->current->xfer),
+                                                    r2m_http_last_modified(b->current->xfer))))
         goto fail;
     for (size_t i = 0; i < batch->n; i++) {
         const struct r2m_batch_msg *m = &batch->msgs[i];
@@ -202,13 +217,17 @@ static void schedule_next(struct r2m_bridge *b, struct endpoint *ep)
         return;
     int64_t delay = r2m_sched_delay(ep->cfg->interval_ms, ep->cfg->jitter, &b->rng);
     if (ep->failures) {
-        /* back off: double the interval per consecutive failure, up to
-         * max(interval, 5 min), so a dead API is not hammered */
-        int64_t cap = ep->cfg->interval_ms > 300000 ? ep->cfg->interval_ms : 300000;
+        /* back off: double the interval per consecutive failure (the jitter
+         * above spreads the retries), up to max(interval, max_backoff), so a
+         * dead API is not hammered; a Retry-After from the server wins */
+        int64_t cap = ep->cfg->max_backoff_ms > ep->cfg->interval_ms ? ep->cfg->max_backoff_ms
+                                                                      : ep->cfg->interval_ms;
         for (uint32_t i = 0; i < ep->failures && delay < cap; i++)
             delay *= 2;
         if (delay > cap)
             delay = cap;
+        if (ep->retry_after_ms > delay)
+            delay = ep->retry_after_ms;
     }
     int64_t due = ep->started + delay;
     if (due < b->now)
@@ -236,55 +255,211 @@ static void poll_failed(struct r2m_bridge *b, struct endpoint *ep, int code, con
     }
 }
 
-static void http_done(void *owner, struct r2m_http_xfer *x, const struct r2m_http_result *res)
+/* The single end of every poll, successful (code 0) or not. */
+static void poll_end(struct r2m_bridge *b, struct endpoint *ep, int code, const char *why)
 {
-    (void)x;
-    struct endpoint *ep = owner;
-    struct r2m_bridge *b = ep->b;
-    b->now = r2m_http_now_ms();
     ep->polls++;
-    if (res->result) {
-        poll_failed(b, ep, res->result, res->err);
+    if (code) {
+        poll_failed(b, ep, code, why);
     } else {
-        char err[512] = "";
-        b->env.wall_ms = wall_ms();
-        int r = ep->kind->on_body(ep->state, ep->cfg, &b->env, res->body, res->len, err,
-                                  sizeof err);
-        if (r) {
-            poll_failed(b, ep, r, err[0] ? err : r2m_strerror(r));
-        } else {
-            if (ep->failures) {
-                char n[16];
-                snprintf(n, sizeof n, "%u", ep->failures);
-                r2m_log(R2M_LOG_INFO, "endpoint recovered", "endpoint", ep->cfg->name,
-                        "failed_polls", n, NULL);
-            }
-            ep->failures = 0;
-            ep->last_result = 0;
+        if (ep->failures) {
+            char n[16];
+            snprintf(n, sizeof n, "%u", ep->failures);
+            r2m_log(R2M_LOG_INFO, "endpoint recovered", "endpoint", ep->cfg->name,
+                    "failed_polls", n, NULL);
         }
+        ep->failures = 0;
+        ep->last_result = 0;
+        ep->retry_after_ms = 0;
+        ep->last_ok_wall = wall_ms();
     }
     if (b->mode == R2M_BRIDGE_ONCE)
         b->once_left--;
     schedule_next(b, ep);
 }
 
+static int needs_token(const struct r2m_bridge *b, const struct endpoint *ep)
+{
+    /* refresh shortly before expiry, so no request carries a stale token */
+    return ep->token_xfer && (!ep->token_expires || b->now >= ep->token_expires - 30000);
+}
+
+static void start_main(struct r2m_bridge *b, struct endpoint *ep, const char *url)
+{
+    struct r2m_page_next first;
+    char err[512];
+    if (!url && ep->cfg->paginate.kind == R2M_PAGE_NUMBER) {
+        char num[24];
+        snprintf(num, sizeof num, "%lld", (long long)ep->cfg->paginate.start);
+        if (r2m_page_param(ep->cfg->url, ep->cfg->paginate.param, num, &first, err,
+                           sizeof err)) {
+            poll_end(b, ep, R2M_E_INVALID, err);
+            return;
+        }
+        url = first.url;
+    }
+    if (r2m_http_start_url(ep->xfer, url))
+        poll_end(b, ep, R2M_E_HTTP, "could not start the HTTP transfer");
+}
+
+static void start_poll(struct r2m_bridge *b, struct endpoint *ep)
+{
+    ep->started = b->now;
+    ep->page = 0;
+    ep->auth_retried = 0;
+    if (needs_token(b, ep)) {
+        if (r2m_http_start(ep->token_xfer))
+            poll_end(b, ep, R2M_E_HTTP, "could not start the OAuth2 token request");
+        return;
+    }
+    start_main(b, ep, NULL);
+}
+
+/* The token endpoint answered: {"access_token": "...", "expires_in": 3600}. */
+static void token_done(struct r2m_bridge *b, struct endpoint *ep,
+                       const struct r2m_http_result *res)
+{
+    char err[512], why[600];
+    struct r2m_json *root;
+    if (res->result) {
+        snprintf(why, sizeof why, "OAuth2 token request to %s failed: %s", ep->cfg->auth.token_url,
+                 res->err);
+        poll_end(b, ep, res->result, why);
+        return;
+    }
+    if (r2m_json_parse(b->env.doc, res->body, res->len, &root, err, sizeof err)) {
+        snprintf(why, sizeof why, "OAuth2 token response is not JSON: %s", err);
+        poll_end(b, ep, R2M_E_JSON_SYNTAX, why);
+        return;
+    }
+    struct r2m_json *tok = r2m_json_pointer(root, "/access_token");
+    struct r2m_json *exp = r2m_json_pointer(root, "/expires_in");
+    if (!tok || tok->type != R2M_JSON_STRING || !tok->n || memchr(tok->u.str, '\n', tok->n)) {
+        poll_end(b, ep, R2M_E_HTTP, "OAuth2 token response has no access_token");
+        return;
+    }
+    long long secs = exp && exp->type == R2M_JSON_NUMBER ? strtoll(exp->u.str, NULL, 10) : 3600;
+    if (secs <= 0 || secs > 86400 * 365)
+        secs = 3600;
+    if (r2m_http_set_token(ep->xfer, tok->u.str)) {
+        poll_end(b, ep, R2M_E_NOMEM, "out of memory storing the OAuth2 token");
+        return;
+    }
+    ep->token_expires = b->now + secs * 1000;
+    start_main(b, ep, NULL);
+}
+
+static void http_done(void *owner, struct r2m_http_xfer *x, const struct r2m_http_result *res)
+{
+    struct endpoint *ep = owner;
+    struct r2m_bridge *b = ep->b;
+    char err[512] = "";
+    int r;
+    b->now = r2m_http_now_ms();
+    if (x == ep->token_xfer) {
+        token_done(b, ep, res);
+        return;
+    }
+    if (res->result) {
+        if (res->status == 401 && ep->token_xfer && !ep->auth_retried) {
+            /* the token was revoked or expired early: fetch one, retry once */
+            ep->auth_retried = 1;
+            ep->token_expires = 0;
+            ep->page = 0;
+            if (!r2m_http_start(ep->token_xfer))
+                return;
+        }
+        ep->retry_after_ms = res->retry_after_ms;
+        poll_end(b, ep, res->result, res->err);
+        return;
+    }
+    if (res->not_modified) {
+        poll_end(b, ep, 0, NULL); /* 304: nothing changed, nothing parsed */
+        return;
+    }
+    b->env.wall_ms = wall_ms();
+    b->current = ep;
+    if (ep->kind->on_page && ep->cfg->paginate.kind) {
+        struct r2m_page pg = {ep->page, res->url ? res->url : ep->cfg->url, res->link_next};
+        struct r2m_page_next next;
+        r = ep->kind->on_page(ep->state, ep->cfg, &b->env, res->body, res->len, &pg, &next, err,
+                              sizeof err);
+        if (!r && next.url[0]) {
+            if (ep->page + 1 >= ep->cfg->max_pages) {
+                snprintf(err, sizeof err,
+                         "more than max_pages (%u) pages; nothing emitted - raise max_pages if "
+                         "the list is really that long",
+                         ep->cfg->max_pages);
+                r = R2M_E_TOO_BIG;
+            } else {
+                ep->page++;
+                b->current = NULL;
+                start_main(b, ep, next.url);
+                return;
+            }
+        }
+        if (!r)
+            r = ep->kind->on_pages_done(ep->state, ep->cfg, &b->env, err, sizeof err);
+    } else {
+        r = ep->kind->on_body(ep->state, ep->cfg, &b->env, res->body, res->len, err, sizeof err);
+    }
+    b->current = NULL;
+    if (!r)
+        r2m_http_commit_validators(ep->xfer);
+    poll_end(b, ep, r, err[0] ? err : r2m_strerror(r));
+}
+
 static void start_due(struct r2m_bridge *b)
 {
     uint32_t id;
-    while (!b->stopping && r2m_sched_pop_due(b->sched, b->now, &id)) {
-        struct endpoint *ep = &b->eps[id];
-        ep->started = b->now;
-        int r = r2m_http_start(ep->xfer);
-        if (r) {
-            poll_failed(b, ep, r, "could not start the HTTP transfer");
-            if (b->mode == R2M_BRIDGE_ONCE)
-                b->once_left--;
-            schedule_next(b, ep);
-        }
-    }
+    while (!b->stopping && r2m_sched_pop_due(b->sched, b->now, &id))
+        start_poll(b, &b->eps[id]);
 }
 
 /* ---- setup ---- */
+
+/* The client-credentials request of an OAuth2 endpoint (RFC 6749 4.4). */
+static int token_xfer_new(struct r2m_bridge *b, struct endpoint *ep)
+{
+    const struct r2m_endpoint_cfg *ec = ep->cfg;
+    struct r2m_buf body;
+    r2m_buf_init(&body, 64 * 1024);
+    CURL *e = curl_easy_init();
+    if (!e)
+        return R2M_E_NOMEM;
+    char *id = curl_easy_escape(e, ec->auth.client_id, 0);
+    char *sec = curl_easy_escape(e, ec->auth.client_secret, 0);
+    char *scope = ec->auth.scope ? curl_easy_escape(e, ec->auth.scope, 0) : NULL;
+    int r = id && sec ? 0 : R2M_E_NOMEM;
+    if (!r)
+        r = r2m_buf_printf(&body, "grant_type=client_credentials&client_id=%s&client_secret=%s",
+                           id, sec);
+    if (!r && scope)
+        r = r2m_buf_printf(&body, "&scope=%s", scope);
+    curl_free(id);
+    if (sec)
+        explicit_bzero(sec, strlen(sec));
+    curl_free(sec);
+    curl_free(scope);
+    curl_easy_cleanup(e);
+    if (r) {
+        r2m_buf_free(&body);
+        return r;
+    }
+    ep->token_body = r2m_buf_take(&body);
+    struct r2m_endpoint_cfg *t = &ep->token_cfg;
+    t->name = ec->name;
+    t->url = ec->auth.token_url;
+    t->method = "POST";
+    t->body = ep->token_body;
+    t->content_type = "application/x-www-form-urlencoded";
+    t->timeout_ms = ec->timeout_ms;
+    t->max_body = 1 << 20;
+    t->max_depth = 16;
+    t->tls = ec->tls;
+    t->max_pages = 1;
+    return r2m_http_xfer_new(b->http, &ep->token_xfer, t, ep);
+}
 
 /* Loads each endpoint's stored snapshot; drops it when the settings that
  * shape it changed (a silent re-baseline, logged). */
@@ -299,6 +474,8 @@ static int restore_endpoint(struct r2m_bridge *b, struct endpoint *ep, char *err
     struct r2m_fp want = r2m_poller_settings(ep->cfg);
     if (row.settings.hi != want.hi || row.settings.lo != want.lo) {
         free(row.doc);
+        free(row.etag);
+        free(row.last_modified);
         r2m_log(R2M_LOG_INFO,
                 "endpoint settings (items, key or ignore) changed: stored snapshot dropped, the "
                 "next poll is a silent baseline",
@@ -310,7 +487,10 @@ static int restore_endpoint(struct r2m_bridge *b, struct endpoint *ep, char *err
         return 0;
     }
     r = ep->kind->restore(ep->state, ep->cfg, b->store, &row);
+    r2m_http_set_validators(ep->xfer, row.etag, row.last_modified);
     free(row.doc);
+    free(row.etag);
+    free(row.last_modified);
     if (r)
         goto fail;
     return 0;
@@ -412,7 +592,8 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
         ep->id = (uint32_t)b->n_eps;
         ep->kind = r2m_poller_for(ec);
         if ((r = ep->kind->create(&ep->state, ec)) ||
-            (r = r2m_http_xfer_new(b->http, &ep->xfer, ec, ep)))
+            (r = r2m_http_xfer_new(b->http, &ep->xfer, ec, ep)) ||
+            (ec->auth.type == R2M_AUTH_OAUTH2 && (r = token_xfer_new(b, ep))))
             goto out;
         b->n_eps++;
     }
@@ -450,6 +631,12 @@ void r2m_bridge_free(struct r2m_bridge *b)
 {
     if (!b)
         return;
+    for (size_t i = 0; i <= b->n_eps && b->eps && b->cfg && i < b->cfg->n_endpoints; i++) {
+        r2m_http_xfer_free(b->eps[i].token_xfer);
+        if (b->eps[i].token_body)
+            explicit_bzero(b->eps[i].token_body, strlen(b->eps[i].token_body));
+        free(b->eps[i].token_body);
+    }
     for (size_t i = 0; i < b->n_eps; i++) {
         r2m_http_xfer_free(b->eps[i].xfer);
         if (b->eps[i].kind)

@@ -2,6 +2,7 @@
 #include "r2m/http.h"
 
 #include <curl/curl.h>
+#include <curl/header.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,16 +20,27 @@ struct r2m_http {
     r2m_http_done_fn *done;
 };
 
+#define VALIDATOR_MAX 512
+
 struct r2m_http_xfer {
     struct r2m_http *h;
     const struct r2m_endpoint_cfg *cfg;
     void *owner;
     CURL *easy;
-    struct curl_slist *headers;
+    struct curl_slist *headers; /* static ones + token + validators; rebuilt on change */
+    char *url;                  /* the endpoint's URL, with the query auth parameter */
+    char *token;                /* OAuth2 access token, or NULL */
     struct r2m_buf body;
     int running;
     int too_big;
     int is_file;
+    int conditional;            /* validators were sent with this request */
+    int headers_dirty;
+    /* validators: current (sent), and pending (from the last 2xx, kept
+     * until the poll succeeded as a whole) */
+    char etag[VALIDATOR_MAX], last_modified[VALIDATOR_MAX];
+    char p_etag[VALIDATOR_MAX], p_last_modified[VALIDATOR_MAX];
+    char link_next[4096];
     char errbuf[CURL_ERROR_SIZE];
     char msg[CURL_ERROR_SIZE + 64];
 };
@@ -113,6 +125,85 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
+/* Appends "name: value" to the list; 0 or R2M_E_NOMEM. */
+static int add_header(struct curl_slist **list, const char *name, const char *prefix,
+                      const char *value)
+{
+    size_t n = strlen(name) + strlen(prefix) + strlen(value) + 3;
+    char *line = malloc(n);
+    if (!line)
+        return R2M_E_NOMEM;
+    snprintf(line, n, "%s: %s%s", name, prefix, value);
+    struct curl_slist *l = curl_slist_append(*list, line);
+    explicit_bzero(line, n); /* may hold a credential */
+    free(line);
+    if (!l)
+        return R2M_E_NOMEM;
+    *list = l;
+    return 0;
+}
+
+/* (Re)builds the request headers: configured ones, Accept, Content-Type,
+ * credentials, validators. Runs at creation and when a token or a validator
+ * changes - not per poll. */
+static int build_headers(struct r2m_http_xfer *x)
+{
+    const struct r2m_endpoint_cfg *cfg = x->cfg;
+    struct curl_slist *list = NULL;
+    int has_accept = 0, has_ctype = 0, r = 0;
+    for (size_t i = 0; i < cfg->n_headers && !r; i++) {
+        has_accept |= !strcasecmp(cfg->headers[i].name, "Accept");
+        has_ctype |= !strcasecmp(cfg->headers[i].name, "Content-Type");
+        r = add_header(&list, cfg->headers[i].name, "", cfg->headers[i].value);
+    }
+    if (!r && !has_accept)
+        r = add_header(&list, "Accept", "", "application/json");
+    if (!r && !has_ctype && !strcmp(cfg->method, "POST"))
+        r = add_header(&list, "Content-Type", "",
+                       cfg->content_type ? cfg->content_type : "application/json");
+    if (!r && cfg->auth.type == R2M_AUTH_BEARER)
+        r = add_header(&list, "Authorization", "Bearer ", cfg->auth.token);
+    if (!r && cfg->auth.type == R2M_AUTH_OAUTH2 && x->token)
+        r = add_header(&list, "Authorization", "Bearer ", x->token);
+    if (!r && cfg->auth.type == R2M_AUTH_HEADER)
+        r = add_header(&list, cfg->auth.name, "", cfg->auth.value);
+    /* conditional GET; not for paginated endpoints: a 304 for page 1 says
+     * nothing about the other pages */
+    x->conditional = 0;
+    if (!r && !cfg->paginate.kind && x->etag[0]) {
+        r = add_header(&list, "If-None-Match", "", x->etag);
+        x->conditional = 1;
+    }
+    if (!r && !cfg->paginate.kind && x->last_modified[0]) {
+        r = add_header(&list, "If-Modified-Since", "", x->last_modified);
+        x->conditional = 1;
+    }
+    if (r) {
+        curl_slist_free_all(list);
+        return r;
+    }
+    curl_slist_free_all(x->headers);
+    x->headers = list;
+    curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+    x->headers_dirty = 0;
+    return 0;
+}
+
+/* Appends "name=value" (both URL-encoded) to url. Returns malloc'd text. */
+static char *with_param(CURL *e, const char *url, const char *name, const char *value)
+{
+    char *n = curl_easy_escape(e, name, 0), *v = curl_easy_escape(e, value, 0);
+    char *out = NULL;
+    if (n && v) {
+        size_t len = strlen(url) + strlen(n) + strlen(v) + 3;
+        if ((out = malloc(len)))
+            snprintf(out, len, "%s%c%s=%s", url, strchr(url, '?') ? '&' : '?', n, v);
+    }
+    curl_free(n);
+    curl_free(v);
+    return out;
+}
+
 int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
                       const struct r2m_endpoint_cfg *cfg, void *owner)
 {
@@ -128,25 +219,13 @@ int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
     if (!x->easy)
         goto out;
     x->is_file = strncasecmp(cfg->url, "file://", 7) == 0;
-    int has_accept = 0;
-    for (size_t i = 0; i < cfg->n_headers; i++) {
-        char line[8192];
-        if (strcasecmp(cfg->headers[i].name, "Accept") == 0)
-            has_accept = 1;
-        snprintf(line, sizeof line, "%s: %s", cfg->headers[i].name, cfg->headers[i].value);
-        struct curl_slist *l = curl_slist_append(x->headers, line);
-        if (!l)
-            goto out;
-        x->headers = l;
-    }
-    if (!has_accept) {
-        struct curl_slist *l = curl_slist_append(x->headers, "Accept: application/json");
-        if (!l)
-            goto out;
-        x->headers = l;
-    }
     CURL *e = x->easy;
-    curl_easy_setopt(e, CURLOPT_URL, cfg->url);
+    x->url = cfg->auth.type == R2M_AUTH_QUERY
+                 ? with_param(e, cfg->url, cfg->auth.name, cfg->auth.value)
+                 : strdup(cfg->url);
+    if (!x->url || (r = build_headers(x)))
+        goto out;
+    curl_easy_setopt(e, CURLOPT_URL, x->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L); /* paho makes us multi-threaded */
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
@@ -155,7 +234,6 @@ int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->timeout_ms);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cfg->max_body);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "rest2mqtt/" R2M_VERSION);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* every decoder libcurl has */
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,file");
@@ -163,6 +241,21 @@ int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (cfg->auth.type == R2M_AUTH_BASIC) {
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(e, CURLOPT_USERNAME, cfg->auth.username);
+        curl_easy_setopt(e, CURLOPT_PASSWORD, cfg->auth.password);
+    }
+    if (cfg->tls.ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->tls.ca_file);
+    if (cfg->tls.cert_file)
+        curl_easy_setopt(e, CURLOPT_SSLCERT, cfg->tls.cert_file);
+    if (cfg->tls.key_file)
+        curl_easy_setopt(e, CURLOPT_SSLKEY, cfg->tls.key_file);
+    if (cfg->tls.insecure) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
     if (strcmp(cfg->method, "POST") == 0) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, cfg->body ? cfg->body : "");
@@ -186,13 +279,34 @@ void r2m_http_xfer_free(struct r2m_http_xfer *x)
     curl_easy_cleanup(x->easy);
     curl_slist_free_all(x->headers);
     r2m_buf_free(&x->body);
+    free(x->url);
+    if (x->token)
+        explicit_bzero(x->token, strlen(x->token));
+    free(x->token);
     free(x);
 }
 
 int r2m_http_start(struct r2m_http_xfer *x)
 {
+    return r2m_http_start_url(x, NULL);
+}
+
+int r2m_http_start_url(struct r2m_http_xfer *x, const char *url)
+{
     if (x->running)
         return R2M_E_INVALID;
+    if (x->headers_dirty && build_headers(x))
+        return R2M_E_NOMEM;
+    if (url && x->cfg->auth.type == R2M_AUTH_QUERY && !strstr(url, x->cfg->auth.name)) {
+        /* page URLs from the server rarely repeat the API key */
+        char *u = with_param(x->easy, url, x->cfg->auth.name, x->cfg->auth.value);
+        if (!u)
+            return R2M_E_NOMEM;
+        curl_easy_setopt(x->easy, CURLOPT_URL, u);
+        free(u); /* libcurl copies it */
+    } else {
+        curl_easy_setopt(x->easy, CURLOPT_URL, url ? url : x->url);
+    }
     r2m_buf_reset(&x->body);
     x->too_big = 0;
     x->errbuf[0] = '\0';
@@ -225,6 +339,129 @@ int64_t r2m_http_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int status_ok(const struct r2m_endpoint_cfg *cfg, long status)
+{
+    if (!cfg->n_accept_status)
+        return status >= 200 && status <= 299;
+    for (size_t i = 0; i < cfg->n_accept_status; i++)
+        if (cfg->accept_status[i] == status)
+            return 1;
+    return 0;
+}
+
+/* Copies the last value of a response header, or "" (also when too long). */
+static void header_value(CURL *easy, const char *name, char *out, size_t outlen)
+{
+    struct curl_header *h = NULL;
+    out[0] = '\0';
+    if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) == CURLHE_OK && h->value &&
+        strlen(h->value) < outlen && !strpbrk(h->value, "\r\n"))
+        strcpy(out, h->value);
+}
+
+/* Retry-After: delay-seconds or an HTTP-date; 0 when absent or unusable. */
+static int64_t retry_after(CURL *easy)
+{
+    char v[128];
+    header_value(easy, "Retry-After", v, sizeof v);
+    if (!v[0])
+        return 0;
+    char *end;
+    long long secs = strtoll(v, &end, 10);
+    if (end != v && *end == '\0' && secs >= 0)
+        return secs > 86400 ? 86400000 : secs * 1000;
+    time_t when = curl_getdate(v, NULL);
+    time_t now = time(NULL);
+    if (when == -1 || when <= now)
+        return 0;
+    return (int64_t)(when - now > 86400 ? 86400 : when - now) * 1000;
+}
+
+/* Finds <URL>; rel="next" in the Link header(s) (RFC 8288). */
+static void link_next(CURL *easy, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    for (size_t i = 0;; i++) {
+        struct curl_header *h = NULL;
+        if (curl_easy_header(easy, "Link", i, CURLH_HEADER, -1, &h) != CURLHE_OK)
+            return;
+        const char *p = h->value;
+        while (p && *p) {
+            const char *lt = strchr(p, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+            if (!gt)
+                return;
+            const char *end = strchr(gt, ',');
+            size_t plen = end ? (size_t)(end - gt) : strlen(gt);
+            /* rel="next" or rel=next, possibly among several relations */
+            char params[512];
+            snprintf(params, sizeof params, "%.*s", (int)(plen < 511 ? plen : 511), gt);
+            char *rel = strstr(params, "rel=");
+            if (rel) {
+                rel += 4;
+                if (*rel == '"')
+                    rel++;
+                for (char *t = strtok(rel, " \"\t;,"); t; t = strtok(NULL, " \"\t;,")) {
+                    if (!strcasecmp(t, "next")) {
+                        size_t n = (size_t)(gt - lt - 1);
+                        if (n < outlen) {
+                            memcpy(out, lt + 1, n);
+                            out[n] = '\0';
+                        }
+                        return;
+                    }
+                    if (strchr(t, '='))
+                        break;
+                }
+            }
+            p = end ? end + 1 : NULL;
+        }
+    }
+}
+
+void r2m_http_commit_validators(struct r2m_http_xfer *x)
+{
+    if (x->cfg->paginate.kind || x->is_file)
+        return;
+    if (strcmp(x->etag, x->p_etag) || strcmp(x->last_modified, x->p_last_modified)) {
+        strcpy(x->etag, x->p_etag);
+        strcpy(x->last_modified, x->p_last_modified);
+        x->headers_dirty = 1;
+    }
+}
+
+void r2m_http_set_validators(struct r2m_http_xfer *x, const char *etag, const char *last_modified)
+{
+    snprintf(x->etag, sizeof x->etag, "%s", etag && strlen(etag) < VALIDATOR_MAX ? etag : "");
+    snprintf(x->last_modified, sizeof x->last_modified, "%s",
+             last_modified && strlen(last_modified) < VALIDATOR_MAX ? last_modified : "");
+    strcpy(x->p_etag, x->etag);
+    strcpy(x->p_last_modified, x->last_modified);
+    x->headers_dirty = 1;
+}
+
+const char *r2m_http_etag(const struct r2m_http_xfer *x)
+{
+    return x->p_etag;
+}
+
+const char *r2m_http_last_modified(const struct r2m_http_xfer *x)
+{
+    return x->p_last_modified;
+}
+
+int r2m_http_set_token(struct r2m_http_xfer *x, const char *token)
+{
+    char *t = token ? strdup(token) : NULL;
+    if (token && !t)
+        return R2M_E_NOMEM;
+    if (x->token)
+        explicit_bzero(x->token, strlen(x->token));
+    free(x->token);
+    x->token = t;
+    x->headers_dirty = 1;
+    return 0;
+}
+
 /* Turns a finished transfer into a result and reports it. */
 static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
 {
@@ -248,12 +485,27 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
         res.result = R2M_E_HTTP;
         /* libcurl's error buffer names host and port, never credentials */
         snprintf(x->msg, sizeof x->msg, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(code));
-    } else if (!x->is_file && (res.status < 200 || res.status > 299)) {
+    } else if (!x->is_file && res.status == 304 && x->conditional) {
+        res.not_modified = 1; /* success: nothing changed, nothing to parse */
+    } else if (!x->is_file && !status_ok(x->cfg, res.status)) {
         res.result = R2M_E_HTTP_STATUS;
         snprintf(x->msg, sizeof x->msg, "HTTP status %ld", res.status);
+        if (res.status == 429 || res.status == 503)
+            res.retry_after_ms = retry_after(easy);
     } else {
         res.body = x->body.data ? x->body.data : "";
         res.len = x->body.len;
+        if (!x->is_file && !x->cfg->paginate.kind) {
+            header_value(easy, "ETag", x->p_etag, sizeof x->p_etag);
+            header_value(easy, "Last-Modified", x->p_last_modified, sizeof x->p_last_modified);
+        }
+        x->link_next[0] = '\0';
+        if (x->cfg->paginate.kind == R2M_PAGE_LINK)
+            link_next(easy, x->link_next, sizeof x->link_next);
+        res.link_next = x->link_next[0] ? x->link_next : NULL;
+        char *eff = NULL;
+        curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &eff);
+        res.url = eff;
     }
     res.err = res.result ? x->msg : NULL;
     h->done(x->owner, x, &res);

@@ -24,6 +24,7 @@ enum {
     Q_EP_DEL,
     Q_EP_DEL_ITEMS,
     Q_EP_NAMES,
+    Q_EP_VALIDATORS,
     Q_ITEM_PUT,
     Q_ITEM_DEL,
     Q_ITEMS,
@@ -38,7 +39,9 @@ static const char *const sql[Q__N] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
-    [Q_EP_GET] = "SELECT settings, seq, doc, doc_fp FROM endpoint WHERE name = ?1",
+    [Q_EP_GET] = "SELECT settings, seq, doc, doc_fp, etag, last_modified FROM endpoint "
+                 "WHERE name = ?1",
+    [Q_EP_VALIDATORS] = "UPDATE endpoint SET etag = ?2, last_modified = ?3 WHERE name = ?1",
     [Q_EP_PUT] = "INSERT OR REPLACE INTO endpoint(name, settings, seq, doc, doc_fp) "
                  "VALUES (?1, ?2, ?3, ?4, ?5)",
     [Q_EP_DEL] = "DELETE FROM endpoint WHERE name = ?1",
@@ -58,7 +61,7 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS endpoint("
     "  name TEXT PRIMARY KEY, settings BLOB NOT NULL, seq INTEGER NOT NULL,"
-    "  doc BLOB, doc_fp BLOB) WITHOUT ROWID;"
+    "  doc BLOB, doc_fp BLOB, etag TEXT, last_modified TEXT) WITHOUT ROWID;"
     /* keys are BLOBs so ORDER BY is bytewise, the poller's own order */
     "CREATE TABLE IF NOT EXISTS item("
     "  endpoint TEXT NOT NULL, key BLOB NOT NULL, fp BLOB NOT NULL, body BLOB NOT NULL,"
@@ -332,12 +335,30 @@ int r2m_store_endpoint_get(struct r2m_store *s, const char *name, struct r2m_sto
                 out->doc_fp = fp_unpack(sqlite3_column_blob(st, 3), sqlite3_column_bytes(st, 3));
             }
         }
+        for (int k = 0; k < 2 && !r; k++) {
+            const char *v = (const char *)sqlite3_column_text(st, 4 + k);
+            char **dst = k ? &out->last_modified : &out->etag;
+            if (v && !(*dst = strdup(v)))
+                r = R2M_E_NOMEM;
+        }
     } else if (rc != SQLITE_DONE) {
         r = R2M_E_IO;
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return r;
+}
+
+int r2m_store_validators_put(struct r2m_store *s, const char *name, const char *etag,
+                             const char *last_modified)
+{
+    sqlite3_stmt *st = s->q[Q_EP_VALIDATORS];
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (etag && *etag)
+        sqlite3_bind_text(st, 2, etag, -1, SQLITE_STATIC);
+    if (last_modified && *last_modified)
+        sqlite3_bind_text(st, 3, last_modified, -1, SQLITE_STATIC);
+    return step_done(st);
 }
 
 int r2m_store_endpoint_put(struct r2m_store *s, const char *name, struct r2m_fp settings,

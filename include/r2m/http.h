@@ -36,7 +36,11 @@ struct r2m_http_result {
     const char *body;
     size_t len;
     const char *err;
-    double total_s; /* transfer time */
+    double total_s;         /* transfer time */
+    int not_modified;       /* 304 to a conditional request: success, no body */
+    int64_t retry_after_ms; /* from Retry-After on 429/503, else 0 */
+    const char *link_next;  /* paginate: link - the rel="next" URL, or NULL */
+    const char *url;        /* the URL that answered (after redirects) */
 };
 
 typedef void r2m_http_done_fn(void *owner, struct r2m_http_xfer *x,
@@ -54,6 +58,22 @@ void r2m_http_xfer_free(struct r2m_http_xfer *x);
 /* Starts a fetch; done is called exactly once for it later (never from
  * inside this call). R2M_E_INVALID if the transfer is already running. */
 int r2m_http_start(struct r2m_http_xfer *x);
+/* The same with another URL for this one request (a further page); the
+ * query auth parameter is added when the URL lacks it. */
+int r2m_http_start_url(struct r2m_http_xfer *x, const char *url);
+
+/* Conditional GET. The ETag / Last-Modified of the last 2xx answer are held
+ * as pending; the bridge commits them only when the whole poll succeeded,
+ * so a poll that failed after the transfer can never be skipped by a 304
+ * later. Endpoints with paginate: never send validators. */
+void r2m_http_commit_validators(struct r2m_http_xfer *x);
+void r2m_http_set_validators(struct r2m_http_xfer *x, const char *etag,
+                             const char *last_modified);
+const char *r2m_http_etag(const struct r2m_http_xfer *x);          /* pending */
+const char *r2m_http_last_modified(const struct r2m_http_xfer *x); /* pending */
+
+/* OAuth2: the access token sent as "Authorization: Bearer"; NULL clears. */
+int r2m_http_set_token(struct r2m_http_xfer *x, const char *token);
 int r2m_http_running(const struct r2m_http_xfer *x);
 
 /* Monotonic time (ms, r2m_http_now_ms clock) at which libcurl needs

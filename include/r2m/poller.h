@@ -67,6 +67,7 @@ struct r2m_poll_env {
     const struct r2m_config *cfg;
     struct r2m_json_doc *doc;      /* arena for the new body */
     struct r2m_json_doc *prev_doc; /* arena for re-reading a stored snapshot */
+    struct r2m_json_doc *item_doc; /* arena for re-reading a new item */
     struct r2m_buf canon;          /* canonical text of the new body */
     struct r2m_buf patch;
     struct r2m_buf event;
@@ -87,6 +88,30 @@ struct r2m_fp r2m_poller_settings(const struct r2m_endpoint_cfg *cfg);
 int r2m_poll_env_init(struct r2m_poll_env *env, const struct r2m_config *cfg);
 void r2m_poll_env_cleanup(struct r2m_poll_env *env);
 
+/* Pagination: what the bridge tells a poller about a page, and what the
+ * poller answers about the next one. */
+struct r2m_page {
+    unsigned index;        /* 0 for the first page */
+    const char *url;       /* the URL that answered */
+    const char *link_next; /* Link rel="next" target, or NULL */
+};
+struct r2m_page_next {
+    char url[4096]; /* absolute URL of the next page; "" = this was the last */
+};
+
+/* The next page's URL from a (possibly relative) reference found in a page.
+ * A reference to another host is refused (credentials must not leak). */
+int r2m_page_resolve(const char *base, const char *ref, struct r2m_page_next *next, char *err,
+                     size_t errlen);
+/* url with name=value (URL-encoded) set as a query parameter. */
+int r2m_page_param(const char *url, const char *name, const char *value,
+                   struct r2m_page_next *next, char *err, size_t errlen);
+
+/* error_if: fails the poll (R2M_E_HTTP_STATUS) when the value at the
+ * configured pointer equals the configured value; 0 otherwise. */
+int r2m_poller_error_if(const struct r2m_endpoint_cfg *cfg, struct r2m_json *root, char *err,
+                        size_t errlen);
+
 struct r2m_poller_kind {
     const char *name;
     int (*create)(void **state, const struct r2m_endpoint_cfg *cfg);
@@ -98,6 +123,15 @@ struct r2m_poller_kind {
     /* err receives a one-line cause on failure (never secrets). */
     int (*on_body)(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
                    const char *body, size_t len, char *err, size_t errlen);
+    /* Paginated endpoints (NULL for kinds without pages): on_page takes each
+     * page's body and says where the next one is; after the last page,
+     * on_pages_done diffs all pages as one collection. A failure of either
+     * fails the whole poll: nothing emitted, snapshot untouched. */
+    int (*on_page)(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+                   const char *body, size_t len, const struct r2m_page *pg,
+                   struct r2m_page_next *next, char *err, size_t errlen);
+    int (*on_pages_done)(void *state, const struct r2m_endpoint_cfg *cfg,
+                         struct r2m_poll_env *env, char *err, size_t errlen);
 };
 
 extern const struct r2m_poller_kind r2m_poller_document;

@@ -49,12 +49,18 @@ struct r2m_store_endpoint {
     char *doc; /* document snapshot (malloc'd, NUL-terminated) or NULL */
     size_t doc_len;
     struct r2m_fp doc_fp;
+    char *etag, *last_modified; /* conditional-GET validators (malloc'd) or NULL */
 };
-/* Reads an endpoint's row; out->found = 0 if there is none. Free out->doc. */
+/* Reads an endpoint's row; out->found = 0 if there is none. Free out->doc,
+ * out->etag and out->last_modified. */
 int r2m_store_endpoint_get(struct r2m_store *s, const char *name, struct r2m_store_endpoint *out);
 /* Inserts or replaces the row (doc may be NULL for collections). */
 int r2m_store_endpoint_put(struct r2m_store *s, const char *name, struct r2m_fp settings,
                            uint64_t seq, const char *doc, size_t doc_len, struct r2m_fp doc_fp);
+/* Stores the conditional-GET validators with the endpoint's row (after
+ * r2m_store_endpoint_put in the same transaction). */
+int r2m_store_validators_put(struct r2m_store *s, const char *name, const char *etag,
+                             const char *last_modified);
 /* Forgets everything about an endpoint (row and items; not its outbox). */
 int r2m_store_endpoint_reset(struct r2m_store *s, const char *name);
 /* Names of endpoints with stored state, for `state prune`; calls fn per name. */
