@@ -15,6 +15,7 @@
 #include "r2m/error.h"
 #include "r2m/http.h"
 #include "r2m/log.h"
+#include "r2m/metrics.h"
 #include "r2m/poller.h"
 #include "r2m/publish.h"
 #include "r2m/sched.h"
@@ -22,6 +23,7 @@
 
 #define TAG_SIGNAL (2ull << 32)
 #define TAG_PUB    (3ull << 32)
+#define TAG_METRICS (4ull << 32)
 #define TAG_MASK   (0xffffffffull << 32)
 
 struct endpoint {
@@ -42,9 +44,15 @@ struct endpoint {
     char *token_body;
     int64_t token_expires; /* monotonic ms; 0 = no token */
     int auth_retried;      /* this poll already refetched the token after a 401 */
-    uint64_t polls, errors, events;
+    uint64_t polls, errors, not_modified, events;
     int64_t last_ok_wall;  /* wall ms of the last successful poll */
+    char last_error[256];  /* cause of the last failure, for /healthz */
 };
+
+/* Event types counted for /metrics, in the order of the metric's labels. */
+static const char *const event_types[] = {"rest2mqtt.document.changed", "rest2mqtt.item.created",
+                                          "rest2mqtt.item.updated", "rest2mqtt.item.deleted"};
+#define N_EVENT_TYPES 4
 
 struct r2m_bridge {
     const struct r2m_config *cfg;
@@ -60,6 +68,9 @@ struct r2m_bridge {
     size_t n_acked, cap_acked;
     int outbox_full;    /* warned about a full outbox; cleared when there is room */
     struct endpoint *current; /* the endpoint whose poll is being committed */
+    struct r2m_metrics *metrics;
+    struct r2m_histo http_seconds, publish_seconds;
+    uint64_t events_by_type[N_EVENT_TYPES];
     struct r2m_poll_env env;
     struct endpoint *eps;
     size_t n_eps;
@@ -92,6 +103,23 @@ static int grow_ids(int64_t **v, size_t *cap, size_t need)
     *v = p;
     *cap = cap2;
     return 0;
+}
+
+/* Counts an event by its CloudEvents type (rendered by us, so the "type"
+ * member is always there); retained state messages are not events. */
+static void count_event(struct r2m_bridge *b, const char *payload, int retained)
+{
+    if (retained)
+        return;
+    if (b->current)
+        b->current->events++;
+    const char *t = strstr(payload, "\"type\":\"");
+    for (int k = 0; t && k < N_EVENT_TYPES; k++)
+        if (!strncmp(t + 8, event_types[k], strlen(event_types[k])) &&
+            t[8 + strlen(event_types[k])] == '"') {
+            b->events_by_type[k]++;
+            return;
+        }
 }
 
 /* The transactional outbox: the poller's new snapshot and the poll's events
@@ -141,6 +169,7 @@ static int emit_publish(void *ctx, const struct r2m_batch *batch, r2m_persist_fn
      * delay them until the next start (they are in the outbox) */
     for (size_t i = 0; i < batch->n; i++) {
         const struct r2m_batch_msg *m = &batch->msgs[i];
+        count_event(b, r2m_batch_payload(batch, i), m->retained);
         char *t = strdup(r2m_batch_topic(batch, i));
         char *p = malloc(m->payload_len + 1);
         if (!t || !p) {
@@ -162,9 +191,10 @@ fail:
     return R2M_E_IO;
 }
 
-static void on_ack(void *ctx, int64_t id)
+static void on_ack(void *ctx, int64_t id, int64_t latency_ms)
 {
     struct r2m_bridge *b = ctx;
+    r2m_histo_observe(&b->publish_seconds, (double)latency_ms / 1000.0);
     if (grow_ids(&b->acked, &b->cap_acked, b->n_acked + 1)) {
         /* not deleted now: it will be sent again after a restart (same id) */
         return;
@@ -260,6 +290,7 @@ static void poll_end(struct r2m_bridge *b, struct endpoint *ep, int code, const 
 {
     ep->polls++;
     if (code) {
+        snprintf(ep->last_error, sizeof ep->last_error, "%s", why ? why : r2m_strerror(code));
         poll_failed(b, ep, code, why);
     } else {
         if (ep->failures) {
@@ -373,7 +404,9 @@ static void http_done(void *owner, struct r2m_http_xfer *x, const struct r2m_htt
         poll_end(b, ep, res->result, res->err);
         return;
     }
+    r2m_histo_observe(&b->http_seconds, res->total_s);
     if (res->not_modified) {
+        ep->not_modified++;
         poll_end(b, ep, 0, NULL); /* 304: nothing changed, nothing parsed */
         return;
     }
@@ -414,6 +447,94 @@ static void start_due(struct r2m_bridge *b)
     uint32_t id;
     while (!b->stopping && r2m_sched_pop_due(b->sched, b->now, &id))
         start_poll(b, &b->eps[id]);
+}
+
+/* ---- metrics and health ---- */
+
+static void render_metrics(struct r2m_bridge *b, struct r2m_buf *o)
+{
+    r2m_buf_puts(o, "# HELP rest2mqtt_polls_total Polls by endpoint and result.\n"
+                    "# TYPE rest2mqtt_polls_total counter\n");
+    for (size_t i = 0; i < b->n_eps; i++) {
+        const struct endpoint *ep = &b->eps[i];
+        const char *n = ep->cfg->name;
+        r2m_buf_printf(o, "rest2mqtt_polls_total{endpoint=\"%s\",result=\"ok\"} %llu\n", n,
+                       (unsigned long long)(ep->polls - ep->errors - ep->not_modified));
+        r2m_buf_printf(o,
+                       "rest2mqtt_polls_total{endpoint=\"%s\",result=\"not_modified\"} %llu\n",
+                       n, (unsigned long long)ep->not_modified);
+        r2m_buf_printf(o, "rest2mqtt_polls_total{endpoint=\"%s\",result=\"error\"} %llu\n", n,
+                       (unsigned long long)ep->errors);
+    }
+    r2m_buf_puts(o, "# HELP rest2mqtt_endpoint_events_total Events committed, by endpoint.\n"
+                    "# TYPE rest2mqtt_endpoint_events_total counter\n");
+    for (size_t i = 0; i < b->n_eps; i++)
+        r2m_buf_printf(o, "rest2mqtt_endpoint_events_total{endpoint=\"%s\"} %llu\n",
+                       b->eps[i].cfg->name, (unsigned long long)b->eps[i].events);
+    r2m_buf_puts(o, "# HELP rest2mqtt_events_total Events committed, by CloudEvents type.\n"
+                    "# TYPE rest2mqtt_events_total counter\n");
+    for (int k = 0; k < N_EVENT_TYPES; k++)
+        r2m_buf_printf(o, "rest2mqtt_events_total{type=\"%s\"} %llu\n", event_types[k],
+                       (unsigned long long)b->events_by_type[k]);
+    r2m_buf_puts(o, "# HELP rest2mqtt_endpoint_consecutive_failures Failed polls in a row.\n"
+                    "# TYPE rest2mqtt_endpoint_consecutive_failures gauge\n");
+    for (size_t i = 0; i < b->n_eps; i++)
+        r2m_buf_printf(o, "rest2mqtt_endpoint_consecutive_failures{endpoint=\"%s\"} %u\n",
+                       b->eps[i].cfg->name, b->eps[i].failures);
+    r2m_buf_puts(o,
+                 "# HELP rest2mqtt_endpoint_last_success_timestamp_seconds Unix time of the last "
+                 "successful poll (0: none yet).\n"
+                 "# TYPE rest2mqtt_endpoint_last_success_timestamp_seconds gauge\n");
+    for (size_t i = 0; i < b->n_eps; i++)
+        r2m_buf_printf(o, "rest2mqtt_endpoint_last_success_timestamp_seconds{endpoint=\"%s\"} "
+                          "%.3f\n",
+                       b->eps[i].cfg->name, (double)b->eps[i].last_ok_wall / 1000.0);
+    r2m_buf_printf(o,
+                   "# HELP rest2mqtt_outbox_events Events committed but not yet acknowledged by "
+                   "the broker.\n# TYPE rest2mqtt_outbox_events gauge\nrest2mqtt_outbox_events "
+                   "%zu\n",
+                   r2m_pub_pending(b->pub));
+    r2m_buf_printf(o,
+                   "# HELP rest2mqtt_broker_connected 1 when connected to the MQTT broker.\n"
+                   "# TYPE rest2mqtt_broker_connected gauge\nrest2mqtt_broker_connected %d\n",
+                   r2m_pub_connected(b->pub));
+    r2m_buf_puts(o, "# HELP rest2mqtt_http_request_duration_seconds Time of each HTTP "
+                    "request.\n# TYPE rest2mqtt_http_request_duration_seconds histogram\n");
+    r2m_histo_render(&b->http_seconds, "rest2mqtt_http_request_duration_seconds", "", o);
+    r2m_buf_puts(o, "# HELP rest2mqtt_publish_latency_seconds Time from committing an event "
+                    "to the broker's acknowledgement.\n"
+                    "# TYPE rest2mqtt_publish_latency_seconds histogram\n");
+    r2m_histo_render(&b->publish_seconds, "rest2mqtt_publish_latency_seconds", "", o);
+}
+
+static void metrics_handler(void *ctx, const char *path, struct r2m_buf *out, int *status,
+                            const char **ctype)
+{
+    struct r2m_bridge *b = ctx;
+    if (!strcmp(path, "/metrics")) {
+        *status = 200;
+        *ctype = "text/plain; version=0.0.4; charset=utf-8";
+        render_metrics(b, out);
+        return;
+    }
+    if (!strcmp(path, "/healthz")) {
+        /* the loop is turning: it is the loop that answers this request */
+        size_t failing = 0;
+        for (size_t i = 0; i < b->n_eps; i++)
+            failing += b->eps[i].failures > 0;
+        int up = r2m_pub_connected(b->pub);
+        *status = up ? 200 : 503;
+        *ctype = "application/json";
+        r2m_buf_printf(out,
+                       "{\"status\":\"%s\",\"broker\":\"%s\",\"endpoints\":%zu,"
+                       "\"failing_endpoints\":%zu,\"outbox\":%zu%s}\n",
+                       up ? "ok" : "unhealthy", up ? "connected" : "disconnected", b->n_eps,
+                       failing, r2m_pub_pending(b->pub),
+                       up ? "" : ",\"reason\":\"not connected to the MQTT broker\"");
+        return;
+    }
+    *status = 404;
+    r2m_buf_puts(out, "not found; try /metrics or /healthz\n");
 }
 
 /* ---- setup ---- */
@@ -565,6 +686,10 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
         if ((r = r2m_pub_new(&b->pub, cfg, cfg->state.outbox_max)))
             goto out;
         r2m_pub_on_ack(b->pub, on_ack, b);
+        if (cfg->metrics.listen &&
+            (r = r2m_metrics_new(&b->metrics, cfg->metrics.listen, b->epfd, TAG_METRICS,
+                                 metrics_handler, b, err, errlen)))
+            goto out_err;
         ev.data.u64 = TAG_PUB;
         if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, r2m_pub_fd(b->pub), &ev) < 0) {
             r = R2M_E_SYSTEM;
@@ -651,6 +776,7 @@ void r2m_bridge_free(struct r2m_bridge *b)
     }
     free(b->eps);
     r2m_http_free(b->http);
+    r2m_metrics_free(b->metrics);
     r2m_pub_free(b->pub);
     r2m_store_close(b->store);
     free(b->ids);
@@ -697,6 +823,11 @@ static int turn(struct r2m_bridge *b, int64_t extra_deadline)
     if (b->pub)
         deadline = min64(deadline, r2m_pub_deadline(b->pub));
     b->now = r2m_http_now_ms();
+    if (b->metrics) {
+        int64_t t = r2m_metrics_timeout_ms(b->metrics);
+        if (t >= 0)
+            deadline = min64(deadline, b->now + t);
+    }
     int timeout = deadline == INT64_MAX ? 1000 : (int)min64(deadline - b->now, 1000);
     if (timeout < 0)
         timeout = 0;
@@ -713,6 +844,8 @@ static int turn(struct r2m_bridge *b, int64_t extra_deadline)
             on_signal(b);
         else if (tag == TAG_PUB)
             r2m_pub_dispatch(b->pub, b->now);
+        else if (tag == TAG_METRICS)
+            r2m_metrics_run(b->metrics);
         else if (tag == R2M_HTTP_EPOLL_TAG)
             r2m_http_on_socket(b->http, (int)(evs[i].data.u64 & 0xffffffffu), evs[i].events);
     }
@@ -721,6 +854,8 @@ static int turn(struct r2m_bridge *b, int64_t extra_deadline)
         r2m_http_on_timeout(b->http);
     if (b->pub && b->now >= r2m_pub_deadline(b->pub))
         r2m_pub_dispatch(b->pub, b->now);
+    if (b->metrics && r2m_metrics_timeout_ms(b->metrics) == 0)
+        r2m_metrics_run(b->metrics);
     start_due(b);
     /* events emitted by this turn's polls go out now, not at the next wake-up */
     if (b->pub) {

@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <unistd.h>
 #include <yaml.h>
+#include <arpa/inet.h>
 
 #include "r2m/buf.h"
 #include "r2m/error.h"
@@ -996,9 +997,9 @@ static const char *suggest(const char *k, const char *const *keys, size_t nk)
     return best;
 }
 
-static const char *const top_keys[] = {"instance",  "mqtt", "state",           "defaults",
-                                       "endpoints", "log",  "shutdown_timeout"};
-enum { T_INSTANCE, T_MQTT, T_STATE, T_DEFAULTS, T_ENDPOINTS, T_LOG, T_SHUTDOWN, T__N };
+static const char *const top_keys[] = {"instance", "mqtt", "state",            "defaults",
+                                       "endpoints", "log", "shutdown_timeout", "metrics"};
+enum { T_INSTANCE, T_MQTT, T_STATE, T_DEFAULTS, T_ENDPOINTS, T_LOG, T_SHUTDOWN, T_METRICS, T__N };
 static const char *const mqtt_keys[] = {"url",          "client_id", "username",  "password",
                                         "version",      "qos",       "keepalive", "topic_prefix",
                                         "status_topic", "tls"};
@@ -1055,8 +1056,8 @@ enum {
 
 /* Keys DESIGN.md describes that this version does not implement yet: a
  * specific message instead of "unknown key" so nobody hunts for a typo. */
-static const char *const later_keys[] = {"metrics"};
-static const char *const later_top_keys[] = {"metrics"};
+static const char *const later_keys[] = {"reserved-for-later"};
+static const char *const later_top_keys[] = {"reserved-for-later"};
 
 static int in_table(const char *k, const char *const *keys, size_t nk)
 {
@@ -2325,6 +2326,43 @@ static struct r2m_config *config_new(struct ctx *c)
 }
 
 /* Fills cfg from the tree; problems go to c. */
+static const char *const metrics_keys[] = {"listen"};
+
+/* metrics: { listen: 127.0.0.1:9464 } - host (IPv4 literal) and port. */
+static void read_metrics(struct ctx *c, struct r2m_config *cfg, struct node *v)
+{
+    struct slot s[1] = {{0}};
+    if (!want_map(c, v, "metrics"))
+        return;
+    collect(c, v, metrics_keys, 1, s, "in metrics", NULL, 0);
+    if (!s[0].val)
+        return;
+    const char *str = get_scalar(c, s[0].val, "metrics.listen", "an address like 127.0.0.1:9464");
+    if (!str)
+        return;
+    const char *colon = strrchr(str, ':');
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    char host[64];
+    struct in_addr a;
+    if (!colon || colon == str || (size_t)(colon - str) >= sizeof host || !end || *end ||
+        port < 1 || port > 65535) {
+        err_at(c, s[0].val, "metrics.listen: expected HOST:PORT like 127.0.0.1:9464, got %s",
+               shown(s[0].val, str).s);
+        return;
+    }
+    memcpy(host, str, (size_t)(colon - str));
+    host[colon - str] = '\0';
+    if (inet_pton(AF_INET, host, &a) != 1) {
+        err_at(c, s[0].val,
+               "metrics.listen: %s is not an IPv4 address; use 127.0.0.1 (local only) or "
+               "0.0.0.0 (all interfaces, e.g. in a container)",
+               quote(host).s);
+        return;
+    }
+    set_str(c, &cfg->metrics.listen, str);
+}
+
 static void read_config(struct ctx *c, struct r2m_config *cfg, struct node *root)
 {
     struct slot s[T__N] = {{0}};
@@ -2354,6 +2392,8 @@ static void read_config(struct ctx *c, struct r2m_config *cfg, struct node *root
         get_duration(c, s[T_SHUTDOWN].val, "shutdown_timeout", 0, &cfg->shutdown_timeout_ms);
     if (s[T_INSTANCE].val)
         get_string(c, s[T_INSTANCE].val, "instance", 1, &cfg->instance);
+    if (s[T_METRICS].val)
+        read_metrics(c, cfg, s[T_METRICS].val);
     if (!cfg->instance)
         cfg->instance = dup_str(c, cfg->mqtt.client_id ? cfg->mqtt.client_id : "rest2mqtt");
     /* defaults: first whatever the file order, so endpoints can inherit from it */
@@ -2476,6 +2516,7 @@ void r2m_config_free(struct r2m_config *cfg)
     free(cfg->mqtt.cert_file);
     free(cfg->mqtt.key_file);
     free(cfg->state.path);
+    free(cfg->metrics.listen);
     for (size_t i = 0; i < cfg->n_endpoints; i++)
         endpoint_free(&cfg->endpoints[i]);
     free(cfg->endpoints);

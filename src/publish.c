@@ -32,6 +32,7 @@ struct msg {
     uint64_t seq;     /* enqueue order */
     uint64_t send_id; /* identifies one send attempt; stale callbacks match nothing */
     int64_t id;       /* outbox row, 0 if none */
+    int64_t enq_ms;   /* monotonic time of enqueueing, for the latency metric */
     int retained;
 };
 
@@ -63,6 +64,8 @@ struct r2m_pub {
     size_t n_reports, cap_reports;
     int report_overflow;
 };
+
+static int64_t mono_ms(void);
 
 /* ---- paho threads: only record and wake ---- */
 
@@ -346,6 +349,7 @@ int r2m_pub_enqueue(struct r2m_pub *p, char *topic, char *payload, size_t len, i
     m->len = len;
     m->retained = retained;
     m->id = id;
+    m->enq_ms = mono_ms();
     m->seq = p->next_seq++;
     if (p->tail)
         p->tail->next = m;
@@ -522,7 +526,7 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
             if ((k = take_inflight(p, r->send_id)) < 0)
                 break; /* a stale attempt: that message was already requeued */
             if (p->inflight[k]->id && p->on_ack)
-                p->on_ack(p->ack_ctx, p->inflight[k]->id);
+                p->on_ack(p->ack_ctx, p->inflight[k]->id, now - p->inflight[k]->enq_ms);
             msg_free(p->inflight[k]);
             p->inflight[k] = p->inflight[--p->n_inflight];
             p->acked++;

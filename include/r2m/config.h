@@ -124,6 +124,9 @@ struct r2m_config {
         int format;
     } log;
     int64_t shutdown_timeout_ms; /* default 10s */
+    struct {
+        char *listen; /* "127.0.0.1:9464" or NULL: no metrics/health HTTP server */
+    } metrics;
     struct r2m_endpoint_cfg *endpoints;
     size_t n_endpoints;
 };

@@ -46,8 +46,8 @@ int r2m_pub_enqueue(struct r2m_pub *p, char *topic, char *payload, size_t len, i
                     int64_t id);
 
 /* Called on the loop thread, from r2m_pub_dispatch, for every acknowledged
- * message with a non-zero id. */
-typedef void r2m_pub_ack_fn(void *ctx, int64_t id);
+ * message with a non-zero id; latency_ms is the time from enqueue to ack. */
+typedef void r2m_pub_ack_fn(void *ctx, int64_t id, int64_t latency_ms);
 void r2m_pub_on_ack(struct r2m_pub *p, r2m_pub_ack_fn *fn, void *ctx);
 
 /* Applies paho's reports, retries the connection when due, sends. */

@@ -854,6 +854,14 @@ def many_endpoints(t):
 
 
 # ---------------------------------------------------------------------------
+# Keyed collections, durable state, status topic, faults: collection_cases.py
+# (it imports the helpers above from this module, also when run as a script)
+
+sys.modules.setdefault("run", sys.modules[__name__])
+import collection_cases  # noqa: E402,F401
+
+
+# ---------------------------------------------------------------------------
 # Runner
 
 def run_case(name, bin_path):
@@ -884,7 +892,23 @@ def run_case(name, bin_path):
     return ok, reason, errs + t.diagnostics
 
 
+def load_case_modules():
+    """Imports every tests/e2e/*_cases.py. Such a module registers its cases
+    with `from run import case`; when this file runs as __main__, that import
+    creates a second module object named `run`, so its registry is merged."""
+    import glob
+    import importlib
+    here = os.path.dirname(os.path.abspath(__file__))
+    for path in sorted(glob.glob(os.path.join(here, "*_cases.py"))):
+        importlib.import_module(os.path.basename(path)[:-3])
+    other = sys.modules.get("run")
+    if other is not None and other is not sys.modules[__name__]:
+        for name, fn in other.CASES.items():
+            CASES.setdefault(name, fn)
+
+
 def main():
+    load_case_modules()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--list", action="store_true", help="print case names and exit")
     ap.add_argument("--bin", default=os.environ.get("R2M_BIN"), help="rest2mqtt binary")
