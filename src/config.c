@@ -1054,10 +1054,10 @@ enum {
     E__N
 };
 
-/* Keys DESIGN.md describes that this version does not implement yet: a
- * specific message instead of "unknown key" so nobody hunts for a typo. */
-static const char *const later_keys[] = {"reserved-for-later"};
-static const char *const later_top_keys[] = {"reserved-for-later"};
+/* Keys DESIGN.md describes that a version does not implement yet get a
+ * specific message instead of "unknown key" (collect()'s `later` list);
+ * every key of DESIGN.md section 3 is implemented now, so the lists are
+ * empty. */
 
 static int in_table(const char *k, const char *const *keys, size_t nk)
 {
@@ -1702,7 +1702,7 @@ static void read_endpoint(struct ctx *c, struct ep_part *p, struct node *map, si
         snprintf(where, sizeof where, "in defaults");
     }
 
-    collect(c, map, endpoint_keys, E__N, s, where, later_keys, ARRAY_LEN(later_keys));
+    collect(c, map, endpoint_keys, E__N, s, where, NULL, 0);
     if (index == 0 && s[E_NAME].key)
         err_at(c, s[E_NAME].key,
                "'name' cannot be set in defaults:; give each endpoint its own name");
@@ -2380,8 +2380,7 @@ static void read_config(struct ctx *c, struct r2m_config *cfg, struct node *root
                    kind(root));
         return;
     }
-    collect(c, root, top_keys, T__N, s, "at the top level", later_top_keys,
-            ARRAY_LEN(later_top_keys));
+    collect(c, root, top_keys, T__N, s, "at the top level", NULL, 0);
     if (s[T_MQTT].val)
         read_mqtt(c, cfg, s[T_MQTT].val);
     if (s[T_STATE].val)

@@ -408,21 +408,27 @@ static void test_unknown_keys(void **state)
     expect_error(EP "    ? [a]\n    : b\n", 4, 7, "keys must be plain words");
 }
 
-static void test_later_keys(void **state)
+static void test_metrics_listen(void **state)
 {
     (void)state;
-    static const char *const later[] = {"metrics"};
-    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
-        char yaml[256], frag[128];
-        snprintf(yaml, sizeof yaml, EP "    %s: x\n", later[i]);
-        snprintf(frag, sizeof frag, "'%s' is not supported by this version of rest2mqtt yet",
-                 later[i]);
-        expect_error(yaml, 4, 5, frag);
-        snprintf(yaml, sizeof yaml, "defaults:\n  %s: x\n" EP, later[i]);
-        expect_error(yaml, 2, 3, frag);
-    }
-    expect_error("metrics: {port: 9100}\n" EP, 1, 1,
-                 "'metrics' is not supported by this version of rest2mqtt yet");
+    struct r2m_config *c = NULL;
+    struct r2m_diag d = {0};
+    const char *yaml = "metrics: { listen: \"127.0.0.1:9464\" }\n" EP;
+    int rc = parse(yaml, &c, &d);
+    dump(&d);
+    assert_int_equal(rc, 0);
+    assert_string_equal(c->metrics.listen, "127.0.0.1:9464");
+    r2m_config_free(c);
+    r2m_diag_free(&d);
+    rc = parse(EP, &c, &d);
+    assert_int_equal(rc, 0);
+    assert_null(c->metrics.listen); /* off unless asked for */
+    r2m_config_free(c);
+    r2m_diag_free(&d);
+    expect_error("metrics: { listen: 9464 }\n" EP, 1, 20, "expected HOST:PORT");
+    expect_error("metrics: { listen: \"localhost:9464\" }\n" EP, 1, 20, "not an IPv4 address");
+    expect_error("metrics: { listen: \"127.0.0.1:70000\" }\n" EP, 1, 20, "expected HOST:PORT");
+    expect_error("metrics: { port: 1 }\n" EP, 1, 12, "unknown key 'port'");
 }
 
 static void test_collection_keys(void **state)
@@ -1256,7 +1262,7 @@ int main(void)
         cmocka_unit_test(test_defaults_merge),
         cmocka_unit_test(test_defaults_rules),
         cmocka_unit_test(test_unknown_keys),
-        cmocka_unit_test(test_later_keys),
+        cmocka_unit_test(test_metrics_listen),
         cmocka_unit_test(test_collection_keys),
         cmocka_unit_test(test_api_keys),
         cmocka_unit_test(test_duplicate_names),
