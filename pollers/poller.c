@@ -14,10 +14,8 @@ const struct r2m_poller_kind *r2m_poller_for(const struct r2m_endpoint_cfg *cfg)
     return cfg->items ? &r2m_poller_collection : &r2m_poller_document;
 }
 
-int r2m_poll_env_init(struct r2m_poll_env *env, const struct r2m_config *cfg)
+void r2m_poll_env_limits(struct r2m_poll_env *env, const struct r2m_config *cfg)
 {
-    memset(env, 0, sizeof *env);
-    env->cfg = cfg;
     uint64_t max = 0;
     for (size_t i = 0; i < cfg->n_endpoints; i++)
         if (cfg->endpoints[i].max_body > max)
@@ -26,11 +24,22 @@ int r2m_poll_env_init(struct r2m_poll_env *env, const struct r2m_config *cfg)
      * for escapes of control characters; an event holds before, after and
      * a patch, each bounded by that */
     size_t canon_max = (size_t)max * 2 + 1024;
-    r2m_buf_init(&env->canon, canon_max);
-    r2m_buf_init(&env->patch, canon_max * 2);
-    r2m_buf_init(&env->event, canon_max * 5);
+    env->canon.max = canon_max;
+    env->patch.max = canon_max * 2;
+    env->event.max = canon_max * 5;
+    env->batch.bytes.max = canon_max * 8;
+}
+
+int r2m_poll_env_init(struct r2m_poll_env *env, const struct r2m_config *cfg)
+{
+    memset(env, 0, sizeof *env);
+    env->cfg = cfg;
+    r2m_buf_init(&env->canon, 0);
+    r2m_buf_init(&env->patch, 0);
+    r2m_buf_init(&env->event, 0);
     r2m_buf_init(&env->topic, 65535);
-    r2m_buf_init(&env->batch.bytes, canon_max * 8);
+    r2m_buf_init(&env->batch.bytes, 0);
+    r2m_poll_env_limits(env, cfg);
     int r = r2m_json_doc_new(&env->doc, NULL);
     if (!r)
         r = r2m_json_doc_new(&env->prev_doc, NULL);

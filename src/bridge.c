@@ -72,11 +72,13 @@ struct r2m_bridge {
     struct r2m_histo http_seconds, publish_seconds;
     uint64_t events_by_type[N_EVENT_TYPES];
     struct r2m_poll_env env;
-    struct endpoint *eps;
+    struct endpoint **eps; /* each allocated alone: transfers point at them */
     size_t n_eps;
+    struct r2m_config *reloaded; /* the config of the last SIGHUP reload, owned */
     uint64_t rng;
     int64_t now;
     int stopping;
+    int reload_pending;
     size_t once_left;
     int once_failed;
 };
@@ -446,7 +448,7 @@ static void start_due(struct r2m_bridge *b)
 {
     uint32_t id;
     while (!b->stopping && r2m_sched_pop_due(b->sched, b->now, &id))
-        start_poll(b, &b->eps[id]);
+        start_poll(b, b->eps[id]);
 }
 
 /* ---- metrics and health ---- */
@@ -456,7 +458,7 @@ static void render_metrics(struct r2m_bridge *b, struct r2m_buf *o)
     r2m_buf_puts(o, "# HELP rest2mqtt_polls_total Polls by endpoint and result.\n"
                     "# TYPE rest2mqtt_polls_total counter\n");
     for (size_t i = 0; i < b->n_eps; i++) {
-        const struct endpoint *ep = &b->eps[i];
+        const struct endpoint *ep = b->eps[i];
         const char *n = ep->cfg->name;
         r2m_buf_printf(o, "rest2mqtt_polls_total{endpoint=\"%s\",result=\"ok\"} %llu\n", n,
                        (unsigned long long)(ep->polls - ep->errors - ep->not_modified));
@@ -470,7 +472,7 @@ static void render_metrics(struct r2m_bridge *b, struct r2m_buf *o)
                     "# TYPE rest2mqtt_endpoint_events_total counter\n");
     for (size_t i = 0; i < b->n_eps; i++)
         r2m_buf_printf(o, "rest2mqtt_endpoint_events_total{endpoint=\"%s\"} %llu\n",
-                       b->eps[i].cfg->name, (unsigned long long)b->eps[i].events);
+                       b->eps[i]->cfg->name, (unsigned long long)b->eps[i]->events);
     r2m_buf_puts(o, "# HELP rest2mqtt_events_total Events committed, by CloudEvents type.\n"
                     "# TYPE rest2mqtt_events_total counter\n");
     for (int k = 0; k < N_EVENT_TYPES; k++)
@@ -480,7 +482,7 @@ static void render_metrics(struct r2m_bridge *b, struct r2m_buf *o)
                     "# TYPE rest2mqtt_endpoint_consecutive_failures gauge\n");
     for (size_t i = 0; i < b->n_eps; i++)
         r2m_buf_printf(o, "rest2mqtt_endpoint_consecutive_failures{endpoint=\"%s\"} %u\n",
-                       b->eps[i].cfg->name, b->eps[i].failures);
+                       b->eps[i]->cfg->name, b->eps[i]->failures);
     r2m_buf_puts(o,
                  "# HELP rest2mqtt_endpoint_last_success_timestamp_seconds Unix time of the last "
                  "successful poll (0: none yet).\n"
@@ -488,7 +490,7 @@ static void render_metrics(struct r2m_bridge *b, struct r2m_buf *o)
     for (size_t i = 0; i < b->n_eps; i++)
         r2m_buf_printf(o, "rest2mqtt_endpoint_last_success_timestamp_seconds{endpoint=\"%s\"} "
                           "%.3f\n",
-                       b->eps[i].cfg->name, (double)b->eps[i].last_ok_wall / 1000.0);
+                       b->eps[i]->cfg->name, (double)b->eps[i]->last_ok_wall / 1000.0);
     r2m_buf_printf(o,
                    "# HELP rest2mqtt_outbox_events Events committed but not yet acknowledged by "
                    "the broker.\n# TYPE rest2mqtt_outbox_events gauge\nrest2mqtt_outbox_events "
@@ -521,7 +523,7 @@ static void metrics_handler(void *ctx, const char *path, struct r2m_buf *out, in
         /* the loop is turning: it is the loop that answers this request */
         size_t failing = 0;
         for (size_t i = 0; i < b->n_eps; i++)
-            failing += b->eps[i].failures > 0;
+            failing += b->eps[i]->failures > 0;
         int up = r2m_pub_connected(b->pub);
         *status = up ? 200 : 503;
         *ctype = "application/json";
@@ -640,6 +642,44 @@ static int load_outbox_entry(void *ctx, int64_t id, const char *topic, const cha
     return r2m_pub_enqueue(b->pub, t, p, len, retained, id) == R2M_E_NOMEM ? R2M_E_NOMEM : 0;
 }
 
+static void endpoint_free(struct endpoint *ep)
+{
+    if (!ep)
+        return;
+    r2m_http_xfer_free(ep->xfer);
+    r2m_http_xfer_free(ep->token_xfer);
+    if (ep->token_body)
+        explicit_bzero(ep->token_body, strlen(ep->token_body));
+    free(ep->token_body);
+    if (ep->kind)
+        ep->kind->destroy(ep->state);
+    free(ep);
+}
+
+static int endpoint_new(struct r2m_bridge *b, const struct r2m_endpoint_cfg *ec,
+                        struct endpoint **out)
+{
+    struct endpoint *ep = calloc(1, sizeof *ep);
+    if (!ep)
+        return R2M_E_NOMEM;
+    ep->cfg = ec;
+    ep->b = b;
+    ep->kind = r2m_poller_for(ec);
+    int r = ep->kind->create(&ep->state, ec);
+    if (r) {
+        ep->kind = NULL;
+        goto fail;
+    }
+    if ((r = r2m_http_xfer_new(b->http, &ep->xfer, ec, ep)) ||
+        (ec->auth.type == R2M_AUTH_OAUTH2 && (r = token_xfer_new(b, ep))))
+        goto fail;
+    *out = ep;
+    return 0;
+fail:
+    endpoint_free(ep);
+    return r;
+}
+
 int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mode,
                    const char *only, char *err, size_t errlen)
 {
@@ -711,15 +751,9 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
         const struct r2m_endpoint_cfg *ec = &cfg->endpoints[i];
         if (only && strcmp(only, ec->name) != 0)
             continue;
-        struct endpoint *ep = &b->eps[b->n_eps];
-        ep->cfg = ec;
-        ep->b = b;
-        ep->id = (uint32_t)b->n_eps;
-        ep->kind = r2m_poller_for(ec);
-        if ((r = ep->kind->create(&ep->state, ec)) ||
-            (r = r2m_http_xfer_new(b->http, &ep->xfer, ec, ep)) ||
-            (ec->auth.type == R2M_AUTH_OAUTH2 && (r = token_xfer_new(b, ep))))
+        if ((r = endpoint_new(b, ec, &b->eps[b->n_eps])))
             goto out;
+        b->eps[b->n_eps]->id = (uint32_t)b->n_eps;
         b->n_eps++;
     }
     if (only && b->n_eps == 0) {
@@ -729,7 +763,7 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
     }
     if (b->store) {
         for (size_t i = 0; i < b->n_eps; i++)
-            if ((r = restore_endpoint(b, &b->eps[i], err, errlen)))
+            if ((r = restore_endpoint(b, b->eps[i], err, errlen)))
                 goto out_err;
         if ((r = r2m_store_outbox(b->store, load_outbox_entry, b))) {
             snprintf(err, errlen, "cannot load the outbox from %s: %s", cfg->state.path,
@@ -756,25 +790,10 @@ void r2m_bridge_free(struct r2m_bridge *b)
 {
     if (!b)
         return;
-    for (size_t i = 0; i <= b->n_eps && b->eps && b->cfg && i < b->cfg->n_endpoints; i++) {
-        r2m_http_xfer_free(b->eps[i].token_xfer);
-        if (b->eps[i].token_body)
-            explicit_bzero(b->eps[i].token_body, strlen(b->eps[i].token_body));
-        free(b->eps[i].token_body);
-    }
-    for (size_t i = 0; i < b->n_eps; i++) {
-        r2m_http_xfer_free(b->eps[i].xfer);
-        if (b->eps[i].kind)
-            b->eps[i].kind->destroy(b->eps[i].state);
-    }
-    /* a failed r2m_bridge_new may leave one half-built endpoint past n_eps */
-    if (b->eps && b->cfg && b->n_eps < b->cfg->n_endpoints) {
-        struct endpoint *ep = &b->eps[b->n_eps];
-        r2m_http_xfer_free(ep->xfer);
-        if (ep->kind)
-            ep->kind->destroy(ep->state);
-    }
+    for (size_t i = 0; i < b->n_eps; i++)
+        endpoint_free(b->eps[i]);
     free(b->eps);
+    r2m_config_free(b->reloaded);
     r2m_http_free(b->http);
     r2m_metrics_free(b->metrics);
     r2m_pub_free(b->pub);
@@ -790,6 +809,153 @@ void r2m_bridge_free(struct r2m_bridge *b)
     free(b);
 }
 
+/* ---- reload (SIGHUP) ---- */
+
+static int str_eq(const char *a, const char *c)
+{
+    return a == c || (a && c && !strcmp(a, c));
+}
+
+/* Settings outside endpoints: are read once at start. */
+static int globals_differ(const struct r2m_config *a, const struct r2m_config *c)
+{
+    return !str_eq(a->instance, c->instance) || !str_eq(a->mqtt.url, c->mqtt.url) ||
+           !str_eq(a->mqtt.client_id, c->mqtt.client_id) ||
+           !str_eq(a->mqtt.username, c->mqtt.username) ||
+           !str_eq(a->mqtt.password, c->mqtt.password) || a->mqtt.version != c->mqtt.version ||
+           a->mqtt.qos != c->mqtt.qos || a->mqtt.keepalive_ms != c->mqtt.keepalive_ms ||
+           !str_eq(a->mqtt.topic_prefix, c->mqtt.topic_prefix) ||
+           !str_eq(a->mqtt.status_topic, c->mqtt.status_topic) ||
+           !str_eq(a->mqtt.ca_file, c->mqtt.ca_file) ||
+           !str_eq(a->mqtt.cert_file, c->mqtt.cert_file) ||
+           !str_eq(a->mqtt.key_file, c->mqtt.key_file) || a->mqtt.insecure != c->mqtt.insecure ||
+           !str_eq(a->state.path, c->state.path) || a->state.outbox_max != c->state.outbox_max ||
+           !str_eq(a->metrics.listen, c->metrics.listen) ||
+           a->shutdown_timeout_ms != c->shutdown_timeout_ms;
+}
+
+static void point_at(struct endpoint *ep, const struct r2m_endpoint_cfg *ec)
+{
+    ep->cfg = ec;
+    r2m_http_xfer_retarget(ep->xfer, ec);
+    if (ep->token_xfer) {
+        ep->token_cfg.name = ec->name;
+        ep->token_cfg.url = ec->auth.token_url;
+        ep->token_cfg.tls = ec->tls;
+    }
+}
+
+/* SIGHUP: endpoints added start, removed ones stop, changed ones restart
+ * from their stored snapshot with the new settings (re-baselining only if
+ * items/key/ignore changed); unchanged ones keep their schedule, their
+ * transfer in progress and their state. An invalid file changes nothing. */
+static void reload(struct r2m_bridge *b)
+{
+    const char *file = b->cfg->file;
+    struct r2m_config *nc = NULL;
+    struct r2m_diag d = {0};
+    r2m_log(R2M_LOG_INFO, "reloading configuration", "file", file, NULL);
+    if (r2m_config_load(file, &nc, &d)) {
+        for (size_t i = 0; i < d.n; i++)
+            r2m_log(R2M_LOG_ERROR, "reload: configuration error", "error", d.lines[i], NULL);
+        r2m_log(R2M_LOG_ERROR, "configuration reload rejected; the running configuration stays",
+                "file", file, NULL);
+        r2m_diag_free(&d);
+        return;
+    }
+    r2m_diag_free(&d);
+    if (globals_differ(b->cfg, nc))
+        r2m_log(R2M_LOG_WARN,
+                "settings outside endpoints: and log: (mqtt, state, metrics, instance, "
+                "shutdown_timeout) changed; they take effect after a restart",
+                NULL);
+    r2m_log_setup(nc->log.level, nc->log.format);
+
+    struct endpoint **neps = calloc(nc->n_endpoints ? nc->n_endpoints : 1, sizeof *neps);
+    int64_t *due = calloc(b->n_eps ? b->n_eps : 1, sizeof *due);
+    char *moved = calloc(b->n_eps ? b->n_eps : 1, 1);
+    if (!neps || !due || !moved) {
+        free(neps);
+        free(due);
+        free(moved);
+        r2m_config_free(nc);
+        r2m_log(R2M_LOG_ERROR, "reload: out of memory; the running configuration stays", NULL);
+        return;
+    }
+    /* where each old endpoint stands in the schedule (INT64_MIN: in flight) */
+    for (size_t i = 0; i < b->n_eps; i++)
+        due[i] = INT64_MIN;
+    uint32_t id;
+    int64_t when;
+    while (r2m_sched_take(b->sched, &id, &when))
+        due[id] = when;
+
+    size_t n = 0, added = 0, changed = 0, unchanged = 0, removed = 0, failed = 0;
+    char err[1024];
+    for (size_t i = 0; i < nc->n_endpoints; i++) {
+        const struct r2m_endpoint_cfg *ec = &nc->endpoints[i];
+        size_t k = 0;
+        while (k < b->n_eps && (moved[k] || strcmp(b->eps[k]->cfg->name, ec->name)))
+            k++;
+        int found = k < b->n_eps;
+        if (found && r2m_config_endpoint_hash(b->eps[k]->cfg) == r2m_config_endpoint_hash(ec)) {
+            struct endpoint *ep = b->eps[k];
+            moved[k] = 1;
+            point_at(ep, ec);
+            ep->id = (uint32_t)n;
+            if (due[k] != INT64_MIN)
+                r2m_sched_add(b->sched, ep->id, due[k]);
+            neps[n++] = ep;
+            unchanged++;
+            continue;
+        }
+        struct endpoint *ep = NULL;
+        if (endpoint_new(b, ec, &ep) || restore_endpoint(b, ep, err, sizeof err)) {
+            r2m_log(R2M_LOG_ERROR, "reload: endpoint could not be started", "endpoint", ec->name,
+                    NULL);
+            endpoint_free(ep);
+            failed++;
+            continue;
+        }
+        ep->id = (uint32_t)n;
+        r2m_sched_add(b->sched, ep->id,
+                      b->now + r2m_sched_first(ec->interval_ms, ec->jitter, &b->rng));
+        neps[n++] = ep;
+        if (found)
+            changed++;
+        else
+            added++;
+    }
+    for (size_t k = 0; k < b->n_eps; k++) {
+        if (moved[k])
+            continue;
+        /* a changed endpoint's old copy, or one removed from the file; its
+         * stored state stays until `rest2mqtt state prune` */
+        int still = 0;
+        for (size_t i = 0; i < nc->n_endpoints && !still; i++)
+            still = !strcmp(nc->endpoints[i].name, b->eps[k]->cfg->name);
+        removed += !still;
+        endpoint_free(b->eps[k]);
+    }
+    free(b->eps);
+    free(due);
+    free(moved);
+    b->eps = neps;
+    b->n_eps = n;
+    r2m_poll_env_limits(&b->env, nc);
+    /* every endpoint now points into nc; the previous reload's config can go */
+    r2m_config_free(b->reloaded);
+    b->reloaded = nc;
+    char a[16], c[16], u[16], r[16], f[16];
+    snprintf(a, sizeof a, "%zu", added);
+    snprintf(c, sizeof c, "%zu", changed);
+    snprintf(u, sizeof u, "%zu", unchanged);
+    snprintf(r, sizeof r, "%zu", removed);
+    snprintf(f, sizeof f, "%zu", failed);
+    r2m_log(failed ? R2M_LOG_WARN : R2M_LOG_INFO, "configuration reloaded", "added", a,
+            "changed", c, "unchanged", u, "removed", r, "failed", f, NULL);
+}
+
 /* ---- the loop ---- */
 
 static void on_signal(struct r2m_bridge *b)
@@ -797,10 +963,7 @@ static void on_signal(struct r2m_bridge *b)
     struct signalfd_siginfo si;
     while (read(b->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
         if (si.ssi_signo == SIGHUP) {
-            r2m_log(R2M_LOG_WARN,
-                    "SIGHUP received but reloading is not supported by this version; restart "
-                    "to apply configuration changes",
-                    NULL);
+            b->reload_pending = b->mode == R2M_BRIDGE_RUN;
             continue;
         }
         if (!b->stopping)
@@ -850,6 +1013,10 @@ static int turn(struct r2m_bridge *b, int64_t extra_deadline)
             r2m_http_on_socket(b->http, (int)(evs[i].data.u64 & 0xffffffffu), evs[i].events);
     }
     b->now = r2m_http_now_ms();
+    if (b->reload_pending && !b->stopping) {
+        b->reload_pending = 0;
+        reload(b);
+    }
     if (b->now >= r2m_http_deadline(b->http))
         r2m_http_on_timeout(b->http);
     if (b->pub && b->now >= r2m_pub_deadline(b->pub))
@@ -870,7 +1037,7 @@ int r2m_bridge_run(struct r2m_bridge *b)
     int r = 0;
     b->now = r2m_http_now_ms();
     for (size_t i = 0; i < b->n_eps; i++) {
-        struct endpoint *ep = &b->eps[i];
+        struct endpoint *ep = b->eps[i];
         int64_t first = b->mode == R2M_BRIDGE_ONCE
                             ? 0
                             : r2m_sched_first(ep->cfg->interval_ms, ep->cfg->jitter, &b->rng);

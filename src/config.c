@@ -23,6 +23,8 @@
 #include <strings.h>
 #include <unistd.h>
 #include <yaml.h>
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
 #include <arpa/inet.h>
 
 #include "r2m/buf.h"
@@ -2520,4 +2522,76 @@ void r2m_config_free(struct r2m_config *cfg)
         endpoint_free(&cfg->endpoints[i]);
     free(cfg->endpoints);
     free(cfg);
+}
+
+/* Writes a string field as tag, length and bytes, so no two different
+ * configurations serialise alike; NULL differs from "". */
+static void hash_str(XXH3_state_t *st, char tag, const char *v)
+{
+    uint64_t n = v ? strlen(v) : UINT64_MAX;
+    XXH3_64bits_update(st, &tag, 1);
+    XXH3_64bits_update(st, &n, sizeof n);
+    if (v)
+        XXH3_64bits_update(st, v, strlen(v));
+}
+
+static void hash_num(XXH3_state_t *st, char tag, int64_t v)
+{
+    XXH3_64bits_update(st, &tag, 1);
+    XXH3_64bits_update(st, &v, sizeof v);
+}
+
+uint64_t r2m_config_endpoint_hash(const struct r2m_endpoint_cfg *e)
+{
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    hash_str(&st, 'n', e->name);
+    hash_str(&st, 'u', e->url);
+    hash_str(&st, 'm', e->method);
+    hash_str(&st, 'b', e->body);
+    for (size_t i = 0; i < e->n_headers; i++) {
+        hash_str(&st, 'h', e->headers[i].name);
+        hash_str(&st, 'v', e->headers[i].value);
+    }
+    hash_num(&st, 'i', e->interval_ms);
+    hash_num(&st, 't', e->timeout_ms);
+    double j = e->jitter;
+    XXH3_64bits_update(&st, &j, sizeof j);
+    hash_num(&st, 'x', (int64_t)e->max_body);
+    hash_num(&st, 'd', e->max_depth);
+    for (size_t i = 0; i < e->n_ignore; i++)
+        hash_str(&st, 'g', e->ignore[i]);
+    hash_str(&st, 'T', e->topic);
+    hash_str(&st, 'I', e->items);
+    for (size_t i = 0; i < e->n_key; i++)
+        hash_str(&st, 'k', e->key[i]);
+    hash_num(&st, 'p', e->payload);
+    hash_num(&st, 'e', e->initial_emit);
+    hash_str(&st, 'S', e->state_topic);
+    hash_num(&st, 'a', e->auth.type);
+    hash_str(&st, '1', e->auth.username);
+    hash_str(&st, '2', e->auth.password);
+    hash_str(&st, '3', e->auth.token);
+    hash_str(&st, '4', e->auth.name);
+    hash_str(&st, '5', e->auth.value);
+    hash_str(&st, '6', e->auth.token_url);
+    hash_str(&st, '7', e->auth.client_id);
+    hash_str(&st, '8', e->auth.client_secret);
+    hash_str(&st, '9', e->auth.scope);
+    hash_str(&st, 'c', e->content_type);
+    hash_str(&st, 'A', e->tls.ca_file);
+    hash_str(&st, 'C', e->tls.cert_file);
+    hash_str(&st, 'K', e->tls.key_file);
+    hash_num(&st, 'N', e->tls.insecure);
+    for (size_t i = 0; i < e->n_accept_status; i++)
+        hash_num(&st, 's', e->accept_status[i]);
+    hash_str(&st, 'P', e->error_if.pointer);
+    hash_str(&st, 'E', e->error_if.equals);
+    hash_num(&st, 'B', e->max_backoff_ms);
+    hash_num(&st, 'G', e->paginate.kind);
+    hash_str(&st, 'Q', e->paginate.pointer);
+    hash_str(&st, 'R', e->paginate.param);
+    hash_num(&st, 'V', e->paginate.start);
+    hash_num(&st, 'M', e->max_pages);
+    return XXH3_64bits_digest(&st);
 }

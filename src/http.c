@@ -268,6 +268,11 @@ out:
     return r;
 }
 
+void r2m_http_xfer_retarget(struct r2m_http_xfer *x, const struct r2m_endpoint_cfg *cfg)
+{
+    x->cfg = cfg;
+}
+
 void r2m_http_xfer_free(struct r2m_http_xfer *x)
 {
     if (!x)

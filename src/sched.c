@@ -72,6 +72,14 @@ size_t r2m_sched_size(const struct r2m_sched *s)
     return s->n;
 }
 
+int r2m_sched_take(struct r2m_sched *s, uint32_t *id, int64_t *due_ms)
+{
+    if (!s->n)
+        return 0;
+    *due_ms = s->heap[0].due;
+    return r2m_sched_pop_due(s, *due_ms, id);
+}
+
 int r2m_sched_pop_due(struct r2m_sched *s, int64_t now_ms, uint32_t *id)
 {
     if (!s->n || s->heap[0].due > now_ms)

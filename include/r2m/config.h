@@ -148,6 +148,10 @@ int r2m_config_parse(const char *name, const char *text, size_t len, struct r2m_
                      struct r2m_diag *diag);
 void r2m_config_free(struct r2m_config *cfg);
 
+/* A hash of every setting of an endpoint: equal hashes mean the endpoint
+ * did not change across a reload (secrets included, never printed). */
+uint64_t r2m_config_endpoint_hash(const struct r2m_endpoint_cfg *e);
+
 /* "250ms" "15s" "5m" "1h" "1d", also combined "1m30s"; a bare number is an
  * error (units are required). 0 or R2M_E_INVALID. */
 int r2m_parse_duration(const char *s, int64_t *ms);

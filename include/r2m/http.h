@@ -54,6 +54,9 @@ void r2m_http_free(struct r2m_http *h);
 int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
                       const struct r2m_endpoint_cfg *cfg, void *owner);
 void r2m_http_xfer_free(struct r2m_http_xfer *x);
+/* Points the transfer at an identical copy of its configuration (a reload
+ * that left the endpoint unchanged); a transfer in progress continues. */
+void r2m_http_xfer_retarget(struct r2m_http_xfer *x, const struct r2m_endpoint_cfg *cfg);
 
 /* Starts a fetch; done is called exactly once for it later (never from
  * inside this call). R2M_E_INVALID if the transfer is already running. */

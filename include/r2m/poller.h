@@ -87,6 +87,8 @@ struct r2m_fp r2m_poller_settings(const struct r2m_endpoint_cfg *cfg);
 
 int r2m_poll_env_init(struct r2m_poll_env *env, const struct r2m_config *cfg);
 void r2m_poll_env_cleanup(struct r2m_poll_env *env);
+/* Sets the buffers' ceilings from the endpoints' max_body (after a reload). */
+void r2m_poll_env_limits(struct r2m_poll_env *env, const struct r2m_config *cfg);
 
 /* Pagination: what the bridge tells a poller about a page, and what the
  * poller answers about the next one. */

@@ -23,6 +23,9 @@ int64_t r2m_sched_next(const struct r2m_sched *s);
  * else 0. Entries with equal due times come out in insertion order. */
 int r2m_sched_pop_due(struct r2m_sched *s, int64_t now_ms, uint32_t *id);
 size_t r2m_sched_size(const struct r2m_sched *s);
+/* Pops the earliest entry whatever its time (for rebuilding the schedule
+ * after a reload): returns 1 with *id and *due_ms, or 0 when empty. */
+int r2m_sched_take(struct r2m_sched *s, uint32_t *id, int64_t *due_ms);
 
 /* The delay before the next poll: interval_ms, moved by a uniformly random
  * amount within +-jitter/2 of it (jitter is a fraction, 0.1 = 10%), never
