@@ -725,6 +725,10 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
         b->env.epoch = r2m_store_epoch(b->store);
         if ((r = r2m_pub_new(&b->pub, cfg, cfg->state.outbox_max)))
             goto out;
+        if (cfg->mqtt.insecure)
+            r2m_log(R2M_LOG_WARN,
+                    "TLS certificate verification is OFF for the broker (mqtt.tls.insecure)",
+                    "broker", cfg->mqtt.url, NULL);
         r2m_pub_on_ack(b->pub, on_ack, b);
         if (cfg->metrics.listen &&
             (r = r2m_metrics_new(&b->metrics, cfg->metrics.listen, b->epfd, TAG_METRICS,
@@ -753,6 +757,11 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
             continue;
         if ((r = endpoint_new(b, ec, &b->eps[b->n_eps])))
             goto out;
+        if (ec->tls.insecure)
+            r2m_log(R2M_LOG_WARN,
+                    "TLS certificate verification is OFF for this endpoint (tls.insecure); "
+                    "anyone on the path can read and change its data",
+                    "endpoint", ec->name, NULL);
         b->eps[b->n_eps]->id = (uint32_t)b->n_eps;
         b->n_eps++;
     }
