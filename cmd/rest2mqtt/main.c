@@ -98,7 +98,7 @@ static void put_url(struct r2m_buf *b, const char *url)
 
 /* A topic template as it will look, with data-dependent parts left as written. */
 static void put_topic(struct r2m_buf *b, const char *tmpl, const struct r2m_config *cfg,
-                      const char *endpoint)
+                      const char *endpoint, const char *op)
 {
     for (const char *p = tmpl; *p; p++) {
         if (!strncmp(p, "{prefix}", 8)) {
@@ -108,7 +108,7 @@ static void put_topic(struct r2m_buf *b, const char *tmpl, const struct r2m_conf
             r2m_buf_puts(b, endpoint);
             p += 9;
         } else if (!strncmp(p, "{op}", 4)) {
-            r2m_buf_puts(b, "changed");
+            r2m_buf_puts(b, op);
             p += 3;
         } else {
             r2m_buf_putc(b, *p);
@@ -235,8 +235,32 @@ static int cmd_check(const struct r2m_config *cfg)
             for (size_t k = 0; k < e->n_ignore; k++)
                 r2m_buf_printf(&b, " %s", e->ignore[k]);
         }
+        if (e->items) {
+            r2m_buf_printf(&b, "\n    collection: items at %s, key",
+                           *e->items ? e->items : "\"\" (the body)");
+            if (!e->n_key)
+                r2m_buf_puts(&b, " = member names");
+            for (size_t k = 0; k < e->n_key; k++)
+                r2m_buf_printf(&b, "%s%s", k ? "," : " ", e->key[k]);
+            r2m_buf_printf(&b, ", payload %s, initial %s",
+                           e->payload == R2M_PAYLOAD_PATCH   ? "patch"
+                           : e->payload == R2M_PAYLOAD_AFTER ? "after"
+                                                             : "full",
+                           e->initial_emit ? "emit" : "snapshot");
+        }
+        if (e->auth.type) {
+            static const char *const names[] = {"", "basic", "bearer", "header", "query",
+                                                "oauth2"};
+            r2m_buf_printf(&b, "\n    auth %s (secrets not shown)", names[e->auth.type]);
+        }
+        if (e->paginate.kind)
+            r2m_buf_printf(&b, "\n    paginated, at most %u pages", e->max_pages);
         r2m_buf_puts(&b, "\n    topic ");
-        put_topic(&b, e->topic, cfg, e->name);
+        put_topic(&b, e->topic, cfg, e->name, e->items ? "{created|updated|deleted}" : "changed");
+        if (e->state_topic) {
+            r2m_buf_puts(&b, "\n    state_topic ");
+            put_topic(&b, e->state_topic, cfg, e->name, "state");
+        }
         r2m_buf_putc(&b, '\n');
     }
     fwrite(b.data, 1, b.len, stdout);
