@@ -120,12 +120,31 @@ struct r2m_fp r2m_poller_settings(const struct r2m_endpoint_cfg *cfg)
     return fp;
 }
 
+/* "scheme://host:port" of a parsed URL, malloc'd; 0 or R2M_E_NOMEM. */
+static int origin(CURLU *u, char **out)
+{
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    curl_url_get(u, CURLUPART_HOST, &host, 0);
+    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+    size_t n = 16 + (scheme ? strlen(scheme) : 0) + (host ? strlen(host) : 0) +
+               (port ? strlen(port) : 0);
+    *out = malloc(n);
+    if (*out)
+        snprintf(*out, n, "%s://%s:%s", scheme ? scheme : "?", host ? host : "?",
+                 port ? port : "?");
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    return *out ? 0 : R2M_E_NOMEM;
+}
+
 int r2m_page_resolve(const char *base, const char *ref, struct r2m_page_next *next, char *err,
                      size_t errlen)
 {
     int r = R2M_E_INVALID;
     CURLU *u = curl_url(), *b = curl_url();
-    char *out = NULL, *h1 = NULL, *h2 = NULL;
+    char *out = NULL, *o1 = NULL, *o2 = NULL;
     if (!u || !b) {
         r = R2M_E_NOMEM;
         goto out;
@@ -135,13 +154,17 @@ int r2m_page_resolve(const char *base, const char *ref, struct r2m_page_next *ne
         snprintf(err, errlen, "next page reference \"%.200s\" is not a usable URL", ref);
         goto out;
     }
-    curl_url_get(b, CURLUPART_HOST, &h1, 0);
-    curl_url_get(u, CURLUPART_HOST, &h2, 0);
-    if (!h1 || !h2 || strcasecmp(h1, h2)) {
+    /* same origin: scheme, host and port (RFC 6454), so credentials go
+     * neither to another host, nor another port, nor from https to http */
+    if (origin(b, &o1) || origin(u, &o2)) {
+        r = R2M_E_NOMEM;
+        goto out;
+    }
+    if (strcasecmp(o1, o2)) {
         snprintf(err, errlen,
-                 "next page is on another host (%.100s); refusing to send this endpoint's "
-                 "credentials there",
-                 h2 ? h2 : "?");
+                 "next page is on another origin (%.100s, not %.100s); refusing to send this "
+                 "endpoint's credentials there",
+                 o2, o1);
         goto out;
     }
     if (strlen(out) >= sizeof next->url) {
@@ -152,8 +175,8 @@ int r2m_page_resolve(const char *base, const char *ref, struct r2m_page_next *ne
     r = 0;
 out:
     curl_free(out);
-    curl_free(h1);
-    curl_free(h2);
+    free(o1);
+    free(o2);
     curl_url_cleanup(u);
     curl_url_cleanup(b);
     return r;

@@ -44,6 +44,8 @@ struct endpoint {
     char *token_body;
     int64_t token_expires; /* monotonic ms; 0 = no token */
     int auth_retried;      /* this poll already refetched the token after a 401 */
+    int saved;             /* this poll committed to the store */
+    int validators_unsaved; /* new validators arrived with an unchanged body */
     uint64_t polls, errors, not_modified, events;
     int64_t last_ok_wall;  /* wall ms of the last successful poll */
     char last_error[256];  /* cause of the last failure, for /healthz */
@@ -167,6 +169,10 @@ static int emit_publish(void *ctx, const struct r2m_batch *batch, r2m_persist_fn
     }
     if ((r = r2m_store_commit(b->store)))
         goto fail;
+    if (b->current) {
+        b->current->saved = 1;
+        b->current->validators_unsaved = 0;
+    }
     /* committed: from here on the events exist; memory failures below only
      * delay them until the next start (they are in the outbox) */
     for (size_t i = 0; i < batch->n; i++) {
@@ -403,7 +409,12 @@ static void http_done(void *owner, struct r2m_http_xfer *x, const struct r2m_htt
                 return;
         }
         ep->retry_after_ms = res->retry_after_ms;
-        poll_end(b, ep, res->result, res->err);
+        if (ep->cfg->paginate.kind && ep->page > 0) {
+            snprintf(err, sizeof err, "%s (page %u)", res->err, ep->page + 1);
+            poll_end(b, ep, res->result, err);
+        } else {
+            poll_end(b, ep, res->result, res->err);
+        }
         return;
     }
     r2m_histo_observe(&b->http_seconds, res->total_s);
@@ -414,6 +425,7 @@ static void http_done(void *owner, struct r2m_http_xfer *x, const struct r2m_htt
     }
     b->env.wall_ms = wall_ms();
     b->current = ep;
+    ep->saved = 0;
     if (ep->kind->on_page && ep->cfg->paginate.kind) {
         struct r2m_page pg = {ep->page, res->url ? res->url : ep->cfg->url, res->link_next};
         struct r2m_page_next next;
@@ -439,8 +451,11 @@ static void http_done(void *owner, struct r2m_http_xfer *x, const struct r2m_htt
         r = ep->kind->on_body(ep->state, ep->cfg, &b->env, res->body, res->len, err, sizeof err);
     }
     b->current = NULL;
-    if (!r)
-        r2m_http_commit_validators(ep->xfer);
+    /* an unchanged body with new validators writes nothing now (the
+     * unchanged path never touches the disk); they are saved with the next
+     * commit, or at a graceful stop */
+    if (!r && r2m_http_commit_validators(ep->xfer) && !ep->saved)
+        ep->validators_unsaved = 1;
     poll_end(b, ep, r, err[0] ? err : r2m_strerror(r));
 }
 
@@ -818,6 +833,32 @@ void r2m_bridge_free(struct r2m_bridge *b)
     free(b);
 }
 
+/* Writes validators that changed with unchanged bodies, in one transaction,
+ * so a graceful restart starts with conditional requests right away. */
+static void save_validators(struct r2m_bridge *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->n_eps; i++)
+        n += b->eps[i]->validators_unsaved;
+    if (!n || !b->store)
+        return;
+    int r = r2m_store_begin(b->store);
+    for (size_t i = 0; i < b->n_eps && !r; i++) {
+        struct endpoint *ep = b->eps[i];
+        if (ep->validators_unsaved)
+            r = r2m_store_validators_put(b->store, ep->cfg->name, r2m_http_etag(ep->xfer),
+                                         r2m_http_last_modified(ep->xfer));
+    }
+    if (!r)
+        r = r2m_store_commit(b->store);
+    if (r) {
+        r2m_store_rollback(b->store);
+        r2m_log(R2M_LOG_WARN, "could not save HTTP validators; the first polls after the next "
+                              "start fetch full bodies",
+                "error", r2m_store_errmsg(b->store), NULL);
+    }
+}
+
 /* ---- reload (SIGHUP) ---- */
 
 static int str_eq(const char *a, const char *c)
@@ -1092,6 +1133,7 @@ int r2m_bridge_run(struct r2m_bridge *b)
     int64_t left = end - b->now;
     r2m_pub_goodbye(b->pub, left > 1000 ? left : 1000);
     flush_acks(b);
+    save_validators(b);
     r2m_log(R2M_LOG_INFO, "stopped", NULL);
     return 0;
 }

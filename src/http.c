@@ -423,15 +423,17 @@ static void link_next(CURL *easy, char *out, size_t outlen)
     }
 }
 
-void r2m_http_commit_validators(struct r2m_http_xfer *x)
+int r2m_http_commit_validators(struct r2m_http_xfer *x)
 {
     if (x->cfg->paginate.kind || x->is_file)
-        return;
+        return 0;
     if (strcmp(x->etag, x->p_etag) || strcmp(x->last_modified, x->p_last_modified)) {
         strcpy(x->etag, x->p_etag);
         strcpy(x->last_modified, x->p_last_modified);
         x->headers_dirty = 1;
+        return 1;
     }
+    return 0;
 }
 
 void r2m_http_set_validators(struct r2m_http_xfer *x, const char *etag, const char *last_modified)

@@ -69,7 +69,8 @@ int r2m_http_start_url(struct r2m_http_xfer *x, const char *url);
  * as pending; the bridge commits them only when the whole poll succeeded,
  * so a poll that failed after the transfer can never be skipped by a 304
  * later. Endpoints with paginate: never send validators. */
-void r2m_http_commit_validators(struct r2m_http_xfer *x);
+/* Returns 1 when the validators changed. */
+int r2m_http_commit_validators(struct r2m_http_xfer *x);
 void r2m_http_set_validators(struct r2m_http_xfer *x, const char *etag,
                              const char *last_modified);
 const char *r2m_http_etag(const struct r2m_http_xfer *x);          /* pending */
