@@ -399,6 +399,7 @@ static void http_done(void *owner, struct r2m_http_xfer *x, const struct r2m_htt
         token_done(b, ep, res);
         return;
     }
+    r2m_histo_observe(&b->http_seconds, res->total_s);
     if (res->result) {
         if (res->status == 401 && ep->token_xfer && !ep->auth_retried) {
             /* the token was revoked or expired early: fetch one, retry once */
@@ -417,7 +418,6 @@ static void http_done(void *owner, struct r2m_http_xfer *x, const struct r2m_htt
         }
         return;
     }
-    r2m_histo_observe(&b->http_seconds, res->total_s);
     if (res->not_modified) {
         ep->not_modified++;
         poll_end(b, ep, 0, NULL); /* 304: nothing changed, nothing parsed */

@@ -6,7 +6,14 @@
  * popped. The arena, the stacks and even yajl's own handle memory (through
  * a small caching allocator) are kept by the doc and reused by the next
  * parse, so a poll whose document fits the memory of the previous ones does
- * no malloc at all. */
+ * no malloc at all.
+ *
+ * r2m_json_parse_items streams the items of one array or object: the
+ * callbacks track whether the open containers lie on the items pointer's
+ * path, and each value that closes directly inside the items container is
+ * handed to the caller and then dropped by rewinding the arena to where the
+ * item began. Only the rest of the document (and, for an object of items,
+ * the member names, to refuse duplicates) stays in the tree. */
 #include "r2m/json.h"
 
 #include <inttypes.h>
@@ -50,6 +57,20 @@ struct ya_slot {
     int used;
 };
 
+/* An arena position, to drop everything allocated after it. */
+struct arena_pos {
+    struct chunk *c;
+    size_t used;
+};
+
+/* One segment of the items pointer, as it is written (escaped). */
+struct seg {
+    const char *s;
+    size_t n;
+    long idx; /* as an array index, or -1 */
+    int ok;   /* '~' escapes valid; an invalid segment matches nothing */
+};
+
 struct r2m_json_doc {
     struct r2m_json_limits lim;
 
@@ -67,8 +88,23 @@ struct r2m_json_doc {
 
     /* Why a callback stopped the parse; dup_key points into the arena. */
     int err;
+    int fn_failed; /* err came from the item callback */
     const char *dup_key;
     uint32_t dup_len;
+
+    /* Streaming items (r2m_json_parse_items). frames[0..on_path) lie on
+     * the pointer's path; frames[nsegs] is the items container when
+     * on_path > nsegs. An item starts at item_mark with item_nodes values
+     * counted before it. */
+    int stream;
+    struct seg *segs;
+    size_t nsegs, capsegs;
+    size_t on_path;
+    r2m_json_item_fn *fn;
+    void *fn_ctx;
+    size_t item_index;
+    struct arena_pos item_mark;
+    size_t item_nodes;
 
     struct ya_slot ya[YA_SLOTS];
     yajl_alloc_funcs afuncs;
@@ -261,6 +297,25 @@ static inline char *arena_strdup(struct r2m_json_doc *d, const void *s, size_t n
     return p;
 }
 
+static inline struct arena_pos arena_tell(const struct r2m_json_doc *d)
+{
+    struct arena_pos p = {d->cur, d->cur ? d->cur->used : 0};
+    return p;
+}
+
+/* Drops everything allocated since p. Chunks after p's stay allocated for
+ * the next allocations (arena_grow resets their use when it enters them). */
+static void arena_rewind(struct r2m_json_doc *d, struct arena_pos p)
+{
+    struct chunk *c = p.c ? p.c : d->first;
+    if (!c)
+        return;
+    c->used = p.c ? p.used : 0;
+    d->cur = c;
+    for (c = c->next; c; c = c->next)
+        c->used = 0;
+}
+
 /* ---- doc -------------------------------------------------------------- */
 
 void r2m_json_doc_set_depth(struct r2m_json_doc *d, unsigned max_depth)
@@ -291,6 +346,7 @@ void r2m_json_doc_free(struct r2m_json_doc *doc)
     free(doc->vals);
     free(doc->mems);
     free(doc->frames);
+    free(doc->segs);
     for (int i = 0; i < YA_SLOTS; i++)
         free(doc->ya[i].p);
     free(doc);
@@ -312,8 +368,15 @@ static int stack_grow(void **base, size_t *cap, size_t elem)
 
 /* ---- parse callbacks -------------------------------------------------- */
 
-static int key_cmp(const char *a, size_t an, const char *b, size_t bn)
+static int segment_ok(const char *s, size_t n);
+static int segment_cmp(const char *s, size_t n, const char *key, size_t klen);
+static long parse_index(const char *s, size_t n);
+
+static inline int key_cmp(const char *a, size_t an, const char *b, size_t bn)
 {
+    /* keys of one object mostly differ in their first byte: skip the call */
+    if (an && bn && a[0] != b[0])
+        return (unsigned char)a[0] < (unsigned char)b[0] ? -1 : 1;
     size_t n = an < bn ? an : bn;
     int c = n ? memcmp(a, b, n) : 0;
     if (c)
@@ -371,6 +434,14 @@ static int stop(struct r2m_json_doc *d, int err)
     return 0;
 }
 
+static int item_done(struct r2m_json_doc *d, const struct r2m_json *v);
+
+/* Whether the innermost open container is the items container. */
+static inline int in_items(const struct r2m_json_doc *d)
+{
+    return d->stream && d->nframes == d->nsegs + 1 && d->on_path == d->nframes;
+}
+
 /* Hands a finished value to its parent container (or makes it the root). */
 static int emit(struct r2m_json_doc *d, const struct r2m_json *v)
 {
@@ -378,6 +449,8 @@ static int emit(struct r2m_json_doc *d, const struct r2m_json *v)
         d->root = *v;
         return 1;
     }
+    if (in_items(d))
+        return item_done(d, v);
     struct frame *f = &d->frames[d->nframes - 1];
     if (f->type == R2M_JSON_ARRAY) {
         if (d->nvals == d->capvals && stack_grow((void **)&d->vals, &d->capvals, sizeof *d->vals))
@@ -392,6 +465,47 @@ static int emit(struct r2m_json_doc *d, const struct r2m_json *v)
         m->value = *v;
     }
     return 1;
+}
+
+/* A finished item goes to the caller, then its nodes are dropped. The
+ * member name of an object's item stays (it was allocated before
+ * item_mark), with a null stub on the member stack, so that duplicate
+ * names are still refused when the items object closes. */
+static int item_done(struct r2m_json_doc *d, const struct r2m_json *v)
+{
+    struct frame *f = &d->frames[d->nframes - 1];
+    int is_obj = f->type == R2M_JSON_OBJECT;
+    struct r2m_json item = *v;
+    int r = d->fn(d->fn_ctx, d->item_index, is_obj ? f->key : NULL, is_obj ? f->key_len : 0, &item);
+    if (r) {
+        d->fn_failed = 1;
+        return stop(d, r);
+    }
+    d->item_index++;
+    arena_rewind(d, d->item_mark);
+    d->nodes = d->item_nodes;
+    if (is_obj) {
+        if (d->nmems == d->capmems && stack_grow((void **)&d->mems, &d->capmems, sizeof *d->mems))
+            return stop(d, R2M_E_NOMEM);
+        struct r2m_json_member *m = &d->mems[d->nmems++];
+        m->key = f->key;
+        m->key_len = f->key_len;
+        m->value.type = R2M_JSON_NULL;
+        m->value.n = 0;
+        m->value.u.str = NULL;
+    }
+    return 1;
+}
+
+/* Whether the child about to start in frames[k] is the one the pointer's
+ * segment k names (frames[0..k] lie on the path). */
+static int seg_matches(const struct r2m_json_doc *d, size_t k)
+{
+    const struct frame *f = &d->frames[k];
+    const struct seg *g = &d->segs[k];
+    if (f->type == R2M_JSON_ARRAY)
+        return g->idx >= 0 && (size_t)g->idx == d->nvals - f->start;
+    return g->ok && f->key && segment_cmp(g->s, g->n, f->key, f->key_len) == 0;
 }
 
 static inline int count_node(struct r2m_json_doc *d)
@@ -462,6 +576,8 @@ static int cb_map_key(void *ctx, const unsigned char *s, size_t len)
     struct frame *f = &d->frames[d->nframes - 1];
     f->key = p;
     f->key_len = (uint32_t)len;
+    if (in_items(d))
+        d->item_mark = arena_tell(d); /* the item's value starts after its name */
     return 1;
 }
 
@@ -475,12 +591,43 @@ static int open_container(struct r2m_json_doc *d, uint32_t type)
     if (d->nframes == d->capframes &&
         stack_grow((void **)&d->frames, &d->capframes, sizeof *d->frames))
         return stop(d, R2M_E_NOMEM);
+    size_t k = d->nframes;
+    int on_path =
+        d->stream && d->on_path == k && k <= d->nsegs && (k == 0 || seg_matches(d, k - 1));
     struct frame *f = &d->frames[d->nframes++];
     f->type = type;
     f->start = type == R2M_JSON_ARRAY ? d->nvals : d->nmems;
     f->key = NULL;
     f->key_len = 0;
+    if (on_path) {
+        d->on_path = k + 1;
+        if (k == d->nsegs) { /* the items container opens */
+            d->item_index = 0;
+            d->item_mark = arena_tell(d);
+            d->item_nodes = d->nodes;
+        }
+    }
     return 1;
+}
+
+/* Closes the items container: its items went to the caller, so it stays in
+ * the tree empty. An object first checks its member names. */
+static int end_items(struct r2m_json_doc *d)
+{
+    struct frame *f = &d->frames[d->nframes - 1];
+    struct r2m_json v = {.type = f->type, .n = 0, .u.items = NULL};
+    if (f->type == R2M_JSON_OBJECT) {
+        long dup = sort_members(d->mems + f->start, d->nmems - f->start);
+        if (dup >= 0) {
+            d->dup_key = d->mems[f->start + (size_t)dup].key;
+            d->dup_len = d->mems[f->start + (size_t)dup].key_len;
+            return stop(d, R2M_E_JSON_DUPKEY);
+        }
+        d->nmems = f->start;
+    }
+    d->nframes--;
+    d->on_path = d->nframes;
+    return emit(d, &v);
 }
 
 static int cb_start_map(void *ctx)
@@ -493,9 +640,18 @@ static int cb_start_array(void *ctx)
     return open_container(ctx, R2M_JSON_ARRAY);
 }
 
+/* Leaving frames[nframes]: it no longer lies on the path. */
+static inline void left_frame(struct r2m_json_doc *d)
+{
+    if (d->on_path > d->nframes)
+        d->on_path = d->nframes;
+}
+
 static int cb_end_map(void *ctx)
 {
     struct r2m_json_doc *d = ctx;
+    if (in_items(d))
+        return end_items(d);
     struct frame *f = &d->frames[d->nframes - 1];
     size_t n = d->nmems - f->start;
     if (n > UINT32_MAX)
@@ -516,12 +672,15 @@ static int cb_end_map(void *ctx)
     }
     d->nmems = f->start;
     d->nframes--;
+    left_frame(d);
     return emit(d, &v);
 }
 
 static int cb_end_array(void *ctx)
 {
     struct r2m_json_doc *d = ctx;
+    if (in_items(d))
+        return end_items(d);
     struct frame *f = &d->frames[d->nframes - 1];
     size_t n = d->nvals - f->start;
     if (n > UINT32_MAX)
@@ -536,6 +695,7 @@ static int cb_end_array(void *ctx)
     }
     d->nvals = f->start;
     d->nframes--;
+    left_frame(d);
     return emit(d, &v);
 }
 
@@ -633,21 +793,22 @@ static int is_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-int r2m_json_parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r2m_json **root,
-                   char *err, size_t errlen)
+/* The parse behind both entry points; doc->stream and the segments are set
+ * up by the caller. */
+static int parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r2m_json **root,
+                 char *err, size_t errlen)
 {
     int rc = 0;
     yajl_handle h = NULL;
-    *root = NULL;
-    if (err && errlen)
-        err[0] = '\0';
 
     arena_reset(doc);
     doc->nvals = doc->nmems = doc->nframes = 0;
     doc->nodes = 0;
     doc->err = 0;
+    doc->fn_failed = 0;
     doc->dup_key = NULL;
     doc->dup_len = 0;
+    doc->on_path = 0;
 
     size_t i = 0;
     while (i < len && is_ws(buf[i]))
@@ -686,6 +847,11 @@ int r2m_json_parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct
     size_t at = at_end ? len : yajl_get_bytes_consumed(h);
     if (at > 0 && !at_end)
         at--;
+    if (doc->fn_failed) {
+        set_err(err, errlen, "item %zu (ending at byte %zu) refused: %s", doc->item_index, at,
+                r2m_strerror(rc));
+        goto out;
+    }
     switch (rc) {
     case R2M_E_JSON_DEPTH:
         set_err(err, errlen, "JSON nested deeper than %u levels at byte %zu", doc->lim.max_depth,
@@ -716,7 +882,55 @@ out:
         yajl_free(h);
     if (rc)
         doc->nvals = doc->nmems = doc->nframes = 0;
+    doc->stream = 0;
+    doc->fn = NULL;
+    doc->fn_ctx = NULL;
     return rc;
+}
+
+int r2m_json_parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r2m_json **root,
+                   char *err, size_t errlen)
+{
+    *root = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    doc->stream = 0;
+    return parse(doc, buf, len, root, err, errlen);
+}
+
+int r2m_json_parse_items(struct r2m_json_doc *doc, const char *buf, size_t len,
+                         const char *items_ptr, r2m_json_item_fn *fn, void *ctx,
+                         struct r2m_json **root, char *err, size_t errlen)
+{
+    *root = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    if (!items_ptr || (*items_ptr && *items_ptr != '/') || !fn) {
+        set_err(err, errlen, "items pointer \"%.64s\" must be empty or start with '/'",
+                items_ptr ? items_ptr : "(null)");
+        return R2M_E_INVALID;
+    }
+    /* split the pointer once; segments point into items_ptr */
+    doc->nsegs = 0;
+    for (const char *p = items_ptr; *p;) {
+        const char *s = p + 1;
+        size_t n = strcspn(s, "/");
+        if (doc->nsegs == doc->capsegs &&
+            stack_grow((void **)&doc->segs, &doc->capsegs, sizeof *doc->segs)) {
+            set_err(err, errlen, "out of memory");
+            return R2M_E_NOMEM;
+        }
+        struct seg *g = &doc->segs[doc->nsegs++];
+        g->s = s;
+        g->n = n;
+        g->ok = segment_ok(s, n);
+        g->idx = parse_index(s, n);
+        p = s + n;
+    }
+    doc->stream = 1;
+    doc->fn = fn;
+    doc->fn_ctx = ctx;
+    return parse(doc, buf, len, root, err, errlen);
 }
 
 /* ---- numbers ---------------------------------------------------------- */

@@ -12,13 +12,21 @@
 
 int r2m_log_level_current = R2M_LOG_INFO;
 static int log_format = R2M_LOG_TEXT;
+static int pinned = -1; /* a level from the command line beats the file's */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void r2m_log_setup(int level, int format)
 {
-    r2m_log_level_current = level;
+    r2m_log_level_current = pinned >= 0 ? pinned : level;
     log_format = format;
+}
+
+void r2m_log_pin_level(int level)
+{
+    pinned = level;
+    if (level >= 0)
+        r2m_log_level_current = level;
 }
 
 int r2m_log_level_parse(const char *s)

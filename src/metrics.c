@@ -2,6 +2,7 @@
 #include "r2m/metrics.h"
 
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "r2m/error.h"
+#include "r2m/log.h"
 
 struct r2m_metrics {
     struct MHD_Daemon *d;
@@ -20,6 +22,19 @@ struct r2m_metrics {
     void *ctx;
     struct r2m_buf body;
 };
+
+/* libmicrohttpd's own messages (a client that hung up mid-request, ...) go
+ * through our log, so stderr keeps one format. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    r2m_log(R2M_LOG_DEBUG, "metrics server", "detail", msg, NULL);
+}
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *upload,
@@ -74,7 +89,7 @@ int r2m_metrics_new(struct r2m_metrics **out, const char *listen, int epfd, uint
     m->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, m,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a,
                             MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT,
-                            10u, MHD_OPTION_END);
+                            10u, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!m->d) {
         snprintf(err, errlen,
                  "cannot listen on %s for metrics (address in use, or not an address of this "

@@ -371,7 +371,8 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     r2m_diag_free(&diag);
-    r2m_log_setup(level >= 0 ? level : cfg->log.level, cfg->log.format);
+    r2m_log_pin_level(level);
+    r2m_log_setup(cfg->log.level, cfg->log.format);
 
     int exit_code = EXIT_OK;
     if (mode == -1) {

@@ -55,7 +55,8 @@ struct r2m_json_member {
  * recurse once per nesting level, so max_depth also bounds their stack. */
 struct r2m_json_limits {
     unsigned max_depth; /* deepest nesting accepted (default 64); deeper: R2M_E_JSON_DEPTH */
-    size_t max_nodes;   /* most values in one document (default 10,000,000) */
+    size_t max_nodes;   /* most values in one document (default 10,000,000);
+                           streamed items count only while they are parsed */
 };
 
 struct r2m_json_doc;
@@ -77,6 +78,33 @@ void r2m_json_doc_set_depth(struct r2m_json_doc *doc, unsigned max_depth);
  * NULL; it is always NUL-terminated otherwise (empty on success). */
 int r2m_json_parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r2m_json **root,
                    char *err, size_t errlen);
+
+/* Receives one item of r2m_json_parse_items. index counts the items from 0
+ * in document order; key/key_len is the member name when the items are an
+ * object's members, NULL/0 for an array's elements. item lives in the
+ * doc's arena only until fn returns (fn may change it, e.g. with
+ * r2m_json_remove; it must keep no pointer into it). Returns 0 to go on;
+ * any other value stops the parse, which then returns that value. */
+typedef int r2m_json_item_fn(void *ctx, size_t index, const char *key, size_t key_len,
+                             struct r2m_json *item);
+
+/* Parses like r2m_json_parse, but hands every element of the array (or
+ * every member of the object) at RFC 6901 pointer items_ptr ("" = the root)
+ * to fn as soon as it is complete, then drops its nodes: memory stays about
+ * one item plus the rest of the document, and released nodes do not count
+ * against max_nodes (max_depth applies unchanged). The rest of the document
+ * is in *root as usual; the container at items_ptr stays there empty (n 0,
+ * its own type), so r2m_json_pointer(*root, items_ptr) tells "absent"
+ * (NULL), "not a list" (a scalar, kept as parsed) and "a list" apart.
+ * Duplicate member names in an items object are refused as in any object
+ * (R2M_E_JSON_DUPKEY), after fn has seen both. On any error *root is NULL
+ * and fn may already have been called for some items: the caller must undo
+ * what it did with them. Errors: those of r2m_json_parse; R2M_E_INVALID for
+ * an items_ptr that is not "" or "/..."; fn's own code when fn stopped the
+ * parse (err names the item). */
+int r2m_json_parse_items(struct r2m_json_doc *doc, const char *buf, size_t len,
+                         const char *items_ptr, r2m_json_item_fn *fn, void *ctx,
+                         struct r2m_json **root, char *err, size_t errlen);
 
 /* Writes the canonical spelling of the JSON number text in[0..len) to out
  * (at most len + 32 bytes, NUL-terminated) and returns its length, or -1 if

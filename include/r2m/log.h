@@ -10,6 +10,9 @@
 enum r2m_log_level { R2M_LOG_ERROR = 0, R2M_LOG_WARN, R2M_LOG_INFO, R2M_LOG_DEBUG };
 
 void r2m_log_setup(int level, int format); /* format: enum r2m_log_format */
+/* Fixes the level (e.g. from --log-level) so later r2m_log_setup calls, such
+ * as a reload of the file, keep it; -1 unpins. */
+void r2m_log_pin_level(int level);
 extern int r2m_log_level_current;
 #define r2m_log_enabled(lvl) ((lvl) <= r2m_log_level_current)
 

@@ -407,9 +407,22 @@ static void test_level_names_parse_to_their_levels(void **state)
                      r2m_log_level_parse(table[i].name), table[i].level);
 }
 
+static void test_a_pinned_level_survives_setup(void **state)
+{
+    (void)state;
+    r2m_log_pin_level(R2M_LOG_DEBUG); /* --log-level debug */
+    r2m_log_setup(R2M_LOG_WARN, R2M_LOG_TEXT); /* a reload of a file saying warn */
+    assert_int_equal(r2m_log_level_current, R2M_LOG_DEBUG);
+    assert_true(r2m_log_enabled(R2M_LOG_DEBUG));
+    r2m_log_pin_level(-1);
+    r2m_log_setup(R2M_LOG_WARN, R2M_LOG_TEXT);
+    assert_int_equal(r2m_log_level_current, R2M_LOG_WARN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_pinned_level_survives_setup, reset_log, reset_log),
         cmocka_unit_test_setup_teardown(test_a_text_record_is_timestamp_level_message_and_pairs,
                                         reset_log, reset_log),
         cmocka_unit_test_setup_teardown(test_a_record_without_pairs_is_just_the_message, reset_log,
