@@ -15,6 +15,7 @@
 
 #include "r2m/error.h"
 #include "r2m/poller.h"
+#include "r2m/store.h"
 
 #define MAX_MSGS 64
 
@@ -27,6 +28,7 @@ struct msg {
 struct sink {
     int n;
     int refuse;
+    struct r2m_store *store; /* when set, each accepted poll persists into it */
     struct msg m[MAX_MSGS];
 };
 
@@ -39,6 +41,11 @@ static int record(void *ctx, const struct r2m_batch *b, r2m_persist_fn *persist,
     if (s->refuse) {
         snprintf(err, errlen, "outbox full; the change will be retried");
         return R2M_E_TOO_BIG;
+    }
+    if (s->store) {
+        assert_int_equal(r2m_store_begin(s->store), 0);
+        assert_int_equal(persist(pctx, s->store), 0);
+        assert_int_equal(r2m_store_commit(s->store), 0);
     }
     for (size_t i = 0; i < b->n && s->n < MAX_MSGS; i++, s->n++) {
         snprintf(s->m[s->n].topic, sizeof s->m[s->n].topic, "%s", r2m_batch_topic(b, i));
@@ -123,7 +130,7 @@ static int ok(struct fixture *f, const char *body)
 static void has(const struct msg *m, const char *frag)
 {
     if (!strstr(m->payload, frag))
-        fail_msg("payload lacks %s:\n%s", frag, m->payload);
+        fail_msg("payload lacks %s:\n%s\n%s", frag, m->topic, m->payload);
 }
 
 static void baseline_then_created_updated_deleted_in_key_order(void **state)
@@ -162,10 +169,9 @@ static void reorder_keys_and_ignored_fields_produce_nothing(void **state)
               "\"meta\":{\"etag\":\"y\",\"n\":3},\"updatedAt\":\"t2\",\"v\":1.0,\"id\":1}]}"),
         0);
     /* a change beside the ignored ones is seen, and the patch names only it */
-    assert_int_equal(
-        ok(f, "{\"data\":[{\"id\":1,\"v\":1,\"updatedAt\":\"t3\",\"meta\":{\"z\":0},"
-              "\"lines\":[{\"sku\":\"b\",\"seenAt\":2}]},{\"id\":2,\"v\":2}]}"),
-        1);
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":1,\"v\":1,\"updatedAt\":\"t3\",\"meta\":{\"z\":0},"
+                           "\"lines\":[{\"sku\":\"b\",\"seenAt\":2}]},{\"id\":2,\"v\":2}]}"),
+                     1);
     has(&f->sink.m[0], "\"patch\":[{\"op\":\"replace\",\"path\":\"/lines/0/sku\",\"value\":"
                        "\"b\"}]");
     assert_null(strstr(f->sink.m[0].payload, "updatedAt"));
@@ -339,6 +345,260 @@ static void numeric_keys_compare_by_value(void **state)
     assert_string_equal(f->sink.m[1].topic, "r2m/shipments/12345678901234567892/created");
 }
 
+/* ---- streaming, shared snapshot records, unchanged bodies ---------------- */
+
+static void out_of_order_keys_merge_in_key_order(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":10},{\"id\":2},{\"id\":33,\"v\":1}]}"), 0);
+    /* new keys land between the known ones: bytes order 1 10 2 25 33 4 */
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":33,\"v\":2},{\"id\":4},{\"id\":10},{\"id\":2},"
+                           "{\"id\":1},{\"id\":25}]}"),
+                     4);
+    assert_string_equal(f->sink.m[0].topic, "r2m/shipments/1/created");
+    assert_string_equal(f->sink.m[1].topic, "r2m/shipments/25/created");
+    assert_string_equal(f->sink.m[2].topic, "r2m/shipments/33/updated");
+    assert_string_equal(f->sink.m[3].topic, "r2m/shipments/4/created");
+    /* duplicates among known keys and among new ones, out of order */
+    assert_int_equal(feed(f, "{\"data\":[{\"id\":33},{\"id\":1},{\"id\":2},{\"id\":1}]}"),
+                     R2M_E_INVALID);
+    assert_string_equal(f->err, "duplicate key \"1\" in items 1 and 3 of /data");
+    assert_int_equal(feed(f, "{\"data\":[{\"id\":33},{\"id\":7},{\"id\":2},{\"id\":7.0}]}"),
+                     R2M_E_INVALID);
+    assert_string_equal(f->err, "duplicate key \"7\" in items 1 and 3 of /data");
+    assert_int_equal(feed(f, "{\"data\":[{\"id\":\"b\"},{\"id\":\"a\"},{\"id\":\"b\"},"
+                             "{\"id\":\"a\"}]}"),
+                     R2M_E_INVALID);
+    assert_string_equal(f->err, "duplicate key \"a\" in items 1 and 3 of /data");
+    /* nothing was taken from the refused polls */
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":25},{\"id\":1},{\"id\":4},{\"id\":10},{\"id\":2},"
+                           "{\"id\":33,\"v\":2}]}"),
+                     0);
+}
+
+static void duplicate_member_names_refused(void **state)
+{
+    struct fixture *f = *state;
+    f->ep.items = "";
+    f->ep.n_key = 0;
+    assert_int_equal(ok(f, "{\"LH1\":{\"gate\":\"A\"}}"), 0);
+    assert_int_equal(feed(f, "{\"LH1\":{\"gate\":\"A\"},\"LH2\":{},\"LH1\":{\"gate\":\"B\"}}"),
+                     R2M_E_JSON_DUPKEY);
+    assert_non_null(strstr(f->err, "duplicate key \"LH1\""));
+    assert_int_equal(ok(f, "{\"LH1\":{\"gate\":\"A\"}}"), 0);
+}
+
+static void error_if_is_checked_before_the_items(void **state)
+{
+    struct fixture *f = *state;
+    f->ep.error_if.pointer = "/status";
+    f->ep.error_if.equals = "down";
+    assert_int_equal(ok(f, "{\"status\":\"up\",\"data\":[{\"id\":1}]}"), 0);
+    /* an error document whose items are unusable reports the API's error */
+    assert_int_equal(feed(f, "{\"data\":[{\"name\":\"x\"}],\"status\":\"down\"}"),
+                     R2M_E_HTTP_STATUS);
+    assert_non_null(strstr(f->err, "(error_if)"));
+    /* error_if inside the items: the items stay in the tree for it */
+    f->ep.items = "";
+    f->ep.n_key = 0;
+    f->ep.error_if.pointer = "/error";
+    f->ep.error_if.equals = "true";
+    assert_int_equal(feed(f, "{\"LH1\":{\"gate\":\"A\"},\"error\":true}"), R2M_E_HTTP_STATUS);
+    f->ep.items = "/data";
+    f->ep.n_key = 1;
+    f->ep.error_if.pointer = "/data/0/code";
+    f->ep.error_if.equals = "503";
+    assert_int_equal(feed(f, "{\"data\":[{\"code\":503}]}"), R2M_E_HTTP_STATUS);
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":1}]}"), 0);
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":1,\"code\":200}]}"), 1);
+}
+
+/* Runs one poll with env->doc taken away: only a poll that does not parse
+ * can succeed. */
+static int feed_unparsed(struct fixture *f, const char *body)
+{
+    struct r2m_json_doc *doc = f->env.doc;
+    f->env.doc = NULL;
+    int r = feed(f, body);
+    f->env.doc = doc;
+    return r;
+}
+
+static void same_bytes_are_not_parsed_again(void **state)
+{
+    struct fixture *f = *state;
+    const char *a = "{\"data\":[{\"id\":1,\"v\":1}]}", *b = "{\"data\":[{\"id\":1,\"v\":2}]}";
+    assert_int_equal(ok(f, a), 0); /* the baseline is parsed */
+    assert_int_equal(feed_unparsed(f, a), 0);
+    assert_int_equal(f->sink.n, 0);
+    /* a refused emit does not count as seen: the retry parses and emits */
+    f->sink.refuse = 1;
+    assert_int_equal(feed(f, b), R2M_E_TOO_BIG);
+    f->sink.refuse = 0;
+    assert_int_equal(ok(f, b), 1);
+    assert_int_equal(feed_unparsed(f, b), 0);
+    assert_int_equal(ok(f, a), 1);
+    /* a failed poll forgets the bytes too */
+    assert_int_equal(feed(f, "{\"data\":[{\"id\":1},{\"id\":1}]}"), R2M_E_INVALID);
+    assert_int_equal(ok(f, a), 0);
+    assert_int_equal(feed_unparsed(f, a), 0);
+}
+
+static void pages_make_one_snapshot(void **state)
+{
+    struct fixture *f = *state;
+    f->ep.paginate.kind = R2M_PAGE_NEXT;
+    f->ep.paginate.pointer = "/next";
+    const char *pages[][2] = {
+        {"{\"data\":[{\"id\":1},{\"id\":3}],\"next\":\"/p2\"}", "{\"data\":[{\"id\":2}]}"},
+        {"{\"data\":[{\"id\":1},{\"id\":3,\"v\":1}],\"next\":\"/p2\"}",
+         "{\"data\":[{\"id\":4}],\"next\":null}"},
+        {"{\"data\":[{\"id\":1}],\"next\":\"/p2\"}", "{\"data\":[{\"id\":4},{\"name\":\"x\"}]}"},
+    };
+    int want[] = {0, 3, -1};
+    for (int i = 0; i < 3; i++) {
+        int before = f->sink.n;
+        struct r2m_page_next next;
+        struct r2m_page pg = {0, "http://127.0.0.1/p1", NULL};
+        f->err[0] = '\0';
+        int r =
+            r2m_poller_collection.on_page(f->state, &f->ep, &f->env, pages[i][0],
+                                          strlen(pages[i][0]), &pg, &next, f->err, sizeof f->err);
+        assert_int_equal(r, 0);
+        assert_string_equal(next.url, "http://127.0.0.1/p2");
+        pg.index = 1;
+        pg.url = next.url;
+        r = r2m_poller_collection.on_page(f->state, &f->ep, &f->env, pages[i][1],
+                                          strlen(pages[i][1]), &pg, &next, f->err, sizeof f->err);
+        if (want[i] < 0) {
+            assert_int_equal(r, R2M_E_NOT_FOUND);
+            assert_string_equal(f->err, "item 2 has no key at /id (page 2)");
+            continue;
+        }
+        assert_int_equal(r, 0);
+        assert_string_equal(next.url, "");
+        assert_int_equal(
+            r2m_poller_collection.on_pages_done(f->state, &f->ep, &f->env, f->err, sizeof f->err),
+            0);
+        assert_int_equal(f->sink.n - before, want[i]);
+    }
+    assert_string_equal(f->sink.m[0].topic, "r2m/shipments/2/deleted");
+    assert_string_equal(f->sink.m[1].topic, "r2m/shipments/3/updated");
+    assert_string_equal(f->sink.m[2].topic, "r2m/shipments/4/created");
+    /* the failed poll left the snapshot of the second one */
+    f->ep.paginate.kind = 0;
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":4},{\"id\":3,\"v\":1},{\"id\":1}]}"), 0);
+}
+
+/* A model of a collection that changes a little every poll. */
+static int present(int id, int poll)
+{
+    return (id + poll / 4) % 23 != 0;
+}
+
+static int value(int id, int poll)
+{
+    /* every poll changes one item in twelve: how often it was its turn */
+    return poll < id % 12 ? 0 : (poll - id % 12) / 12 + 1;
+}
+
+static char *model_body(int poll, int n)
+{
+    char *b = malloc((size_t)n * 48 + 32);
+    size_t k = (size_t)sprintf(b, "{\"data\":[");
+    int first = 1;
+    for (int at = 0; at < n; at++) {
+        /* response order shifts with the poll, so the hint misses now and then */
+        int i = (at + poll) % n;
+        if (!present(i, poll))
+            continue;
+        k += (size_t)sprintf(b + k, "%s{\"id\":%d,\"v\":%d}", first ? "" : ",", i, value(i, poll));
+        first = 0;
+    }
+    sprintf(b + k, "]}");
+    return b;
+}
+
+static int model_changes(int poll, int n)
+{
+    int c = 0;
+    for (int id = 0; id < n; id++) {
+        int was = present(id, poll - 1), is = present(id, poll);
+        c += was != is || (was && value(id, poll - 1) != value(id, poll));
+    }
+    return c;
+}
+
+static void many_polls_share_compact_persist_and_restore(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 200, POLLS = 60 };
+    char dir[] = "/tmp/r2m-test-coll-XXXXXX", path[64], err[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/state.db", dir);
+    assert_int_equal(r2m_store_open(&f->sink.store, path, err, sizeof err), 0);
+    f->env.epoch = r2m_store_epoch(f->sink.store);
+
+    char *body = model_body(0, N);
+    assert_int_equal(ok(f, body), 0);
+    free(body);
+    for (int poll = 1; poll < POLLS; poll++) {
+        body = model_body(poll, N);
+        f->sink.n = 0;
+        int want = model_changes(poll, N);
+        assert_true(want < MAX_MSGS);
+        assert_int_equal(ok(f, body), want);
+        /* every updated item's before-image is the previous poll's */
+        for (int i = 0; i < f->sink.n; i++) {
+            int id;
+            if (!strstr(f->sink.m[i].topic, "/updated"))
+                continue;
+            assert_int_equal(sscanf(f->sink.m[i].topic, "r2m/shipments/%d/", &id), 1);
+            char frag[96];
+            snprintf(frag, sizeof frag,
+                     "\"before\":{\"id\":%d,\"v\":%d},\"after\":{\"id\":%d,"
+                     "\"v\":%d}",
+                     id, value(id, poll - 1), id, value(id, poll));
+            has(&f->sink.m[i], frag);
+        }
+        assert_int_equal(ok(f, body), 0);
+        free(body);
+    }
+
+    /* a poller restored from what was persisted continues exactly alike */
+    void *again;
+    struct r2m_store_endpoint row;
+    assert_int_equal(r2m_poller_collection.create(&again, &f->ep), 0);
+    assert_int_equal(r2m_store_endpoint_get(f->sink.store, "shipments", &row), 0);
+    assert_true(row.found);
+    assert_int_equal(r2m_poller_collection.restore(again, &f->ep, f->sink.store, &row), 0);
+    free(row.doc);
+    free(row.etag);
+    free(row.last_modified);
+    r2m_store_close(f->sink.store);
+    f->sink.store = NULL;
+    body = model_body(POLLS, N);
+    f->sink.n = 0;
+    assert_int_equal(ok(f, body), model_changes(POLLS, N));
+    struct msg want[MAX_MSGS];
+    int n = f->sink.n;
+    memcpy(want, f->sink.m, sizeof want);
+    f->sink.n = 0;
+    assert_int_equal(r2m_poller_collection.on_body(again, &f->ep, &f->env, body, strlen(body),
+                                                   f->err, sizeof f->err),
+                     0);
+    assert_int_equal(f->sink.n, n);
+    for (int i = 0; i < n; i++) {
+        assert_string_equal(f->sink.m[i].topic, want[i].topic);
+        assert_string_equal(f->sink.m[i].payload, want[i].payload);
+    }
+    free(body);
+    r2m_poller_collection.destroy(again);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -356,6 +616,12 @@ int main(void)
         T(full_outbox_keeps_old_snapshot),
         T(flapping_items_never_share_an_id),
         T(numeric_keys_compare_by_value),
+        T(out_of_order_keys_merge_in_key_order),
+        T(duplicate_member_names_refused),
+        T(error_if_is_checked_before_the_items),
+        T(same_bytes_are_not_parsed_again),
+        T(pages_make_one_snapshot),
+        T(many_polls_share_compact_persist_and_restore),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

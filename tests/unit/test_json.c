@@ -826,6 +826,300 @@ static void test_canonical_ceiling(void **state)
     r2m_buf_free(&small);
 }
 
+/* ---- streamed items (r2m_json_parse_items) ---------------------------- */
+
+/* Records every item as "index:canonical;" (or "index:key=canonical;"). */
+struct seen {
+    struct r2m_buf out;
+    size_t n;
+    long fail_at;        /* refuse the item with this index; -1: never */
+    char *const *remove; /* applied to each item, as the collection poller does */
+    size_t n_remove;
+    const void *first; /* the first item's children, to see the arena rewound */
+    int same;          /* every item's children were at that same address */
+};
+
+static void seen_init(struct seen *c)
+{
+    memset(c, 0, sizeof *c);
+    r2m_buf_init(&c->out, 1 << 24);
+    c->fail_at = -1;
+    c->same = 1;
+}
+
+static int collect(void *ctx, size_t index, const char *key, size_t key_len, struct r2m_json *item)
+{
+    struct seen *c = ctx;
+    if ((long)index == c->fail_at)
+        return R2M_E_INVALID;
+    c->n++;
+    r2m_json_remove(item, c->remove, c->n_remove);
+    r2m_buf_printf(&c->out, "%zu:", index);
+    if (key) {
+        r2m_buf_append(&c->out, key, key_len);
+        r2m_buf_putc(&c->out, '=');
+    }
+    assert_int_equal(r2m_json_canonical(item, &c->out), 0);
+    r2m_buf_putc(&c->out, ';');
+    if (item->type == R2M_JSON_OBJECT || item->type == R2M_JSON_ARRAY) {
+        if (!c->first)
+            c->first = item->u.items;
+        else if (c->first != (const void *)item->u.items)
+            c->same = 0;
+    }
+    return 0;
+}
+
+/* Streams text's items at ptr into c (reset first); returns the code. */
+static int stream(struct fixture *f, struct seen *c, const char *text, const char *ptr,
+                  struct r2m_json **root)
+{
+    r2m_buf_reset(&c->out);
+    c->n = 0;
+    c->first = NULL;
+    c->same = 1;
+    *root = (struct r2m_json *)1;
+    int rc = r2m_json_parse_items(f->doc, text, strlen(text), ptr, collect, c, root, f->err,
+                                  sizeof f->err);
+    if (rc) {
+        assert_null(*root);
+        assert_true(f->err[0] != '\0');
+    } else {
+        assert_non_null(*root);
+        assert_string_equal(f->err, "");
+    }
+    return rc;
+}
+
+/* The canonical text of what is left of the document. */
+static const char *rest(struct fixture *f, const struct r2m_json *root)
+{
+    r2m_buf_reset(&f->out);
+    assert_int_equal(r2m_json_canonical(root, &f->out), 0);
+    return f->out.data;
+}
+
+static void test_items_at_root(void **state)
+{
+    struct fixture *f = *state;
+    struct seen c;
+    seen_init(&c);
+    struct r2m_json *root;
+    assert_int_equal(
+        stream(f, &c, " [1, {\"b\":2,\"a\":1.0}, \"x\\u00e9\", [true,[]], null] ", "", &root), 0);
+    assert_string_equal(c.out.data, "0:1;1:{\"a\":1,\"b\":2};2:\"x\xc3\xa9\";3:[true,[]];4:null;");
+    assert_int_equal(root->type, R2M_JSON_ARRAY);
+    assert_int_equal(root->n, 0);
+    assert_string_equal(rest(f, root), "[]");
+    /* an empty list */
+    assert_int_equal(stream(f, &c, "[]", "", &root), 0);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(root->type, R2M_JSON_ARRAY);
+    /* the root is the list, but an object: its members are the items */
+    assert_int_equal(
+        stream(f, &c, "{\"LH2\":{\"gate\":\"C\"},\"LH1\":{\"gate\":\"A\"}}", "", &root), 0);
+    assert_string_equal(c.out.data, "0:LH2={\"gate\":\"C\"};1:LH1={\"gate\":\"A\"};");
+    assert_int_equal(root->type, R2M_JSON_OBJECT);
+    assert_int_equal(root->n, 0);
+    r2m_buf_free(&c.out);
+}
+
+static void test_items_at_data_keep_the_rest(void **state)
+{
+    struct fixture *f = *state;
+    struct seen c;
+    seen_init(&c);
+    struct r2m_json *root;
+    const char *t = "{\"next\":\"c2\",\"data\":[{\"id\":2,\"v\":[1,{\"w\":2}]},{\"id\":1}],"
+                    "\"meta\":{\"total\":2,\"data\":[9]},\"error\":false}";
+    assert_int_equal(stream(f, &c, t, "/data", &root), 0);
+    assert_string_equal(c.out.data, "0:{\"id\":2,\"v\":[1,{\"w\":2}]};1:{\"id\":1};");
+    /* everything but the items is there, in canonical order */
+    assert_string_equal(rest(f, root), "{\"data\":[],\"error\":false,\"meta\":{\"data\":[9],"
+                                       "\"total\":2},\"next\":\"c2\"}");
+    struct r2m_json *v = r2m_json_pointer(root, "/next");
+    assert_non_null(v);
+    assert_int_equal(v->type, R2M_JSON_STRING);
+    assert_string_equal(v->u.str, "c2");
+    v = r2m_json_pointer(root, "/data");
+    assert_non_null(v);
+    assert_int_equal(v->type, R2M_JSON_ARRAY);
+    assert_int_equal(v->n, 0);
+    assert_int_equal(r2m_json_pointer(root, "/error")->type, R2M_JSON_FALSE);
+
+    /* an object of items further down; a same-named member elsewhere stays */
+    t = "{\"x\":{\"flights\":[0]},\"b\":{\"flights\":{\"LH1\":1,\"LH2\":[2]}}}";
+    assert_int_equal(stream(f, &c, t, "/b/flights", &root), 0);
+    assert_string_equal(c.out.data, "0:LH1=1;1:LH2=[2];");
+    assert_string_equal(rest(f, root), "{\"b\":{\"flights\":{}},\"x\":{\"flights\":[0]}}");
+
+    /* array indexes, escaped segments, a member named like an index */
+    t = "{\"a\":[{\"b\":[9]},{\"b\":[1,[2]]}]}";
+    assert_int_equal(stream(f, &c, t, "/a/1/b", &root), 0);
+    assert_string_equal(c.out.data, "0:1;1:[2];");
+    assert_string_equal(rest(f, root), "{\"a\":[{\"b\":[9]},{\"b\":[]}]}");
+    assert_int_equal(stream(f, &c, "{\"a/b\":{\"c~d\":[1],\"c\":[0]}}", "/a~1b/c~0d", &root), 0);
+    assert_string_equal(c.out.data, "0:1;");
+    assert_int_equal(stream(f, &c, "{\"0\":[5],\"1\":[6]}", "/0", &root), 0);
+    assert_string_equal(c.out.data, "0:5;");
+    assert_int_equal(stream(f, &c, "[[1,2],[3]]", "/1", &root), 0);
+    assert_string_equal(c.out.data, "0:3;");
+    assert_string_equal(rest(f, root), "[[1,2],[]]");
+    r2m_buf_free(&c.out);
+}
+
+static void test_items_pointer_absent_or_scalar(void **state)
+{
+    struct fixture *f = *state;
+    struct seen c;
+    seen_init(&c);
+    struct r2m_json *root;
+    /* absent: the caller sees NULL at the pointer */
+    static const struct {
+        const char *text, *ptr;
+    } absent[] = {
+        {"{\"error\":\"maintenance\"}", "/data"},
+        {"{\"data\":{\"x\":[1]}}", "/data/y"},
+        {"[[1,2]]", "/data"},        /* an array has no member "data" */
+        {"[[1,2]]", "/01"},          /* not an index */
+        {"{\"a~2\":[1]}", "/a~2"},   /* an invalid escape names nothing */
+        {"{\"data\":5}", "/data/0"}, /* below a scalar */
+    };
+    for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++) {
+        assert_int_equal(stream(f, &c, absent[i].text, absent[i].ptr, &root), 0);
+        assert_int_equal(c.n, 0);
+        assert_null(r2m_json_pointer(root, absent[i].ptr));
+    }
+    /* a scalar stays as it was parsed, so its type can be reported */
+    assert_int_equal(stream(f, &c, "{\"data\":\"[]\"}", "/data", &root), 0);
+    struct r2m_json *v = r2m_json_pointer(root, "/data");
+    assert_int_equal(v->type, R2M_JSON_STRING);
+    assert_string_equal(v->u.str, "[]");
+    assert_int_equal(stream(f, &c, "{\"data\":null}", "/data", &root), 0);
+    assert_int_equal(r2m_json_pointer(root, "/data")->type, R2M_JSON_NULL);
+    assert_int_equal(stream(f, &c, " 5 ", "", &root), 0);
+    assert_int_equal(root->type, R2M_JSON_NUMBER);
+    assert_int_equal(c.n, 0);
+    /* a pointer that is not one */
+    assert_int_equal(
+        r2m_json_parse_items(f->doc, "[1]", 3, "data", collect, &c, &root, f->err, sizeof f->err),
+        R2M_E_INVALID);
+    assert_null(root);
+    r2m_buf_free(&c.out);
+}
+
+static void test_items_refusals(void **state)
+{
+    struct fixture *f = *state;
+    struct seen c;
+    seen_init(&c);
+    struct r2m_json *root;
+    /* duplicate member names among the items, or around them */
+    assert_int_equal(stream(f, &c, "{\"a\":1,\"b\":2,\"a\":3}", "", &root), R2M_E_JSON_DUPKEY);
+    assert_non_null(strstr(f->err, "duplicate key \"a\""));
+    assert_int_equal(c.n, 3); /* seen before the object closed: the caller undoes */
+    assert_int_equal(stream(f, &c, "{\"data\":[1],\"data\":[2]}", "/data", &root),
+                     R2M_E_JSON_DUPKEY);
+    assert_int_equal(stream(f, &c, "{\"data\":[{\"id\":1,\"id\":2}]}", "/data", &root),
+                     R2M_E_JSON_DUPKEY);
+    /* a syntax error after some items */
+    assert_int_equal(stream(f, &c, "{\"data\":[1,2,x", "/data", &root), R2M_E_JSON_SYNTAX);
+    assert_int_equal(c.n, 2);
+    assert_non_null(strstr(f->err, "invalid JSON at byte"));
+    /* the callback stops the parse */
+    c.fail_at = 2;
+    assert_int_equal(stream(f, &c, "{\"data\":[1,[2],{\"x\":3},4],\"next\":1}", "/data", &root),
+                     R2M_E_INVALID);
+    assert_int_equal(c.n, 2);
+    assert_non_null(strstr(f->err, "item 2"));
+    c.fail_at = -1;
+    /* the doc is clean afterwards, for both entry points */
+    assert_string_equal(canon(f, "{\"data\":[1,2],\"b\":{}}"), "{\"b\":{},\"data\":[1,2]}");
+    assert_int_equal(stream(f, &c, "{\"data\":[1,[2],{\"x\":3},4]}", "/data", &root), 0);
+    assert_string_equal(c.out.data, "0:1;1:[2];2:{\"x\":3};3:4;");
+    r2m_buf_free(&c.out);
+}
+
+static void test_items_limits(void **state)
+{
+    (void)state;
+    struct fixture f = {0};
+    struct seen c;
+    seen_init(&c);
+    r2m_buf_init(&f.out, 1 << 20);
+    struct r2m_json *root;
+
+    /* depth applies to the items as to any value */
+    struct r2m_json_limits lim = {.max_depth = 3, .max_nodes = 0};
+    assert_int_equal(r2m_json_doc_new(&f.doc, &lim), 0);
+    assert_int_equal(stream(&f, &c, "{\"data\":[[1]]}", "/data", &root), 0);
+    assert_int_equal(stream(&f, &c, "{\"data\":[[[1]]]}", "/data", &root), R2M_E_JSON_DEPTH);
+    assert_non_null(strstr(f.err, "deeper than 3 levels"));
+    r2m_json_doc_free(f.doc);
+    lim.max_depth = 0;
+    lim.max_nodes = 10;
+    assert_int_equal(r2m_json_doc_new(&f.doc, &lim), 0);
+
+    /* nodes: an item's count only while it is parsed */
+    struct r2m_buf big;
+    r2m_buf_init(&big, 1 << 20);
+    r2m_buf_puts(&big, "{\"next\":null,\"data\":[");
+    for (int i = 0; i < 1000; i++)
+        r2m_buf_printf(&big, "%s[%d,{\"k\":%d}]", i ? "," : "", i, i);
+    r2m_buf_puts(&big, "]}");
+    assert_int_equal(stream(&f, &c, big.data, "/data", &root), 0); /* 3 + 4 in flight */
+    assert_int_equal(c.n, 1000);
+    assert_int_equal(r2m_json_parse(f.doc, big.data, big.len, &root, NULL, 0), R2M_E_JSON_NODES);
+    /* one item too big, and the rest of the document too big */
+    assert_int_equal(stream(&f, &c, "{\"data\":[[1,2,3,4,5,6,7,8]]}", "/data", &root),
+                     R2M_E_JSON_NODES);
+    assert_int_equal(stream(&f, &c, "{\"data\":[[1,2,3,4,5,6,7]]}", "/data", &root), 0);
+    assert_int_equal(stream(&f, &c, "{\"data\":[1,2,3],\"x\":[1,2,3,4,5,6,7,8]}", "/data", &root),
+                     R2M_E_JSON_NODES);
+    assert_non_null(strstr(f.err, "more than 10 values"));
+    assert_int_equal(stream(&f, &c, "{\"data\":[1,2,3],\"x\":[1,2,3,4,5,6,7]}", "/data", &root), 0);
+    r2m_buf_free(&big);
+    r2m_json_doc_free(f.doc);
+    r2m_buf_free(&f.out);
+    r2m_buf_free(&c.out);
+}
+
+static void test_items_arena_reuse(void **state)
+{
+    struct fixture *f = *state;
+    struct seen c;
+    seen_init(&c);
+    char *ignore[] = {"/seenAt"};
+    c.remove = ignore;
+    c.n_remove = 1;
+    struct r2m_buf big, want;
+    r2m_buf_init(&big, 1 << 24);
+    r2m_buf_init(&want, 1 << 24);
+    r2m_buf_puts(&big, "{\"data\":[");
+    for (int i = 0; i < 5000; i++) {
+        r2m_buf_printf(&big, "%s{\"name\":\"n%04d\",\"seenAt\":%d,\"id\":%04d.0,\"tags\":[\"t\"]}",
+                       i ? "," : "", i, i + 1000, i + 1000);
+        r2m_buf_printf(&want, "%d:{\"id\":%d,\"name\":\"n%04d\",\"tags\":[\"t\"]};", i, i + 1000,
+                       i);
+    }
+    r2m_buf_puts(&big, "],\"next\":\"x\"}");
+    struct r2m_json *root;
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(stream(f, &c, big.data, "/data", &root), 0);
+        assert_string_equal(c.out.data, want.data);
+        /* every item was built where the one before it had been */
+        assert_true(c.same);
+        assert_string_equal(rest(f, root), "{\"data\":[],\"next\":\"x\"}");
+        /* the same doc parses whole trees in between */
+        assert_string_equal(canon(f, "{\"b\":[1,2],\"a\":{}}"), "{\"a\":{},\"b\":[1,2]}");
+        assert_int_equal(parse_rc(f, big.data, big.len), 0);
+        assert_int_equal(parse_rc(f, "[1,", 3), R2M_E_JSON_SYNTAX);
+    }
+    r2m_buf_free(&big);
+    r2m_buf_free(&want);
+    r2m_buf_free(&c.out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -855,6 +1149,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_equal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arena_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_canonical_ceiling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_items_at_root, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_items_at_data_keep_the_rest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_items_pointer_absent_or_scalar, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_items_refusals, setup, teardown),
+        cmocka_unit_test(test_items_limits),
+        cmocka_unit_test_setup_teardown(test_items_arena_reuse, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
