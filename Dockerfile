@@ -28,8 +28,7 @@ COPY include ./include
 COPY src ./src
 COPY pollers ./pollers
 COPY tests ./tests
-# bench/ is not part of the build (the top-level meson.build has no subdir('bench'));
-# add `COPY bench ./bench` here if it ever gets one.
+COPY bench/meson.build bench/collection_bench.c ./bench/
 RUN meson setup /build --buildtype=release \
  && ninja -C /build rest2mqtt \
  && strip /build/rest2mqtt \
