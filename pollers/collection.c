@@ -518,6 +518,28 @@ static int finish_items(struct coll_state *s, const struct r2m_endpoint_cfg *cfg
 }
 
 /* Adds one event (and its state message) to the batch. old/new may be NULL. */
+/* Queues the retained state message of one item: its canonical text, or an
+ * empty message (text NULL) that clears the retained state of a deleted item. */
+static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+                     struct r2m_topic_vars *tv, const char *text, size_t len, char *err,
+                     size_t errlen)
+{
+    int r;
+    r2m_buf_reset(&env->topic);
+    tv->op = "state";
+    if ((r = r2m_topic_expand(cfg->state_topic, tv, &env->topic))) {
+        snprintf(err, errlen, "state_topic '%s' cannot be built for item \"%.100s\"",
+                 cfg->state_topic, tv->key);
+        return r;
+    }
+    if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, text ? text : "",
+                           text ? len : 0, 1))) {
+        snprintf(err, errlen, "state messages of this poll exceed the batch limit");
+        return r;
+    }
+    return 0;
+}
+
 static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
                      struct r2m_poll_env *env, const struct entry *old, const struct entry *nw,
                      char *err, size_t errlen)
@@ -598,21 +620,35 @@ static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
         goto full;
     if (!cfg->state_topic)
         return 0;
-    r2m_buf_reset(&env->topic);
-    tv.op = "state";
-    if ((r = r2m_topic_expand(cfg->state_topic, &tv, &env->topic))) {
-        snprintf(err, errlen, "state_topic '%s' cannot be built for item \"%.100s\"",
-                 cfg->state_topic, key);
-        return r;
-    }
-    /* retained current item; an empty retained message clears it */
-    if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, ev.after ? ev.after : "",
-                           ev.after_len, 1)))
-        goto full;
-    return 0;
+    return add_state(cfg, env, &tv, ev.after, ev.after_len, err, errlen);
 full:
     snprintf(err, errlen, "events of this poll exceed the batch limit");
     return r;
+}
+
+/* Queues the quiet baseline's retained state messages, so that a late
+ * subscriber sees every item, not only those changed since the start. */
+static int add_baseline_states(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
+                               struct r2m_poll_env *env, char *err, size_t errlen)
+{
+    /* the item's tree is needed only when the topic takes {/pointer}s */
+    int needs_item = strstr(cfg->state_topic, "{/") != NULL;
+    for (size_t i = 0; i < s->next.n; i++) {
+        const struct entry *e = &s->next.e[i];
+        const char *key = key_of(s, e);
+        struct r2m_json *item = NULL;
+        int r;
+        if (needs_item &&
+            (r = r2m_json_parse(env->item_doc, text_of(s, e), e->item_len, &item, err, errlen)))
+            return r;
+        struct r2m_topic_vars tv = {.prefix = env->cfg->mqtt.topic_prefix,
+                                    .endpoint = cfg->name,
+                                    .key = key,
+                                    .item = item};
+        if ((r = add_state(cfg, env, &tv, text_of(s, e), e->item_len, err, errlen)))
+            return r;
+    }
+    return 0;
 }
 
 /* next becomes cur; the old cur's records that next does not share
@@ -788,7 +824,10 @@ static int diff_and_emit(struct coll_state *s, const struct r2m_endpoint_cfg *cf
     s->n_changes = 0;
     s->baseline = !s->has;
     if (!s->has && !cfg->initial_emit && !env->emit_initial) {
-        /* quiet start: the first poll is the baseline, stored without events */
+        /* quiet start: the first poll is the baseline, stored without events
+         * (only the retained state of every item, when there is a state_topic) */
+        if (cfg->state_topic && (r = add_baseline_states(s, cfg, env, err, errlen)))
+            return r;
         if ((r = env->emit(env->emit_ctx, &env->batch, coll_persist, s, err, errlen)))
             return r;
         commit(s);

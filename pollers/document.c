@@ -72,6 +72,27 @@ static int doc_persist(void *pctx, struct r2m_store *store)
                                   c->canon->data, c->canon->len, c->fp);
 }
 
+/* Queues the current document, retained, for subscribers that come later. */
+static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+                     struct r2m_json *root, char *err, size_t errlen)
+{
+    struct r2m_topic_vars tv = {.prefix = env->cfg->mqtt.topic_prefix,
+                                .endpoint = cfg->name,
+                                .op = "state",
+                                .item = root};
+    r2m_buf_reset(&env->topic);
+    int r = r2m_topic_expand(cfg->state_topic, &tv, &env->topic);
+    if (r) {
+        snprintf(err, errlen, "state_topic '%s' cannot be built from this document",
+                 cfg->state_topic);
+        return r;
+    }
+    if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->canon.data,
+                           env->canon.len, 1)))
+        snprintf(err, errlen, "state message too large for the batch: %s", r2m_strerror(r));
+    return r;
+}
+
 /* Fills env->batch with the change event (and the retained state message). */
 static int build_event(struct doc_state *s, const struct r2m_endpoint_cfg *cfg,
                        struct r2m_poll_env *env, struct r2m_json *root, struct r2m_fp fp,
@@ -130,20 +151,7 @@ static int build_event(struct doc_state *s, const struct r2m_endpoint_cfg *cfg,
     if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
                            env->event.len, 0)))
         goto too_big;
-    if (!cfg->state_topic)
-        return 0;
-    /* the current document, retained, for subscribers that come later */
-    r2m_buf_reset(&env->topic);
-    tv.op = "state";
-    if ((r = r2m_topic_expand(cfg->state_topic, &tv, &env->topic))) {
-        snprintf(err, errlen, "state_topic '%s' cannot be built from this document",
-                 cfg->state_topic);
-        return r;
-    }
-    if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->canon.data,
-                           env->canon.len, 1)))
-        goto too_big;
-    return 0;
+    return cfg->state_topic ? add_state(cfg, env, root, err, errlen) : 0;
 too_big:
     snprintf(err, errlen, "event too large for the batch: %s", r2m_strerror(r));
     return r;
@@ -175,6 +183,8 @@ static int doc_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r
     r2m_batch_reset(&env->batch);
     if (!quiet && (r = build_event(s, cfg, env, root, fp, err, errlen)))
         return r;
+    if (quiet && cfg->state_topic && (r = add_state(cfg, env, root, err, errlen)))
+        return r; /* a silent baseline still sets the retained state */
     /* allocate before committing: after the commit nothing may fail */
     char *copy = malloc(env->canon.len + 1);
     if (!copy)

@@ -292,16 +292,30 @@ static void topic_values_are_escaped(void **state)
 static void state_topic_retains_current_item(void **state)
 {
     struct fixture *f = *state;
-    f->ep.state_topic = "{prefix}/{endpoint}/{key}/state";
-    assert_int_equal(ok(f, "{\"data\":[{\"id\":1,\"v\":1}]}"), 0);
-    assert_int_equal(ok(f, "{\"data\":[{\"id\":1,\"v\":2},{\"id\":2,\"v\":0}]}"), 4);
-    assert_string_equal(f->sink.m[1].topic, "r2m/shipments/1/state");
-    assert_string_equal(f->sink.m[1].payload, "{\"id\":1,\"v\":2}");
-    assert_int_equal(f->sink.m[1].retained, 1);
-    assert_int_equal(f->sink.m[0].retained, 0);
-    assert_int_equal(ok(f, "{\"data\":[{\"id\":2,\"v\":0}]}"), 2);
-    assert_string_equal(f->sink.m[5].topic, "r2m/shipments/1/state");
-    assert_string_equal(f->sink.m[5].payload, ""); /* cleared */
+    f->ep.state_topic = "{prefix}/{/region}/{key}/state";
+    /* the silent baseline emits no event, but sets the retained state of
+     * every item, so a late subscriber sees all of them */
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":2,\"v\":1,\"region\":\"eu\"},"
+                           "{\"id\":1,\"v\":1,\"region\":\"us\"}]}"),
+                     2);
+    assert_string_equal(f->sink.m[0].topic, "r2m/us/1/state");
+    assert_string_equal(f->sink.m[0].payload, "{\"id\":1,\"region\":\"us\",\"v\":1}");
+    assert_int_equal(f->sink.m[0].retained, 1);
+    assert_string_equal(f->sink.m[1].topic, "r2m/eu/2/state");
+    assert_null(strstr(f->sink.m[1].payload, "specversion")); /* a state, not an event */
+    /* an update: the event, then the new retained state */
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":1,\"v\":2,\"region\":\"us\"},"
+                           "{\"id\":2,\"v\":1,\"region\":\"eu\"}]}"),
+                     2);
+    assert_int_equal(f->sink.m[2].retained, 0);
+    assert_string_equal(f->sink.m[2].topic, "r2m/shipments/1/updated");
+    assert_string_equal(f->sink.m[3].topic, "r2m/us/1/state");
+    assert_string_equal(f->sink.m[3].payload, "{\"id\":1,\"region\":\"us\",\"v\":2}");
+    assert_int_equal(f->sink.m[3].retained, 1);
+    /* a delete clears it with an empty retained message (topic from the before-image) */
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":2,\"v\":1,\"region\":\"eu\"}]}"), 2);
+    assert_string_equal(f->sink.m[5].topic, "r2m/us/1/state");
+    assert_string_equal(f->sink.m[5].payload, "");
     assert_int_equal(f->sink.m[5].retained, 1);
 }
 
