@@ -641,10 +641,8 @@ static int add_baseline_states(struct coll_state *s, const struct r2m_endpoint_c
         if (needs_item &&
             (r = r2m_json_parse(env->item_doc, text_of(s, e), e->item_len, &item, err, errlen)))
             return r;
-        struct r2m_topic_vars tv = {.prefix = env->cfg->mqtt.topic_prefix,
-                                    .endpoint = cfg->name,
-                                    .key = key,
-                                    .item = item};
+        struct r2m_topic_vars tv = {
+            .prefix = env->cfg->mqtt.topic_prefix, .endpoint = cfg->name, .key = key, .item = item};
         if ((r = add_state(cfg, env, &tv, text_of(s, e), e->item_len, err, errlen)))
             return r;
     }

@@ -10,11 +10,11 @@
 #include "r2m/topic.h"
 
 struct doc_state {
-    int has;           /* a snapshot exists */
-    struct r2m_fp fp;  /* fingerprint of canon */
-    char *canon;       /* canonical text of the last good document */
+    int has;          /* a snapshot exists */
+    struct r2m_fp fp; /* fingerprint of canon */
+    char *canon;      /* canonical text of the last good document */
     size_t canon_len;
-    uint64_t seq;      /* changes seen, part of event ids */
+    uint64_t seq; /* changes seen, part of event ids */
 };
 
 static int doc_create(void **state, const struct r2m_endpoint_cfg *cfg)
@@ -76,10 +76,8 @@ static int doc_persist(void *pctx, struct r2m_store *store)
 static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
                      struct r2m_json *root, char *err, size_t errlen)
 {
-    struct r2m_topic_vars tv = {.prefix = env->cfg->mqtt.topic_prefix,
-                                .endpoint = cfg->name,
-                                .op = "state",
-                                .item = root};
+    struct r2m_topic_vars tv = {
+        .prefix = env->cfg->mqtt.topic_prefix, .endpoint = cfg->name, .op = "state", .item = root};
     r2m_buf_reset(&env->topic);
     int r = r2m_topic_expand(cfg->state_topic, &tv, &env->topic);
     if (r) {
@@ -95,14 +93,14 @@ static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *en
 
 /* Fills env->batch with the change event (and the retained state message). */
 static int build_event(struct doc_state *s, const struct r2m_endpoint_cfg *cfg,
-                       struct r2m_poll_env *env, struct r2m_json *root, struct r2m_fp fp,
-                       char *err, size_t errlen)
+                       struct r2m_poll_env *env, struct r2m_json *root, struct r2m_fp fp, char *err,
+                       size_t errlen)
 {
     struct r2m_json *before = NULL;
     int r;
     r2m_json_doc_set_depth(env->prev_doc, cfg->max_depth);
-    if (s->has && (r = r2m_json_parse(env->prev_doc, s->canon, s->canon_len, &before, err,
-                                      errlen))) {
+    if (s->has &&
+        (r = r2m_json_parse(env->prev_doc, s->canon, s->canon_len, &before, err, errlen))) {
         snprintf(err, errlen, "stored snapshot unreadable: %s", r2m_strerror(r));
         return r;
     }

@@ -127,8 +127,8 @@ static int origin(CURLU *u, char **out)
     curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
     curl_url_get(u, CURLUPART_HOST, &host, 0);
     curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-    size_t n = 16 + (scheme ? strlen(scheme) : 0) + (host ? strlen(host) : 0) +
-               (port ? strlen(port) : 0);
+    size_t n =
+        16 + (scheme ? strlen(scheme) : 0) + (host ? strlen(host) : 0) + (port ? strlen(port) : 0);
     *out = malloc(n);
     if (*out)
         snprintf(*out, n, "%s://%s:%s", scheme ? scheme : "?", host ? host : "?",
@@ -182,8 +182,8 @@ out:
     return r;
 }
 
-int r2m_page_param(const char *url, const char *name, const char *value,
-                   struct r2m_page_next *next, char *err, size_t errlen)
+int r2m_page_param(const char *url, const char *name, const char *value, struct r2m_page_next *next,
+                   char *err, size_t errlen)
 {
     int r = R2M_E_INVALID;
     CURLU *u = curl_url();

@@ -21,10 +21,10 @@
 #include "r2m/sched.h"
 #include "r2m/store.h"
 
-#define TAG_SIGNAL (2ull << 32)
-#define TAG_PUB    (3ull << 32)
+#define TAG_SIGNAL  (2ull << 32)
+#define TAG_PUB     (3ull << 32)
 #define TAG_METRICS (4ull << 32)
-#define TAG_MASK   (0xffffffffull << 32)
+#define TAG_MASK    (0xffffffffull << 32)
 
 struct endpoint {
     const struct r2m_endpoint_cfg *cfg;
@@ -33,22 +33,22 @@ struct endpoint {
     struct r2m_http_xfer *xfer;
     struct r2m_bridge *b;
     uint32_t id;
-    int64_t started;       /* monotonic ms of the current/last poll start */
-    uint32_t failures;     /* consecutive */
-    int last_result;       /* code of the last failure, for log rate limiting */
+    int64_t started;        /* monotonic ms of the current/last poll start */
+    uint32_t failures;      /* consecutive */
+    int last_result;        /* code of the last failure, for log rate limiting */
     int64_t retry_after_ms; /* the server's Retry-After of the last failure */
-    unsigned page;         /* page of the poll in progress (paginate:) */
+    unsigned page;          /* page of the poll in progress (paginate:) */
     /* OAuth2 client credentials: a second transfer fetches the token */
     struct r2m_endpoint_cfg token_cfg;
     struct r2m_http_xfer *token_xfer;
     char *token_body;
-    int64_t token_expires; /* monotonic ms; 0 = no token */
-    int auth_retried;      /* this poll already refetched the token after a 401 */
-    int saved;             /* this poll committed to the store */
+    int64_t token_expires;  /* monotonic ms; 0 = no token */
+    int auth_retried;       /* this poll already refetched the token after a 401 */
+    int saved;              /* this poll committed to the store */
     int validators_unsaved; /* new validators arrived with an unchanged body */
     uint64_t polls, errors, not_modified, events;
-    int64_t last_ok_wall;  /* wall ms of the last successful poll */
-    char last_error[256];  /* cause of the last failure, for /healthz */
+    int64_t last_ok_wall; /* wall ms of the last successful poll */
+    char last_error[256]; /* cause of the last failure, for /healthz */
 };
 
 /* Event types counted for /metrics, in the order of the metric's labels. */
@@ -64,11 +64,11 @@ struct r2m_bridge {
     struct r2m_http *http;
     struct r2m_pub *pub;
     struct r2m_store *store;
-    int64_t *ids;       /* outbox rows of the batch being committed */
+    int64_t *ids; /* outbox rows of the batch being committed */
     size_t cap_ids;
-    int64_t *acked;     /* outbox rows acknowledged, deleted after each turn */
+    int64_t *acked; /* outbox rows acknowledged, deleted after each turn */
     size_t n_acked, cap_acked;
-    int outbox_full;    /* warned about a full outbox; cleared when there is room */
+    int outbox_full;          /* warned about a full outbox; cleared when there is room */
     struct endpoint *current; /* the endpoint whose poll is being committed */
     struct r2m_metrics *metrics;
     struct r2m_histo http_seconds, publish_seconds;
@@ -183,8 +183,9 @@ static int emit_publish(void *ctx, const struct r2m_batch *batch, r2m_persist_fn
         if (!t || !p) {
             free(t);
             free(p);
-            r2m_log(R2M_LOG_ERROR, "out of memory queueing a committed event; it stays in the "
-                                   "outbox and is sent after a restart",
+            r2m_log(R2M_LOG_ERROR,
+                    "out of memory queueing a committed event; it stays in the "
+                    "outbox and is sent after a restart",
                     NULL);
             continue;
         }
@@ -229,8 +230,8 @@ static void flush_acks(struct r2m_bridge *b)
     b->n_acked = 0;
 }
 
-static int emit_print(void *ctx, const struct r2m_batch *batch, r2m_persist_fn *persist,
-                      void *pctx, char *err, size_t errlen)
+static int emit_print(void *ctx, const struct r2m_batch *batch, r2m_persist_fn *persist, void *pctx,
+                      char *err, size_t errlen)
 {
     (void)ctx;
     (void)persist; /* `once` keeps no state */
@@ -259,7 +260,7 @@ static void schedule_next(struct r2m_bridge *b, struct endpoint *ep)
          * above spreads the retries), up to max(interval, max_backoff), so a
          * dead API is not hammered; a Retry-After from the server wins */
         int64_t cap = ep->cfg->max_backoff_ms > ep->cfg->interval_ms ? ep->cfg->max_backoff_ms
-                                                                      : ep->cfg->interval_ms;
+                                                                     : ep->cfg->interval_ms;
         for (uint32_t i = 0; i < ep->failures && delay < cap; i++)
             delay *= 2;
         if (delay > cap)
@@ -304,8 +305,8 @@ static void poll_end(struct r2m_bridge *b, struct endpoint *ep, int code, const 
         if (ep->failures) {
             char n[16];
             snprintf(n, sizeof n, "%u", ep->failures);
-            r2m_log(R2M_LOG_INFO, "endpoint recovered", "endpoint", ep->cfg->name,
-                    "failed_polls", n, NULL);
+            r2m_log(R2M_LOG_INFO, "endpoint recovered", "endpoint", ep->cfg->name, "failed_polls",
+                    n, NULL);
         }
         ep->failures = 0;
         ep->last_result = 0;
@@ -330,8 +331,7 @@ static void start_main(struct r2m_bridge *b, struct endpoint *ep, const char *ur
     if (!url && ep->cfg->paginate.kind == R2M_PAGE_NUMBER) {
         char num[24];
         snprintf(num, sizeof num, "%lld", (long long)ep->cfg->paginate.start);
-        if (r2m_page_param(ep->cfg->url, ep->cfg->paginate.param, num, &first, err,
-                           sizeof err)) {
+        if (r2m_page_param(ep->cfg->url, ep->cfg->paginate.param, num, &first, err, sizeof err)) {
             poll_end(b, ep, R2M_E_INVALID, err);
             return;
         }
@@ -355,8 +355,7 @@ static void start_poll(struct r2m_bridge *b, struct endpoint *ep)
 }
 
 /* The token endpoint answered: {"access_token": "...", "expires_in": 3600}. */
-static void token_done(struct r2m_bridge *b, struct endpoint *ep,
-                       const struct r2m_http_result *res)
+static void token_done(struct r2m_bridge *b, struct endpoint *ep, const struct r2m_http_result *res)
 {
     char err[512], why[600];
     struct r2m_json *root;
@@ -477,8 +476,7 @@ static void render_metrics(struct r2m_bridge *b, struct r2m_buf *o)
         const char *n = ep->cfg->name;
         r2m_buf_printf(o, "rest2mqtt_polls_total{endpoint=\"%s\",result=\"ok\"} %llu\n", n,
                        (unsigned long long)(ep->polls - ep->errors - ep->not_modified));
-        r2m_buf_printf(o,
-                       "rest2mqtt_polls_total{endpoint=\"%s\",result=\"not_modified\"} %llu\n",
+        r2m_buf_printf(o, "rest2mqtt_polls_total{endpoint=\"%s\",result=\"not_modified\"} %llu\n",
                        n, (unsigned long long)ep->not_modified);
         r2m_buf_printf(o, "rest2mqtt_polls_total{endpoint=\"%s\",result=\"error\"} %llu\n", n,
                        (unsigned long long)ep->errors);
@@ -503,8 +501,9 @@ static void render_metrics(struct r2m_bridge *b, struct r2m_buf *o)
                  "successful poll (0: none yet).\n"
                  "# TYPE rest2mqtt_endpoint_last_success_timestamp_seconds gauge\n");
     for (size_t i = 0; i < b->n_eps; i++)
-        r2m_buf_printf(o, "rest2mqtt_endpoint_last_success_timestamp_seconds{endpoint=\"%s\"} "
-                          "%.3f\n",
+        r2m_buf_printf(o,
+                       "rest2mqtt_endpoint_last_success_timestamp_seconds{endpoint=\"%s\"} "
+                       "%.3f\n",
                        b->eps[i]->cfg->name, (double)b->eps[i]->last_ok_wall / 1000.0);
     r2m_buf_printf(o,
                    "# HELP rest2mqtt_outbox_events Events committed but not yet acknowledged by "
@@ -570,8 +569,8 @@ static int token_xfer_new(struct r2m_bridge *b, struct endpoint *ep)
     char *scope = ec->auth.scope ? curl_easy_escape(e, ec->auth.scope, 0) : NULL;
     int r = id && sec ? 0 : R2M_E_NOMEM;
     if (!r)
-        r = r2m_buf_printf(&body, "grant_type=client_credentials&client_id=%s&client_secret=%s",
-                           id, sec);
+        r = r2m_buf_printf(&body, "grant_type=client_credentials&client_id=%s&client_secret=%s", id,
+                           sec);
     if (!r && scope)
         r = r2m_buf_printf(&body, "&scope=%s", scope);
     curl_free(id);
@@ -853,8 +852,9 @@ static void save_validators(struct r2m_bridge *b)
         r = r2m_store_commit(b->store);
     if (r) {
         r2m_store_rollback(b->store);
-        r2m_log(R2M_LOG_WARN, "could not save HTTP validators; the first polls after the next "
-                              "start fetch full bodies",
+        r2m_log(R2M_LOG_WARN,
+                "could not save HTTP validators; the first polls after the next "
+                "start fetch full bodies",
                 "error", r2m_store_errmsg(b->store), NULL);
     }
 }
@@ -1002,8 +1002,8 @@ static void reload(struct r2m_bridge *b)
     snprintf(u, sizeof u, "%zu", unchanged);
     snprintf(r, sizeof r, "%zu", removed);
     snprintf(f, sizeof f, "%zu", failed);
-    r2m_log(failed ? R2M_LOG_WARN : R2M_LOG_INFO, "configuration reloaded", "added", a,
-            "changed", c, "unchanged", u, "removed", r, "failed", f, NULL);
+    r2m_log(failed ? R2M_LOG_WARN : R2M_LOG_INFO, "configuration reloaded", "added", a, "changed",
+            c, "unchanged", u, "removed", r, "failed", f, NULL);
 }
 
 /* ---- the loop ---- */

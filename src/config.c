@@ -999,8 +999,8 @@ static const char *suggest(const char *k, const char *const *keys, size_t nk)
     return best;
 }
 
-static const char *const top_keys[] = {"instance", "mqtt", "state",            "defaults",
-                                       "endpoints", "log", "shutdown_timeout", "metrics"};
+static const char *const top_keys[] = {
+    "instance", "mqtt", "state", "defaults", "endpoints", "log", "shutdown_timeout", "metrics"};
 enum { T_INSTANCE, T_MQTT, T_STATE, T_DEFAULTS, T_ENDPOINTS, T_LOG, T_SHUTDOWN, T_METRICS, T__N };
 static const char *const mqtt_keys[] = {"url",          "client_id", "username",  "password",
                                         "version",      "qos",       "keepalive", "topic_prefix",
@@ -1023,10 +1023,11 @@ enum { L_CA, L_CERT, L_KEY, L_INSECURE, L__N };
 static const char *const state_keys[] = {"path", "outbox_max"};
 static const char *const log_keys[] = {"level", "format"};
 static const char *const endpoint_keys[] = {
-    "name",     "url",       "method", "body",  "headers", "interval", "timeout",
-    "jitter",   "max_body",  "max_depth", "ignore", "topic", "items", "key",
-    "payload",  "initial",   "state_topic", "auth", "content_type", "tls", "accept_status",
-    "error_if", "max_backoff", "paginate", "max_pages"};
+    "name",          "url",         "method",      "body",         "headers",
+    "interval",      "timeout",     "jitter",      "max_body",     "max_depth",
+    "ignore",        "topic",       "items",       "key",          "payload",
+    "initial",       "state_topic", "auth",        "content_type", "tls",
+    "accept_status", "error_if",    "max_backoff", "paginate",     "max_pages"};
 enum {
     E_NAME,
     E_URL,
@@ -1380,8 +1381,8 @@ static void read_ignore(struct ctx *c, struct ep_part *p, struct node *v)
 }
 
 /* The raw text of the first `name:` value in an entry, to name it in messages. */
-static const char *const auth_keys[] = {"type",      "username",  "password",      "token",
-                                        "name",      "value",     "token_url",     "client_id",
+static const char *const auth_keys[] = {"type",          "username", "password",  "token",
+                                        "name",          "value",    "token_url", "client_id",
                                         "client_secret", "scope"};
 enum { A_TYPE, A_USER, A_PASS, A_TOKEN, A_NAME, A_VALUE, A_URL, A_ID, A_SECRET, A_SCOPE, A__N };
 
@@ -1399,7 +1400,8 @@ static int read_auth(struct ctx *c, struct ep_part *p, struct node *v, const cha
         err_at(c, v, "auth: needs type: basic, bearer, header, query or oauth2");
         return -1;
     }
-    const char *t = get_scalar(c, s[A_TYPE].val, "auth.type", "basic, bearer, header, query or oauth2");
+    const char *t =
+        get_scalar(c, s[A_TYPE].val, "auth.type", "basic, bearer, header, query or oauth2");
     if (!t)
         return -1;
     static const struct {
@@ -1417,7 +1419,8 @@ static int read_auth(struct ctx *c, struct ep_part *p, struct node *v, const cha
     while (k < ARRAY_LEN(types) && strcmp(types[k].name, t))
         k++;
     if (k == ARRAY_LEN(types)) {
-        err_at(c, s[A_TYPE].val, "auth.type: expected basic, bearer, header, query or oauth2, got %s",
+        err_at(c, s[A_TYPE].val,
+               "auth.type: expected basic, bearer, header, query or oauth2, got %s",
                shown(s[A_TYPE].val, t).s);
         return -1;
     }
@@ -1436,9 +1439,8 @@ static int read_auth(struct ctx *c, struct ep_part *p, struct node *v, const cha
         return -1;
     struct r2m_auth *a = &p->auth;
     a->type = types[k].type;
-    char **fields[A__N] = {NULL,        &a->username,  &a->password,      &a->token,
-                           &a->name,    &a->value,     &a->token_url,     &a->client_id,
-                           &a->client_secret, &a->scope};
+    char **fields[A__N] = {NULL,      &a->username,  &a->password,  &a->token,         &a->name,
+                           &a->value, &a->token_url, &a->client_id, &a->client_secret, &a->scope};
     for (int f = A_USER; f < A__N; f++)
         if (s[f].val && get_string(c, s[f].val, auth_keys[f], 1, fields[f]))
             bad = 1;
@@ -1517,8 +1519,9 @@ static int read_error_if(struct ctx *c, struct ep_part *p, struct node *v)
         return -1;
     collect(c, v, errif_keys, 2, s, "in error_if", NULL, 0);
     if (!s[0].val || !s[1].val) {
-        err_at(c, v, "error_if: needs pointer: and equals:, e.g. { pointer: /status, equals: "
-                     "error }");
+        err_at(c, v,
+               "error_if: needs pointer: and equals:, e.g. { pointer: /status, equals: "
+               "error }");
         return -1;
     }
     const char *ptr = get_scalar(c, s[0].val, "error_if.pointer", "a JSON Pointer like /status");
@@ -1526,8 +1529,8 @@ static int read_error_if(struct ctx *c, struct ep_part *p, struct node *v)
         return -1;
     char err[256] = "";
     if (r2m_json_pointer_check(ptr, err, sizeof err) || strstr(ptr, "/*")) {
-        err_at(c, s[0].val, "error_if.pointer: %s is not a JSON Pointer (%s)", shown(s[0].val, ptr).s,
-               err[0] ? err : "'*' is not allowed");
+        err_at(c, s[0].val, "error_if.pointer: %s is not a JSON Pointer (%s)",
+               shown(s[0].val, ptr).s, err[0] ? err : "'*' is not allowed");
         return -1;
     }
     const char *eq = get_scalar(c, s[1].val, "error_if.equals", "a value like error or 500");
@@ -1548,9 +1551,12 @@ static int read_paginate(struct ctx *c, struct ep_part *p, struct node *v)
     if (!want_map(c, v, "paginate"))
         return -1;
     collect(c, v, page_keys, 4, s, "in paginate", NULL, 0);
-    const char *next = s[0].val ? get_scalar(c, s[0].val, "paginate.next", "link or a JSON Pointer") : NULL;
-    const char *cur = s[1].val ? get_scalar(c, s[1].val, "paginate.cursor", "a JSON Pointer") : NULL;
-    const char *param = s[2].val ? get_scalar(c, s[2].val, "paginate.param", "a query parameter name") : NULL;
+    const char *next =
+        s[0].val ? get_scalar(c, s[0].val, "paginate.next", "link or a JSON Pointer") : NULL;
+    const char *cur =
+        s[1].val ? get_scalar(c, s[1].val, "paginate.cursor", "a JSON Pointer") : NULL;
+    const char *param =
+        s[2].val ? get_scalar(c, s[2].val, "paginate.param", "a query parameter name") : NULL;
     if ((s[0].val && !next) || (s[1].val && !cur) || (s[2].val && !param))
         return -1;
     if (param && (!*param || strpbrk(param, "&=?# /"))) {
@@ -1580,8 +1586,9 @@ static int read_paginate(struct ctx *c, struct ep_part *p, struct node *v)
     }
     if (cur) {
         if (!param || s[3].val) {
-            err_at(c, v, "paginate: cursor: needs param: (the query parameter that carries the "
-                         "cursor) and takes no start:");
+            err_at(c, v,
+                   "paginate: cursor: needs param: (the query parameter that carries the "
+                   "cursor) and takes no start:");
             return -1;
         }
         if (r2m_json_pointer_check(cur, err, sizeof err) || !*cur || strstr(cur, "/*")) {
@@ -1602,8 +1609,9 @@ static int read_paginate(struct ctx *c, struct ep_part *p, struct node *v)
         p->page_start = (int64_t)start;
         return (p->page_param = dup_str(c, param)) ? 0 : -1;
     }
-    err_at(c, v, "paginate: expected { next: link }, { next: /pointer }, { cursor: /pointer, "
-                 "param: cursor } or { param: page, start: 1 }");
+    err_at(c, v,
+           "paginate: expected { next: link }, { next: /pointer }, { cursor: /pointer, "
+           "param: cursor } or { param: page, start: 1 }");
     return -1;
 }
 
@@ -1619,7 +1627,8 @@ static int read_key(struct ctx *c, struct ep_part *p, struct node *v)
         items = v->kid;
         n = v->n;
     } else if (v->type != N_SCALAR) {
-        err_at(c, v, "key: expected a JSON Pointer like /id, or a list like [/order, /line], got %s",
+        err_at(c, v,
+               "key: expected a JSON Pointer like /id, or a list like [/order, /line], got %s",
                kind(v));
         return -1;
     }
@@ -1641,9 +1650,11 @@ static int read_key(struct ctx *c, struct ep_part *p, struct node *v)
         }
         char err[256] = "";
         if (!*s || r2m_json_pointer_check(s, err, sizeof err) || strstr(s, "/*")) {
-            err_at(c, items[i],
-                   "key: %s is not a JSON Pointer into an item (%s); write e.g. /id",
-                   shown(items[i], s).s, err[0] ? err : *s ? "'*' is not allowed" : "empty");
+            err_at(c, items[i], "key: %s is not a JSON Pointer into an item (%s); write e.g. /id",
+                   shown(items[i], s).s,
+                   err[0] ? err
+                   : *s   ? "'*' is not allowed"
+                          : "empty");
             bad = 1;
             continue;
         }
@@ -2000,8 +2011,9 @@ static void merge(struct ctx *c, struct r2m_endpoint_cfg *e, const struct ep_par
                "items: (the JSON Pointer to each page's list) and key:",
                label);
     if (e->content_type && (!e->method || strcmp(e->method, "POST")))
-        err_at(c, map, "%s has content_type: but its method is not POST; content_type describes "
-                       "the POST body",
+        err_at(c, map,
+               "%s has content_type: but its method is not POST; content_type describes "
+               "the POST body",
                label);
     {
         const struct ep_part *src = p->n_key ? p : d;

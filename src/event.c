@@ -82,8 +82,9 @@ int r2m_event_render(const struct r2m_event *ev, struct r2m_buf *out)
         return r;
     if (ev->key && (r = put_str(out, "key", ev->key)))
         return r;
-    unsigned f = ev->fields ? ev->fields
-                            : R2M_EVENT_BEFORE | R2M_EVENT_AFTER | (ev->patch ? R2M_EVENT_PATCH : 0);
+    unsigned f = ev->fields
+                     ? ev->fields
+                     : R2M_EVENT_BEFORE | R2M_EVENT_AFTER | (ev->patch ? R2M_EVENT_PATCH : 0);
     if ((r = put_str(out, "op", ev->op)))
         return r;
     if ((f & R2M_EVENT_BEFORE) && (r = put_raw(out, "before", ev->before, ev->before_len)))

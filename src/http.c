@@ -34,7 +34,7 @@ struct r2m_http_xfer {
     int running;
     int too_big;
     int is_file;
-    int conditional;            /* validators were sent with this request */
+    int conditional; /* validators were sent with this request */
     int headers_dirty;
     /* validators: current (sent), and pending (from the last 2xx, kept
      * until the poll succeeded as a whole) */
@@ -486,8 +486,7 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
                  (unsigned long long)x->cfg->max_body);
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
         res.result = R2M_E_TIMEOUT;
-        snprintf(x->msg, sizeof x->msg, "timed out after %lld ms",
-                 (long long)x->cfg->timeout_ms);
+        snprintf(x->msg, sizeof x->msg, "timed out after %lld ms", (long long)x->cfg->timeout_ms);
     } else if (code != CURLE_OK) {
         res.result = R2M_E_HTTP;
         /* libcurl's error buffer names host and port, never credentials */

@@ -88,8 +88,8 @@ int r2m_metrics_new(struct r2m_metrics **out, const char *listen, int epfd, uint
     /* no thread of its own: the daemon is driven from our loop */
     m->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, m,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a,
-                            MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT,
-                            10u, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!m->d) {
         snprintf(err, errlen,
                  "cannot listen on %s for metrics (address in use, or not an address of this "
@@ -160,8 +160,8 @@ int r2m_histo_render(const struct r2m_histo *h, const char *name, const char *la
     for (size_t i = 0; i <= R2M_HISTO_BUCKETS && !r; i++) {
         cum += h->counts[i];
         if (i < R2M_HISTO_BUCKETS)
-            r = r2m_buf_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
-                               bounds[i], (unsigned long long)cum);
+            r = r2m_buf_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i],
+                               (unsigned long long)cum);
         else
             r = r2m_buf_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
                                (unsigned long long)cum);

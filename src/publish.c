@@ -44,7 +44,7 @@ struct r2m_pub {
     int efd;
     int state;
     int ever_connected;
-    int64_t retry_at;   /* when to try connecting again (ST_DOWN) */
+    int64_t retry_at; /* when to try connecting again (ST_DOWN) */
     int64_t backoff_ms;
     int64_t hold_until; /* pause after a rejected publish */
     uint64_t rng;
@@ -398,9 +398,9 @@ static void went_down(struct r2m_pub *p, int64_t now, const char *why, int code)
     int was_up = p->state == ST_UP;
     requeue_inflight(p);
     p->state = ST_DOWN;
-    p->retry_at = now + p->backoff_ms / 2 +
-                  (int64_t)((p->rng = p->rng * 6364136223846793005ull + 1) >> 33) %
-                      (p->backoff_ms / 2 + 1);
+    p->retry_at =
+        now + p->backoff_ms / 2 +
+        (int64_t)((p->rng = p->rng * 6364136223846793005ull + 1) >> 33) % (p->backoff_ms / 2 + 1);
     if (p->backoff_ms < 30000)
         p->backoff_ms *= 2;
     if (p->backoff_ms > 30000)
@@ -410,8 +410,8 @@ static void went_down(struct r2m_pub *p, int64_t now, const char *why, int code)
         char c[16], q[24];
         snprintf(c, sizeof c, "%d", code);
         snprintf(q, sizeof q, "%zu", p->queued);
-        r2m_log(was_up ? R2M_LOG_WARN : R2M_LOG_ERROR, why, "broker", p->cfg->mqtt.url, "code",
-                c, "queued", q, NULL);
+        r2m_log(was_up ? R2M_LOG_WARN : R2M_LOG_ERROR, why, "broker", p->cfg->mqtt.url, "code", c,
+                "queued", q, NULL);
         p->ever_connected = 1; /* reuse as "already told the operator" */
     }
 }

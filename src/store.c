@@ -192,8 +192,9 @@ int r2m_store_open(struct r2m_store **out, const char *path, char *err, size_t e
     err[0] = '\0';
     int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "cannot open state file %s: %s; check that its directory exists "
-                              "and is writable",
+        snprintf(err, errlen,
+                 "cannot open state file %s: %s; check that its directory exists "
+                 "and is writable",
                  path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         goto out;
     }
@@ -230,8 +231,7 @@ int r2m_store_open(struct r2m_store **out, const char *path, char *err, size_t e
         goto sqlerr;
     /* a database that already has tables must be ours: never add our
      * tables to someone else's file */
-    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL) !=
-        SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL) != SQLITE_OK)
         goto sqlerr;
     int existing = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
     sqlite3_finalize(st);
@@ -255,16 +255,16 @@ sqlerr:
     r = R2M_E_IO;
     {
         int code = sqlite3_errcode(s->db) & 0xff;
-        const char *hint = code == SQLITE_BUSY || code == SQLITE_LOCKED
-                               ? "another rest2mqtt process probably uses it; stop it or give "
-                                 "this one its own state.path"
-                           : code == SQLITE_READONLY || code == SQLITE_CANTOPEN ||
-                                   code == SQLITE_PERM
-                               ? "make the file and its directory writable by this user"
-                           : code == SQLITE_NOTADB || code == SQLITE_CORRUPT
-                               ? "it is not a valid state file; restore a backup or move it away"
-                           : code == SQLITE_FULL ? "the disk is full; free space"
-                                                 : "check the file and its directory";
+        const char *hint =
+            code == SQLITE_BUSY || code == SQLITE_LOCKED
+                ? "another rest2mqtt process probably uses it; stop it or give "
+                  "this one its own state.path"
+            : code == SQLITE_READONLY || code == SQLITE_CANTOPEN || code == SQLITE_PERM
+                ? "make the file and its directory writable by this user"
+            : code == SQLITE_NOTADB || code == SQLITE_CORRUPT
+                ? "it is not a valid state file; restore a backup or move it away"
+            : code == SQLITE_FULL ? "the disk is full; free space"
+                                  : "check the file and its directory";
         snprintf(err, errlen, "state file %s: %s; %s", path, sqlite3_errmsg(s->db), hint);
     }
 out:
@@ -397,8 +397,8 @@ int r2m_store_endpoint_names(struct r2m_store *s, void (*fn)(void *ctx, const ch
     return rc == SQLITE_DONE ? 0 : R2M_E_IO;
 }
 
-int r2m_store_item_put(struct r2m_store *s, const char *endpoint, const char *key,
-                       size_t key_len, struct r2m_fp fp, const char *body, size_t body_len)
+int r2m_store_item_put(struct r2m_store *s, const char *endpoint, const char *key, size_t key_len,
+                       struct r2m_fp fp, const char *body, size_t body_len)
 {
     unsigned char p[16];
     fp_pack(fp, p);

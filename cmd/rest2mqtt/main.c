@@ -72,8 +72,7 @@ static const char usage_text[] =
 
 static void usage_hint(const char *what)
 {
-    fprintf(stderr, "rest2mqtt: %s\nTry 'rest2mqtt --help' for the commands and options.\n",
-            what);
+    fprintf(stderr, "rest2mqtt: %s\nTry 'rest2mqtt --help' for the commands and options.\n", what);
 }
 
 /* Shows a URL without the password of its userinfo part. */
@@ -169,8 +168,7 @@ static int cmd_state(const struct r2m_config *cfg, const char *sub)
     struct names ns = {0};
     int rc = EXIT_OK;
     if (r2m_store_endpoint_names(st, add_name, &ns)) {
-        fprintf(stderr, "rest2mqtt: cannot read %s: %s\n", cfg->state.path,
-                r2m_store_errmsg(st));
+        fprintf(stderr, "rest2mqtt: cannot read %s: %s\n", cfg->state.path, r2m_store_errmsg(st));
         rc = EXIT_RUNTIME;
         goto out;
     }
@@ -183,11 +181,10 @@ static int cmd_state(const struct r2m_config *cfg, const char *sub)
         }
         if (keep)
             continue;
-        if (r2m_store_begin(st) || r2m_store_endpoint_reset(st, ns.v[i]) ||
-            r2m_store_commit(st)) {
+        if (r2m_store_begin(st) || r2m_store_endpoint_reset(st, ns.v[i]) || r2m_store_commit(st)) {
             r2m_store_rollback(st);
-            fprintf(stderr, "rest2mqtt: cannot prune '%s' in %s: %s\n", ns.v[i],
-                    cfg->state.path, r2m_store_errmsg(st));
+            fprintf(stderr, "rest2mqtt: cannot prune '%s' in %s: %s\n", ns.v[i], cfg->state.path,
+                    r2m_store_errmsg(st));
             rc = EXIT_RUNTIME;
             goto out;
         }
@@ -195,8 +192,7 @@ static int cmd_state(const struct r2m_config *cfg, const char *sub)
         pruned++;
     }
     if (!strcmp(sub, "prune"))
-        printf("%zu endpoint%s pruned from %s\n", pruned, pruned == 1 ? "" : "s",
-               cfg->state.path);
+        printf("%zu endpoint%s pruned from %s\n", pruned, pruned == 1 ? "" : "s", cfg->state.path);
     printf("outbox: %lld events waiting\n", (long long)r2m_store_outbox_count(st));
 out:
     for (size_t i = 0; i < ns.n; i++)
@@ -213,11 +209,10 @@ static int cmd_check(const struct r2m_config *cfg)
     r2m_buf_printf(&b, "%s: configuration is valid\n", cfg->file);
     r2m_buf_puts(&b, "broker:    ");
     put_url(&b, cfg->mqtt.url);
-    r2m_buf_printf(&b, " (MQTT %s, QoS %d, client_id %s%s%s%s)\n",
-                   cfg->mqtt.version == 5 ? "5" : "3.1.1", cfg->mqtt.qos, cfg->mqtt.client_id,
-                   cfg->mqtt.username ? ", username " : "",
-                   cfg->mqtt.username ? cfg->mqtt.username : "",
-                   cfg->mqtt.password ? ", password set" : "");
+    r2m_buf_printf(
+        &b, " (MQTT %s, QoS %d, client_id %s%s%s%s)\n", cfg->mqtt.version == 5 ? "5" : "3.1.1",
+        cfg->mqtt.qos, cfg->mqtt.client_id, cfg->mqtt.username ? ", username " : "",
+        cfg->mqtt.username ? cfg->mqtt.username : "", cfg->mqtt.password ? ", password set" : "");
     r2m_buf_printf(&b, "instance:  %s (event source rest2mqtt://%s/<endpoint>)\n", cfg->instance,
                    cfg->instance);
     r2m_buf_printf(&b, "endpoints: %zu\n", cfg->n_endpoints);
@@ -249,8 +244,7 @@ static int cmd_check(const struct r2m_config *cfg)
                            e->initial_emit ? "emit" : "snapshot");
         }
         if (e->auth.type) {
-            static const char *const names[] = {"", "basic", "bearer", "header", "query",
-                                                "oauth2"};
+            static const char *const names[] = {"", "basic", "bearer", "header", "query", "oauth2"};
             r2m_buf_printf(&b, "\n    auth %s (secrets not shown)", names[e->auth.type]);
         }
         if (e->paginate.kind)
@@ -271,7 +265,7 @@ static int cmd_check(const struct r2m_config *cfg)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},   {"endpoint", required_argument, NULL, 'e'},
+        {"config", required_argument, NULL, 'c'},    {"endpoint", required_argument, NULL, 'e'},
         {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
     };
@@ -347,8 +341,7 @@ int main(int argc, char **argv)
         mode = -2;
     else {
         char msg[200];
-        snprintf(msg, sizeof msg, "unknown command '%s' (commands: run, check, once, state)",
-                 cmd);
+        snprintf(msg, sizeof msg, "unknown command '%s' (commands: run, check, once, state)", cmd);
         usage_hint(msg);
         return EXIT_USAGE;
     }
@@ -384,13 +377,13 @@ int main(int argc, char **argv)
         char err[1024] = "";
         r = r2m_bridge_new(&b, cfg, mode, only, err, sizeof err);
         if (r == R2M_E_NOT_FOUND) {
-            fprintf(stderr, "rest2mqtt: no endpoint named '%s' in %s; `rest2mqtt check -c %s` "
-                            "lists them\n",
+            fprintf(stderr,
+                    "rest2mqtt: no endpoint named '%s' in %s; `rest2mqtt check -c %s` "
+                    "lists them\n",
                     only, config, config);
             exit_code = EXIT_USAGE;
         } else if (r) {
-            r2m_log(R2M_LOG_ERROR, "cannot start", "error", err[0] ? err : r2m_strerror(r),
-                    NULL);
+            r2m_log(R2M_LOG_ERROR, "cannot start", "error", err[0] ? err : r2m_strerror(r), NULL);
             exit_code = EXIT_RUNTIME;
         } else if ((r = r2m_bridge_run(b))) {
             exit_code = EXIT_RUNTIME;

@@ -10,10 +10,10 @@
 #include <stddef.h>
 
 struct r2m_buf {
-    char *data;  /* NULL until the first append; else NUL-terminated */
-    size_t len;  /* bytes used, excluding the terminating NUL */
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* ceiling for len */
+    char *data; /* NULL until the first append; else NUL-terminated */
+    size_t len; /* bytes used, excluding the terminating NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* ceiling for len */
 };
 
 void r2m_buf_init(struct r2m_buf *b, size_t max);
@@ -24,8 +24,7 @@ void r2m_buf_reset(struct r2m_buf *b);
 int r2m_buf_append(struct r2m_buf *b, const void *p, size_t n);
 int r2m_buf_puts(struct r2m_buf *b, const char *s);
 int r2m_buf_putc(struct r2m_buf *b, char c);
-int r2m_buf_printf(struct r2m_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int r2m_buf_printf(struct r2m_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Transfers ownership of the data (malloc'd, NUL-terminated, never NULL on
  * success) to the caller and resets the buffer. */
 char *r2m_buf_take(struct r2m_buf *b);

@@ -34,44 +34,44 @@ struct r2m_endpoint_cfg {
     unsigned max_depth;  /* JSON nesting limit, default 64 */
     char **ignore;       /* JSON Pointer patterns ('*' = any member) */
     size_t n_ignore;
-    char *topic;     /* template; default "{prefix}/{endpoint}", for collections
-                        "{prefix}/{endpoint}/{key}/{op}" */
+    char *topic; /* template; default "{prefix}/{endpoint}", for collections
+                    "{prefix}/{endpoint}/{key}/{op}" */
     /* collections (pollers/collection.c); items NULL means a document */
-    char *items;       /* JSON Pointer to an array or object of items; "" = the root */
-    char **key;        /* JSON Pointers inside an item; several = composite key;
-                          none: the member names of an object of items */
+    char *items; /* JSON Pointer to an array or object of items; "" = the root */
+    char **key;  /* JSON Pointers inside an item; several = composite key;
+                    none: the member names of an object of items */
     size_t n_key;
     int payload;       /* enum r2m_payload */
     int initial_emit;  /* initial: emit - the first poll emits created for every item */
     char *state_topic; /* template or NULL: retained current item (or document) */
     /* talking to real APIs */
     struct r2m_auth {
-        int type; /* enum r2m_auth_type */
-        char *username, *password;            /* basic */
-        char *token;                          /* bearer */
-        char *name, *value;                   /* header / query */
+        int type;                                            /* enum r2m_auth_type */
+        char *username, *password;                           /* basic */
+        char *token;                                         /* bearer */
+        char *name, *value;                                  /* header / query */
         char *token_url, *client_id, *client_secret, *scope; /* oauth2 */
     } auth;
-    char *content_type;       /* POST body's Content-Type; default application/json */
+    char *content_type; /* POST body's Content-Type; default application/json */
     struct {
         char *ca_file, *cert_file, *key_file;
-        int insecure;          /* verification off: warned at start-up */
+        int insecure; /* verification off: warned at start-up */
     } tls;
-    int *accept_status;       /* statuses that count as success; none = any 2xx */
+    int *accept_status; /* statuses that count as success; none = any 2xx */
     size_t n_accept_status;
     struct {
-        char *pointer;         /* NULL: no guard */
-        char *equals;          /* canonical JSON text of the value that means "error" */
+        char *pointer; /* NULL: no guard */
+        char *equals;  /* canonical JSON text of the value that means "error" */
     } error_if;
-    int64_t max_backoff_ms;   /* cap of the failure backoff; default 5m */
+    int64_t max_backoff_ms; /* cap of the failure backoff; default 5m */
     struct {
-        int kind;              /* enum r2m_paginate */
-        char *pointer;         /* next: /json/pointer, or cursor: /json/pointer */
-        char *param;           /* query parameter for cursor or page number */
-        int64_t start;         /* first page number (param: page) */
+        int kind;      /* enum r2m_paginate */
+        char *pointer; /* next: /json/pointer, or cursor: /json/pointer */
+        char *param;   /* query parameter for cursor or page number */
+        int64_t start; /* first page number (param: page) */
     } paginate;
-    unsigned max_pages;       /* default 100 */
-    int line, column; /* where the endpoint's entry starts in the file */
+    unsigned max_pages; /* default 100 */
+    int line, column;   /* where the endpoint's entry starts in the file */
 };
 
 enum r2m_payload {
@@ -91,10 +91,10 @@ enum r2m_auth_type {
 
 enum r2m_paginate {
     R2M_PAGE_NONE = 0,
-    R2M_PAGE_LINK,    /* next: link  - RFC 8288 Link: <...>; rel="next" */
-    R2M_PAGE_NEXT,    /* next: /pointer - the next page's URL inside the body */
-    R2M_PAGE_CURSOR,  /* cursor: /pointer, param: cursor */
-    R2M_PAGE_NUMBER,  /* param: page, start: 1 - stop at an empty page */
+    R2M_PAGE_LINK,   /* next: link  - RFC 8288 Link: <...>; rel="next" */
+    R2M_PAGE_NEXT,   /* next: /pointer - the next page's URL inside the body */
+    R2M_PAGE_CURSOR, /* cursor: /pointer, param: cursor */
+    R2M_PAGE_NUMBER, /* param: page, start: 1 - stop at an empty page */
 };
 
 enum r2m_log_format { R2M_LOG_TEXT = 0, R2M_LOG_JSON };
@@ -103,12 +103,12 @@ struct r2m_config {
     char *file;     /* path given to the loader */
     char *instance; /* default: mqtt.client_id */
     struct {
-        char *url;       /* default mqtt://127.0.0.1:1883; mqtt:// mqtts:// ws:// wss:// tcp:// ssl:// */
-        char *client_id; /* default rest2mqtt-<hostname> */
-        char *username;  /* NULL when unset */
-        char *password;  /* NULL when unset; never print it */
-        int version;     /* 4 (= MQTT 3.1.1, written "3.1.1") or 5; default 5 */
-        int qos;         /* 0, 1 or 2; default 1 */
+        char *url; /* default mqtt://127.0.0.1:1883; mqtt:// mqtts:// ws:// wss:// tcp:// ssl:// */
+        char *client_id;      /* default rest2mqtt-<hostname> */
+        char *username;       /* NULL when unset */
+        char *password;       /* NULL when unset; never print it */
+        int version;          /* 4 (= MQTT 3.1.1, written "3.1.1") or 5; default 5 */
+        int qos;              /* 0, 1 or 2; default 1 */
         int64_t keepalive_ms; /* default 30s */
         char *topic_prefix;   /* default "rest2mqtt" */
         char *status_topic;   /* default NULL (not published) */

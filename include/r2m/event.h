@@ -20,19 +20,19 @@ enum { R2M_EVENT_BEFORE = 1, R2M_EVENT_AFTER = 2, R2M_EVENT_PATCH = 4 };
 struct r2m_event {
     const char *instance; /* source = rest2mqtt://<instance>/<endpoint> */
     const char *endpoint;
-    const char *type;     /* "rest2mqtt.document.changed", "rest2mqtt.item.updated"... */
-    const char *op;       /* "changed", "created", "updated", "deleted" */
-    const char *key;      /* subject; NULL for documents */
-    const char *before;   /* canonical JSON or NULL (absent) */
+    const char *type;   /* "rest2mqtt.document.changed", "rest2mqtt.item.updated"... */
+    const char *op;     /* "changed", "created", "updated", "deleted" */
+    const char *key;    /* subject; NULL for documents */
+    const char *before; /* canonical JSON or NULL (absent) */
     size_t before_len;
-    const char *after;    /* canonical JSON or NULL */
+    const char *after; /* canonical JSON or NULL */
     size_t after_len;
-    const char *patch;    /* JSON Patch text or NULL */
+    const char *patch; /* JSON Patch text or NULL */
     size_t patch_len;
-    int64_t time_ms;      /* wall clock, ms since the epoch */
-    unsigned fields;      /* R2M_EVENT_* members of data to write (a NULL one as
-                             null); 0 = before and after always, patch if set */
-    char id[17];          /* 16 hex digits, see r2m_event_id */
+    int64_t time_ms; /* wall clock, ms since the epoch */
+    unsigned fields; /* R2M_EVENT_* members of data to write (a NULL one as
+                        null); 0 = before and after always, patch if set */
+    char id[17];     /* 16 hex digits, see r2m_event_id */
 };
 
 /* Fills id from the identity of the change. epoch distinguishes state

@@ -71,8 +71,7 @@ int r2m_http_start_url(struct r2m_http_xfer *x, const char *url);
  * later. Endpoints with paginate: never send validators. */
 /* Returns 1 when the validators changed. */
 int r2m_http_commit_validators(struct r2m_http_xfer *x);
-void r2m_http_set_validators(struct r2m_http_xfer *x, const char *etag,
-                             const char *last_modified);
+void r2m_http_set_validators(struct r2m_http_xfer *x, const char *etag, const char *last_modified);
 const char *r2m_http_etag(const struct r2m_http_xfer *x);          /* pending */
 const char *r2m_http_last_modified(const struct r2m_http_xfer *x); /* pending */
 

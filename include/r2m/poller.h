@@ -25,7 +25,7 @@
 /* The messages one poll produces, in publishing order. Topics and payloads
  * are stored back to back in `bytes`, each followed by a NUL. */
 struct r2m_batch_msg {
-    size_t topic, topic_len;     /* offsets into bytes */
+    size_t topic, topic_len; /* offsets into bytes */
     size_t payload, payload_len;
     int retained;
 };
@@ -72,10 +72,10 @@ struct r2m_poll_env {
     struct r2m_buf patch;
     struct r2m_buf event;
     struct r2m_buf topic;
-    struct r2m_batch batch;        /* the poll's messages, handed to emit */
-    int64_t wall_ms;   /* wall-clock time of this poll, for event `time` */
-    uint64_t epoch;    /* goes into event ids, see r2m_event_id */
-    int emit_initial;  /* the first poll emits instead of recording a baseline */
+    struct r2m_batch batch; /* the poll's messages, handed to emit */
+    int64_t wall_ms;        /* wall-clock time of this poll, for event `time` */
+    uint64_t epoch;         /* goes into event ids, see r2m_event_id */
+    int emit_initial;       /* the first poll emits instead of recording a baseline */
     r2m_emit_fn *emit;
     void *emit_ctx;
 };
@@ -106,8 +106,8 @@ struct r2m_page_next {
 int r2m_page_resolve(const char *base, const char *ref, struct r2m_page_next *next, char *err,
                      size_t errlen);
 /* url with name=value (URL-encoded) set as a query parameter. */
-int r2m_page_param(const char *url, const char *name, const char *value,
-                   struct r2m_page_next *next, char *err, size_t errlen);
+int r2m_page_param(const char *url, const char *name, const char *value, struct r2m_page_next *next,
+                   char *err, size_t errlen);
 
 /* error_if: fails the poll (R2M_E_HTTP_STATUS) when the value at the
  * configured pointer equals the configured value; 0 otherwise. */
@@ -132,8 +132,8 @@ struct r2m_poller_kind {
     int (*on_page)(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
                    const char *body, size_t len, const struct r2m_page *pg,
                    struct r2m_page_next *next, char *err, size_t errlen);
-    int (*on_pages_done)(void *state, const struct r2m_endpoint_cfg *cfg,
-                         struct r2m_poll_env *env, char *err, size_t errlen);
+    int (*on_pages_done)(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+                         char *err, size_t errlen);
 };
 
 extern const struct r2m_poller_kind r2m_poller_document;

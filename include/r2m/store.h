@@ -69,8 +69,8 @@ int r2m_store_endpoint_names(struct r2m_store *s, void (*fn)(void *ctx, const ch
 
 /* ---- collection items ---- */
 
-int r2m_store_item_put(struct r2m_store *s, const char *endpoint, const char *key,
-                       size_t key_len, struct r2m_fp fp, const char *body, size_t body_len);
+int r2m_store_item_put(struct r2m_store *s, const char *endpoint, const char *key, size_t key_len,
+                       struct r2m_fp fp, const char *body, size_t body_len);
 int r2m_store_item_delete(struct r2m_store *s, const char *endpoint, const char *key,
                           size_t key_len);
 /* Calls fn for every stored item of the endpoint in key order (bytewise). */

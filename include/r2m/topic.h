@@ -21,9 +21,9 @@
 struct r2m_topic_vars {
     const char *prefix;
     const char *endpoint;
-    const char *key;          /* NULL outside collections */
-    const char *op;           /* "changed", "created", "updated", "deleted" */
-    struct r2m_json *item;    /* root for {/pointer}; may be NULL */
+    const char *key;       /* NULL outside collections */
+    const char *op;        /* "changed", "created", "updated", "deleted" */
+    struct r2m_json *item; /* root for {/pointer}; may be NULL */
 };
 
 /* Validates a template: balanced braces, known placeholders, valid pointers,

@@ -130,7 +130,7 @@ static void once_restricted_to_one_endpoint(void **state)
 static void once_reports_failed_poll(void **state)
 {
     (void)state;
-    write_file("alpha.json", "{\"a\":");  /* truncated */
+    write_file("alpha.json", "{\"a\":"); /* truncated */
     write_file("beta.json", "{\"id\":7}");
     char out[8192];
     assert_int_equal(run_once(NULL, out, sizeof out), R2M_E_HTTP);

@@ -478,8 +478,7 @@ static void test_collection_keys(void **state)
     expect_error(EP "    topic: \"{prefix}/{key}\"\n", 4, 12, "only available for collections");
     expect_error(EP "    items: /a\n    payload: diff\n", 5, 14,
                  "payload: expected full, patch or after");
-    expect_error(EP "    items: /a\n    initial: all\n", 5, 14,
-                 "initial: expected snapshot");
+    expect_error(EP "    items: /a\n    initial: all\n", 5, 14, "initial: expected snapshot");
     expect_error(EP "    items: a/b\n", 4, 12, "items: 'a/b' is not a JSON Pointer");
     expect_error(EP "    items: /a/*\n", 4, 12, "'*' is not allowed here");
     expect_error(EP "    items: /a\n    key: \"\"\n", 5, 10, "key: '' is not a JSON Pointer");
@@ -568,7 +567,8 @@ static void test_api_keys(void **state)
     r2m_diag_free(&d);
 
     expect_error(EP "    auth: { type: digest }\n", 4, 19, "auth.type: expected basic, bearer");
-    expect_error(EP "    auth: { type: basic, username: u }\n", 4, 11, "type basic needs 'password'");
+    expect_error(EP "    auth: { type: basic, username: u }\n", 4, 11,
+                 "type basic needs 'password'");
     expect_error(EP "    auth: { type: bearer, token: t, username: u }\n", 4, 37,
                  "'username' does not apply to type bearer");
     expect_error(EP "    auth: { type: header, name: \"X Key\", value: v }\n", 4, 33,
@@ -579,7 +579,8 @@ static void test_api_keys(void **state)
     expect_error(EP "    paginate: { next: link }\n", 2, 5, "has paginate: but no items:");
     expect_error(EP "    items: /a\n    key: /id\n    paginate: { cursor: /c }\n", 6, 15,
                  "cursor: needs param:");
-    expect_error(EP "    content_type: text/plain\n", 2, 5, "content_type: but its method is not POST");
+    expect_error(EP "    content_type: text/plain\n", 2, 5,
+                 "content_type: but its method is not POST");
     expect_error(EP "    tls: { key_file: /k }\n", 4, 12, "tls.key_file needs cert_file");
     expect_error(EP "    max_pages: 0\n", 4, 16, "from 1 to 100000");
 }

@@ -130,7 +130,7 @@ static void equivalent_spellings_emit_nothing(void **state)
     struct fixture *f = *state;
     assert_int_equal(feed(f, "{\"name\":\"Caf\\u00e9\",\"n\":1,\"l\":[1,2],\"fetchedAt\":1}"), 0);
     const char *same[] = {
-        "{\"l\":[1,2],\"n\":1,\"name\":\"Café\"}",                 /* order, escape */
+        "{\"l\":[1,2],\"n\":1,\"name\":\"Café\"}",                             /* order, escape */
         "  {\n \"n\" : 1.0 , \"l\" : [ 1e0, 2 ], \"name\":\"Caf\\u00e9\" }\n", /* spacing */
         "{\"n\":10e-1,\"l\":[1,2.00],\"name\":\"Café\",\"fetchedAt\":\"later\"}", /* ignored */
         "{\"n\":1,\"l\":[1,2],\"name\":\"Café\",\"meta\":{}}",
@@ -153,8 +153,7 @@ static void failed_parse_keeps_snapshot(void **state)
     assert_int_equal(feed(f, "{\"stops\":3}"), 0);
     assert_int_equal(feed(f, "{\"stops\":"), R2M_E_JSON_SYNTAX);
     assert_true(f->err[0] != '\0');
-    assert_int_equal(feed(f, "<html><body>Service Unavailable</body></html>"),
-                     R2M_E_JSON_SYNTAX);
+    assert_int_equal(feed(f, "<html><body>Service Unavailable</body></html>"), R2M_E_JSON_SYNTAX);
     assert_int_equal(feed(f, ""), R2M_E_JSON_SYNTAX);
     assert_int_equal(f->sink.n, 0);
     /* the same document again after the failures: still nothing */
@@ -225,14 +224,10 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(first_poll_is_silent_baseline),
-        T(change_emits_one_event),
-        T(equivalent_spellings_emit_nothing),
-        T(failed_parse_keeps_snapshot),
-        T(full_outbox_does_not_advance),
-        T(ids_differ_between_changes),
-        T(emit_initial_reports_first_document),
-        T(topic_pointer_from_document),
+        T(first_poll_is_silent_baseline),       T(change_emits_one_event),
+        T(equivalent_spellings_emit_nothing),   T(failed_parse_keeps_snapshot),
+        T(full_outbox_does_not_advance),        T(ids_differ_between_changes),
+        T(emit_initial_reports_first_document), T(topic_pointer_from_document),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -410,7 +410,7 @@ static void test_level_names_parse_to_their_levels(void **state)
 static void test_a_pinned_level_survives_setup(void **state)
 {
     (void)state;
-    r2m_log_pin_level(R2M_LOG_DEBUG); /* --log-level debug */
+    r2m_log_pin_level(R2M_LOG_DEBUG);          /* --log-level debug */
     r2m_log_setup(R2M_LOG_WARN, R2M_LOG_TEXT); /* a reload of a file saying warn */
     assert_int_equal(r2m_log_level_current, R2M_LOG_DEBUG);
     assert_true(r2m_log_enabled(R2M_LOG_DEBUG));

@@ -25,7 +25,7 @@ static void histogram_buckets_are_cumulative(void **state)
     r2m_histo_observe(&h, 0.0005); /* <= 1 ms */
     r2m_histo_observe(&h, 0.001);  /* le is inclusive */
     r2m_histo_observe(&h, 0.3);
-    r2m_histo_observe(&h, 100);    /* only +Inf */
+    r2m_histo_observe(&h, 100); /* only +Inf */
     struct r2m_buf b;
     r2m_buf_init(&b, 1 << 16);
     assert_int_equal(r2m_histo_render(&h, "x_seconds", "endpoint=\"a\"", &b), 0);
@@ -75,12 +75,13 @@ static void request(struct r2m_metrics *m, int epfd, int port, const char *path,
                     size_t cap)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                     path);
+    int n =
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
     assert_int_equal(write(fd, req, (size_t)n), n);
     size_t got = 0;
     for (int i = 0; i < 400; i++) {

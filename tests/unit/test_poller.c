@@ -47,24 +47,21 @@ static void next_pages_stay_on_the_same_origin(void **state)
     assert_string_equal(n.url, "https://api.example:8443/v1/items?page=2");
     assert_int_equal(r2m_page_resolve(base, "/v1/items?after=x", &n, err, sizeof err), 0);
     assert_string_equal(n.url, "https://api.example:8443/v1/items?after=x");
-    assert_int_equal(r2m_page_resolve(base, "https://API.example:8443/v2", &n, err, sizeof err),
-                     0);
+    assert_int_equal(r2m_page_resolve(base, "https://API.example:8443/v2", &n, err, sizeof err), 0);
     /* credentials must not follow a link to another origin */
     static const char *const foreign[] = {
-        "https://evil.example:8443/v1/items",   /* host */
-        "https://api.example:9443/v1/items",    /* port */
-        "http://api.example:8443/v1/items",     /* scheme: https -> http */
-        "//evil.example/v1",                    /* scheme-relative */
+        "https://evil.example:8443/v1/items", /* host */
+        "https://api.example:9443/v1/items",  /* port */
+        "http://api.example:8443/v1/items",   /* scheme: https -> http */
+        "//evil.example/v1",                  /* scheme-relative */
     };
     for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++) {
-        assert_int_equal(r2m_page_resolve(base, foreign[i], &n, err, sizeof err),
-                         R2M_E_INVALID);
+        assert_int_equal(r2m_page_resolve(base, foreign[i], &n, err, sizeof err), R2M_E_INVALID);
         assert_non_null(strstr(err, "another origin"));
     }
     /* the default port counts as the same origin */
-    assert_int_equal(r2m_page_resolve("https://a.example/x", "https://a.example:443/y", &n, err,
-                                      sizeof err),
-                     0);
+    assert_int_equal(
+        r2m_page_resolve("https://a.example/x", "https://a.example:443/y", &n, err, sizeof err), 0);
 }
 
 static void page_parameters_are_encoded(void **state)
@@ -93,14 +90,13 @@ static void error_if_compares_by_value(void **state)
         const char *body;
         int fails;
     } cases[] = {
-        {"{\"status\":500}", 1},  {"{\"status\":5e2}", 1},    {"{\"status\":\"500\"}", 1},
-        {"{\"status\":501}", 0},  {"{\"status\":\"5000\"}", 0}, {"{\"other\":500}", 0},
+        {"{\"status\":500}", 1},   {"{\"status\":5e2}", 1},      {"{\"status\":\"500\"}", 1},
+        {"{\"status\":501}", 0},   {"{\"status\":\"5000\"}", 0}, {"{\"other\":500}", 0},
         {"{\"status\":[500]}", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        assert_int_equal(r2m_json_parse(doc, cases[i].body, strlen(cases[i].body), &root, err,
-                                        sizeof err),
-                         0);
+        assert_int_equal(
+            r2m_json_parse(doc, cases[i].body, strlen(cases[i].body), &root, err, sizeof err), 0);
         int r = r2m_poller_error_if(&ep, root, err, sizeof err);
         if ((r != 0) != cases[i].fails)
             fail_msg("%s: error_if gave %d", cases[i].body, r);

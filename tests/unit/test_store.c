@@ -134,8 +134,8 @@ struct ob {
     size_t lens[8];
 };
 
-static int collect_outbox(void *ctx, int64_t id, const char *topic, const char *payload,
-                          size_t len, int retained)
+static int collect_outbox(void *ctx, int64_t id, const char *topic, const char *payload, size_t len,
+                          int retained)
 {
     (void)payload;
     struct ob *o = ctx;
@@ -191,8 +191,9 @@ static void foreign_and_corrupt_files_are_refused(void **state)
     unlink(path);
     /* an SQLite database of another application */
     char cmd[400];
-    snprintf(cmd, sizeof cmd, "sqlite3 %s 'CREATE TABLE meta(k,v); INSERT INTO meta "
-                              "VALUES(\"app\",\"other\")' 2>/dev/null",
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 %s 'CREATE TABLE meta(k,v); INSERT INTO meta "
+             "VALUES(\"app\",\"other\")' 2>/dev/null",
              path);
     if (system(cmd) == 0) {
         assert_int_equal(r2m_store_open(&s, path, err, sizeof err), R2M_E_IO);
