@@ -44,6 +44,7 @@ import socket
 import threading
 import time
 
+from collection_cases import AckHoldProxy  # the PUBACK-withholding proxy
 from fakeapi import Reply
 from harness import GRACE_S, Failure, check, check_eq, free_port, short, to_yaml, wait_for
 from run import (assert_no_events, case, check_document_event, check_message, doc_endpoint,
@@ -157,73 +158,6 @@ def outbox_waiting(lines, what):
     check(len(hits) == 1, "%s: expected one line 'outbox: N events waiting', got %s", what,
           lines)
     return int(hits[0].group(1))
-
-
-class AckHoldProxy:
-    """TCP proxy bridge <-> broker. Once `hold` is set, a connection drops
-    every byte from the broker to the bridge for good: the broker gets (and
-    forwards) each publish, but the bridge never sees its PUBACK. New
-    connections made after hold is cleared work normally."""
-
-    def __init__(self, ctx, target_port):
-        self.target = target_port
-        self.hold = threading.Event()
-        self._stop = threading.Event()
-        self._ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._ls.bind(("127.0.0.1", 0))
-        self._ls.listen(16)
-        self.port = self._ls.getsockname()[1]
-        self._threads = [threading.Thread(target=self._accept, daemon=True, name="proxy")]
-        self._threads[0].start()
-        ctx.defer(self.stop)
-
-    def _accept(self):
-        while not self._stop.is_set():
-            r, _, _ = select.select([self._ls], [], [], 0.05)
-            if not r:
-                continue
-            try:
-                c, _ = self._ls.accept()
-            except OSError:
-                continue
-            th = threading.Thread(target=self._pump, args=(c,), daemon=True, name="pump")
-            self._threads.append(th)
-            th.start()
-
-    def _pump(self, c):
-        try:
-            b = socket.create_connection(("127.0.0.1", self.target), timeout=2)
-        except OSError:
-            c.close()
-            return
-        dropping = False
-        try:
-            while not self._stop.is_set():
-                r, _, _ = select.select([c, b], [], [], 0.05)
-                if c in r:
-                    data = c.recv(65536)
-                    if not data:
-                        break
-                    b.sendall(data)
-                if b in r:
-                    data = b.recv(65536)
-                    if not data:
-                        break
-                    dropping = dropping or self.hold.is_set()
-                    if not dropping:
-                        c.sendall(data)
-        except OSError:
-            pass
-        finally:
-            c.close()
-            b.close()
-
-    def stop(self):
-        self._stop.set()
-        self._ls.close()
-        for th in self._threads:
-            th.join(2)
 
 
 # ---------------------------------------------------------------------------
