@@ -461,7 +461,10 @@ static void http_done(void *owner, struct r2m_http_xfer *x, const struct r2m_htt
 static void start_due(struct r2m_bridge *b)
 {
     uint32_t id;
-    while (!b->stopping && r2m_sched_pop_due(b->sched, b->now, &id))
+    /* at most max_concurrent requests in flight; due polls beyond that stay
+     * in the heap in due order and start as transfers finish */
+    while (!b->stopping && r2m_http_active(b->http) < b->cfg->max_concurrent &&
+           r2m_sched_pop_due(b->sched, b->now, &id))
         start_poll(b, b->eps[id]);
 }
 
@@ -881,7 +884,8 @@ static int globals_differ(const struct r2m_config *a, const struct r2m_config *c
            !str_eq(a->mqtt.key_file, c->mqtt.key_file) || a->mqtt.insecure != c->mqtt.insecure ||
            !str_eq(a->state.path, c->state.path) || a->state.outbox_max != c->state.outbox_max ||
            !str_eq(a->metrics.listen, c->metrics.listen) ||
-           a->shutdown_timeout_ms != c->shutdown_timeout_ms;
+           a->shutdown_timeout_ms != c->shutdown_timeout_ms ||
+           a->max_concurrent != c->max_concurrent;
 }
 
 static void point_at(struct endpoint *ep, const struct r2m_endpoint_cfg *ec)
@@ -917,7 +921,7 @@ static void reload(struct r2m_bridge *b)
     if (globals_differ(b->cfg, nc))
         r2m_log(R2M_LOG_WARN,
                 "settings outside endpoints: and log: (mqtt, state, metrics, instance, "
-                "shutdown_timeout) changed; they take effect after a restart",
+                "shutdown_timeout, max_concurrent) changed; they take effect after a restart",
                 NULL);
     r2m_log_setup(nc->log.level, nc->log.format);
 
@@ -1031,7 +1035,9 @@ static int64_t min64(int64_t a, int64_t c)
 static int turn(struct r2m_bridge *b, int64_t extra_deadline)
 {
     int64_t deadline = min64(r2m_http_deadline(b->http), extra_deadline);
-    if (!b->stopping)
+    /* when max_concurrent requests are in flight, due polls wait for one to
+     * finish (a socket event), not for the clock */
+    if (!b->stopping && r2m_http_active(b->http) < b->cfg->max_concurrent)
         deadline = min64(deadline, r2m_sched_next(b->sched));
     if (b->pub)
         deadline = min64(deadline, r2m_pub_deadline(b->pub));

@@ -1000,8 +1000,20 @@ static const char *suggest(const char *k, const char *const *keys, size_t nk)
 }
 
 static const char *const top_keys[] = {
-    "instance", "mqtt", "state", "defaults", "endpoints", "log", "shutdown_timeout", "metrics"};
-enum { T_INSTANCE, T_MQTT, T_STATE, T_DEFAULTS, T_ENDPOINTS, T_LOG, T_SHUTDOWN, T_METRICS, T__N };
+    "instance", "mqtt",    "state",         "defaults", "endpoints",
+    "log",      "shutdown_timeout", "metrics", "max_concurrent"};
+enum {
+    T_INSTANCE,
+    T_MQTT,
+    T_STATE,
+    T_DEFAULTS,
+    T_ENDPOINTS,
+    T_LOG,
+    T_SHUTDOWN,
+    T_METRICS,
+    T_MAX_CONCURRENT,
+    T__N
+};
 static const char *const mqtt_keys[] = {"url",          "client_id", "username",  "password",
                                         "version",      "qos",       "keepalive", "topic_prefix",
                                         "status_topic", "tls"};
@@ -2336,6 +2348,7 @@ static struct r2m_config *config_new(struct ctx *c)
     cfg->log.level = R2M_LOG_INFO;
     cfg->log.format = R2M_LOG_TEXT;
     cfg->shutdown_timeout_ms = 10000;
+    cfg->max_concurrent = 256;
     return cfg;
 }
 
@@ -2407,6 +2420,12 @@ static void read_config(struct ctx *c, struct r2m_config *cfg, struct node *root
         get_string(c, s[T_INSTANCE].val, "instance", 1, &cfg->instance);
     if (s[T_METRICS].val)
         read_metrics(c, cfg, s[T_METRICS].val);
+    if (s[T_MAX_CONCURRENT].val) {
+        uint64_t n;
+        if (!get_uint(c, s[T_MAX_CONCURRENT].val, "max_concurrent",
+                      "a whole number of requests from 1 to 100000", 1, 100000, &n))
+            cfg->max_concurrent = (unsigned)n;
+    }
     if (!cfg->instance)
         cfg->instance = dup_str(c, cfg->mqtt.client_id ? cfg->mqtt.client_id : "rest2mqtt");
     /* defaults: first whatever the file order, so endpoints can inherit from it */

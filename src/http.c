@@ -12,12 +12,27 @@
 
 #include "r2m/error.h"
 
+/* What one transfer in progress needs: an easy handle, the body, error
+ * text. Slots are pooled by the multi handle and lent to an endpoint's
+ * transfer while it runs, so memory and libcurl state grow with the number
+ * of transfers in flight, not with the number of endpoints (a libcurl easy
+ * handle alone is ~8 KB). */
+struct slot {
+    struct slot *next; /* free list */
+    CURL *easy;
+    struct r2m_buf body;
+    char link_next[4096];
+    char errbuf[CURL_ERROR_SIZE];
+    char msg[CURL_ERROR_SIZE + 64];
+};
+
 struct r2m_http {
     CURLM *multi;
     int epfd;
     int64_t deadline; /* monotonic ms when libcurl wants a timeout call */
     size_t active;
     r2m_http_done_fn *done;
+    struct slot *free_slots;
 };
 
 #define VALIDATOR_MAX 512
@@ -26,24 +41,73 @@ struct r2m_http_xfer {
     struct r2m_http *h;
     const struct r2m_endpoint_cfg *cfg;
     void *owner;
-    CURL *easy;
+    struct slot *slot;          /* while running */
     struct curl_slist *headers; /* static ones + token + validators; rebuilt on change */
     char *url;                  /* the endpoint's URL, with the query auth parameter */
     char *token;                /* OAuth2 access token, or NULL */
-    struct r2m_buf body;
-    int running;
     int too_big;
     int is_file;
     int conditional; /* validators were sent with this request */
     int headers_dirty;
-    /* validators: current (sent), and pending (from the last 2xx, kept
-     * until the poll succeeded as a whole) */
-    char etag[VALIDATOR_MAX], last_modified[VALIDATOR_MAX];
-    char p_etag[VALIDATOR_MAX], p_last_modified[VALIDATOR_MAX];
-    char link_next[4096];
-    char errbuf[CURL_ERROR_SIZE];
-    char msg[CURL_ERROR_SIZE + 64];
+    /* validators (NULL = none): current (sent), and pending (from the last
+     * 2xx, kept until the poll succeeded as a whole) */
+    char *etag, *last_modified;
+    char *p_etag, *p_last_modified;
 };
+
+static void slot_free(struct slot *sl)
+{
+    if (!sl)
+        return;
+    curl_easy_cleanup(sl->easy);
+    r2m_buf_free(&sl->body);
+    free(sl);
+}
+
+/* A slot from the pool, or a new one. */
+static struct slot *slot_get(struct r2m_http *h)
+{
+    struct slot *sl = h->free_slots;
+    if (sl) {
+        h->free_slots = sl->next;
+        curl_easy_reset(sl->easy); /* options only: connections live in the multi */
+        return sl;
+    }
+    sl = calloc(1, sizeof *sl);
+    if (!sl)
+        return NULL;
+    r2m_buf_init(&sl->body, 0);
+    if (!(sl->easy = curl_easy_init())) {
+        free(sl);
+        return NULL;
+    }
+    return sl;
+}
+
+static void slot_put(struct r2m_http *h, struct slot *sl)
+{
+    /* a huge body once must not pin its memory for ever */
+    if (sl->body.cap > (1u << 20))
+        r2m_buf_free(&sl->body);
+    sl->next = h->free_slots;
+    h->free_slots = sl;
+}
+
+/* Replaces *dst with a copy of src ("" or NULL: none); 0 or R2M_E_NOMEM. */
+static int set_str(char **dst, const char *src)
+{
+    char *c = src && *src ? strdup(src) : NULL;
+    if (src && *src && !c)
+        return R2M_E_NOMEM;
+    free(*dst);
+    *dst = c;
+    return 0;
+}
+
+static int str_same(const char *a, const char *b)
+{
+    return (!a || !*a) ? (!b || !*b) : (b && !strcmp(a, b));
+}
 
 static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
@@ -111,6 +175,10 @@ void r2m_http_free(struct r2m_http *h)
     if (!h)
         return;
     curl_multi_cleanup(h->multi);
+    for (struct slot *sl = h->free_slots, *next; sl; sl = next) {
+        next = sl->next;
+        slot_free(sl);
+    }
     free(h);
 }
 
@@ -118,7 +186,7 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *userp)
 {
     struct r2m_http_xfer *x = userp;
     size_t n = size * nmemb;
-    if (r2m_buf_append(&x->body, p, n)) {
+    if (r2m_buf_append(&x->slot->body, p, n)) {
         x->too_big = 1;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
     }
@@ -170,11 +238,11 @@ static int build_headers(struct r2m_http_xfer *x)
     /* conditional GET; not for paginated endpoints: a 304 for page 1 says
      * nothing about the other pages */
     x->conditional = 0;
-    if (!r && !cfg->paginate.kind && x->etag[0]) {
+    if (!r && !cfg->paginate.kind && x->etag) {
         r = add_header(&list, "If-None-Match", "", x->etag);
         x->conditional = 1;
     }
-    if (!r && !cfg->paginate.kind && x->last_modified[0]) {
+    if (!r && !cfg->paginate.kind && x->last_modified) {
         r = add_header(&list, "If-Modified-Since", "", x->last_modified);
         x->conditional = 1;
     }
@@ -184,15 +252,15 @@ static int build_headers(struct r2m_http_xfer *x)
     }
     curl_slist_free_all(x->headers);
     x->headers = list;
-    curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
     x->headers_dirty = 0;
     return 0;
 }
 
 /* Appends "name=value" (both URL-encoded) to url. Returns malloc'd text. */
-static char *with_param(CURL *e, const char *url, const char *name, const char *value)
+static char *with_param(const char *url, const char *name, const char *value)
 {
-    char *n = curl_easy_escape(e, name, 0), *v = curl_easy_escape(e, value, 0);
+    /* curl_easy_escape ignores its handle since 7.82 */
+    char *n = curl_easy_escape(NULL, name, 0), *v = curl_easy_escape(NULL, value, 0);
     char *out = NULL;
     if (n && v) {
         size_t len = strlen(url) + strlen(n) + strlen(v) + 3;
@@ -214,26 +282,34 @@ int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
     x->h = h;
     x->cfg = cfg;
     x->owner = owner;
-    r2m_buf_init(&x->body, cfg->max_body);
-    x->easy = curl_easy_init();
-    if (!x->easy)
-        goto out;
     x->is_file = strncasecmp(cfg->url, "file://", 7) == 0;
-    CURL *e = x->easy;
     x->url = cfg->auth.type == R2M_AUTH_QUERY
-                 ? with_param(e, cfg->url, cfg->auth.name, cfg->auth.value)
+                 ? with_param(cfg->url, cfg->auth.name, cfg->auth.value)
                  : strdup(cfg->url);
     if (!x->url || (r = build_headers(x)))
         goto out;
-    curl_easy_setopt(e, CURLOPT_URL, x->url);
+    *out = x;
+    x = NULL;
+    r = 0;
+out:
+    r2m_http_xfer_free(x);
+    return r;
+}
+
+/* Sets every option of a request on a (reset) easy handle. */
+static void apply_options(struct r2m_http_xfer *x, CURL *e, const char *url)
+{
+    const struct r2m_endpoint_cfg *cfg = x->cfg;
+    curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L); /* paho makes us multi-threaded */
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->slot->errbuf);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->timeout_ms);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cfg->max_body);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "rest2mqtt/" R2M_VERSION);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* every decoder libcurl has */
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,file");
@@ -260,12 +336,6 @@ int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, cfg->body ? cfg->body : "");
     }
-    *out = x;
-    x = NULL;
-    r = 0;
-out:
-    r2m_http_xfer_free(x);
-    return r;
 }
 
 void r2m_http_xfer_retarget(struct r2m_http_xfer *x, const struct r2m_endpoint_cfg *cfg)
@@ -277,14 +347,17 @@ void r2m_http_xfer_free(struct r2m_http_xfer *x)
 {
     if (!x)
         return;
-    if (x->running) {
-        curl_multi_remove_handle(x->h->multi, x->easy);
+    if (x->slot) {
+        curl_multi_remove_handle(x->h->multi, x->slot->easy);
         x->h->active--;
+        slot_put(x->h, x->slot);
     }
-    curl_easy_cleanup(x->easy);
     curl_slist_free_all(x->headers);
-    r2m_buf_free(&x->body);
     free(x->url);
+    free(x->etag);
+    free(x->last_modified);
+    free(x->p_etag);
+    free(x->p_last_modified);
     if (x->token)
         explicit_bzero(x->token, strlen(x->token));
     free(x->token);
@@ -298,33 +371,41 @@ int r2m_http_start(struct r2m_http_xfer *x)
 
 int r2m_http_start_url(struct r2m_http_xfer *x, const char *url)
 {
-    if (x->running)
+    if (x->slot)
         return R2M_E_INVALID;
     if (x->headers_dirty && build_headers(x))
         return R2M_E_NOMEM;
+    char *with_key = NULL;
     if (url && x->cfg->auth.type == R2M_AUTH_QUERY && !strstr(url, x->cfg->auth.name)) {
         /* page URLs from the server rarely repeat the API key */
-        char *u = with_param(x->easy, url, x->cfg->auth.name, x->cfg->auth.value);
-        if (!u)
+        if (!(with_key = with_param(url, x->cfg->auth.name, x->cfg->auth.value)))
             return R2M_E_NOMEM;
-        curl_easy_setopt(x->easy, CURLOPT_URL, u);
-        free(u); /* libcurl copies it */
-    } else {
-        curl_easy_setopt(x->easy, CURLOPT_URL, url ? url : x->url);
+        url = with_key;
     }
-    r2m_buf_reset(&x->body);
+    struct slot *sl = slot_get(x->h);
+    if (!sl) {
+        free(with_key);
+        return R2M_E_NOMEM;
+    }
+    x->slot = sl;
+    apply_options(x, sl->easy, url ? url : x->url);
+    free(with_key); /* libcurl copied it */
+    r2m_buf_reset(&sl->body);
+    sl->body.max = x->cfg->max_body;
     x->too_big = 0;
-    x->errbuf[0] = '\0';
-    if (curl_multi_add_handle(x->h->multi, x->easy) != CURLM_OK)
+    sl->errbuf[0] = '\0';
+    if (curl_multi_add_handle(x->h->multi, sl->easy) != CURLM_OK) {
+        x->slot = NULL;
+        slot_put(x->h, sl);
         return R2M_E_HTTP;
-    x->running = 1;
+    }
     x->h->active++;
     return 0;
 }
 
 int r2m_http_running(const struct r2m_http_xfer *x)
 {
-    return x->running;
+    return x->slot != NULL;
 }
 
 size_t r2m_http_active(const struct r2m_http *h)
@@ -427,33 +508,39 @@ int r2m_http_commit_validators(struct r2m_http_xfer *x)
 {
     if (x->cfg->paginate.kind || x->is_file)
         return 0;
-    if (strcmp(x->etag, x->p_etag) || strcmp(x->last_modified, x->p_last_modified)) {
-        strcpy(x->etag, x->p_etag);
-        strcpy(x->last_modified, x->p_last_modified);
-        x->headers_dirty = 1;
-        return 1;
+    if (str_same(x->etag, x->p_etag) && str_same(x->last_modified, x->p_last_modified))
+        return 0;
+    if (set_str(&x->etag, x->p_etag) || set_str(&x->last_modified, x->p_last_modified)) {
+        /* out of memory: send no validators rather than stale ones */
+        set_str(&x->etag, NULL);
+        set_str(&x->last_modified, NULL);
     }
-    return 0;
+    x->headers_dirty = 1;
+    return 1;
 }
 
 void r2m_http_set_validators(struct r2m_http_xfer *x, const char *etag, const char *last_modified)
 {
-    snprintf(x->etag, sizeof x->etag, "%s", etag && strlen(etag) < VALIDATOR_MAX ? etag : "");
-    snprintf(x->last_modified, sizeof x->last_modified, "%s",
-             last_modified && strlen(last_modified) < VALIDATOR_MAX ? last_modified : "");
-    strcpy(x->p_etag, x->etag);
-    strcpy(x->p_last_modified, x->last_modified);
+    if (etag && strlen(etag) >= VALIDATOR_MAX)
+        etag = NULL;
+    if (last_modified && strlen(last_modified) >= VALIDATOR_MAX)
+        last_modified = NULL;
+    if (set_str(&x->etag, etag) || set_str(&x->last_modified, last_modified) ||
+        set_str(&x->p_etag, etag) || set_str(&x->p_last_modified, last_modified)) {
+        set_str(&x->etag, NULL);
+        set_str(&x->last_modified, NULL);
+    }
     x->headers_dirty = 1;
 }
 
 const char *r2m_http_etag(const struct r2m_http_xfer *x)
 {
-    return x->p_etag;
+    return x->p_etag ? x->p_etag : "";
 }
 
 const char *r2m_http_last_modified(const struct r2m_http_xfer *x)
 {
-    return x->p_last_modified;
+    return x->p_last_modified ? x->p_last_modified : "";
 }
 
 int r2m_http_set_token(struct r2m_http_xfer *x, const char *token)
@@ -475,46 +562,57 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
     struct r2m_http_xfer *x = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
     curl_multi_remove_handle(h->multi, easy);
-    x->running = 0;
     h->active--;
+    /* the slot stays ours until done() returned: the result points into it,
+     * and done() may already start this endpoint's next request */
+    struct slot *sl = x->slot;
+    x->slot = NULL;
     struct r2m_http_result res = {0};
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &res.status);
     curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME, &res.total_s);
     if (x->too_big || code == CURLE_FILESIZE_EXCEEDED) {
         res.result = R2M_E_BODY_TOO_LARGE;
-        snprintf(x->msg, sizeof x->msg, "response body larger than max_body (%llu bytes)",
+        snprintf(sl->msg, sizeof sl->msg, "response body larger than max_body (%llu bytes)",
                  (unsigned long long)x->cfg->max_body);
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
         res.result = R2M_E_TIMEOUT;
-        snprintf(x->msg, sizeof x->msg, "timed out after %lld ms", (long long)x->cfg->timeout_ms);
+        snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms",
+                 (long long)x->cfg->timeout_ms);
     } else if (code != CURLE_OK) {
         res.result = R2M_E_HTTP;
         /* libcurl's error buffer names host and port, never credentials */
-        snprintf(x->msg, sizeof x->msg, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(code));
+        snprintf(sl->msg, sizeof sl->msg, "%s",
+                 sl->errbuf[0] ? sl->errbuf : curl_easy_strerror(code));
     } else if (!x->is_file && res.status == 304 && x->conditional) {
         res.not_modified = 1; /* success: nothing changed, nothing to parse */
     } else if (!x->is_file && !status_ok(x->cfg, res.status)) {
         res.result = R2M_E_HTTP_STATUS;
-        snprintf(x->msg, sizeof x->msg, "HTTP status %ld", res.status);
+        snprintf(sl->msg, sizeof sl->msg, "HTTP status %ld", res.status);
         if (res.status == 429 || res.status == 503)
             res.retry_after_ms = retry_after(easy);
     } else {
-        res.body = x->body.data ? x->body.data : "";
-        res.len = x->body.len;
+        res.body = sl->body.data ? sl->body.data : "";
+        res.len = sl->body.len;
         if (!x->is_file && !x->cfg->paginate.kind) {
-            header_value(easy, "ETag", x->p_etag, sizeof x->p_etag);
-            header_value(easy, "Last-Modified", x->p_last_modified, sizeof x->p_last_modified);
+            char v[VALIDATOR_MAX];
+            header_value(easy, "ETag", v, sizeof v);
+            if (!str_same(v, x->p_etag) && set_str(&x->p_etag, v))
+                set_str(&x->p_etag, NULL);
+            header_value(easy, "Last-Modified", v, sizeof v);
+            if (!str_same(v, x->p_last_modified) && set_str(&x->p_last_modified, v))
+                set_str(&x->p_last_modified, NULL);
         }
-        x->link_next[0] = '\0';
+        sl->link_next[0] = '\0';
         if (x->cfg->paginate.kind == R2M_PAGE_LINK)
-            link_next(easy, x->link_next, sizeof x->link_next);
-        res.link_next = x->link_next[0] ? x->link_next : NULL;
+            link_next(easy, sl->link_next, sizeof sl->link_next);
+        res.link_next = sl->link_next[0] ? sl->link_next : NULL;
         char *eff = NULL;
         curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &eff);
         res.url = eff;
     }
-    res.err = res.result ? x->msg : NULL;
+    res.err = res.result ? sl->msg : NULL;
     h->done(x->owner, x, &res);
+    slot_put(h, sl);
 }
 
 static void drain(struct r2m_http *h)

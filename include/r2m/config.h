@@ -124,6 +124,9 @@ struct r2m_config {
         int format;
     } log;
     int64_t shutdown_timeout_ms; /* default 10s */
+    unsigned max_concurrent;     /* requests in flight at once, default 256: polls due beyond
+                                    it wait their turn (libcurl's cost per request grows with
+                                    the number of open connections) */
     struct {
         char *listen; /* "127.0.0.1:9464" or NULL: no metrics/health HTTP server */
     } metrics;

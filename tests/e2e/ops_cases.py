@@ -1384,3 +1384,39 @@ def log_format_json(t):
           len(stray), stray[:5])
     report("log_format_json: %d JSON records, then %d text lines"
            % (mark2, len(tail_lines)))
+
+
+# ---------------------------------------------------------------------------
+# max_concurrent
+
+
+@case
+def max_concurrent_limits_requests_in_flight(t):
+    """max_concurrent: 2 with six slow endpoints: never more than two requests
+    are open at the API at once, and every endpoint is still polled (due
+    polls wait their turn in due order)."""
+    api = t.api()
+    broker = t.broker()
+    broker.start()
+    names = ["s%d" % i for i in range(6)]
+    for n in names:
+        api.set("/" + n, Reply.slow(0.3, Reply.json({"n": n})))
+    eps = [doc_endpoint(api, n) for n in names]
+    cfg = t.config(broker.port, eps, max_concurrent=2,
+                   defaults={"interval": "100ms", "timeout": "5s", "jitter": "0%"})
+    br = t.bridge(cfg)
+    for n in names:
+        api.wait_requests("/" + n, 2, timeout=20, finished=True)
+    br.assert_alive()
+    # the largest number of requests open at one moment, from the API's log
+    marks = []
+    for r in api.requests():
+        if r.t_end is not None:
+            marks += [(r.t, 1), (r.t_end, -1)]
+    open_now = peak = 0
+    for _, d in sorted(marks, key=lambda m: (m[0], m[1])):
+        open_now += d
+        peak = max(peak, open_now)
+    check(peak <= 2, "max_concurrent 2, yet %d requests were open at once", peak)
+    check(peak == 2, "two requests should run in parallel (peak %d)", peak)
+    br.stop()

@@ -408,6 +408,21 @@ static void test_unknown_keys(void **state)
     expect_error(EP "    ? [a]\n    : b\n", 4, 7, "keys must be plain words");
 }
 
+static void test_max_concurrent(void **state)
+{
+    (void)state;
+    struct r2m_config *c = NULL;
+    struct r2m_diag d = {0};
+    assert_int_equal(parse(EP, &c, &d), 0);
+    assert_int_equal(c->max_concurrent, 256);
+    r2m_config_free(c);
+    assert_int_equal(parse("max_concurrent: 8\n" EP, &c, &d), 0);
+    assert_int_equal(c->max_concurrent, 8);
+    r2m_config_free(c);
+    r2m_diag_free(&d);
+    expect_error("max_concurrent: 0\n" EP, 1, 17, "from 1 to 100000");
+}
+
 static void test_metrics_listen(void **state)
 {
     (void)state;
@@ -1264,6 +1279,7 @@ int main(void)
         cmocka_unit_test(test_defaults_rules),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_metrics_listen),
+        cmocka_unit_test(test_max_concurrent),
         cmocka_unit_test(test_collection_keys),
         cmocka_unit_test(test_api_keys),
         cmocka_unit_test(test_duplicate_names),
