@@ -220,6 +220,24 @@ static void topic_pointer_from_document(void **state)
     assert_int_equal(f->sink.n, 1);
 }
 
+static void identical_body_skips_parsing_but_not_after_a_failure(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(feed(f, "{\"v\":1}"), 0);
+    assert_int_equal(feed(f, "{\"v\":2}"), 0);
+    assert_int_equal(f->sink.n, 1);
+    /* the same bytes again: nothing to do */
+    assert_int_equal(feed(f, "{\"v\":2}"), 0);
+    assert_int_equal(f->sink.n, 1);
+    /* a refused emit must not be remembered as seen: the retry emits */
+    f->sink.refuse = 1;
+    assert_int_equal(feed(f, "{\"v\":3}"), R2M_E_TOO_BIG);
+    f->sink.refuse = 0;
+    assert_int_equal(feed(f, "{\"v\":3}"), 0);
+    assert_int_equal(f->sink.n, 2);
+    assert_non_null(strstr(f->sink.payload, "\"before\":{\"v\":2},\"after\":{\"v\":3}"));
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -228,6 +246,7 @@ int main(void)
         T(equivalent_spellings_emit_nothing),   T(failed_parse_keeps_snapshot),
         T(full_outbox_does_not_advance),        T(ids_differ_between_changes),
         T(emit_initial_reports_first_document), T(topic_pointer_from_document),
+        T(identical_body_skips_parsing_but_not_after_a_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
