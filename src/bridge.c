@@ -739,6 +739,10 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
     if (mode == R2M_BRIDGE_RUN) {
         if ((r = r2m_store_open(&b->store, cfg->state.path, err, errlen)))
             goto out_err;
+        if ((r = r2m_store_set_sync(b->store, cfg->state.sync_full))) {
+            snprintf(err, errlen, "state file %s: cannot set state.sync", cfg->state.path);
+            goto out_err;
+        }
         b->env.epoch = r2m_store_epoch(b->store);
         if ((r = r2m_pub_new(&b->pub, cfg, cfg->state.outbox_max)))
             goto out;
@@ -883,6 +887,7 @@ static int globals_differ(const struct r2m_config *a, const struct r2m_config *c
            !str_eq(a->mqtt.cert_file, c->mqtt.cert_file) ||
            !str_eq(a->mqtt.key_file, c->mqtt.key_file) || a->mqtt.insecure != c->mqtt.insecure ||
            !str_eq(a->state.path, c->state.path) || a->state.outbox_max != c->state.outbox_max ||
+           a->state.sync_full != c->state.sync_full ||
            !str_eq(a->metrics.listen, c->metrics.listen) ||
            a->shutdown_timeout_ms != c->shutdown_timeout_ms ||
            a->max_concurrent != c->max_concurrent;

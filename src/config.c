@@ -1032,7 +1032,7 @@ enum {
 };
 static const char *const tls_keys[] = {"ca_file", "cert_file", "key_file", "insecure"};
 enum { L_CA, L_CERT, L_KEY, L_INSECURE, L__N };
-static const char *const state_keys[] = {"path", "outbox_max"};
+static const char *const state_keys[] = {"path", "outbox_max", "sync"};
 static const char *const log_keys[] = {"level", "format"};
 static const char *const endpoint_keys[] = {
     "name",          "url",         "method",      "body",         "headers",
@@ -2285,15 +2285,25 @@ static void read_mqtt(struct ctx *c, struct r2m_config *cfg, struct node *v)
 
 static void read_state(struct ctx *c, struct r2m_config *cfg, struct node *v)
 {
-    struct slot s[2] = {{0}};
+    struct slot s[3] = {{0}};
     if (!want_map(c, v, "state"))
         return;
-    collect(c, v, state_keys, 2, s, "in state", NULL, 0);
+    collect(c, v, state_keys, 3, s, "in state", NULL, 0);
     if (s[0].val)
         get_string(c, s[0].val, "state.path", 1, &cfg->state.path);
     if (s[1].val)
         get_uint(c, s[1].val, "state.outbox_max", "a whole number of events (at least 1)", 1,
                  UINT64_MAX, &cfg->state.outbox_max);
+    const char *sync;
+    if (s[2].val && (sync = get_scalar(c, s[2].val, "state.sync", "normal or full"))) {
+        if (!strcmp(sync, "normal") || !strcmp(sync, "full"))
+            cfg->state.sync_full = sync[0] == 'f';
+        else
+            err_at(c, s[2].val,
+                   "state.sync: expected normal (survives a crash of rest2mqtt) or full (also "
+                   "survives a power loss, at one disk flush per poll with changes), got %s",
+                   shown(s[2].val, sync).s);
+    }
 }
 
 static void read_log(struct ctx *c, struct r2m_config *cfg, struct node *v)

@@ -55,6 +55,7 @@ struct r2m_pub {
     size_t queued, max_queued;
     struct msg *inflight[R2M_PUB_WINDOW];
     size_t n_inflight;
+    size_t window; /* R2M_PUB_WINDOW, or less when the broker's Receive Maximum is */
     uint64_t next_seq, next_send_id, acked;
     r2m_pub_ack_fn *on_ack;
     void *ack_ctx;
@@ -101,8 +102,12 @@ static void on_conn_ok(void *ctx, MQTTAsync_successData *d)
 
 static void on_conn_ok5(void *ctx, MQTTAsync_successData5 *d)
 {
-    (void)d;
-    report(ctx, REP_CONNECTED, 0, 0);
+    /* MQTT 5 brokers announce how many QoS 1/2 publishes they take at once
+     * (mosquitto: 20 by default); paho holds back the excess and looks at
+     * it again only after a second, so the loop must not send more */
+    int rm = d ? MQTTProperties_getNumericValue(&d->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM)
+               : -1;
+    report(ctx, REP_CONNECTED, rm > 0 ? rm : 0, 0);
 }
 
 static void on_conn_fail(void *ctx, MQTTAsync_failureData *d)
@@ -193,6 +198,7 @@ int r2m_pub_new(struct r2m_pub **out, const struct r2m_config *cfg, size_t max_q
     p->efd = -1;
     p->max_queued = max_queued;
     p->backoff_ms = 1000;
+    p->window = R2M_PUB_WINDOW;
     p->rng = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
     pthread_mutex_init(&p->lock, NULL);
     p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -249,6 +255,11 @@ size_t r2m_pub_pending(const struct r2m_pub *p)
     return p->queued + p->n_inflight;
 }
 
+size_t r2m_pub_window(const struct r2m_pub *p)
+{
+    return p->window;
+}
+
 size_t r2m_pub_room(const struct r2m_pub *p)
 {
     size_t used = p->queued + p->n_inflight;
@@ -264,7 +275,7 @@ int64_t r2m_pub_deadline(const struct r2m_pub *p)
 {
     if (p->state == ST_DOWN)
         return p->retry_at;
-    if (p->state == ST_UP && p->queued && p->n_inflight < R2M_PUB_WINDOW && p->hold_until)
+    if (p->state == ST_UP && p->queued && p->n_inflight < p->window && p->hold_until)
         return p->hold_until;
     return INT64_MAX;
 }
@@ -421,7 +432,7 @@ static void send_some(struct r2m_pub *p, int64_t now)
     if (p->state != ST_UP || (p->hold_until && now < p->hold_until))
         return;
     p->hold_until = 0;
-    while (p->head && p->n_inflight < R2M_PUB_WINDOW) {
+    while (p->head && p->n_inflight < p->window) {
         struct msg *m = p->head;
         MQTTAsync_message pm = MQTTAsync_message_initializer;
         MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -491,6 +502,8 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
                 break;
             p->state = ST_UP;
             p->backoff_ms = 1000;
+            p->window = r->code > 0 && (size_t)r->code < R2M_PUB_WINDOW ? (size_t)r->code
+                                                                         : R2M_PUB_WINDOW;
             p->ever_connected = 1;
             r2m_log(R2M_LOG_INFO, "mqtt connected", "broker", p->cfg->mqtt.url, NULL);
             if (p->status_topic) {

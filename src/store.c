@@ -282,6 +282,11 @@ void r2m_store_close(struct r2m_store *s)
     free(s);
 }
 
+int r2m_store_set_sync(struct r2m_store *s, int full)
+{
+    return exec(s, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+}
+
 uint64_t r2m_store_epoch(const struct r2m_store *s)
 {
     return s->epoch;

@@ -118,6 +118,7 @@ struct r2m_config {
     struct {
         char *path;          /* default ./rest2mqtt.db */
         uint64_t outbox_max; /* default 100000 */
+        int sync_full;       /* state.sync: full; default normal (see r2m_store_set_sync) */
     } state;
     struct {
         int level; /* R2M_LOG_ERROR..R2M_LOG_DEBUG from r2m/log.h; default info */

@@ -7,7 +7,9 @@
  * thread.
  *
  * Messages wait in a FIFO queue (bounded by max_queued) and are sent with at
- * most R2M_PUB_WINDOW unacknowledged at a time. A message leaves the queue
+ * most R2M_PUB_WINDOW unacknowledged at a time, or fewer when an MQTT 5
+ * broker's Receive Maximum is lower (paho would hold the excess back and
+ * retry it only a second later). A message leaves the queue
  * only when paho reports success (PUBACK for QoS 1, PUBCOMP for QoS 2, the
  * write for QoS 0). Publishes that fail, or are in flight when the
  * connection drops, go back to the front of the queue in their original
@@ -57,6 +59,8 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now_ms);
 int64_t r2m_pub_deadline(const struct r2m_pub *p);
 
 int r2m_pub_connected(const struct r2m_pub *p);
+/* Unacknowledged publishes allowed at once on the current connection. */
+size_t r2m_pub_window(const struct r2m_pub *p);
 /* How many more messages r2m_pub_enqueue accepts now. */
 size_t r2m_pub_room(const struct r2m_pub *p);
 /* Messages not yet acknowledged: queued + in flight. */

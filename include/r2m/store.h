@@ -1,6 +1,6 @@
 /* r2m/store.h - durable state and the transactional outbox, in SQLite.
  *
- * One database file (WAL mode, synchronous=FULL) holds, per endpoint, the
+ * One database file (WAL mode) holds, per endpoint, the
  * last committed snapshot (the canonical document, or the collection's
  * items with their fingerprints), the change sequence number, a fingerprint
  * of the settings that shape the snapshot, and the outbox of events the
@@ -27,6 +27,15 @@ struct r2m_store;
  * message naming the path (never a silent reset). */
 int r2m_store_open(struct r2m_store **out, const char *path, char *err, size_t errlen);
 void r2m_store_close(struct r2m_store *s);
+
+/* Durability of commits. FULL (the default after open) flushes the WAL to
+ * disk at every commit: nothing committed is lost even on a power loss.
+ * NORMAL flushes only at checkpoints: a crash or kill -9 of the process
+ * loses nothing (the WAL is in the OS's hands), an OS crash or power loss
+ * can roll back the last commits - snapshot and events together, never
+ * one without the other - so the next poll detects the change again and
+ * re-emits it, with the same id when nothing else changed meanwhile. */
+int r2m_store_set_sync(struct r2m_store *s, int full);
 
 /* Random 64-bit number fixed when the database was created: part of every
  * event id, so ids from different databases never collide. */

@@ -408,6 +408,21 @@ static void test_unknown_keys(void **state)
     expect_error(EP "    ? [a]\n    : b\n", 4, 7, "keys must be plain words");
 }
 
+static void test_state_sync(void **state)
+{
+    (void)state;
+    struct r2m_config *c = NULL;
+    struct r2m_diag d = {0};
+    assert_int_equal(parse(EP, &c, &d), 0);
+    assert_int_equal(c->state.sync_full, 0); /* normal */
+    r2m_config_free(c);
+    assert_int_equal(parse("state: { sync: full }\n" EP, &c, &d), 0);
+    assert_int_equal(c->state.sync_full, 1);
+    r2m_config_free(c);
+    r2m_diag_free(&d);
+    expect_error("state: { sync: always }\n" EP, 1, 16, "state.sync: expected normal");
+}
+
 static void test_max_concurrent(void **state)
 {
     (void)state;
@@ -1280,6 +1295,7 @@ int main(void)
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_metrics_listen),
         cmocka_unit_test(test_max_concurrent),
+        cmocka_unit_test(test_state_sync),
         cmocka_unit_test(test_collection_keys),
         cmocka_unit_test(test_api_keys),
         cmocka_unit_test(test_duplicate_names),
