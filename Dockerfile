@@ -28,7 +28,7 @@ COPY include ./include
 COPY src ./src
 COPY pollers ./pollers
 COPY tests ./tests
-COPY bench/meson.build bench/collection_bench.c ./bench/
+COPY bench/meson.build bench/collection_bench.c bench/outbox_bench.c ./bench/
 RUN meson setup /build --buildtype=release \
  && ninja -C /build rest2mqtt \
  && strip /build/rest2mqtt \
