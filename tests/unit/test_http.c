@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "loopback.h"
 #include "r2m/error.h"
 #include "r2m/http.h"
 
@@ -288,15 +289,8 @@ static void hanging_server_times_out(void **state)
 static void connection_refused(void **state)
 {
     (void)state;
-    /* a port that was free a moment ago: bind, read the port, close */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
     struct r2m_endpoint_cfg c = endpoint("/");
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", loopback_free_port());
     struct outcome o = fetch(&c);
     assert_int_equal(o.result, R2M_E_HTTP);
     assert_true(o.err[0] != '\0');

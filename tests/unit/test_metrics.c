@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "loopback.h"
 #include "r2m/error.h"
 #include "r2m/metrics.h"
 
@@ -59,17 +60,6 @@ static void handler(void *ctx, const char *path, struct r2m_buf *out, int *statu
     }
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* Sends a request and turns "the loop" until the answer is complete. */
 static void request(struct r2m_metrics *m, int epfd, int port, const char *path, char *resp,
                     size_t cap)
@@ -105,7 +95,7 @@ static void serves_from_the_callers_loop(void **state)
 {
     (void)state;
     int epfd = epoll_create1(0);
-    int port = free_port();
+    int port = loopback_free_port();
     char listen[32], err[256];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     struct r2m_metrics *m = NULL;

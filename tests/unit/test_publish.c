@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "r2m/config.h"
+#include "loopback.h"
 #include "r2m/error.h"
 #include "r2m/http.h"
 #include "r2m/log.h"
@@ -31,28 +32,6 @@ static const char *mosquitto_bin(void)
 {
     const char *m = getenv("R2M_MOSQUITTO");
     return m && *m ? m : "/usr/sbin/mosquitto";
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static int port_open(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
 }
 
 static void sleep_ms(int ms)
@@ -75,7 +54,7 @@ static pid_t start_broker(int port, const char *dir)
         execl(mosquitto_bin(), "mosquitto", "-c", conf, (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 100 && !port_open(port); i++)
+    for (int i = 0; i < 100 && !loopback_port_open(port); i++)
         sleep_ms(50);
     return pid;
 }
@@ -108,7 +87,7 @@ static int setup(void **state)
     snprintf(f->dir, sizeof f->dir, "/tmp/r2m-test-pub-XXXXXX");
     if (!mkdtemp(f->dir))
         return -1;
-    f->port = free_port();
+    f->port = loopback_free_port();
     snprintf(f->url, sizeof f->url, "mqtt://127.0.0.1:%d", f->port);
     f->cfg.mqtt.url = f->url;
     f->cfg.mqtt.client_id = "r2m-unit-publish";
