@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <curl/header.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,9 @@ struct r2m_http_xfer {
     struct slot *slot;          /* while running */
     struct curl_slist *headers; /* static ones + token + validators; rebuilt on change */
     char *url;                  /* the endpoint's URL, with the query auth parameter */
-    char *token;                /* OAuth2 access token, or NULL */
+    char *body;                 /* POST body, our own copy (NULL: GET) */
+    size_t body_len;
+    char *token; /* OAuth2 access token, or NULL */
     int too_big;
     int is_file;
     int conditional; /* validators were sent with this request */
@@ -116,16 +119,24 @@ static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *so
     struct epoll_event ev = {0};
     ev.data.u64 = R2M_HTTP_EPOLL_TAG | (uint32_t)fd;
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
+        /* libcurl may have closed the fd already (the kernel then dropped
+         * it from the set): ENOENT and EBADF are not errors here */
+        if (epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != ENOENT && errno != EBADF)
+            return -1;
         curl_multi_assign(h->multi, fd, NULL);
         return 0;
     }
     ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
-    /* socketp marks fds already registered, so we know MOD from ADD */
+    /* socketp marks fds already registered, so we know MOD from ADD; a
+     * failure fails the transfers on this socket (libcurl aborts them)
+     * instead of leaving them waiting for events that never come */
     if (socketp) {
-        epoll_ctl(h->epfd, EPOLL_CTL_MOD, fd, &ev);
+        if (epoll_ctl(h->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+            return -1;
     } else {
-        epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev);
+        if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
+            (errno != EEXIST || epoll_ctl(h->epfd, EPOLL_CTL_MOD, fd, &ev) < 0))
+            return -1;
         curl_multi_assign(h->multi, fd, h);
     }
     return 0;
@@ -288,6 +299,17 @@ int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
                  : strdup(cfg->url);
     if (!x->url || (r = build_headers(x)))
         goto out;
+    /* libcurl's CURLOPT_POSTFIELDS does not copy, and a reload frees the
+     * configuration while a POST may still be sending: the transfer owns
+     * its body. (URL and headers are copied already: x->url, x->headers.) */
+    if (!strcmp(cfg->method, "POST")) {
+        x->body_len = cfg->body ? strlen(cfg->body) : 0;
+        if (!(x->body = malloc(x->body_len + 1))) {
+            r = R2M_E_NOMEM;
+            goto out;
+        }
+        memcpy(x->body, cfg->body ? cfg->body : "", x->body_len + 1);
+    }
     *out = x;
     x = NULL;
     r = 0;
@@ -332,14 +354,24 @@ static void apply_options(struct r2m_http_xfer *x, CURL *e, const char *url)
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    if (strcmp(cfg->method, "POST") == 0) {
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, cfg->body ? cfg->body : "");
-    }
+}
+
+/* The POST body, from the transfer's own copy (see r2m_http_xfer_new). */
+static int set_body(struct r2m_http_xfer *x, CURL *e)
+{
+    if (!x->body)
+        return 0;
+    if (curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body) != CURLE_OK)
+        return R2M_E_HTTP;
+    return 0;
 }
 
 void r2m_http_xfer_retarget(struct r2m_http_xfer *x, const struct r2m_endpoint_cfg *cfg)
 {
+    /* only what is read when a request ends or starts changes hands; what a
+     * request in flight uses (URL, headers, body) is the transfer's own */
     x->cfg = cfg;
 }
 
@@ -354,6 +386,7 @@ void r2m_http_xfer_free(struct r2m_http_xfer *x)
     }
     curl_slist_free_all(x->headers);
     free(x->url);
+    free(x->body);
     free(x->etag);
     free(x->last_modified);
     free(x->p_etag);
@@ -390,6 +423,11 @@ int r2m_http_start_url(struct r2m_http_xfer *x, const char *url)
     x->slot = sl;
     apply_options(x, sl->easy, url ? url : x->url);
     free(with_key); /* libcurl copied it */
+    if (set_body(x, sl->easy)) {
+        x->slot = NULL;
+        slot_put(x->h, sl);
+        return R2M_E_HTTP;
+    }
     r2m_buf_reset(&sl->body);
     sl->body.max = x->cfg->max_body;
     x->too_big = 0;
@@ -576,8 +614,7 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
                  (unsigned long long)x->cfg->max_body);
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
         res.result = R2M_E_TIMEOUT;
-        snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms",
-                 (long long)x->cfg->timeout_ms);
+        snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms", (long long)x->cfg->timeout_ms);
     } else if (code != CURLE_OK) {
         res.result = R2M_E_HTTP;
         /* libcurl's error buffer names host and port, never credentials */
