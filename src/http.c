@@ -27,9 +27,16 @@ struct slot {
     char msg[CURL_ERROR_SIZE + 64];
 };
 
+#define DOOMED_MAX 16
+
 struct r2m_http {
     CURLM *multi;
     int epfd;
+    /* transfers whose socket could not be watched (epoll_ctl failed): they
+     * are failed right after the libcurl call, each alone */
+    CURL *doomed[DOOMED_MAX];
+    int doomed_errno[DOOMED_MAX];
+    size_t n_doomed;
     int64_t deadline; /* monotonic ms when libcurl wants a timeout call */
     size_t active;
     r2m_http_done_fn *done;
@@ -112,31 +119,52 @@ static int str_same(const char *a, const char *b)
     return (!a || !*a) ? (!b || !*b) : (b && !strcmp(a, b));
 }
 
+/* A socket libcurl needs could not be put in the epoll set: without it the
+ * transfer would wait for events that never come (until its timeout).
+ * Fail that transfer alone once libcurl returns (see fail_doomed); -1 (which
+ * makes libcurl fail every transfer of the multi handle) only when too
+ * many fail at once to remember them. */
+static int watch_failed(struct r2m_http *h, CURL *easy)
+{
+    if (h->n_doomed == DOOMED_MAX)
+        return -1;
+    h->doomed_errno[h->n_doomed] = errno;
+    h->doomed[h->n_doomed++] = easy;
+    return 0;
+}
+
+static void undoom(struct r2m_http *h, CURL *easy)
+{
+    for (size_t i = 0; i < h->n_doomed; i++)
+        if (h->doomed[i] == easy) {
+            h->doomed[i] = h->doomed[--h->n_doomed];
+            h->doomed_errno[i] = h->doomed_errno[h->n_doomed];
+            return;
+        }
+}
+
 static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
-    (void)easy;
     struct r2m_http *h = userp;
     struct epoll_event ev = {0};
     ev.data.u64 = R2M_HTTP_EPOLL_TAG | (uint32_t)fd;
     if (what == CURL_POLL_REMOVE) {
         /* libcurl may have closed the fd already (the kernel then dropped
          * it from the set): ENOENT and EBADF are not errors here */
-        if (epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != ENOENT && errno != EBADF)
-            return -1;
+        /* nothing waits on a socket being removed: no transfer to fail */
+        (void)epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
         curl_multi_assign(h->multi, fd, NULL);
         return 0;
     }
     ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
-    /* socketp marks fds already registered, so we know MOD from ADD; a
-     * failure fails the transfers on this socket (libcurl aborts them)
-     * instead of leaving them waiting for events that never come */
+    /* socketp marks fds already registered, so we know MOD from ADD */
     if (socketp) {
         if (epoll_ctl(h->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
-            return -1;
+            return watch_failed(h, easy);
     } else {
         if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
             (errno != EEXIST || epoll_ctl(h->epfd, EPOLL_CTL_MOD, fd, &ev) < 0))
-            return -1;
+            return watch_failed(h, easy);
         curl_multi_assign(h->multi, fd, h);
     }
     return 0;
@@ -380,6 +408,7 @@ void r2m_http_xfer_free(struct r2m_http_xfer *x)
     if (!x)
         return;
     if (x->slot) {
+        undoom(x->h, x->slot->easy);
         curl_multi_remove_handle(x->h->multi, x->slot->easy);
         x->h->active--;
         slot_put(x->h, x->slot);
@@ -599,6 +628,7 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
 {
     struct r2m_http_xfer *x = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    undoom(h, easy);
     curl_multi_remove_handle(h->multi, easy);
     h->active--;
     /* the slot stays ours until done() returned: the result points into it,
@@ -652,10 +682,27 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
     slot_put(h, sl);
 }
 
+/* Fails the transfers whose socket could not be watched, each with the
+ * cause; every entry is a running transfer (finish and free undoom). */
+static void fail_doomed(struct r2m_http *h)
+{
+    while (h->n_doomed) {
+        size_t i = --h->n_doomed;
+        CURL *easy = h->doomed[i];
+        struct r2m_http_xfer *x = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+        snprintf(x->slot->errbuf, sizeof x->slot->errbuf,
+                 "cannot watch the connection's socket (epoll_ctl: %s)",
+                 strerror(h->doomed_errno[i]));
+        finish(h, easy, CURLE_SEND_ERROR);
+    }
+}
+
 static void drain(struct r2m_http *h)
 {
     CURLMsg *m;
     int left;
+    fail_doomed(h);
     while ((m = curl_multi_info_read(h->multi, &left)))
         if (m->msg == CURLMSG_DONE)
             finish(h, m->easy_handle, m->data.result);
