@@ -53,8 +53,8 @@ struct r2m_http_xfer {
     struct curl_slist *headers; /* static ones + token + validators; rebuilt on change */
     char *url;                  /* the endpoint's URL, with the query auth parameter */
     char *body;                 /* POST body, our own copy (NULL: GET) */
-    size_t body_len;
-    char *token; /* OAuth2 access token, or NULL */
+    size_t body_len;            /* its length */
+    char *token;                /* OAuth2 access token, or NULL */
     int too_big;
     int is_file;
     int conditional; /* validators were sent with this request */
@@ -150,8 +150,8 @@ static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *so
     ev.data.u64 = R2M_HTTP_EPOLL_TAG | (uint32_t)fd;
     if (what == CURL_POLL_REMOVE) {
         /* libcurl may have closed the fd already (the kernel then dropped
-         * it from the set): ENOENT and EBADF are not errors here */
-        /* nothing waits on a socket being removed: no transfer to fail */
+         * it from the set, ENOENT/EBADF); whatever the result, nothing
+         * waits on a socket being removed, so no transfer is left hanging */
         (void)epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
         curl_multi_assign(h->multi, fd, NULL);
         return 0;
