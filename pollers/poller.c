@@ -139,6 +139,16 @@ static int origin(CURLU *u, char **out)
     return *out ? 0 : R2M_E_NOMEM;
 }
 
+int r2m_page_origin(const char *url, char **out)
+{
+    CURLU *u = curl_url();
+    if (!u)
+        return R2M_E_NOMEM;
+    int r = curl_url_set(u, CURLUPART_URL, url, 0) ? R2M_E_INVALID : origin(u, out);
+    curl_url_cleanup(u);
+    return r;
+}
+
 int r2m_page_resolve(const char *base, const char *ref, struct r2m_page_next *next, char *err,
                      size_t errlen)
 {

@@ -4,9 +4,11 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <time.h>
@@ -49,6 +51,21 @@ struct endpoint {
     uint64_t polls, errors, not_modified, events;
     int64_t last_ok_wall; /* wall ms of the last successful poll */
     char last_error[256]; /* cause of the last failure, for /healthz */
+    /* origin (scheme, host, port of url) for the per-origin cap */
+    uint32_t origin;  /* index into the bridge's origins */
+    int in_poll;      /* a poll is in progress: counted in its origin */
+    int parked;       /* due, waiting in its origin's queue */
+    int64_t park_due; /* when it fell due */
+    struct endpoint *park_next;
+};
+
+/* Requests in flight per origin (DESIGN.md invariant 9). Due polls of an
+ * origin that may not start now wait in its queue, in due order, without
+ * holding up polls of other origins. */
+struct origin {
+    char *name;       /* "scheme://host:port" */
+    size_t in_flight; /* polls in progress */
+    struct endpoint *park_head, *park_tail;
 };
 
 /* Event types counted for /metrics, in the order of the metric's labels. */
@@ -77,6 +94,12 @@ struct r2m_bridge {
     struct endpoint **eps; /* each allocated alone: transfers point at them */
     size_t n_eps;
     struct r2m_config *reloaded; /* the config of the last SIGHUP reload, owned */
+    struct origin *origins;
+    size_t n_origins, busy_origins; /* busy: with a poll in progress */
+    uint32_t *waiting;              /* origins with due polls parked */
+    size_t n_waiting;
+    int64_t file_checked; /* when the state file's identity was last checked */
+    int fatal;            /* a runtime failure that stops the bridge (exit 2) */
     uint64_t rng;
     int64_t now;
     int stopping;
@@ -255,20 +278,21 @@ static void schedule_next(struct r2m_bridge *b, struct endpoint *ep)
     if (b->mode == R2M_BRIDGE_ONCE || b->stopping)
         return;
     int64_t delay = r2m_sched_delay(ep->cfg->interval_ms, ep->cfg->jitter, &b->rng);
+    int64_t base = ep->started; /* interval: from start to start */
     if (ep->failures) {
         /* back off: double the interval per consecutive failure (the jitter
          * above spreads the retries), up to max(interval, max_backoff), so a
-         * dead API is not hammered; a Retry-After from the server wins */
+         * dead API is not hammered; a Retry-After from the server wins.
+         * Counted from the END of the failed poll: a poll that hung for its
+         * whole timeout must not come straight back */
         int64_t cap = ep->cfg->max_backoff_ms > ep->cfg->interval_ms ? ep->cfg->max_backoff_ms
                                                                      : ep->cfg->interval_ms;
-        for (uint32_t i = 0; i < ep->failures && delay < cap; i++)
-            delay *= 2;
-        if (delay > cap)
-            delay = cap;
+        delay = r2m_sched_backoff(delay, ep->failures, cap);
         if (ep->retry_after_ms > delay)
             delay = ep->retry_after_ms;
+        base = b->now;
     }
-    int64_t due = ep->started + delay;
+    int64_t due = r2m_sched_at(base, delay);
     if (due < b->now)
         due = b->now;
     if (r2m_sched_add(b->sched, ep->id, due))
@@ -295,8 +319,19 @@ static void poll_failed(struct r2m_bridge *b, struct endpoint *ep, int code, con
 }
 
 /* The single end of every poll, successful (code 0) or not. */
+static void origin_leave(struct r2m_bridge *b, struct endpoint *ep)
+{
+    if (!ep->in_poll)
+        return;
+    ep->in_poll = 0;
+    struct origin *o = &b->origins[ep->origin];
+    if (--o->in_flight == 0)
+        b->busy_origins--;
+}
+
 static void poll_end(struct r2m_bridge *b, struct endpoint *ep, int code, const char *why)
 {
+    origin_leave(b, ep);
     ep->polls++;
     if (code) {
         snprintf(ep->last_error, sizeof ep->last_error, "%s", why ? why : r2m_strerror(code));
@@ -343,6 +378,10 @@ static void start_main(struct r2m_bridge *b, struct endpoint *ep, const char *ur
 
 static void start_poll(struct r2m_bridge *b, struct endpoint *ep)
 {
+    struct origin *o = &b->origins[ep->origin];
+    if (o->in_flight++ == 0)
+        b->busy_origins++;
+    ep->in_poll = 1;
     ep->started = b->now;
     ep->page = 0;
     ep->auth_retried = 0;
@@ -458,14 +497,73 @@ static void http_done(void *owner, struct r2m_http_xfer *x, const struct r2m_htt
     poll_end(b, ep, r, err[0] ? err : r2m_strerror(r));
 }
 
+/* May a poll of origin o start now? See r2m_sched_admit for the rule. */
+static int admit(const struct r2m_bridge *b, const struct origin *o)
+{
+    return r2m_sched_admit(r2m_http_active(b->http), b->cfg->max_concurrent, o->in_flight,
+                           b->cfg->max_per_host, b->n_origins - b->busy_origins);
+}
+
+static void park(struct r2m_bridge *b, struct endpoint *ep, int64_t due)
+{
+    struct origin *o = &b->origins[ep->origin];
+    ep->parked = 1;
+    ep->park_due = due;
+    ep->park_next = NULL;
+    if (o->park_tail) {
+        o->park_tail->park_next = ep;
+    } else {
+        o->park_head = ep;
+        b->waiting[b->n_waiting++] = ep->origin; /* room for every origin */
+    }
+    o->park_tail = ep;
+}
+
+/* Takes the first parked poll of the origin at waiting[w]. */
+static struct endpoint *unpark(struct r2m_bridge *b, size_t w)
+{
+    struct origin *o = &b->origins[b->waiting[w]];
+    struct endpoint *ep = o->park_head;
+    if (!(o->park_head = ep->park_next)) {
+        o->park_tail = NULL;
+        b->waiting[w] = b->waiting[--b->n_waiting];
+    }
+    ep->parked = 0;
+    ep->park_next = NULL;
+    return ep;
+}
+
 static void start_due(struct r2m_bridge *b)
 {
-    uint32_t id;
-    /* at most max_concurrent requests in flight; due polls beyond that stay
-     * in the heap in due order and start as transfers finish */
-    while (!b->stopping && r2m_http_active(b->http) < b->cfg->max_concurrent &&
-           r2m_sched_pop_due(b->sched, b->now, &id))
-        start_poll(b, b->eps[id]);
+    /* at most max_concurrent requests in flight, at most max_per_host per
+     * origin, and a slot kept for every origin with none in flight. A due
+     * poll that may not start waits in its origin's queue; the next poll
+     * to start is the earliest due one among the heap and the heads of the
+     * queues of origins that may start */
+    while (!b->stopping && r2m_http_active(b->http) < b->cfg->max_concurrent) {
+        size_t best = SIZE_MAX;
+        for (size_t w = 0; w < b->n_waiting; w++) {
+            const struct origin *o = &b->origins[b->waiting[w]];
+            if (admit(b, o) &&
+                (best == SIZE_MAX ||
+                 o->park_head->park_due < b->origins[b->waiting[best]].park_head->park_due))
+                best = w;
+        }
+        int64_t next = r2m_sched_next(b->sched);
+        if (best != SIZE_MAX &&
+            (next > b->now || b->origins[b->waiting[best]].park_head->park_due <= next)) {
+            start_poll(b, unpark(b, best));
+            continue;
+        }
+        uint32_t id;
+        if (!r2m_sched_pop_due(b->sched, b->now, &id))
+            return;
+        struct endpoint *ep = b->eps[id];
+        if (admit(b, &b->origins[ep->origin]))
+            start_poll(b, ep);
+        else
+            park(b, ep, next);
+    }
 }
 
 /* ---- metrics and health ---- */
@@ -557,6 +655,76 @@ static void metrics_handler(void *ctx, const char *path, struct r2m_buf *out, in
 }
 
 /* ---- setup ---- */
+
+struct origin_of {
+    char *name;
+    size_t ep;
+};
+
+static int origin_cmp(const void *a, const void *c)
+{
+    return strcasecmp(((const struct origin_of *)a)->name, ((const struct origin_of *)c)->name);
+}
+
+static void origins_free(struct origin *o, size_t n)
+{
+    for (size_t i = 0; o && i < n; i++)
+        free(o[i].name);
+    free(o);
+}
+
+/* Groups the endpoints by the origin of their url and counts the polls in
+ * progress per origin (from each endpoint's in_poll). No poll may be
+ * parked. On failure (R2M_E_NOMEM) the previous table stays. */
+static int build_origins(struct r2m_bridge *b)
+{
+    size_t n = b->n_eps, k = 0;
+    int r = R2M_E_NOMEM;
+    struct origin_of *of = calloc(n ? n : 1, sizeof *of);
+    struct origin *origins = calloc(n ? n : 1, sizeof *origins);
+    uint32_t *waiting = calloc(n ? n : 1, sizeof *waiting);
+    if (!of || !origins || !waiting)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        of[i].ep = i;
+        int e = r2m_page_origin(b->eps[i]->cfg->url, &of[i].name);
+        if (e == R2M_E_INVALID) /* not expected after config checks: its own origin */
+            e = (of[i].name = strdup(b->eps[i]->cfg->url)) ? 0 : R2M_E_NOMEM;
+        if (e)
+            goto out;
+    }
+    qsort(of, n, sizeof *of, origin_cmp);
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || strcasecmp(of[i].name, origins[k - 1].name)) {
+            origins[k++].name = of[i].name;
+        } else {
+            free(of[i].name);
+        }
+        of[i].name = NULL;
+        b->eps[of[i].ep]->origin = (uint32_t)(k - 1);
+    }
+    size_t busy = 0;
+    for (size_t i = 0; i < n; i++)
+        if (b->eps[i]->in_poll && origins[b->eps[i]->origin].in_flight++ == 0)
+            busy++;
+    origins_free(b->origins, b->n_origins);
+    free(b->waiting);
+    b->origins = origins;
+    b->n_origins = k;
+    b->busy_origins = busy;
+    b->waiting = waiting;
+    b->n_waiting = 0;
+    origins = NULL;
+    waiting = NULL;
+    r = 0;
+out:
+    for (size_t i = 0; of && i < n; i++)
+        free(of[i].name);
+    free(of);
+    origins_free(origins, k);
+    free(waiting);
+    return r;
+}
 
 /* The client-credentials request of an OAuth2 endpoint (RFC 6749 4.4). */
 static int token_xfer_new(struct r2m_bridge *b, struct endpoint *ep)
@@ -791,6 +959,17 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
         snprintf(err, errlen, "no endpoint named '%s'", only);
         goto out_err;
     }
+    if ((r = build_origins(b)))
+        goto out;
+    if (b->n_origins > cfg->max_concurrent) {
+        char n[24], m[24];
+        snprintf(n, sizeof n, "%zu", b->n_origins);
+        snprintf(m, sizeof m, "%u", cfg->max_concurrent);
+        r2m_log(R2M_LOG_WARN,
+                "more origins than max_concurrent: slow origins can then delay the others; "
+                "raise max_concurrent to at least the number of origins",
+                "origins", n, "max_concurrent", m, NULL);
+    }
     if (b->store) {
         for (size_t i = 0; i < b->n_eps; i++)
             if ((r = restore_endpoint(b, b->eps[i], err, errlen)))
@@ -823,6 +1002,8 @@ void r2m_bridge_free(struct r2m_bridge *b)
     for (size_t i = 0; i < b->n_eps; i++)
         endpoint_free(b->eps[i]);
     free(b->eps);
+    origins_free(b->origins, b->n_origins);
+    free(b->waiting);
     r2m_config_free(b->reloaded);
     r2m_http_free(b->http);
     r2m_metrics_free(b->metrics);
@@ -948,6 +1129,10 @@ static void reload(struct r2m_bridge *b)
     int64_t when;
     while (r2m_sched_take(b->sched, &id, &when))
         due[id] = when;
+    while (b->n_waiting) { /* due polls waiting for their origin keep their turn */
+        struct endpoint *ep = unpark(b, 0);
+        due[ep->id] = ep->park_due;
+    }
 
     size_t n = 0, added = 0, changed = 0, unchanged = 0, removed = 0, failed = 0;
     char err[1024];
@@ -1001,6 +1186,15 @@ static void reload(struct r2m_bridge *b)
     free(moved);
     b->eps = neps;
     b->n_eps = n;
+    if (build_origins(b)) {
+        /* the old table no longer matches the endpoints: cannot go on */
+        r2m_log(R2M_LOG_ERROR, "reload: out of memory grouping endpoints by origin; stopping",
+                NULL);
+        for (size_t i = 0; i < n; i++)
+            neps[i]->in_poll = 0; /* their origin indices mean nothing now */
+        b->fatal = R2M_E_NOMEM;
+        b->stopping = 1;
+    }
     r2m_poll_env_limits(&b->env, nc);
     /* every endpoint now points into nc; the previous reload's config can go */
     r2m_config_free(b->reloaded);
@@ -1034,6 +1228,23 @@ static void on_signal(struct r2m_bridge *b)
 static int64_t min64(int64_t a, int64_t c)
 {
     return a < c ? a : c;
+}
+
+/* The state file must still be the file we write: deleted or replaced
+ * under us, every later commit (and the outbox) is lost to the next start.
+ * One stat() at most once a second (force: now), by the cached clock. */
+static int state_file_ok(struct r2m_bridge *b, int force)
+{
+    if (!b->store || (!force && b->now - b->file_checked < 1000))
+        return 1;
+    b->file_checked = b->now;
+    char err[1024];
+    if (!r2m_store_check_file(b->store, err, sizeof err))
+        return 1;
+    r2m_log(R2M_LOG_ERROR, "state file lost; stopping (exit 2)", "error", err, NULL);
+    b->fatal = R2M_E_IO;
+    b->stopping = 1;
+    return 0;
 }
 
 /* One turn: wait for the earliest of fds and timers, then handle what is due. */
@@ -1074,6 +1285,8 @@ static int turn(struct r2m_bridge *b, int64_t extra_deadline)
             r2m_http_on_socket(b->http, (int)(evs[i].data.u64 & 0xffffffffu), evs[i].events);
     }
     b->now = r2m_http_now_ms();
+    if (b->fatal || !state_file_ok(b, 0))
+        return b->fatal;
     if (b->reload_pending && !b->stopping) {
         b->reload_pending = 0;
         reload(b);
@@ -1121,6 +1334,9 @@ int r2m_bridge_run(struct r2m_bridge *b)
     }
     if (b->mode == R2M_BRIDGE_ONCE)
         return 0;
+    /* a lost state file: no claim that anything stays in the outbox */
+    if (b->fatal || !state_file_ok(b, 1))
+        return b->fatal;
 
     /* graceful stop: no new polls; let polls in progress finish within a
      * short grace period, then wait for the broker to acknowledge what is

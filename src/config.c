@@ -821,6 +821,10 @@ static int get_duration(struct ctx *c, struct node *v, const char *key, int64_t 
                duration_expect, shown(v, s).s);
         return -1;
     }
+    if (ms > R2M_DURATION_MAX_MS) {
+        err_at(c, v, "%s: must be at most 365d, got %s", key, shown(v, s).s);
+        return -1;
+    }
     if (ms < min) {
         if (min == 1)
             err_at(c, v, "%s: must be longer than 0, got %s", key, shown(v, s).s);
@@ -1000,8 +1004,8 @@ static const char *suggest(const char *k, const char *const *keys, size_t nk)
 }
 
 static const char *const top_keys[] = {
-    "instance", "mqtt",    "state",         "defaults", "endpoints",
-    "log",      "shutdown_timeout", "metrics", "max_concurrent"};
+    "instance",         "mqtt",    "state",          "defaults",    "endpoints", "log",
+    "shutdown_timeout", "metrics", "max_concurrent", "max_per_host"};
 enum {
     T_INSTANCE,
     T_MQTT,
@@ -1012,6 +1016,7 @@ enum {
     T_SHUTDOWN,
     T_METRICS,
     T_MAX_CONCURRENT,
+    T_MAX_PER_HOST,
     T__N
 };
 static const char *const mqtt_keys[] = {"url",          "client_id", "username",  "password",
@@ -2359,6 +2364,7 @@ static struct r2m_config *config_new(struct ctx *c)
     cfg->log.format = R2M_LOG_TEXT;
     cfg->shutdown_timeout_ms = 10000;
     cfg->max_concurrent = 256;
+    cfg->max_per_host = 8;
     return cfg;
 }
 
@@ -2435,6 +2441,23 @@ static void read_config(struct ctx *c, struct r2m_config *cfg, struct node *root
         if (!get_uint(c, s[T_MAX_CONCURRENT].val, "max_concurrent",
                       "a whole number of requests from 1 to 100000", 1, 100000, &n))
             cfg->max_concurrent = (unsigned)n;
+    }
+    /* 8 per origin by default: a legacy API behind one small server must not
+     * see hundreds of parallel requests from us, and 8 still lets many
+     * endpoints on one host be polled side by side (browsers use 6) */
+    cfg->max_per_host = cfg->max_concurrent < 8 ? cfg->max_concurrent : 8;
+    if (s[T_MAX_PER_HOST].val) {
+        uint64_t n;
+        if (!get_uint(c, s[T_MAX_PER_HOST].val, "max_per_host",
+                      "a whole number of requests from 1 to 100000", 1, 100000, &n)) {
+            if (n > cfg->max_concurrent)
+                err_at(c, s[T_MAX_PER_HOST].val,
+                       "max_per_host: %llu is more than max_concurrent (%u); lower it or raise "
+                       "max_concurrent",
+                       (unsigned long long)n, cfg->max_concurrent);
+            else
+                cfg->max_per_host = (unsigned)n;
+        }
     }
     if (!cfg->instance)
         cfg->instance = dup_str(c, cfg->mqtt.client_id ? cfg->mqtt.client_id : "rest2mqtt");

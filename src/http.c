@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <curl/header.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +27,16 @@ struct slot {
     char msg[CURL_ERROR_SIZE + 64];
 };
 
+#define DOOMED_MAX 16
+
 struct r2m_http {
     CURLM *multi;
     int epfd;
+    /* transfers whose socket could not be watched (epoll_ctl failed): they
+     * are failed right after the libcurl call, each alone */
+    CURL *doomed[DOOMED_MAX];
+    int doomed_errno[DOOMED_MAX];
+    size_t n_doomed;
     int64_t deadline; /* monotonic ms when libcurl wants a timeout call */
     size_t active;
     r2m_http_done_fn *done;
@@ -44,6 +52,8 @@ struct r2m_http_xfer {
     struct slot *slot;          /* while running */
     struct curl_slist *headers; /* static ones + token + validators; rebuilt on change */
     char *url;                  /* the endpoint's URL, with the query auth parameter */
+    char *body;                 /* POST body, our own copy (NULL: GET) */
+    size_t body_len;            /* its length */
     char *token;                /* OAuth2 access token, or NULL */
     int too_big;
     int is_file;
@@ -109,23 +119,52 @@ static int str_same(const char *a, const char *b)
     return (!a || !*a) ? (!b || !*b) : (b && !strcmp(a, b));
 }
 
+/* A socket libcurl needs could not be put in the epoll set: without it the
+ * transfer would wait for events that never come (until its timeout).
+ * Fail that transfer alone once libcurl returns (see fail_doomed); -1 (which
+ * makes libcurl fail every transfer of the multi handle) only when too
+ * many fail at once to remember them. */
+static int watch_failed(struct r2m_http *h, CURL *easy)
+{
+    if (h->n_doomed == DOOMED_MAX)
+        return -1;
+    h->doomed_errno[h->n_doomed] = errno;
+    h->doomed[h->n_doomed++] = easy;
+    return 0;
+}
+
+static void undoom(struct r2m_http *h, CURL *easy)
+{
+    for (size_t i = 0; i < h->n_doomed; i++)
+        if (h->doomed[i] == easy) {
+            h->doomed[i] = h->doomed[--h->n_doomed];
+            h->doomed_errno[i] = h->doomed_errno[h->n_doomed];
+            return;
+        }
+}
+
 static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
-    (void)easy;
     struct r2m_http *h = userp;
     struct epoll_event ev = {0};
     ev.data.u64 = R2M_HTTP_EPOLL_TAG | (uint32_t)fd;
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
+        /* libcurl may have closed the fd already (the kernel then dropped
+         * it from the set, ENOENT/EBADF); whatever the result, nothing
+         * waits on a socket being removed, so no transfer is left hanging */
+        (void)epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
         curl_multi_assign(h->multi, fd, NULL);
         return 0;
     }
     ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
     /* socketp marks fds already registered, so we know MOD from ADD */
     if (socketp) {
-        epoll_ctl(h->epfd, EPOLL_CTL_MOD, fd, &ev);
+        if (epoll_ctl(h->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+            return watch_failed(h, easy);
     } else {
-        epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev);
+        if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
+            (errno != EEXIST || epoll_ctl(h->epfd, EPOLL_CTL_MOD, fd, &ev) < 0))
+            return watch_failed(h, easy);
         curl_multi_assign(h->multi, fd, h);
     }
     return 0;
@@ -288,6 +327,17 @@ int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
                  : strdup(cfg->url);
     if (!x->url || (r = build_headers(x)))
         goto out;
+    /* libcurl's CURLOPT_POSTFIELDS does not copy, and a reload frees the
+     * configuration while a POST may still be sending: the transfer owns
+     * its body. (URL and headers are copied already: x->url, x->headers.) */
+    if (!strcmp(cfg->method, "POST")) {
+        x->body_len = cfg->body ? strlen(cfg->body) : 0;
+        if (!(x->body = malloc(x->body_len + 1))) {
+            r = R2M_E_NOMEM;
+            goto out;
+        }
+        memcpy(x->body, cfg->body ? cfg->body : "", x->body_len + 1);
+    }
     *out = x;
     x = NULL;
     r = 0;
@@ -332,14 +382,24 @@ static void apply_options(struct r2m_http_xfer *x, CURL *e, const char *url)
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    if (strcmp(cfg->method, "POST") == 0) {
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, cfg->body ? cfg->body : "");
-    }
+}
+
+/* The POST body, from the transfer's own copy (see r2m_http_xfer_new). */
+static int set_body(struct r2m_http_xfer *x, CURL *e)
+{
+    if (!x->body)
+        return 0;
+    if (curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body) != CURLE_OK)
+        return R2M_E_HTTP;
+    return 0;
 }
 
 void r2m_http_xfer_retarget(struct r2m_http_xfer *x, const struct r2m_endpoint_cfg *cfg)
 {
+    /* only what is read when a request ends or starts changes hands; what a
+     * request in flight uses (URL, headers, body) is the transfer's own */
     x->cfg = cfg;
 }
 
@@ -348,12 +408,14 @@ void r2m_http_xfer_free(struct r2m_http_xfer *x)
     if (!x)
         return;
     if (x->slot) {
+        undoom(x->h, x->slot->easy);
         curl_multi_remove_handle(x->h->multi, x->slot->easy);
         x->h->active--;
         slot_put(x->h, x->slot);
     }
     curl_slist_free_all(x->headers);
     free(x->url);
+    free(x->body);
     free(x->etag);
     free(x->last_modified);
     free(x->p_etag);
@@ -390,6 +452,11 @@ int r2m_http_start_url(struct r2m_http_xfer *x, const char *url)
     x->slot = sl;
     apply_options(x, sl->easy, url ? url : x->url);
     free(with_key); /* libcurl copied it */
+    if (set_body(x, sl->easy)) {
+        x->slot = NULL;
+        slot_put(x->h, sl);
+        return R2M_E_HTTP;
+    }
     r2m_buf_reset(&sl->body);
     sl->body.max = x->cfg->max_body;
     x->too_big = 0;
@@ -561,6 +628,7 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
 {
     struct r2m_http_xfer *x = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    undoom(h, easy);
     curl_multi_remove_handle(h->multi, easy);
     h->active--;
     /* the slot stays ours until done() returned: the result points into it,
@@ -576,8 +644,7 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
                  (unsigned long long)x->cfg->max_body);
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
         res.result = R2M_E_TIMEOUT;
-        snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms",
-                 (long long)x->cfg->timeout_ms);
+        snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms", (long long)x->cfg->timeout_ms);
     } else if (code != CURLE_OK) {
         res.result = R2M_E_HTTP;
         /* libcurl's error buffer names host and port, never credentials */
@@ -615,10 +682,27 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
     slot_put(h, sl);
 }
 
+/* Fails the transfers whose socket could not be watched, each with the
+ * cause; every entry is a running transfer (finish and free undoom). */
+static void fail_doomed(struct r2m_http *h)
+{
+    while (h->n_doomed) {
+        size_t i = --h->n_doomed;
+        CURL *easy = h->doomed[i];
+        struct r2m_http_xfer *x = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+        snprintf(x->slot->errbuf, sizeof x->slot->errbuf,
+                 "cannot watch the connection's socket (epoll_ctl: %s)",
+                 strerror(h->doomed_errno[i]));
+        finish(h, easy, CURLE_SEND_ERROR);
+    }
+}
+
 static void drain(struct r2m_http *h)
 {
     CURLMsg *m;
     int left;
+    fail_doomed(h);
     while ((m = curl_multi_info_read(h->multi, &left)))
         if (m->msg == CURLMSG_DONE)
             finish(h, m->easy_handle, m->data.result);

@@ -114,14 +114,53 @@ static double uniform(uint64_t *rng)
     return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) / (double)(1ull << 53);
 }
 
+/* A double to int64_t, saturating (the conversion is undefined outside). */
+static int64_t clamp_ms(double v)
+{
+    if (v >= 9.2e18)
+        return INT64_MAX;
+    if (v <= -9.2e18)
+        return INT64_MIN;
+    return (int64_t)v;
+}
+
 int64_t r2m_sched_delay(int64_t interval_ms, double jitter, uint64_t *rng)
 {
     double span = (double)interval_ms * jitter;
-    int64_t d = interval_ms + (int64_t)((uniform(rng) - 0.5) * span);
+    int64_t off = clamp_ms((uniform(rng) - 0.5) * span);
+    int64_t d = r2m_sched_at(interval_ms, off);
     return d < 1 ? 1 : d;
 }
 
 int64_t r2m_sched_first(int64_t interval_ms, double jitter, uint64_t *rng)
 {
-    return (int64_t)(uniform(rng) * (double)interval_ms * jitter);
+    int64_t d = clamp_ms(uniform(rng) * (double)interval_ms * jitter);
+    return d < 0 ? 0 : d;
+}
+
+int64_t r2m_sched_at(int64_t base_ms, int64_t delay_ms)
+{
+    if (delay_ms > 0 && base_ms > INT64_MAX - delay_ms)
+        return INT64_MAX;
+    if (delay_ms < 0 && base_ms < INT64_MIN - delay_ms)
+        return INT64_MIN;
+    return base_ms + delay_ms;
+}
+
+int64_t r2m_sched_backoff(int64_t delay_ms, uint32_t failures, int64_t cap_ms)
+{
+    /* doubling by comparison, not by multiplying first: never overflows */
+    for (uint32_t i = 0; i < failures && delay_ms < cap_ms; i++)
+        delay_ms = delay_ms > cap_ms / 2 ? cap_ms : delay_ms * 2;
+    return delay_ms > cap_ms ? cap_ms : delay_ms;
+}
+
+int r2m_sched_admit(size_t total, size_t max_total, size_t origin_busy, size_t max_per_origin,
+                    size_t idle_origins)
+{
+    if (total >= max_total || origin_busy >= max_per_origin)
+        return 0;
+    /* an origin's first request needs only a free slot; a further one must
+     * leave one free slot for every origin that has none in flight */
+    return origin_busy == 0 || total + idle_origins < max_total;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,7 +77,23 @@ struct r2m_store {
     uint64_t epoch;
     int in_txn;
     int fresh; /* the file had no tables when opened */
+    char *path;
+    dev_t dev; /* identity of the file opened at path */
+    ino_t ino;
 };
+
+/* A failed bind (SQLITE_TOOBIG: a value over SQLite's length limit) must
+ * fail the statement, never run it with NULL in that column: a NULL
+ * snapshot reads back as "no baseline". rc is the first failing bind's
+ * result, or SQLITE_OK; the SQLite error text stays for r2m_store_errmsg. */
+static int bound(sqlite3_stmt *st, int rc)
+{
+    if (rc == SQLITE_OK)
+        return 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return (rc & 0xff) == SQLITE_TOOBIG ? R2M_E_TOO_BIG : R2M_E_IO;
+}
 
 const char *r2m_store_errmsg(const struct r2m_store *s)
 {
@@ -245,6 +262,15 @@ int r2m_store_open(struct r2m_store **out, const char *path, char *err, size_t e
     }
     if (exec(s, "COMMIT"))
         goto sqlerr;
+    /* SQLite keeps the file open, so its inode cannot be reused while we
+     * run: another dev/ino at path later means it was replaced */
+    struct stat sb;
+    if (stat(path, &sb) < 0 || !(s->path = strdup(path))) {
+        snprintf(err, errlen, "state file %s: %s", path, strerror(errno));
+        goto out;
+    }
+    s->dev = sb.st_dev;
+    s->ino = sb.st_ino;
     for (int i = 0; i < Q__N; i++)
         if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL) !=
             SQLITE_OK)
@@ -279,7 +305,32 @@ void r2m_store_close(struct r2m_store *s)
     for (int i = 0; i < Q__N; i++)
         sqlite3_finalize(s->q[i]);
     sqlite3_close(s->db);
+    free(s->path);
     free(s);
+}
+
+int r2m_store_check_file(struct r2m_store *s, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (stat(s->path, &sb) == 0 && sb.st_dev == s->dev && sb.st_ino == s->ino)
+        return 0;
+    if (stat(s->path, &sb) < 0 && errno != ENOENT && errno != ENOTDIR)
+        return 0; /* cannot tell (e.g. EACCES on the directory): not evidence of loss */
+    int gone = stat(s->path, &sb) < 0;
+    snprintf(err, errlen,
+             "state file %s was %s while rest2mqtt was running; the snapshots and the events "
+             "not yet acknowledged by the broker are in the old file, which is no longer at "
+             "that path, so nothing written from now on could be found again. Stopping. Put "
+             "the original file back at %s (with its -wal file, e.g. from a backup) before "
+             "starting again: a new file re-baselines every endpoint silently and cannot "
+             "deliver the events that were waiting",
+             s->path, gone ? "removed" : "replaced by another file", s->path);
+    return R2M_E_IO;
+}
+
+int r2m_store_limit_length(struct r2m_store *s, int bytes)
+{
+    return sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, bytes);
 }
 
 int r2m_store_set_sync(struct r2m_store *s, int full)
@@ -319,8 +370,10 @@ int r2m_store_endpoint_get(struct r2m_store *s, const char *name, struct r2m_sto
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = s->q[Q_EP_GET];
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st), r = 0;
+    int r = bound(st, sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC));
+    if (r)
+        return r;
+    int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         out->found = 1;
         out->settings = fp_unpack(sqlite3_column_blob(st, 0), sqlite3_column_bytes(st, 0));
@@ -358,12 +411,13 @@ int r2m_store_validators_put(struct r2m_store *s, const char *name, const char *
                              const char *last_modified)
 {
     sqlite3_stmt *st = s->q[Q_EP_VALIDATORS];
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if (etag && *etag)
-        sqlite3_bind_text(st, 2, etag, -1, SQLITE_STATIC);
-    if (last_modified && *last_modified)
-        sqlite3_bind_text(st, 3, last_modified, -1, SQLITE_STATIC);
-    return step_done(st);
+    int rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && etag && *etag)
+        rc = sqlite3_bind_text(st, 2, etag, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && last_modified && *last_modified)
+        rc = sqlite3_bind_text(st, 3, last_modified, -1, SQLITE_STATIC);
+    int r = bound(st, rc);
+    return r ? r : step_done(st);
 }
 
 int r2m_store_endpoint_put(struct r2m_store *s, const char *name, struct r2m_fp settings,
@@ -373,21 +427,27 @@ int r2m_store_endpoint_put(struct r2m_store *s, const char *name, struct r2m_fp 
     fp_pack(settings, sp);
     fp_pack(doc_fp, dp);
     sqlite3_stmt *st = s->q[Q_EP_PUT];
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, sp, 16, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)seq);
-    if (doc) {
-        sqlite3_bind_blob64(st, 4, doc, doc_len, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 5, dp, 16, SQLITE_STATIC);
-    }
-    return step_done(st);
+    int rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob(st, 2, sp, 16, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)seq);
+    if (rc == SQLITE_OK && doc)
+        rc = sqlite3_bind_blob64(st, 4, doc, doc_len, SQLITE_STATIC);
+    if (rc == SQLITE_OK && doc)
+        rc = sqlite3_bind_blob(st, 5, dp, 16, SQLITE_STATIC);
+    int r = bound(st, rc);
+    return r ? r : step_done(st);
 }
 
 int r2m_store_endpoint_reset(struct r2m_store *s, const char *name)
 {
-    sqlite3_bind_text(s->q[Q_EP_DEL], 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s->q[Q_EP_DEL_ITEMS], 1, name, -1, SQLITE_STATIC);
-    int r = step_done(s->q[Q_EP_DEL]);
+    int r = bound(s->q[Q_EP_DEL], sqlite3_bind_text(s->q[Q_EP_DEL], 1, name, -1, SQLITE_STATIC));
+    if (!r)
+        r = step_done(s->q[Q_EP_DEL]);
+    if (!r)
+        r = bound(s->q[Q_EP_DEL_ITEMS],
+                  sqlite3_bind_text(s->q[Q_EP_DEL_ITEMS], 1, name, -1, SQLITE_STATIC));
     return r ? r : step_done(s->q[Q_EP_DEL_ITEMS]);
 }
 
@@ -408,27 +468,34 @@ int r2m_store_item_put(struct r2m_store *s, const char *endpoint, const char *ke
     unsigned char p[16];
     fp_pack(fp, p);
     sqlite3_stmt *st = s->q[Q_ITEM_PUT];
-    sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
-    sqlite3_bind_blob64(st, 2, key, key_len, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 3, p, 16, SQLITE_STATIC);
-    sqlite3_bind_blob64(st, 4, body, body_len, SQLITE_STATIC);
-    return step_done(st);
+    int rc = sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob64(st, 2, key, key_len, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob(st, 3, p, 16, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob64(st, 4, body, body_len, SQLITE_STATIC);
+    int r = bound(st, rc);
+    return r ? r : step_done(st);
 }
 
 int r2m_store_item_delete(struct r2m_store *s, const char *endpoint, const char *key,
                           size_t key_len)
 {
     sqlite3_stmt *st = s->q[Q_ITEM_DEL];
-    sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
-    sqlite3_bind_blob64(st, 2, key, key_len, SQLITE_STATIC);
-    return step_done(st);
+    int rc = sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob64(st, 2, key, key_len, SQLITE_STATIC);
+    int r = bound(st, rc);
+    return r ? r : step_done(st);
 }
 
 int r2m_store_items(struct r2m_store *s, const char *endpoint, r2m_store_item_fn *fn, void *ctx)
 {
     sqlite3_stmt *st = s->q[Q_ITEMS];
-    sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
-    int rc, r = 0;
+    int rc = SQLITE_DONE, r = bound(st, sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC));
+    if (r)
+        return r;
     while (!r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         r = fn(ctx, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
                fp_unpack(sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1)),
@@ -445,10 +512,14 @@ int r2m_store_outbox_add(struct r2m_store *s, const char *topic, size_t topic_le
                          const char *payload, size_t payload_len, int retained, int64_t *id)
 {
     sqlite3_stmt *st = s->q[Q_OUT_ADD];
-    sqlite3_bind_text64(st, 1, topic, topic_len, SQLITE_STATIC, SQLITE_UTF8);
-    sqlite3_bind_blob64(st, 2, payload, payload_len, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, retained);
-    int r = step_done(st);
+    int rc = sqlite3_bind_text64(st, 1, topic, topic_len, SQLITE_STATIC, SQLITE_UTF8);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob64(st, 2, payload, payload_len, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 3, retained);
+    int r = bound(st, rc);
+    if (!r)
+        r = step_done(st);
     if (!r)
         *id = sqlite3_last_insert_rowid(s->db);
     return r;
@@ -456,8 +527,8 @@ int r2m_store_outbox_add(struct r2m_store *s, const char *topic, size_t topic_le
 
 int r2m_store_outbox_delete(struct r2m_store *s, int64_t id)
 {
-    sqlite3_bind_int64(s->q[Q_OUT_DEL], 1, id);
-    return step_done(s->q[Q_OUT_DEL]);
+    int r = bound(s->q[Q_OUT_DEL], sqlite3_bind_int64(s->q[Q_OUT_DEL], 1, id));
+    return r ? r : step_done(s->q[Q_OUT_DEL]);
 }
 
 int r2m_store_outbox(struct r2m_store *s, r2m_store_outbox_fn *fn, void *ctx)

@@ -1,5 +1,6 @@
 /* main.c - command line of rest2mqtt: argument parsing and wiring only. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,13 +60,19 @@ static const char usage_text[] =
     "  SIGHUP           reload the config file: endpoints added, removed or changed\n"
     "                   take effect; an invalid file is rejected and logged\n"
     "\n"
+    "Requests in flight: at most max_concurrent (default 256) in all, at most\n"
+    "  max_per_host (default 8, never above max_concurrent) to one origin (scheme,\n"
+    "  host, port); an origin's further request must leave a slot free for every\n"
+    "  origin with none in flight, so one slow origin never holds up another.\n"
+    "\n"
     "Health and metrics: with metrics: { listen: 127.0.0.1:9464 } in the config,\n"
     "  GET /healthz (200 or 503 with a JSON reason) and GET /metrics (Prometheus).\n"
     "\n"
     "Exit status:\n"
     "  0  success\n"
     "  1  configuration or usage error (the messages say FILE:LINE:COLUMN and why)\n"
-    "  2  runtime failure (a poll failed in `once`, or a system error)\n"
+    "  2  runtime failure (a poll failed in `once`, a system error, or the state\n"
+    "     file removed or replaced while running)\n"
     "\n"
     "Watch events:  mosquitto_sub -h 127.0.0.1 -t 'rest2mqtt/#' -v\n"
     "Documentation: README.md in the source tree.\n";
@@ -269,6 +276,12 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
     };
+    /* A peer that closes its end (the broker, an API, a /metrics client)
+     * must cost an EPIPE on that socket, never the process: writes to it
+     * raise SIGPIPE, whose default action kills us. paho ignores SIGPIPE
+     * too, but only once a client exists, and libcurl only around its own
+     * calls; ignore it for the whole process, before any thread starts. */
+    signal(SIGPIPE, SIG_IGN);
     const char *config = getenv("REST2MQTT_CONFIG");
     const char *only = NULL;
     const char *cmd = "run";

@@ -128,6 +128,8 @@ struct r2m_config {
     unsigned max_concurrent;     /* requests in flight at once, default 256: polls due beyond
                                     it wait their turn (libcurl's cost per request grows with
                                     the number of open connections) */
+    unsigned max_per_host;       /* requests in flight to one origin (scheme, host, port);
+                                    default min(8, max_concurrent), never above it */
     struct {
         char *listen; /* "127.0.0.1:9464" or NULL: no metrics/health HTTP server */
     } metrics;
@@ -155,6 +157,11 @@ void r2m_config_free(struct r2m_config *cfg);
 /* A hash of every setting of an endpoint: equal hashes mean the endpoint
  * did not change across a reload (secrets included, never printed). */
 uint64_t r2m_config_endpoint_hash(const struct r2m_endpoint_cfg *e);
+
+/* The longest duration a configuration may give (365 days): no interval,
+ * timeout or backoff needs more, and every sum of a monotonic time and such
+ * durations stays far from overflowing. */
+#define R2M_DURATION_MAX_MS (365ll * 86400000)
 
 /* "250ms" "15s" "5m" "1h" "1d", also combined "1m30s"; a bare number is an
  * error (units are required). 0 or R2M_E_INVALID. */

@@ -50,7 +50,10 @@ int r2m_http_new(struct r2m_http **out, int epfd, r2m_http_done_fn *done);
 /* Aborts running transfers (without calling done) and frees the multi handle. */
 void r2m_http_free(struct r2m_http *h);
 
-/* Creates the reusable transfer of an endpoint. cfg must outlive it. */
+/* Creates the reusable transfer of an endpoint. cfg must stay valid until
+ * the transfer is freed or retargeted. The transfer keeps its own copies of
+ * everything a request in flight reads (URL, headers, POST body), so a
+ * reload may free cfg while a request runs, once it has retargeted. */
 int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
                       const struct r2m_endpoint_cfg *cfg, void *owner);
 void r2m_http_xfer_free(struct r2m_http_xfer *x);

@@ -36,4 +36,23 @@ int64_t r2m_sched_delay(int64_t interval_ms, double jitter, uint64_t *rng);
  * [0, jitter * interval). */
 int64_t r2m_sched_first(int64_t interval_ms, double jitter, uint64_t *rng);
 
+/* base_ms + delay_ms, saturating at INT64_MAX / INT64_MIN. */
+int64_t r2m_sched_at(int64_t base_ms, int64_t delay_ms);
+
+/* Backoff after `failures` consecutive failed polls: delay_ms doubled per
+ * failure, never above cap_ms (and without overflowing on the way). */
+int64_t r2m_sched_backoff(int64_t delay_ms, uint32_t failures, int64_t cap_ms);
+
+/* The admission rule for one more request in flight (DESIGN.md invariant
+ * 9). total: requests in flight; origin_busy: those of the origin asking;
+ * idle_origins: configured origins with none in flight. An origin may start
+ * a request while it has fewer than max_per_origin in flight and the total
+ * is below max_total; its first request needs nothing more, a further one
+ * must leave one slot free for each idle origin. As long as there are no
+ * more origins than max_total, total + idle_origins <= max_total therefore
+ * holds, and an origin with nothing in flight can always start at once:
+ * slow origins can delay each other, never an idle one. Returns 1 or 0. */
+int r2m_sched_admit(size_t total, size_t max_total, size_t origin_busy, size_t max_per_origin,
+                    size_t idle_origins);
+
 #endif

@@ -41,6 +41,20 @@ int r2m_store_set_sync(struct r2m_store *s, int full);
  * event id, so ids from different databases never collide. */
 uint64_t r2m_store_epoch(const struct r2m_store *s);
 
+/* Whether the file at the path given to r2m_store_open is still the file
+ * this store has open. 0 when it is (or when that cannot be told, e.g. the
+ * directory became unreadable); R2M_E_IO when the path is gone or names
+ * another file (deleted, or replaced by mv/cp over it): everything
+ * written since, and everything in it, is lost to the next start. err then
+ * says so, naming the path and what to do. Costs one stat(). */
+int r2m_store_check_file(struct r2m_store *s, char *err, size_t errlen);
+
+/* Lowers SQLite's limit on one string or blob (SQLITE_LIMIT_LENGTH) to
+ * bytes; returns the previous limit. A value over it fails its statement
+ * with R2M_E_TOO_BIG (r2m_store_errmsg says "string or blob too big"),
+ * never stores NULL instead. For tests; the default is 1,000,000,000. */
+int r2m_store_limit_length(struct r2m_store *s, int bytes);
+
 /* Last SQLite error text, for logs. */
 const char *r2m_store_errmsg(const struct r2m_store *s);
 

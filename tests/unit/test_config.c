@@ -438,6 +438,42 @@ static void test_max_concurrent(void **state)
     expect_error("max_concurrent: 0\n" EP, 1, 17, "from 1 to 100000");
 }
 
+static void test_max_per_host(void **state)
+{
+    (void)state;
+    struct r2m_config *c = NULL;
+    struct r2m_diag d = {0};
+    assert_int_equal(parse(EP, &c, &d), 0);
+    assert_int_equal(c->max_per_host, 8);
+    r2m_config_free(c);
+    /* the default never exceeds max_concurrent */
+    assert_int_equal(parse("max_concurrent: 3\n" EP, &c, &d), 0);
+    assert_int_equal(c->max_per_host, 3);
+    r2m_config_free(c);
+    assert_int_equal(parse("max_concurrent: 10\nmax_per_host: 10\n" EP, &c, &d), 0);
+    assert_int_equal(c->max_per_host, 10);
+    r2m_config_free(c);
+    r2m_diag_free(&d);
+    expect_error("max_concurrent: 10\nmax_per_host: 11\n" EP, 2, 15,
+                 "more than max_concurrent (10)");
+    expect_error("max_per_host: 0\n" EP, 1, 15, "from 1 to 100000");
+}
+
+static void test_duration_ceiling(void **state)
+{
+    (void)state;
+    /* overflowing or absurd durations are config errors at their position */
+    expect_error("defaults: { interval: 9999999999999999h }\n" EP, 1, 23, "interval: expected");
+    expect_error("defaults: { max_backoff: 366d }\n" EP, 1, 26, "at most 365d");
+    expect_error("shutdown_timeout: 365d1ms\n" EP, 1, 19, "at most 365d");
+    struct r2m_config *c = NULL;
+    struct r2m_diag d = {0};
+    assert_int_equal(parse("defaults: { interval: 365d }\n" EP, &c, &d), 0);
+    assert_int_equal(c->endpoints[0].interval_ms, R2M_DURATION_MAX_MS);
+    r2m_config_free(c);
+    r2m_diag_free(&d);
+}
+
 static void test_metrics_listen(void **state)
 {
     (void)state;
@@ -1295,6 +1331,8 @@ int main(void)
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_metrics_listen),
         cmocka_unit_test(test_max_concurrent),
+        cmocka_unit_test(test_max_per_host),
+        cmocka_unit_test(test_duration_ceiling),
         cmocka_unit_test(test_state_sync),
         cmocka_unit_test(test_collection_keys),
         cmocka_unit_test(test_api_keys),

@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "loopback.h"
@@ -286,6 +288,39 @@ static void hanging_server_times_out(void **state)
     assert_true(r2m_http_now_ms() - t0 < 5000);
 }
 
+/* epoll_ctl failing for a transfer's socket fails that transfer at once,
+ * with the cause, instead of leaving it to wait until its timeout. */
+static void unwatchable_socket_fails_the_transfer(void **state)
+{
+    (void)state;
+    srv.reply = R_JSON;
+    struct r2m_endpoint_cfg c = endpoint("/doc");
+    c.timeout_ms = 5000;
+    struct outcome o = {0};
+    int notep = eventfd(0, 0); /* not an epoll fd: every epoll_ctl fails */
+    assert_true(notep >= 0);
+    struct r2m_http *h;
+    struct r2m_http_xfer *x;
+    assert_int_equal(r2m_http_new(&h, notep, on_done), 0);
+    assert_int_equal(r2m_http_xfer_new(h, &x, &c, &o), 0);
+    assert_int_equal(r2m_http_start(x), 0);
+    int64_t t0 = r2m_http_now_ms();
+    while (!o.done && r2m_http_now_ms() - t0 < 4000) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        if (r2m_http_now_ms() >= r2m_http_deadline(h))
+            r2m_http_on_timeout(h);
+    }
+    assert_int_equal(o.done, 1);
+    assert_int_equal(o.result, R2M_E_HTTP);
+    assert_non_null(strstr(o.err, "epoll_ctl"));
+    assert_true(r2m_http_now_ms() - t0 < 2000);
+    assert_int_equal(r2m_http_active(h), 0);
+    r2m_http_xfer_free(x);
+    r2m_http_free(h);
+    close(notep);
+}
+
 static void connection_refused(void **state)
 {
     (void)state;
@@ -323,6 +358,7 @@ int main(void)
         cmocka_unit_test(sized_body_over_max_body),
         cmocka_unit_test(hanging_server_times_out),
         cmocka_unit_test(connection_refused),
+        cmocka_unit_test(unwatchable_socket_fails_the_transfer),
         cmocka_unit_test(file_url),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

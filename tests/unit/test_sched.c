@@ -323,6 +323,87 @@ static void test_first_polls_spread_over_zero_to_jitter_times_interval(void **st
         assert_true(r2m_sched_first(30000, 0.0, &rng) == 0);
 }
 
+static void test_time_arithmetic_saturates(void **state)
+{
+    (void)state;
+    assert_true(r2m_sched_at(1, 2) == 3);
+    assert_true(r2m_sched_at(INT64_MAX - 5, 10) == INT64_MAX);
+    assert_true(r2m_sched_at(INT64_MIN + 5, -10) == INT64_MIN);
+    assert_true(r2m_sched_at(INT64_MAX, INT64_MAX) == INT64_MAX);
+    /* huge intervals and full jitter: no overflow (UBSan checks), no wrap */
+    uint64_t rng = 7;
+    for (int k = 0; k < 1000; k++) {
+        assert_true(r2m_sched_delay(INT64_MAX, 1.0, &rng) >= INT64_MAX / 2);
+        assert_true(r2m_sched_first(INT64_MAX, 1.0, &rng) >= 0);
+    }
+}
+
+static void test_backoff_doubles_up_to_the_cap_without_overflow(void **state)
+{
+    (void)state;
+    assert_true(r2m_sched_backoff(1000, 0, 300000) == 1000);
+    assert_true(r2m_sched_backoff(1000, 1, 300000) == 2000);
+    assert_true(r2m_sched_backoff(1000, 3, 300000) == 8000);
+    assert_true(r2m_sched_backoff(1000, 100, 300000) == 300000);
+    assert_true(r2m_sched_backoff(1000, UINT32_MAX, 300000) == 300000);
+    assert_true(r2m_sched_backoff(INT64_MAX / 2 + 1, 5, INT64_MAX) == INT64_MAX);
+    assert_true(r2m_sched_backoff(3, 70, INT64_MAX) == INT64_MAX);
+    /* a delay already above the cap (jitter) comes down to it */
+    assert_true(r2m_sched_backoff(5000, 1, 4000) == 4000);
+}
+
+/* Origins asking in random order, requests ending at random: with no more
+ * origins than max_total, an origin with nothing in flight is always
+ * admitted, no origin exceeds max_per_origin, the total never exceeds
+ * max_total. */
+static void test_an_idle_origin_is_always_admitted(void **state)
+{
+    (void)state;
+    enum { C = 10, P = 8, N = 5 };
+    size_t busy[N] = {0}, total = 0, n_busy = 0;
+    uint64_t rng = 99;
+    for (int step = 0; step < 200000; step++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        size_t o = rng % N;
+        if ((rng >> 20) % 3 == 0) { /* one of o's requests ends */
+            if (busy[o]) {
+                total--;
+                n_busy -= --busy[o] == 0;
+            }
+            continue;
+        }
+        int ok = r2m_sched_admit(total, C, busy[o], P, N - n_busy);
+        if (busy[o] == 0)
+            assert_true(ok);
+        if (ok) {
+            n_busy += busy[o]++ == 0;
+            total++;
+        }
+        assert_true(busy[o] <= P);
+        assert_true(total <= C);
+    }
+}
+
+static void test_two_slow_origins_leave_a_slot_for_a_third(void **state)
+{
+    (void)state;
+    /* A and B never finish and ask all the time; H asks now and then */
+    size_t a = 0, bb = 0, total = 0;
+    for (int round = 0; round < 50; round++) {
+        size_t idle = 1 + (a == 0) + (bb == 0); /* H is idle between its polls */
+        if (r2m_sched_admit(total, 10, a, 8, idle))
+            a++, total++;
+        idle = 1 + (a == 0) + (bb == 0);
+        if (r2m_sched_admit(total, 10, bb, 8, idle))
+            bb++, total++;
+    }
+    assert_true(a <= 8 && bb <= 8);
+    assert_true(total == 9);
+    assert_true(r2m_sched_admit(total, 10, 0, 8, 1)); /* H: idle, admitted */
+    /* and H's second request must wait: no origin is idle then */
+    assert_false(r2m_sched_admit(total + 1, 10, 1, 8, 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +430,10 @@ int main(void)
         cmocka_unit_test(test_delay_is_never_below_one_millisecond),
         cmocka_unit_test(test_the_same_seed_gives_the_same_delays),
         cmocka_unit_test(test_first_polls_spread_over_zero_to_jitter_times_interval),
+        cmocka_unit_test(test_time_arithmetic_saturates),
+        cmocka_unit_test(test_backoff_doubles_up_to_the_cap_without_overflow),
+        cmocka_unit_test(test_an_idle_origin_is_always_admitted),
+        cmocka_unit_test(test_two_slow_origins_leave_a_slot_for_a_third),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

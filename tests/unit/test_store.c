@@ -235,13 +235,85 @@ static void second_process_is_locked_out(void **state)
     r2m_store_close(open_ok()); /* free again once the first one is gone */
 }
 
+/* A snapshot over SQLite's length limit fails the write clearly; it is
+ * never stored as NULL (which would read back as "no baseline"). */
+static void value_over_the_length_limit_fails_never_stores_null(void **state)
+{
+    (void)state;
+    struct r2m_store *s = open_ok();
+    struct r2m_fp z = {0, 0}, fp = {7, 7};
+    int64_t id;
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(r2m_store_endpoint_put(s, "doc", z, 1, "old", 3, z), 0);
+    assert_int_equal(r2m_store_commit(s), 0);
+    r2m_store_limit_length(s, 1000);
+    static char big[4096];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(r2m_store_endpoint_put(s, "doc", z, 2, big, sizeof big, z), R2M_E_TOO_BIG);
+    assert_non_null(strstr(r2m_store_errmsg(s), "too big"));
+    assert_int_equal(r2m_store_item_put(s, "coll", "k", 1, fp, big, sizeof big), R2M_E_TOO_BIG);
+    assert_int_equal(r2m_store_item_put(s, "coll", big, sizeof big, fp, "{}", 2), R2M_E_TOO_BIG);
+    assert_int_equal(r2m_store_outbox_add(s, "t", 1, big, sizeof big, 0, &id), R2M_E_TOO_BIG);
+    assert_int_equal(r2m_store_outbox_add(s, big, sizeof big, "{}", 2, 0, &id), R2M_E_TOO_BIG);
+    r2m_store_rollback(s);
+    /* the statements are usable again, and nothing was half-written */
+    struct r2m_store_endpoint row;
+    assert_int_equal(r2m_store_endpoint_get(s, "doc", &row), 0);
+    assert_true(row.found && row.has_doc);
+    assert_int_equal(row.doc_len, 3);
+    assert_memory_equal(row.doc, "old", 3);
+    free(row.doc);
+    free(row.etag);
+    free(row.last_modified);
+    assert_int_equal(r2m_store_outbox_count(s), 0);
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(r2m_store_endpoint_put(s, "doc", z, 2, "new", 3, z), 0);
+    assert_int_equal(r2m_store_commit(s), 0);
+    r2m_store_close(s);
+}
+
+/* The path no longer naming the open file (deleted, or another file moved
+ * over it) is detected and explained. */
+static void removed_or_replaced_file_is_detected(void **state)
+{
+    (void)state;
+    struct r2m_store *s = open_ok();
+    char err[1024];
+    assert_int_equal(r2m_store_check_file(s, err, sizeof err), 0);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(r2m_store_check_file(s, err, sizeof err), R2M_E_IO);
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "removed"));
+    r2m_store_close(s);
+
+    s = open_ok();
+    assert_int_equal(r2m_store_check_file(s, err, sizeof err), 0);
+    char other[300];
+    snprintf(other, sizeof other, "%s/other", dir);
+    FILE *f = fopen(other, "w");
+    assert_non_null(f);
+    fputs("not a database", f);
+    fclose(f);
+    assert_int_equal(rename(other, path), 0);
+    assert_int_equal(r2m_store_check_file(s, err, sizeof err), R2M_E_IO);
+    assert_non_null(strstr(err, "replaced"));
+    assert_null(strstr(err, "stay in the outbox"));
+    r2m_store_close(s);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(snapshot_and_items_survive_reopen), T(rollback_leaves_nothing),
-        T(outbox_keeps_order_until_deleted),  T(foreign_and_corrupt_files_are_refused),
-        T(read_only_file_is_a_clear_error),   T(second_process_is_locked_out),
+        T(snapshot_and_items_survive_reopen),
+        T(rollback_leaves_nothing),
+        T(outbox_keeps_order_until_deleted),
+        T(foreign_and_corrupt_files_are_refused),
+        T(read_only_file_is_a_clear_error),
+        T(second_process_is_locked_out),
+        T(value_over_the_length_limit_fails_never_stores_null),
+        T(removed_or_replaced_file_is_detected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
