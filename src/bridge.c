@@ -360,8 +360,8 @@ static void token_done(struct r2m_bridge *b, struct endpoint *ep, const struct r
     char err[512], why[600];
     struct r2m_json *root;
     if (res->result) {
-        snprintf(why, sizeof why, "OAuth2 token request to %s failed: %s", ep->cfg->auth.token_url,
-                 res->err);
+        snprintf(why, sizeof why, "OAuth2 token request to %s failed: %s",
+                 r2m_log_url(ep->cfg->auth.token_url, (char[256]){0}, 256), res->err);
         poll_end(b, ep, res->result, why);
         return;
     }
@@ -372,9 +372,20 @@ static void token_done(struct r2m_bridge *b, struct endpoint *ep, const struct r
     }
     struct r2m_json *tok = r2m_json_pointer(root, "/access_token");
     struct r2m_json *exp = r2m_json_pointer(root, "/expires_in");
-    if (!tok || tok->type != R2M_JSON_STRING || !tok->n || memchr(tok->u.str, '\n', tok->n)) {
+    if (!tok || tok->type != R2M_JSON_STRING || !tok->n) {
         poll_end(b, ep, R2M_E_HTTP, "OAuth2 token response has no access_token");
         return;
+    }
+    for (size_t i = 0; i < tok->n; i++) {
+        unsigned char ch = (unsigned char)tok->u.str[i];
+        if (ch < 0x20 || ch == 0x7f) {
+            /* it goes into an Authorization header: CR or LF would inject
+             * headers, NUL would cut it; never show the token itself */
+            poll_end(b, ep, R2M_E_HTTP,
+                     "OAuth2 token response's access_token contains CR, LF, NUL or another "
+                     "control character; not used");
+            return;
+        }
     }
     long long secs = exp && exp->type == R2M_JSON_NUMBER ? strtoll(exp->u.str, NULL, 10) : 3600;
     if (secs <= 0 || secs > 86400 * 365)
@@ -598,6 +609,10 @@ static int token_xfer_new(struct r2m_bridge *b, struct endpoint *ep)
     t->max_depth = 16;
     t->tls = ec->tls;
     t->max_pages = 1;
+    /* the body holds the client secret: it never follows a redirect to
+     * another origin, whatever redirects: says for the endpoint */
+    t->redirects =
+        ec->redirects == R2M_REDIRECTS_NONE ? R2M_REDIRECTS_NONE : R2M_REDIRECTS_SAME_ORIGIN;
     return r2m_http_xfer_new(b->http, &ep->token_xfer, t, ep);
 }
 
@@ -749,7 +764,7 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
         if (cfg->mqtt.insecure)
             r2m_log(R2M_LOG_WARN,
                     "TLS certificate verification is OFF for the broker (mqtt.tls.insecure)",
-                    "broker", cfg->mqtt.url, NULL);
+                    "broker", r2m_log_url(cfg->mqtt.url, (char[512]){0}, 512), NULL);
         r2m_pub_on_ack(b->pub, on_ack, b);
         if (cfg->metrics.listen &&
             (r = r2m_metrics_new(&b->metrics, cfg->metrics.listen, b->epfd, TAG_METRICS,
@@ -1109,7 +1124,8 @@ int r2m_bridge_run(struct r2m_bridge *b)
     if (b->pub) {
         char n[16];
         snprintf(n, sizeof n, "%zu", b->n_eps);
-        r2m_log(R2M_LOG_INFO, "starting", "endpoints", n, "broker", b->cfg->mqtt.url, NULL);
+        r2m_log(R2M_LOG_INFO, "starting", "endpoints", n, "broker",
+                r2m_log_url(b->cfg->mqtt.url, (char[512]){0}, 512), NULL);
         r2m_pub_connect(b->pub, b->now);
     }
 

@@ -87,9 +87,9 @@ static const char full_yaml[] = "instance: edge-1\n"
                                 "  topic_prefix: site/a\n"
                                 "  status_topic: \"{prefix}/status\"\n"
                                 "  tls:\n"
-                                "    ca_file: /etc/ca.pem\n"
-                                "    cert_file: /etc/cert.pem\n"
-                                "    key_file: /etc/key.pem\n"
+                                "    ca_file: /etc/hosts\n"
+                                "    cert_file: /etc/passwd\n"
+                                "    key_file: /etc/group\n"
                                 "    insecure: true\n"
                                 "state:\n"
                                 "  path: /var/lib/r2m.db\n"
@@ -140,9 +140,9 @@ static void test_full_config(void **state)
     assert_int_equal(c->mqtt.keepalive_ms, 90000);
     assert_string_equal(c->mqtt.topic_prefix, "site/a");
     assert_string_equal(c->mqtt.status_topic, "{prefix}/status");
-    assert_string_equal(c->mqtt.ca_file, "/etc/ca.pem");
-    assert_string_equal(c->mqtt.cert_file, "/etc/cert.pem");
-    assert_string_equal(c->mqtt.key_file, "/etc/key.pem");
+    assert_string_equal(c->mqtt.ca_file, "/etc/hosts");
+    assert_string_equal(c->mqtt.cert_file, "/etc/passwd");
+    assert_string_equal(c->mqtt.key_file, "/etc/group");
     assert_int_equal(c->mqtt.insecure, 1);
     assert_string_equal(c->state.path, "/var/lib/r2m.db");
     assert_int_equal(c->state.outbox_max, 5000);
@@ -528,7 +528,7 @@ static void test_api_keys(void **state)
         "endpoints:\n"
         "  - name: a\n"
         "    url: https://x/a\n"
-        "    tls: { ca_file: /etc/ca.pem, cert_file: /c.pem, key_file: /k.pem }\n"
+        "    tls: { ca_file: /etc/hosts, cert_file: /etc/passwd, key_file: /etc/group }\n"
         "    accept_status: [200, 203]\n"
         "    error_if: { pointer: /status, equals: error }\n"
         "  - name: b\n"
@@ -567,8 +567,8 @@ static void test_api_keys(void **state)
     assert_int_equal(e[0].auth.type, R2M_AUTH_BEARER); /* from defaults */
     assert_string_equal(e[0].auth.token, "s3cret-token");
     assert_int_equal(e[0].max_backoff_ms, 60000);
-    assert_string_equal(e[0].tls.ca_file, "/etc/ca.pem");
-    assert_string_equal(e[0].tls.key_file, "/k.pem");
+    assert_string_equal(e[0].tls.ca_file, "/etc/hosts");
+    assert_string_equal(e[0].tls.key_file, "/etc/group");
     assert_int_equal(e[0].n_accept_status, 2);
     assert_int_equal(e[0].accept_status[1], 203);
     assert_string_equal(e[0].error_if.pointer, "/status");
