@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <curl/header.h>
+#include <idn2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,22 +121,32 @@ static int str_same(const char *a, const char *b)
 int r2m_http_origin(const char *url, char *out, size_t outlen)
 {
     int r = R2M_E_INVALID;
-    char *scheme = NULL, *host = NULL, *port = NULL, *zone = NULL;
+    char *scheme = NULL, *host = NULL, *port = NULL, *zone = NULL, *idn = NULL;
     CURLU *u = curl_url();
     if (!u)
         return R2M_E_NOMEM;
     /* libcurl's parser is the one that will connect: what it calls the
      * host is where the credentials would go (userinfo, "@" tricks and
-     * IPv4 spellings included); PUNYCODE gives IDN hosts one spelling */
+     * IPv4 spellings included) */
     if (!url || curl_url_set(u, CURLUPART_URL, url, 0) ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
-        curl_url_get(u, CURLUPART_HOST, &host, CURLU_PUNYCODE) ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) ||
         curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT))
         goto out;
+    for (const char *p = host; *p; p++) {
+        if (!((unsigned char)*p & 0x80))
+            continue;
+        /* an IDN: one spelling, the punycode libcurl resolves (with the
+         * same IDNA2008 flags). libcurl's own CURLU_PUNYCODE converts
+         * through the locale and fails in the C locale. */
+        if (idn2_to_ascii_8z(host, &idn, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) != IDN2_OK)
+            goto out;
+        break;
+    }
     curl_url_get(u, CURLUPART_ZONEID, &zone, 0);
     if ((strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) || !*host)
         goto out;
-    int n = snprintf(out, outlen, "%s://%s%s%s:%s", scheme, host, zone ? "%25" : "",
+    int n = snprintf(out, outlen, "%s://%s%s%s:%s", scheme, idn ? idn : host, zone ? "%25" : "",
                      zone ? zone : "", port);
     if (n < 0 || (size_t)n >= outlen)
         goto out;
@@ -149,6 +160,7 @@ out:
     curl_free(host);
     curl_free(port);
     curl_free(zone);
+    idn2_free(idn);
     curl_url_cleanup(u);
     return r;
 }
