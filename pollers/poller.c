@@ -135,8 +135,10 @@ int r2m_page_resolve(const char *base, const char *ref, struct r2m_page_next *ne
     }
     if (curl_url_set(u, CURLUPART_URL, base, 0) || curl_url_set(u, CURLUPART_URL, ref, 0) ||
         curl_url_get(u, CURLUPART_URL, &out, 0)) {
-        snprintf(err, errlen, "next page reference \"%.200s\" is not a usable URL",
-                 r2m_log_url(ref, (char[256]){0}, 256));
+        /* shown without its query, which may repeat a query auth key */
+        const char *shown = r2m_log_url(ref, (char[256]){0}, 256);
+        snprintf(err, errlen, "next page reference \"%.*s%s\" is not a usable URL",
+                 (int)strcspn(shown, "?"), shown, strchr(shown, '?') ? "?..." : "");
         goto out;
     }
     /* same origin: scheme, host and port (RFC 6454), so credentials go

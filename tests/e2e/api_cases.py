@@ -1703,7 +1703,7 @@ def redirect_same_origin_keeps_credentials(t):
     common = {"headers": {"X-Tenant": "acme"},
               "auth": {"type": "header", "name": "X-Api-Key", "value": key}}
     eps = [dict(common, name="old", url=api.url("/old")),
-           dict(common, name="abs", url=api.url("/abs")),
+           dict(common, name="abs", url=api.url("/abs"), redirects="same-origin"),
            dict(common, name="p303", url=api.url("/p303"), method="POST", body='{"q":3}'),
            dict(common, name="p307", url=api.url("/p307"), method="POST", body='{"q":7}')]
     br = launch(t, broker, t.config(broker.port, eps))
