@@ -1028,9 +1028,9 @@ static const char *suggest(const char *k, const char *const *keys, size_t nk)
     return best;
 }
 
-static const char *const top_keys[] = {"instance",         "mqtt",      "state",
-                                       "defaults",         "endpoints", "log",
-                                       "shutdown_timeout", "metrics",   "max_concurrent"};
+static const char *const top_keys[] = {
+    "instance", "mqtt",    "state",         "defaults", "endpoints",
+    "log",      "shutdown_timeout", "metrics", "max_concurrent"};
 enum {
     T_INSTANCE,
     T_MQTT,

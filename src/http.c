@@ -816,7 +816,8 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
                  (unsigned long long)x->cfg->max_body);
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
         res.result = R2M_E_TIMEOUT;
-        snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms", (long long)x->cfg->timeout_ms);
+        snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms",
+                 (long long)x->cfg->timeout_ms);
     } else if (code != CURLE_OK) {
         res.result = R2M_E_HTTP;
         /* libcurl's error buffer names host and port, never credentials */
