@@ -1752,3 +1752,24 @@ def mqtt_password_never_logged(t):
         hits += ["%s: %s" % (where, h) for h in find_secrets(text, {"mqtt password": pw})]
     check(not hits, "the MQTT password leaked:\n%s", "\n".join(hits))
     check(any("broker=" in l for l in br.log_lines()), "no line names the broker")
+
+
+@case
+def oauth2_token_with_control_characters_refused(t):
+    broker, sub, api = stack(t)
+    bad = {"v": "At-inj-3\rX-Injected: 1"}  # CR alone: LF was refused before
+    api.route("/token", lambda req: Reply.json({"access_token": bad["v"], "expires_in": 3600}))
+    api.route("/o", lambda req: doc_reply({"v": 1}))
+    eps = [{"name": "o", "url": api.url("/o"),
+            "auth": {"type": "oauth2", "token_url": api.url("/token"), "client_id": "cid",
+                     "client_secret": "Cs-inj-4"}}]
+    br = launch(t, broker, t.config(broker.port, eps))
+    line = wait_fail_line(br, "o", match="access_token contains CR, LF, NUL", sub=sub)
+    check("At-inj-3" not in "\n".join(br.log_lines()), "the token is in the log: %s", line)
+    api.wait_requests("/token", 2, finished=True)
+    check_eq(api.count("/o"), 0, "requests that carried the bad token")
+    bad["v"] = "At-nul-5\u0000x"  # a NUL would cut the header
+    mark = len(br.log_lines())
+    api.wait_requests("/token", api.count("/token") + 2, finished=True)
+    check_eq(api.count("/o"), 0, "requests that carried a token with NUL")
+    check(not any("At-nul-5" in l for l in br.log_lines()[mark:]), "the token is in the log")
