@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "r2m/error.h"
+#include "r2m/http.h"
+#include "r2m/log.h"
 
 const struct r2m_poller_kind *r2m_poller_for(const struct r2m_endpoint_cfg *cfg)
 {
@@ -120,61 +122,34 @@ struct r2m_fp r2m_poller_settings(const struct r2m_endpoint_cfg *cfg)
     return fp;
 }
 
-/* "scheme://host:port" of a parsed URL, malloc'd; 0 or R2M_E_NOMEM. */
-static int origin(CURLU *u, char **out)
-{
-    char *scheme = NULL, *host = NULL, *port = NULL;
-    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-    curl_url_get(u, CURLUPART_HOST, &host, 0);
-    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-    size_t n =
-        16 + (scheme ? strlen(scheme) : 0) + (host ? strlen(host) : 0) + (port ? strlen(port) : 0);
-    *out = malloc(n);
-    if (*out)
-        snprintf(*out, n, "%s://%s:%s", scheme ? scheme : "?", host ? host : "?",
-                 port ? port : "?");
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    return *out ? 0 : R2M_E_NOMEM;
-}
-
-int r2m_page_origin(const char *url, char **out)
-{
-    CURLU *u = curl_url();
-    if (!u)
-        return R2M_E_NOMEM;
-    int r = curl_url_set(u, CURLUPART_URL, url, 0) ? R2M_E_INVALID : origin(u, out);
-    curl_url_cleanup(u);
-    return r;
-}
-
 int r2m_page_resolve(const char *base, const char *ref, struct r2m_page_next *next, char *err,
                      size_t errlen)
 {
     int r = R2M_E_INVALID;
-    CURLU *u = curl_url(), *b = curl_url();
-    char *out = NULL, *o1 = NULL, *o2 = NULL;
-    if (!u || !b) {
+    CURLU *u = curl_url();
+    char *out = NULL;
+    char o1[R2M_HTTP_ORIGIN_MAX], o2[R2M_HTTP_ORIGIN_MAX];
+    if (!u) {
         r = R2M_E_NOMEM;
         goto out;
     }
-    if (curl_url_set(b, CURLUPART_URL, base, 0) || curl_url_set(u, CURLUPART_URL, base, 0) ||
-        curl_url_set(u, CURLUPART_URL, ref, 0) || curl_url_get(u, CURLUPART_URL, &out, 0)) {
-        snprintf(err, errlen, "next page reference \"%.200s\" is not a usable URL", ref);
+    if (curl_url_set(u, CURLUPART_URL, base, 0) || curl_url_set(u, CURLUPART_URL, ref, 0) ||
+        curl_url_get(u, CURLUPART_URL, &out, 0)) {
+        /* shown without its query, which may repeat a query auth key */
+        const char *shown = r2m_log_url(ref, (char[256]){0}, 256);
+        snprintf(err, errlen, "next page reference \"%.*s%s\" is not a usable URL",
+                 (int)strcspn(shown, "?"), shown, strchr(shown, '?') ? "?..." : "");
         goto out;
     }
     /* same origin: scheme, host and port (RFC 6454), so credentials go
      * neither to another host, nor another port, nor from https to http */
-    if (origin(b, &o1) || origin(u, &o2)) {
-        r = R2M_E_NOMEM;
-        goto out;
-    }
-    if (strcasecmp(o1, o2)) {
+    int files = !strncasecmp(base, "file:", 5) && !strncasecmp(out, "file:", 5);
+    if (!files && (r2m_http_origin(base, o1, sizeof o1) | r2m_http_origin(out, o2, sizeof o2) ||
+                   strcmp(o1, o2))) {
         snprintf(err, errlen,
                  "next page is on another origin (%.100s, not %.100s); refusing to send this "
                  "endpoint's credentials there",
-                 o2, o1);
+                 o2[0] ? o2 : "not http(s)", o1[0] ? o1 : "?");
         goto out;
     }
     if (strlen(out) >= sizeof next->url) {
@@ -185,10 +160,7 @@ int r2m_page_resolve(const char *base, const char *ref, struct r2m_page_next *ne
     r = 0;
 out:
     curl_free(out);
-    free(o1);
-    free(o2);
     curl_url_cleanup(u);
-    curl_url_cleanup(b);
     return r;
 }
 
@@ -210,7 +182,8 @@ int r2m_page_param(const char *url, const char *name, const char *value, struct 
     if (curl_url_set(u, CURLUPART_URL, url, 0) ||
         curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) ||
         curl_url_get(u, CURLUPART_URL, &out, 0) || strlen(out) >= sizeof next->url) {
-        snprintf(err, errlen, "cannot build the next page URL from %.200s", url);
+        snprintf(err, errlen, "cannot build the next page URL from %.200s",
+                 r2m_log_url(url, (char[256]){0}, 256));
         goto out;
     }
     strcpy(next->url, out);

@@ -399,8 +399,8 @@ static void token_done(struct r2m_bridge *b, struct endpoint *ep, const struct r
     char err[512], why[600];
     struct r2m_json *root;
     if (res->result) {
-        snprintf(why, sizeof why, "OAuth2 token request to %s failed: %s", ep->cfg->auth.token_url,
-                 res->err);
+        snprintf(why, sizeof why, "OAuth2 token request to %s failed: %s",
+                 r2m_log_url(ep->cfg->auth.token_url, (char[256]){0}, 256), res->err);
         poll_end(b, ep, res->result, why);
         return;
     }
@@ -411,9 +411,20 @@ static void token_done(struct r2m_bridge *b, struct endpoint *ep, const struct r
     }
     struct r2m_json *tok = r2m_json_pointer(root, "/access_token");
     struct r2m_json *exp = r2m_json_pointer(root, "/expires_in");
-    if (!tok || tok->type != R2M_JSON_STRING || !tok->n || memchr(tok->u.str, '\n', tok->n)) {
+    if (!tok || tok->type != R2M_JSON_STRING || !tok->n) {
         poll_end(b, ep, R2M_E_HTTP, "OAuth2 token response has no access_token");
         return;
+    }
+    for (size_t i = 0; i < tok->n; i++) {
+        unsigned char ch = (unsigned char)tok->u.str[i];
+        if (ch < 0x20 || ch == 0x7f) {
+            /* it goes into an Authorization header: CR or LF would inject
+             * headers, NUL would cut it; never show the token itself */
+            poll_end(b, ep, R2M_E_HTTP,
+                     "OAuth2 token response's access_token contains CR, LF, NUL or another "
+                     "control character; not used");
+            return;
+        }
     }
     long long secs = exp && exp->type == R2M_JSON_NUMBER ? strtoll(exp->u.str, NULL, 10) : 3600;
     if (secs <= 0 || secs > 86400 * 365)
@@ -687,9 +698,11 @@ static int build_origins(struct r2m_bridge *b)
         goto out;
     for (size_t i = 0; i < n; i++) {
         of[i].ep = i;
-        int e = r2m_page_origin(b->eps[i]->cfg->url, &of[i].name);
-        if (e == R2M_E_INVALID) /* not expected after config checks: its own origin */
-            e = (of[i].name = strdup(b->eps[i]->cfg->url)) ? 0 : R2M_E_NOMEM;
+        char o[R2M_HTTP_ORIGIN_MAX];
+        /* file:// (tests) has no origin: each such URL is its own */
+        const char *name =
+            r2m_http_origin(b->eps[i]->cfg->url, o, sizeof o) ? b->eps[i]->cfg->url : o;
+        int e = (of[i].name = strdup(name)) ? 0 : R2M_E_NOMEM;
         if (e)
             goto out;
     }
@@ -766,6 +779,10 @@ static int token_xfer_new(struct r2m_bridge *b, struct endpoint *ep)
     t->max_depth = 16;
     t->tls = ec->tls;
     t->max_pages = 1;
+    /* the body holds the client secret: it never follows a redirect to
+     * another origin, whatever redirects: says for the endpoint */
+    t->redirects =
+        ec->redirects == R2M_REDIRECTS_NONE ? R2M_REDIRECTS_NONE : R2M_REDIRECTS_SAME_ORIGIN;
     return r2m_http_xfer_new(b->http, &ep->token_xfer, t, ep);
 }
 
@@ -917,7 +934,7 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
         if (cfg->mqtt.insecure)
             r2m_log(R2M_LOG_WARN,
                     "TLS certificate verification is OFF for the broker (mqtt.tls.insecure)",
-                    "broker", cfg->mqtt.url, NULL);
+                    "broker", r2m_log_url(cfg->mqtt.url, (char[512]){0}, 512), NULL);
         r2m_pub_on_ack(b->pub, on_ack, b);
         if (cfg->metrics.listen &&
             (r = r2m_metrics_new(&b->metrics, cfg->metrics.listen, b->epfd, TAG_METRICS,
@@ -1322,7 +1339,8 @@ int r2m_bridge_run(struct r2m_bridge *b)
     if (b->pub) {
         char n[16];
         snprintf(n, sizeof n, "%zu", b->n_eps);
-        r2m_log(R2M_LOG_INFO, "starting", "endpoints", n, "broker", b->cfg->mqtt.url, NULL);
+        r2m_log(R2M_LOG_INFO, "starting", "endpoints", n, "broker",
+                r2m_log_url(b->cfg->mqtt.url, (char[512]){0}, 512), NULL);
         r2m_pub_connect(b->pub, b->now);
     }
 

@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,15 +277,39 @@ static const char *kind(const struct node *n)
 /* ---- files -------------------------------------------------------------- */
 
 /* Reads a whole file of at most max bytes into out (initialised here).
- * 0, R2M_E_IO (errno kept), R2M_E_TOO_BIG or R2M_E_NOMEM. */
-static int read_all(const char *path, size_t max, struct r2m_buf *out)
+ * With regular_only the open never blocks (a FIFO without writer would
+ * hang `check` and a reload for ever) and anything but a regular file is
+ * R2M_E_INVALID, *what naming it. 0, R2M_E_IO (errno kept), R2M_E_TOO_BIG,
+ * R2M_E_INVALID or R2M_E_NOMEM. */
+static int read_all(const char *path, size_t max, int regular_only, struct r2m_buf *out,
+                    const char **what)
 {
     r2m_buf_init(out, max);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | (regular_only ? O_NONBLOCK | O_NOCTTY : 0));
     if (fd < 0)
         return R2M_E_IO;
     char chunk[16384];
     int rc = 0;
+    struct stat st;
+    if (regular_only) {
+        if (fstat(fd, &st)) {
+            rc = R2M_E_IO;
+        } else if (!S_ISREG(st.st_mode)) {
+            *what = S_ISDIR(st.st_mode)    ? "a directory"
+                    : S_ISFIFO(st.st_mode) ? "a FIFO"
+                    : S_ISSOCK(st.st_mode) ? "a socket"
+                                           : "a device";
+            rc = R2M_E_INVALID;
+        } else if ((uint64_t)st.st_size > max) {
+            rc = R2M_E_TOO_BIG;
+        }
+        if (rc) {
+            int saved = errno;
+            close(fd);
+            errno = saved;
+            return rc;
+        }
+    }
     for (;;) {
         ssize_t n = read(fd, chunk, sizeof chunk);
         if (n < 0 && errno == EINTR)
@@ -616,9 +641,13 @@ static int expand_ref(struct ctx *c, struct node *n, const char *ref, size_t rl,
         memcpy(path, ref + 5, rl - 5);
         path[rl - 5] = '\0';
         struct r2m_buf f;
-        int r = read_all(path, MAX_SECRET, &f);
+        const char *what = "";
+        int r = read_all(path, MAX_SECRET, 1, &f, &what);
         int rc = -1;
-        if (r == R2M_E_IO) {
+        if (r == R2M_E_INVALID) {
+            err_at(c, n, "%s is %s, not a regular file; ${file:} reads regular files only",
+                   quote(path).s, what);
+        } else if (r == R2M_E_IO) {
             err_at(c, n, "cannot read %s for ${file:}: %s; check the path and its permissions",
                    quote(path).s, strerror(errno));
         } else if (r == R2M_E_TOO_BIG) {
@@ -1040,11 +1069,11 @@ enum { L_CA, L_CERT, L_KEY, L_INSECURE, L__N };
 static const char *const state_keys[] = {"path", "outbox_max", "sync"};
 static const char *const log_keys[] = {"level", "format"};
 static const char *const endpoint_keys[] = {
-    "name",          "url",         "method",      "body",         "headers",
-    "interval",      "timeout",     "jitter",      "max_body",     "max_depth",
-    "ignore",        "topic",       "items",       "key",          "payload",
-    "initial",       "state_topic", "auth",        "content_type", "tls",
-    "accept_status", "error_if",    "max_backoff", "paginate",     "max_pages"};
+    "name",         "url",      "method",        "body",      "headers",     "interval",
+    "timeout",      "jitter",   "max_body",      "max_depth", "ignore",      "topic",
+    "items",        "key",      "payload",       "initial",   "state_topic", "auth",
+    "content_type", "tls",      "accept_status", "error_if",  "max_backoff", "paginate",
+    "max_pages",    "redirects"};
 enum {
     E_NAME,
     E_URL,
@@ -1071,6 +1100,7 @@ enum {
     E_MAX_BACKOFF,
     E_PAGINATE,
     E_MAX_PAGES,
+    E_REDIRECTS,
     E__N
 };
 
@@ -1205,6 +1235,7 @@ struct ep_part {
     char *page_ptr, *page_param;
     int64_t page_start;
     unsigned max_pages;
+    int redirects;
     struct r2m_header *headers;
     size_t n_headers;
     char **ignore;
@@ -1304,6 +1335,23 @@ static int valid_header_name(const char *s, size_t n)
     return 1;
 }
 
+/* Values that become part of a request (URLs, header names and values,
+ * credentials) must not hold CR or LF: a line break would end the header
+ * or request line and start one the server takes for another header. NUL
+ * is refused for every value by expand(). 0, or -1 after reporting. */
+static int one_line(struct ctx *c, const struct node *n, const char *key, const char *s)
+{
+    if (!strpbrk(s, "\r\n"))
+        return 0;
+    err_at(c, n,
+           "%s: the value contains a line break (CR or LF), which would reach the request; put "
+           "it on one line%s",
+           key,
+           n->secret ? " (one line break at the end of a ${file:} file is dropped; more are not)"
+                     : "");
+    return -1;
+}
+
 static void read_headers(struct ctx *c, struct ep_part *p, struct node *v)
 {
     if (!want_map(c, v, "headers"))
@@ -1346,11 +1394,8 @@ static void read_headers(struct ctx *c, struct ep_part *p, struct node *v)
         const char *s = get_scalar(c, val, what, "a text value");
         if (!s)
             continue;
-        if (strpbrk(s, "\r\n")) {
-            /* a line break would let a value inject further headers */
-            err_at(c, val, "%s: the value contains a line break; put it on one line", what);
+        if (one_line(c, val, what, s))
             continue;
-        }
         struct r2m_header *h = &p->headers[p->n_headers++];
         h->name = dup_str(c, k->text);
         h->value = dup_str(c, s);
@@ -1458,16 +1503,16 @@ static int read_auth(struct ctx *c, struct ep_part *p, struct node *v, const cha
     a->type = types[k].type;
     char **fields[A__N] = {NULL,      &a->username,  &a->password,  &a->token,         &a->name,
                            &a->value, &a->token_url, &a->client_id, &a->client_secret, &a->scope};
-    for (int f = A_USER; f < A__N; f++)
-        if (s[f].val && get_string(c, s[f].val, auth_keys[f], 1, fields[f]))
+    for (int f = A_USER; f < A__N; f++) {
+        char key[32];
+        snprintf(key, sizeof key, "auth.%s", auth_keys[f]);
+        if (s[f].val &&
+            (get_string(c, s[f].val, key, 1, fields[f]) || one_line(c, s[f].val, key, *fields[f])))
             bad = 1;
+    }
     if (!bad && a->type == R2M_AUTH_HEADER && !valid_header_name(a->name, strlen(a->name))) {
         err_at(c, s[A_NAME].val, "auth.name: %s is not a valid header name; e.g. X-Api-Key",
                quote(a->name).s);
-        bad = 1;
-    }
-    if (!bad && a->value && strpbrk(a->value, "\r\n")) {
-        err_at(c, s[A_VALUE].val, "auth.value: contains a line break; put it on one line");
         bad = 1;
     }
     if (!bad && a->token_url && strncasecmp(a->token_url, "http://", 7) &&
@@ -1482,6 +1527,27 @@ static int read_auth(struct ctx *c, struct ep_part *p, struct node *v, const cha
 
 static const char *const eptls_keys[] = {"ca_file", "cert_file", "key_file", "insecure"};
 
+/* A TLS file must be readable now, not at the first connection: 0, or -1
+ * after reporting. Opened without blocking, like ${file:}. */
+static int tls_file(struct ctx *c, const struct node *n, const char *key, const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        err_at(c, n, "%s: cannot read %s: %s; check the path and its permissions", key,
+               shown(n, path).s, strerror(errno));
+        return -1;
+    }
+    int reg = !fstat(fd, &st) && S_ISREG(st.st_mode);
+    close(fd);
+    if (!reg) {
+        err_at(c, n, "%s: %s is not a regular file; give the path of a PEM file", key,
+               shown(n, path).s);
+        return -1;
+    }
+    return 0;
+}
+
 static int read_ep_tls(struct ctx *c, struct ep_part *p, struct node *v, const char *where)
 {
     struct slot s[4] = {{0}};
@@ -1491,11 +1557,14 @@ static int read_ep_tls(struct ctx *c, struct ep_part *p, struct node *v, const c
     snprintf(w, sizeof w, "in tls %s", where);
     collect(c, v, eptls_keys, 4, s, w, NULL, 0);
     int bad = 0;
-    if (s[0].val && get_string(c, s[0].val, "tls.ca_file", 1, &p->tls_ca))
+    if (s[0].val && (get_string(c, s[0].val, "tls.ca_file", 1, &p->tls_ca) ||
+                     tls_file(c, s[0].val, "tls.ca_file", p->tls_ca)))
         bad = 1;
-    if (s[1].val && get_string(c, s[1].val, "tls.cert_file", 1, &p->tls_cert))
+    if (s[1].val && (get_string(c, s[1].val, "tls.cert_file", 1, &p->tls_cert) ||
+                     tls_file(c, s[1].val, "tls.cert_file", p->tls_cert)))
         bad = 1;
-    if (s[2].val && get_string(c, s[2].val, "tls.key_file", 1, &p->tls_key))
+    if (s[2].val && (get_string(c, s[2].val, "tls.key_file", 1, &p->tls_key) ||
+                     tls_file(c, s[2].val, "tls.key_file", p->tls_key)))
         bad = 1;
     if (s[3].val && get_bool(c, s[3].val, "tls.insecure", &p->tls_insecure))
         bad = 1;
@@ -1759,7 +1828,7 @@ static void read_endpoint(struct ctx *c, struct ep_part *p, struct node *map, si
                 err_at(c, v,
                        "url: the URL has nothing after the scheme; write e.g. "
                        "https://api.example/items");
-            else
+            else if (!one_line(c, v, "url", str))
                 ok = (p->url = dup_str(c, str)) ? 0 : -1;
             break;
         case E_METHOD:
@@ -1877,10 +1946,8 @@ static void read_endpoint(struct ctx *c, struct ep_part *p, struct node *map, si
             break;
         case E_CONTENT_TYPE:
             ok = get_string(c, v, "content_type", 1, &p->content_type);
-            if (!ok && strpbrk(p->content_type, "\r\n")) {
-                err_at(c, v, "content_type: contains a line break");
+            if (!ok && one_line(c, v, "content_type", p->content_type))
                 ok = -1;
-            }
             break;
         case E_TLS:
             ok = read_ep_tls(c, p, v, where);
@@ -1904,6 +1971,26 @@ static void read_endpoint(struct ctx *c, struct ep_part *p, struct node *map, si
                 p->max_pages = (unsigned)n;
             break;
         }
+        case E_REDIRECTS:
+            str = get_scalar(c, v, "redirects", "same-origin, any or none");
+            if (!str)
+                break;
+            if (!strcmp(str, "same-origin"))
+                p->redirects = R2M_REDIRECTS_SAME_ORIGIN;
+            else if (!strcmp(str, "any"))
+                p->redirects = R2M_REDIRECTS_ANY;
+            else if (!strcmp(str, "none"))
+                p->redirects = R2M_REDIRECTS_NONE;
+            else {
+                err_at(c, v,
+                       "redirects: expected same-origin (follow redirects within the URL's "
+                       "origin), any (follow anywhere, without credentials off the origin) or "
+                       "none, got %s",
+                       shown(v, str).s);
+                break;
+            }
+            ok = 0;
+            break;
         case E_PAYLOAD:
             str = get_scalar(c, v, "payload", "full, patch or after");
             if (!str)
@@ -2073,6 +2160,7 @@ static void merge(struct ctx *c, struct r2m_endpoint_cfg *e, const struct ep_par
     e->max_backoff_ms = PICK(E_MAX_BACKOFF, max_backoff_ms, 300000);
     e->max_pages = PICK(E_MAX_PAGES, max_pages, 100u);
     e->initial_emit = PICK(E_INITIAL, initial_emit, 0);
+    e->redirects = PICK(E_REDIRECTS, redirects, R2M_REDIRECTS_SAME_ORIGIN);
 #undef PICK
 
     /* headers: defaults first, then the entry's, replacing by case-insensitive name */
@@ -2187,12 +2275,13 @@ static void read_tls(struct ctx *c, struct r2m_config *cfg, struct node *v)
     if (!want_map(c, v, "mqtt.tls"))
         return;
     collect(c, v, tls_keys, L__N, s, "in mqtt.tls", NULL, 0);
-    if (s[L_CA].val)
-        get_string(c, s[L_CA].val, "mqtt.tls.ca_file", 1, &cfg->mqtt.ca_file);
-    if (s[L_CERT].val)
-        get_string(c, s[L_CERT].val, "mqtt.tls.cert_file", 1, &cfg->mqtt.cert_file);
-    if (s[L_KEY].val)
-        get_string(c, s[L_KEY].val, "mqtt.tls.key_file", 1, &cfg->mqtt.key_file);
+    if (s[L_CA].val && !get_string(c, s[L_CA].val, "mqtt.tls.ca_file", 1, &cfg->mqtt.ca_file))
+        tls_file(c, s[L_CA].val, "mqtt.tls.ca_file", cfg->mqtt.ca_file);
+    if (s[L_CERT].val &&
+        !get_string(c, s[L_CERT].val, "mqtt.tls.cert_file", 1, &cfg->mqtt.cert_file))
+        tls_file(c, s[L_CERT].val, "mqtt.tls.cert_file", cfg->mqtt.cert_file);
+    if (s[L_KEY].val && !get_string(c, s[L_KEY].val, "mqtt.tls.key_file", 1, &cfg->mqtt.key_file))
+        tls_file(c, s[L_KEY].val, "mqtt.tls.key_file", cfg->mqtt.key_file);
     if (s[L_INSECURE].val)
         get_bool(c, s[L_INSECURE].val, "mqtt.tls.insecure", &cfg->mqtt.insecure);
     if (s[L_KEY].val && !s[L_CERT].val)
@@ -2224,8 +2313,13 @@ static void read_mqtt(struct ctx *c, struct r2m_config *cfg, struct node *v)
         else if (str[strlen(schemes[i])] == '\0')
             err_at(c, s[M_URL].val,
                    "mqtt.url: the URL has no host; write e.g. mqtt://broker.example:1883");
-        else
+        else if (!one_line(c, s[M_URL].val, "mqtt.url", str)) {
             set_str(c, &cfg->mqtt.url, str);
+            /* paho matches schemes case-sensitively: "MQTTS://" would be
+             * taken for a plaintext host name */
+            for (char *q = cfg->mqtt.url; q && *q != ':'; q++)
+                *q = (char)tolower((unsigned char)*q);
+        }
     }
     if (s[M_CLIENT_ID].val)
         get_string(c, s[M_CLIENT_ID].val, "mqtt.client_id", 1, &cfg->mqtt.client_id);
@@ -2284,8 +2378,15 @@ static void read_mqtt(struct ctx *c, struct r2m_config *cfg, struct node *v)
         else
             set_str(c, &cfg->mqtt.status_topic, str);
     }
-    if (s[M_TLS].val)
+    if (s[M_TLS].val) {
         read_tls(c, cfg, s[M_TLS].val);
+        const char *u = cfg->mqtt.url ? cfg->mqtt.url : "";
+        if (!strncmp(u, "mqtt://", 7) || !strncmp(u, "tcp://", 6) || !strncmp(u, "ws://", 5))
+            err_at(c, s[M_TLS].key,
+                   "mqtt.tls: set, but mqtt.url (%.*s...) is plaintext: the broker would get the "
+                   "password unencrypted; use mqtts://, ssl:// or wss://, or remove tls:",
+                   (int)(strchr(u, ':') - u) + 3, u);
+    }
 }
 
 static void read_state(struct ctx *c, struct r2m_config *cfg, struct node *v)
@@ -2513,7 +2614,8 @@ int r2m_config_load(const char *path, struct r2m_config **out, struct r2m_diag *
 {
     struct r2m_buf b;
     int nomem = 0;
-    int rc = read_all(path, MAX_FILE, &b);
+    const char *what = "";
+    int rc = read_all(path, MAX_FILE, 0, &b, &what);
 
     *out = NULL;
     if (rc == R2M_E_IO) {
@@ -2657,5 +2759,6 @@ uint64_t r2m_config_endpoint_hash(const struct r2m_endpoint_cfg *e)
     hash_str(&st, 'R', e->paginate.param);
     hash_num(&st, 'V', e->paginate.start);
     hash_num(&st, 'M', e->max_pages);
+    hash_num(&st, 'r', e->redirects);
     return XXH3_64bits_digest(&st);
 }

@@ -1,9 +1,11 @@
 /* http.c - libcurl multi socket API driven by the caller's epoll. */
 #include "r2m/http.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <curl/header.h>
 #include <errno.h>
+#include <idn2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,7 @@ struct r2m_http {
 };
 
 #define VALIDATOR_MAX 512
+#define MAX_HOPS      5 /* redirects per request, as curl's -L used to do here */
 
 struct r2m_http_xfer {
     struct r2m_http *h;
@@ -59,6 +62,12 @@ struct r2m_http_xfer {
     int is_file;
     int conditional; /* validators were sent with this request */
     int headers_dirty;
+    char origin[R2M_HTTP_ORIGIN_MAX]; /* of cfg->url; "" for file:// */
+    struct curl_slist *bare;          /* headers off the origin: Accept (+ Content-Type) */
+    int hops;                         /* redirects followed by this request */
+    int foreign;                      /* this request left the origin: no credentials */
+    int as_get;                       /* a 301/302/303 turned the POST into a GET */
+    int64_t t0;                       /* monotonic ms when this request started */
     /* validators (NULL = none): current (sent), and pending (from the last
      * 2xx, kept until the poll succeeded as a whole) */
     char *etag, *last_modified;
@@ -141,6 +150,125 @@ static void undoom(struct r2m_http *h, CURL *easy)
             h->doomed_errno[i] = h->doomed_errno[h->n_doomed];
             return;
         }
+}
+
+int r2m_http_origin(const char *url, char *out, size_t outlen)
+{
+    int r = R2M_E_INVALID;
+    char *scheme = NULL, *host = NULL, *port = NULL, *zone = NULL, *idn = NULL;
+    CURLU *u = curl_url();
+    if (!u)
+        return R2M_E_NOMEM;
+    /* libcurl's parser is the one that will connect: what it calls the
+     * host is where the credentials would go (userinfo, "@" tricks and
+     * IPv4 spellings included) */
+    if (!url || curl_url_set(u, CURLUPART_URL, url, 0) ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) ||
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT))
+        goto out;
+    for (const char *p = host; *p; p++) {
+        if (!((unsigned char)*p & 0x80))
+            continue;
+        /* an IDN: one spelling, the punycode libcurl resolves (with the
+         * same IDNA2008 flags). libcurl's own CURLU_PUNYCODE converts
+         * through the locale and fails in the C locale. */
+        if (idn2_to_ascii_8z(host, &idn, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) != IDN2_OK)
+            goto out;
+        break;
+    }
+    curl_url_get(u, CURLUPART_ZONEID, &zone, 0);
+    if ((strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) || !*host)
+        goto out;
+    int n = snprintf(out, outlen, "%s://%s%s%s:%s", scheme, idn ? idn : host, zone ? "%25" : "",
+                     zone ? zone : "", port);
+    if (n < 0 || (size_t)n >= outlen)
+        goto out;
+    for (char *p = out; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    r = 0;
+out:
+    if (r && outlen)
+        out[0] = '\0';
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(zone);
+    idn2_free(idn);
+    curl_url_cleanup(u);
+    return r;
+}
+
+/* Whether url is on the endpoint's configured origin (file:// always is). */
+static int on_origin(const struct r2m_http_xfer *x, const char *url)
+{
+    char o[R2M_HTTP_ORIGIN_MAX];
+    return x->is_file ||
+           (x->origin[0] && !r2m_http_origin(url, o, sizeof o) && !strcmp(o, x->origin));
+}
+
+/* Whether the query part q[0..n) names `name` (compared percent-decoded). */
+static int param_is(const char *q, size_t n, const char *name)
+{
+    size_t i = 0, k = 0;
+    while (i < n && q[i] != '=') {
+        int ch = (unsigned char)q[i];
+        if (ch == '%' && i + 2 < n && isxdigit((unsigned char)q[i + 1]) &&
+            isxdigit((unsigned char)q[i + 2])) {
+            char hex[3] = {q[i + 1], q[i + 2], 0};
+            ch = (int)strtol(hex, NULL, 16);
+            i += 2;
+        } else if (ch == '+') {
+            ch = ' ';
+        }
+        if (name[k] != (char)ch)
+            return 0;
+        i++;
+        k++;
+    }
+    return name[k] == '\0';
+}
+
+/* url made fit for a request off the origin: no user part, and no query
+ * auth parameter (servers often copy the whole query into a redirect).
+ * Malloc'd, or NULL when out of memory or unusable. */
+static char *foreign_url(const struct r2m_http_xfer *x, const char *url)
+{
+    CURLU *u = curl_url();
+    char *q = NULL, *out = NULL, *keep = NULL;
+    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) || curl_url_set(u, CURLUPART_USER, NULL, 0) ||
+        curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) || curl_url_set(u, CURLUPART_OPTIONS, NULL, 0))
+        goto out;
+    if (x->cfg->auth.type == R2M_AUTH_QUERY && !curl_url_get(u, CURLUPART_QUERY, &q, 0)) {
+        size_t len = strlen(q), k = 0;
+        if (!(keep = malloc(len + 1)))
+            goto out;
+        for (const char *p = q; *p;) {
+            size_t n = strcspn(p, "&");
+            if (n && !param_is(p, n, x->cfg->auth.name)) {
+                if (k)
+                    keep[k++] = '&';
+                memcpy(keep + k, p, n);
+                k += n;
+            }
+            p += n + (p[n] == '&');
+        }
+        keep[k] = '\0';
+        if (curl_url_set(u, CURLUPART_QUERY, k ? keep : NULL, 0))
+            goto out;
+    }
+    curl_url_get(u, CURLUPART_URL, &out, 0);
+out:
+    if (q)
+        explicit_bzero(q, strlen(q));
+    curl_free(q);
+    if (keep)
+        explicit_bzero(keep, strlen(keep));
+    free(keep);
+    curl_url_cleanup(u);
+    char *r = out ? strdup(out) : NULL;
+    curl_free(out);
+    return r;
 }
 
 static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
@@ -338,6 +466,16 @@ int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
         }
         memcpy(x->body, cfg->body ? cfg->body : "", x->body_len + 1);
     }
+    if (!x->is_file && r2m_http_origin(cfg->url, x->origin, sizeof x->origin)) {
+        r = R2M_E_INVALID; /* config checks the URL: not expected */
+        goto out;
+    }
+    r = add_header(&x->bare, "Accept", "", "application/json");
+    if (!r && !strcmp(cfg->method, "POST"))
+        r = add_header(&x->bare, "Content-Type", "",
+                       cfg->content_type ? cfg->content_type : "application/json");
+    if (r)
+        goto out;
     *out = x;
     x = NULL;
     r = 0;
@@ -356,18 +494,20 @@ static void apply_options(struct r2m_http_xfer *x, CURL *e, const char *url)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->slot->errbuf);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->timeout_ms);
+    /* one timeout for the request and all its redirects */
+    int64_t left = cfg->timeout_ms - (r2m_http_now_ms() - x->t0);
+    if (left < 1)
+        left = 1;
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)left);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)left);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cfg->max_body);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->foreign ? x->bare : x->headers);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "rest2mqtt/" R2M_VERSION);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* every decoder libcurl has */
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,file");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* follow() decides */
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    if (cfg->auth.type == R2M_AUTH_BASIC) {
+    if (cfg->auth.type == R2M_AUTH_BASIC && !x->foreign) {
         curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(e, CURLOPT_USERNAME, cfg->auth.username);
         curl_easy_setopt(e, CURLOPT_PASSWORD, cfg->auth.password);
@@ -387,7 +527,7 @@ static void apply_options(struct r2m_http_xfer *x, CURL *e, const char *url)
 /* The POST body, from the transfer's own copy (see r2m_http_xfer_new). */
 static int set_body(struct r2m_http_xfer *x, CURL *e)
 {
-    if (!x->body)
+    if (!x->body || x->as_get)
         return 0;
     if (curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len) != CURLE_OK ||
@@ -414,6 +554,7 @@ void r2m_http_xfer_free(struct r2m_http_xfer *x)
         slot_put(x->h, x->slot);
     }
     curl_slist_free_all(x->headers);
+    curl_slist_free_all(x->bare);
     free(x->url);
     free(x->body);
     free(x->etag);
@@ -438,7 +579,17 @@ int r2m_http_start_url(struct r2m_http_xfer *x, const char *url)
     if (x->headers_dirty && build_headers(x))
         return R2M_E_NOMEM;
     char *with_key = NULL;
-    if (url && x->cfg->auth.type == R2M_AUTH_QUERY && !strstr(url, x->cfg->auth.name)) {
+    x->hops = 0;
+    x->as_get = 0;
+    x->t0 = r2m_http_now_ms();
+    /* a page URL from the server may point anywhere: credentials only
+     * ever go to the configured origin */
+    x->foreign = url && !on_origin(x, url);
+    if (x->foreign) {
+        if (!(with_key = foreign_url(x, url)))
+            return R2M_E_INVALID;
+        url = with_key;
+    } else if (url && x->cfg->auth.type == R2M_AUTH_QUERY && !strstr(url, x->cfg->auth.name)) {
         /* page URLs from the server rarely repeat the API key */
         if (!(with_key = with_param(url, x->cfg->auth.name, x->cfg->auth.value)))
             return R2M_E_NOMEM;
@@ -451,6 +602,8 @@ int r2m_http_start_url(struct r2m_http_xfer *x, const char *url)
     }
     x->slot = sl;
     apply_options(x, sl->easy, url ? url : x->url);
+    if (with_key)
+        explicit_bzero(with_key, strlen(with_key));
     free(with_key); /* libcurl copied it */
     if (set_body(x, sl->easy)) {
         x->slot = NULL;
@@ -623,6 +776,88 @@ int r2m_http_set_token(struct r2m_http_xfer *x, const char *token)
     return 0;
 }
 
+/* A 3xx answered the request in x's slot. Starts the next hop on the same
+ * slot and returns 0; or returns -1 when there is nothing to follow (no
+ * Location: an ordinary status), or an R2M_E_* code with the slot's msg
+ * saying why the redirect was refused. */
+static int follow(struct r2m_http_xfer *x, long status)
+{
+    struct slot *sl = x->slot;
+    const struct r2m_endpoint_cfg *cfg = x->cfg;
+    char *loc = NULL, *eff = NULL;
+    char from[R2M_HTTP_ORIGIN_MAX], to[R2M_HTTP_ORIGIN_MAX];
+    curl_easy_getinfo(sl->easy, CURLINFO_REDIRECT_URL, &loc);
+    if (!loc)
+        return -1;
+    curl_easy_getinfo(sl->easy, CURLINFO_EFFECTIVE_URL, &eff);
+    if (r2m_http_origin(eff, from, sizeof from))
+        snprintf(from, sizeof from, "%s", x->origin);
+    if (r2m_http_origin(loc, to, sizeof to)) {
+        snprintf(sl->msg, sizeof sl->msg,
+                 "HTTP status %ld redirects from %.120s to a location that is not an http(s) URL; "
+                 "not followed",
+                 status, from);
+        return R2M_E_HTTP_STATUS;
+    }
+    if (cfg->redirects == R2M_REDIRECTS_NONE) {
+        snprintf(sl->msg, sizeof sl->msg,
+                 "HTTP status %ld redirects from %.120s to %.120s; not followed (redirects: none)",
+                 status, from, to);
+        return R2M_E_HTTP_STATUS;
+    }
+    int leaves = strcmp(to, x->origin) != 0;
+    if (leaves && cfg->redirects == R2M_REDIRECTS_SAME_ORIGIN) {
+        snprintf(sl->msg, sizeof sl->msg,
+                 "HTTP status %ld redirects from %.80s to another origin (%.80s); not followed, "
+                 "credentials stay with their origin - set redirects: any to follow it without "
+                 "credentials",
+                 status, from, to);
+        return R2M_E_HTTP_STATUS;
+    }
+    if (x->hops >= MAX_HOPS) {
+        snprintf(sl->msg, sizeof sl->msg, "more than %d redirects (last from %.120s to %.120s)",
+                 MAX_HOPS, from, to);
+        return R2M_E_HTTP;
+    }
+    if (r2m_http_now_ms() - x->t0 >= cfg->timeout_ms) {
+        snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms", (long long)cfg->timeout_ms);
+        return R2M_E_TIMEOUT;
+    }
+    /* once off the origin, the rest of the request carries no credentials,
+     * even when a foreign server sends it back */
+    x->foreign |= leaves;
+    char *next = x->foreign ? foreign_url(x, loc) : strdup(loc);
+    if (!next) {
+        snprintf(sl->msg, sizeof sl->msg, "cannot follow the redirect from %.120s to %.120s", from,
+                 to);
+        return R2M_E_HTTP;
+    }
+    x->hops++;
+    /* RFC 9110 15.4 and what curl and browsers do: 301, 302 and 303 turn a
+     * POST into a GET without body; 307 and 308 repeat it as it was */
+    if (status == 301 || status == 302 || status == 303)
+        x->as_get = 1;
+    curl_easy_reset(sl->easy);
+    apply_options(x, sl->easy, next);
+    explicit_bzero(next, strlen(next));
+    free(next);
+    if (set_body(x, sl->easy)) {
+        snprintf(sl->msg, sizeof sl->msg, "cannot follow the redirect from %.120s to %.120s", from,
+                 to);
+        return R2M_E_HTTP;
+    }
+    r2m_buf_reset(&sl->body);
+    x->too_big = 0;
+    sl->errbuf[0] = '\0';
+    if (curl_multi_add_handle(x->h->multi, sl->easy) != CURLM_OK) {
+        snprintf(sl->msg, sizeof sl->msg, "cannot follow the redirect from %.120s to %.120s", from,
+                 to);
+        return R2M_E_HTTP;
+    }
+    x->h->active++;
+    return 0;
+}
+
 /* Turns a finished transfer into a result and reports it. */
 static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
 {
@@ -631,14 +866,24 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
     undoom(h, easy);
     curl_multi_remove_handle(h->multi, easy);
     h->active--;
+    struct r2m_http_result res = {0};
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &res.status);
+    curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME, &res.total_s);
+    int refused = 0;
+    if (code == CURLE_OK && !x->too_big && !x->is_file &&
+        (res.status == 301 || res.status == 302 || res.status == 303 || res.status == 307 ||
+         res.status == 308)) {
+        refused = follow(x, res.status);
+        if (!refused)
+            return; /* the next hop runs on the same slot */
+    }
     /* the slot stays ours until done() returned: the result points into it,
      * and done() may already start this endpoint's next request */
     struct slot *sl = x->slot;
     x->slot = NULL;
-    struct r2m_http_result res = {0};
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &res.status);
-    curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME, &res.total_s);
-    if (x->too_big || code == CURLE_FILESIZE_EXCEEDED) {
+    if (refused > 0) {
+        res.result = refused;
+    } else if (x->too_big || code == CURLE_FILESIZE_EXCEEDED) {
         res.result = R2M_E_BODY_TOO_LARGE;
         snprintf(sl->msg, sizeof sl->msg, "response body larger than max_body (%llu bytes)",
                  (unsigned long long)x->cfg->max_body);

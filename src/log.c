@@ -39,6 +39,27 @@ int r2m_log_level_parse(const char *s)
     return -1;
 }
 
+const char *r2m_log_url(const char *url, char *out, size_t outlen)
+{
+    if (!outlen)
+        return out;
+    if (!url)
+        url = "";
+    const char *sep = strstr(url, "://");
+    const char *auth = sep ? sep + 3 : url;
+    size_t region = strcspn(auth, "?#");
+    const char *at = NULL;
+    for (size_t i = 0; i < region; i++)
+        if (auth[i] == '@')
+            at = auth + i;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon)
+        snprintf(out, outlen, "%s", url);
+    else
+        snprintf(out, outlen, "%.*s:***%s", (int)(colon - url), url, at);
+    return out;
+}
+
 static int needs_quotes(const char *v)
 {
     if (!*v)

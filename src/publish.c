@@ -326,8 +326,8 @@ int r2m_pub_connect(struct r2m_pub *p, int64_t now_ms)
     if (rc != MQTTASYNC_SUCCESS) {
         char code[16];
         snprintf(code, sizeof code, "%d", rc);
-        r2m_log(R2M_LOG_ERROR, "mqtt connect could not start", "broker", cfg->mqtt.url, "code",
-                code, NULL);
+        r2m_log(R2M_LOG_ERROR, "mqtt connect could not start", "broker",
+                r2m_log_url(cfg->mqtt.url, (char[512]){0}, 512), "code", code, NULL);
         p->state = ST_DOWN;
         p->retry_at = now_ms + p->backoff_ms;
         return R2M_E_MQTT;
@@ -421,8 +421,8 @@ static void went_down(struct r2m_pub *p, int64_t now, const char *why, int code)
         char c[16], q[24];
         snprintf(c, sizeof c, "%d", code);
         snprintf(q, sizeof q, "%zu", p->queued);
-        r2m_log(was_up ? R2M_LOG_WARN : R2M_LOG_ERROR, why, "broker", p->cfg->mqtt.url, "code", c,
-                "queued", q, NULL);
+        r2m_log(was_up ? R2M_LOG_WARN : R2M_LOG_ERROR, why, "broker",
+                r2m_log_url(p->cfg->mqtt.url, (char[512]){0}, 512), "code", c, "queued", q, NULL);
         p->ever_connected = 1; /* reuse as "already told the operator" */
     }
 }
@@ -505,7 +505,8 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
             p->window = r->code > 0 && (size_t)r->code < R2M_PUB_WINDOW ? (size_t)r->code
                                                                          : R2M_PUB_WINDOW;
             p->ever_connected = 1;
-            r2m_log(R2M_LOG_INFO, "mqtt connected", "broker", p->cfg->mqtt.url, NULL);
+            r2m_log(R2M_LOG_INFO, "mqtt connected", "broker",
+                    r2m_log_url(p->cfg->mqtt.url, (char[512]){0}, 512), NULL);
             if (p->status_topic) {
                 /* "online" goes first so it precedes any event of this session */
                 struct msg *m = calloc(1, sizeof *m);

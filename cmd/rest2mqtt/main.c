@@ -85,21 +85,11 @@ static void usage_hint(const char *what)
 /* Shows a URL without the password of its userinfo part. */
 static void put_url(struct r2m_buf *b, const char *url)
 {
-    const char *scheme = strstr(url, "://");
-    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-    const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
-    if (!at || (slash && slash < at)) {
-        r2m_buf_puts(b, url);
-        return;
-    }
-    const char *colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
-    if (!colon) {
-        r2m_buf_puts(b, url);
-        return;
-    }
-    r2m_buf_append(b, url, (size_t)(colon - url));
-    r2m_buf_puts(b, ":***");
-    r2m_buf_puts(b, at);
+    size_t n = strlen(url) + 8;
+    char *m = malloc(n);
+    if (m)
+        r2m_buf_puts(b, r2m_log_url(url, m, n));
+    free(m);
 }
 
 /* A topic template as it will look, with data-dependent parts left as written. */

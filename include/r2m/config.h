@@ -71,6 +71,7 @@ struct r2m_endpoint_cfg {
         int64_t start; /* first page number (param: page) */
     } paginate;
     unsigned max_pages; /* default 100 */
+    int redirects;      /* enum r2m_redirects; default same-origin */
     int line, column;   /* where the endpoint's entry starts in the file */
 };
 
@@ -87,6 +88,12 @@ enum r2m_auth_type {
     R2M_AUTH_HEADER,
     R2M_AUTH_QUERY,
     R2M_AUTH_OAUTH2,
+};
+
+enum r2m_redirects {
+    R2M_REDIRECTS_SAME_ORIGIN = 0, /* follow within the origin; another origin fails the poll */
+    R2M_REDIRECTS_ANY,             /* follow anywhere; off the origin without credentials */
+    R2M_REDIRECTS_NONE,            /* a redirect fails the poll */
 };
 
 enum r2m_paginate {

@@ -12,7 +12,16 @@
  * polls of the same host through the multi handle's connection cache.
  * The body is counted in the write callback and the transfer aborted past
  * max_body, because CURLOPT_MAXFILESIZE misses bodies without a
- * Content-Length in libcurl < 8.4 (and decompressed bytes). */
+ * Content-Length in libcurl < 8.4 (and decompressed bytes).
+ *
+ * Redirects are followed here, not by libcurl (which keeps every configured
+ * header but Authorization and Cookie on a redirect to another host), per
+ * the endpoint's `redirects:` (at most 5 hops, all within its timeout; 301,
+ * 302 and 303 turn a POST into a GET, 307 and 308 keep method and body).
+ * Credentials (every auth type, the OAuth2 token, a query auth parameter)
+ * and configured headers go only to requests on the configured origin
+ * (r2m_http_origin of cfg->url); once a redirect left it, the rest of that
+ * request carries none. */
 #ifndef R2M_HTTP_H
 #define R2M_HTTP_H
 
@@ -45,6 +54,16 @@ struct r2m_http_result {
 
 typedef void r2m_http_done_fn(void *owner, struct r2m_http_xfer *x,
                               const struct r2m_http_result *res);
+
+/* The origin (RFC 6454) of an absolute http:// or https:// URL, written
+ * "scheme://host:port": scheme and host in lower case, an IDN host in
+ * punycode, the default port spelled out; user part, path, query and
+ * fragment dropped. Two URLs share an origin exactly when these texts are
+ * equal (so "https://U:P@H" and "https://h:443/x" do). 0, or R2M_E_INVALID
+ * (no such URL, or longer than outlen - R2M_HTTP_ORIGIN_MAX always fits
+ * a valid one) or R2M_E_NOMEM. */
+#define R2M_HTTP_ORIGIN_MAX 320
+int r2m_http_origin(const char *url, char *out, size_t outlen);
 
 int r2m_http_new(struct r2m_http **out, int epfd, r2m_http_done_fn *done);
 /* Aborts running transfers (without calling done) and frees the multi handle. */

@@ -7,6 +7,8 @@
 #ifndef R2M_LOG_H
 #define R2M_LOG_H
 
+#include <stddef.h>
+
 enum r2m_log_level { R2M_LOG_ERROR = 0, R2M_LOG_WARN, R2M_LOG_INFO, R2M_LOG_DEBUG };
 
 void r2m_log_setup(int level, int format); /* format: enum r2m_log_format */
@@ -19,6 +21,13 @@ extern int r2m_log_level_current;
 /* msg is a fixed phrase; kv is NULL-terminated pairs of key, value strings.
  * Example: r2m_log(R2M_LOG_WARN, "poll failed", "endpoint", name, "error", e, NULL); */
 void r2m_log(int level, const char *msg, ...) __attribute__((sentinel));
+
+/* url as it may be shown in logs, errors and `check`: the password of a
+ * user part ("mqtt://user:secret@host") replaced by "***". Everything up to
+ * the last '@' before the query counts as the user part, so a password
+ * holding '@' or '/' is masked whole. Writes at most outlen bytes
+ * (truncating; strlen(url) + 8 always fits) and returns out. */
+const char *r2m_log_url(const char *url, char *out, size_t outlen);
 
 /* Parses "error" "warn" "info" "debug"; -1 if unknown. */
 int r2m_log_level_parse(const char *s);

@@ -105,10 +105,6 @@ struct r2m_page_next {
  * A reference to another host is refused (credentials must not leak). */
 int r2m_page_resolve(const char *base, const char *ref, struct r2m_page_next *next, char *err,
                      size_t errlen);
-/* The origin of url (RFC 6454): "scheme://host:port" with the default
- * port filled in, malloc'd into *out (the caller frees it); compare with
- * strcasecmp. R2M_E_INVALID when url does not parse, R2M_E_NOMEM. */
-int r2m_page_origin(const char *url, char **out);
 /* url with name=value (URL-encoded) set as a query parameter. */
 int r2m_page_param(const char *url, const char *name, const char *value, struct r2m_page_next *next,
                    char *err, size_t errlen);

@@ -1580,3 +1580,196 @@ def gzip_response(t):
     report(t, "gzip bomb (%d bytes -> 4 MiB): %s" % (len(bomb), line[:160]))
     check_eq([m.topic for m in sub.events() if "bomb" in m.topic], [], "events of the bomb")
     br.stop()
+
+
+# ---------------------------------------------------------------------------
+# Redirects: credentials stay with their origin
+
+def redirect(location, status=302):
+    return Reply.raw(b"", status=status, content_type=None, headers={"Location": location})
+
+
+def credential_headers(req):
+    """The credential and configured headers a request carried."""
+    return sorted(k for k in req.headers if k in ("authorization", "x-api-key", "x-tenant",
+                                                  "cookie"))
+
+
+@case
+def redirect_cross_origin_refused_by_default(t):
+    broker, sub, api = stack(t)
+    foreign = make_api(t)  # another port: another origin
+    foreign.route("/landing", lambda req: doc_reply({"v": 1}))
+    api.set("/doc", redirect(foreign.url("/landing")))
+    # a redirect to the same host under another spelling is another origin too
+    api.set("/doc2", redirect(foreign.url("/landing", host="localhost")))
+    eps = [{"name": "r", "url": api.url("/doc"), "headers": {"X-Tenant": "acme"},
+            "auth": {"type": "header", "name": "X-Api-Key", "value": "Hk-redirect-1"}},
+           {"name": "r2", "url": api.url("/doc2"),
+            "auth": {"type": "bearer", "token": "Tk-redirect-2"}}]
+    br = launch(t, broker, t.config(broker.port, eps))
+    line = wait_fail_line(br, "r", match="another origin", sub=sub)
+    for want in ("http://127.0.0.1:%d" % api.port, "http://127.0.0.1:%d" % foreign.port,
+                 "set redirects: any"):
+        check(want in line, "the failure line lacks %r: %s", want, line)
+    wait_fail_line(br, "r2", match="another origin", sub=sub)
+    api.wait_requests("/doc", 3, finished=True)
+    api.wait_requests("/doc2", 3, finished=True)
+    check_eq(len(foreign.requests()), 0, "requests that reached the foreign origin")
+    assert_no_events(sub, "a refused redirect")
+
+
+@case
+def redirect_any_drops_credentials(t):
+    broker, sub, api = stack(t)
+    foreign = make_api(t)
+    doc = {"v": 0}
+    for p in ("/h", "/b", "/q", "/o", "/basic", "/p"):
+        foreign.route("/landing" + p, lambda req: doc_reply(doc))
+
+    def away(req):  # the Location keeps the query, as many servers do
+        q = req.target.split("?", 1)[1] if "?" in req.target else ""
+        return redirect(foreign.url("/landing" + req.path + ("?" + q if q else "")),
+                        status=307 if req.method == "POST" else 302)
+    for p in ("/h", "/b", "/q", "/o", "/basic", "/p"):
+        api.route(p, away)
+    api.route("/token", lambda req: Reply.json({"access_token": "At-redirect-9",
+                                                "expires_in": 3600}))
+    d = {"redirects": "any", "headers": {"X-Tenant": "acme"}}
+    eps = [{"name": "h", "url": api.url("/h"),
+            "auth": {"type": "header", "name": "X-Api-Key", "value": "Hk-any-1"}},
+           {"name": "b", "url": api.url("/b"), "auth": {"type": "bearer", "token": "Tk-any-2"}},
+           {"name": "q", "url": api.url("/q?x=1"),
+            "auth": {"type": "query", "name": "api_key", "value": "Qk-any-3"}},
+           {"name": "o", "url": api.url("/o"),
+            "auth": {"type": "oauth2", "token_url": api.url("/token"), "client_id": "cid",
+                     "client_secret": "Cs-any-4"}},
+           {"name": "basic", "url": api.url("/basic"),
+            "auth": {"type": "basic", "username": "svc", "password": "Pw-any-5"}},
+           {"name": "p", "url": api.url("/p"), "method": "POST", "body": '{"q":1}',
+            "auth": {"type": "header", "name": "X-Api-Key", "value": "Hk-any-6"}}]
+    br = launch(t, broker, t.config(broker.port, eps, defaults=d))
+    paths = ["/landing" + p for p in ("/h", "/b", "/q", "/o", "/basic", "/p")]
+    t.settle(foreign, paths, alive=(br,))
+    # the origin got them with credentials; the foreign server never did
+    check(api.requests("/h")[0].headers.get("x-api-key") == "Hk-any-1", "no key at the origin")
+    for r in foreign.requests():
+        check(not credential_headers(r), "the foreign origin got %s on %s %s",
+              credential_headers(r), r.method, r.target)
+        check("api_key" not in r.target and "Qk-any-3" not in r.target,
+              "the foreign origin got the query key: %s", r.target)
+    q = foreign.requests("/landing/q")[0]
+    check("x=1" in q.target, "the rest of the query was lost: %s", q.target)
+    p = foreign.requests("/landing/p")[0]
+    check_eq((p.method, p.body), ("POST", b'{"q":1}'), "a 307 keeps method and body")
+    check(not fail_lines(br, "h") and not fail_lines(br, "p"), "polls failed: %s",
+          fail_lines(br, "h") + fail_lines(br, "p"))
+    doc["v"] = 1  # the bridge reads the foreign answers: a change is an event
+    wait_for(lambda: len(sub.events()) >= 6, 15, "6 document events", alive=(br,))
+
+
+@case
+def redirect_none_fails_the_poll(t):
+    broker, sub, api = stack(t)
+    api.set("/doc", redirect("/elsewhere", status=301))
+    api.set("/elsewhere", doc_reply({"v": 1}))
+    eps = [{"name": "n", "url": api.url("/doc"), "redirects": "none"}]
+    br = launch(t, broker, t.config(broker.port, eps))
+    line = wait_fail_line(br, "n", match="redirects: none", sub=sub)
+    check("HTTP status 301" in line, "the line does not name the status: %s", line)
+    api.wait_requests("/doc", 3, finished=True)
+    check_eq(api.count("/elsewhere"), 0, "requests that followed the redirect")
+    assert_no_events(sub, "redirects: none")
+
+
+@case
+def redirect_same_origin_keeps_credentials(t):
+    broker, sub, api = stack(t)
+    key = "Hk-same-7"
+    doc = {"v": 0}
+
+    def guarded(req):
+        if req.headers.get("x-api-key") != key or req.headers.get("x-tenant") != "acme":
+            return unauthorized()
+        return doc_reply(doc)
+    api.route("/new", guarded)
+    api.set("/old", redirect("/new", status=301))  # relative: same origin
+    # the same origin spelled with the default port and another case
+    api.set("/abs", redirect("HTTP://127.0.0.1:%d/new" % api.port, status=308))
+    api.route("/post-target", lambda req: doc_reply({"m": req.method, "b": req.body.decode(),
+                                                     "v": doc["v"]}))
+    api.set("/p303", redirect("/post-target", status=303))
+    api.set("/p307", redirect("/post-target", status=307))
+    common = {"headers": {"X-Tenant": "acme"},
+              "auth": {"type": "header", "name": "X-Api-Key", "value": key}}
+    eps = [dict(common, name="old", url=api.url("/old")),
+           dict(common, name="abs", url=api.url("/abs"), redirects="same-origin"),
+           dict(common, name="p303", url=api.url("/p303"), method="POST", body='{"q":3}'),
+           dict(common, name="p307", url=api.url("/p307"), method="POST", body='{"q":7}')]
+    br = launch(t, broker, t.config(broker.port, eps))
+    t.settle(api, ["/new", "/post-target"], alive=(br,))
+    for name in ("old", "abs", "p303", "p307"):
+        check(not fail_lines(br, name), "endpoint %s failed: %s", name, fail_lines(br, name))
+    methods = {(r.method, r.body) for r in api.requests("/post-target")}
+    check_eq(methods, {("GET", b""), ("POST", b'{"q":7}')},
+             "303 turns the POST into a GET, 307 keeps it")
+    doc["v"] = 1
+    wait_for(lambda: len(sub.events()) >= 4, 15, "4 document events", alive=(br,))
+
+
+@case
+def mqtt_password_never_logged(t):
+    broker = t.broker()
+    api = make_api(t)
+    api.set("/doc", doc_reply({"v": 1}))
+    pw = "Mq-pw-never-8"
+    env = "R2M_E2E_MQTT_PW"
+    os.environ[env] = pw
+    t.defer(lambda: os.environ.pop(env, None))
+    eps = [{"name": "d", "url": api.url("/doc")}]
+    cfg = t.config(broker.port, eps, mqtt={"username": "bridge", "password": "${env:%s}" % env})
+    # connect, a broker restart (lost, reconnect), a graceful stop
+    br = launch(t, broker, cfg, args=("run", "-l", "debug"))
+    mark = len(br.log_lines())
+    broker.restart()
+    broker.wait_client("e2e", timeout=30, alive=(br,))
+    br.wait_log("mqtt connected", after=mark, timeout=15)
+    br.stop()
+    logs = {"bridge (password in mqtt.password)": "\n".join(br.log_lines())}
+    # the same password in the URL's user part: every line that names the broker
+    # (starting, connect failures, stop) must mask it
+    cfg2 = json.loads(json.dumps(cfg))
+    cfg2["mqtt"]["url"] = "mqtt://bridge:${env:%s}@127.0.0.1:%d" % (env, free_port())
+    cfg2["state"]["path"] = t.path("second.db")
+    br2 = t.bridge(cfg2, args=("run", "-l", "debug"), name="bridge2")
+    br2.wait_log("broker=mqtt://bridge:***@127.0.0.1", timeout=15)
+    br2.stop()
+    logs["bridge (password in mqtt.url)"] = "\n".join(br2.log_lines())
+    r = t.run_cli(["check", "-c", t.write_config(cfg2, "check.yaml")])
+    logs["check"] = r.stdout.decode() + r.stderr.decode()
+    hits = []
+    for where, text in logs.items():
+        hits += ["%s: %s" % (where, h) for h in find_secrets(text, {"mqtt password": pw})]
+    check(not hits, "the MQTT password leaked:\n%s", "\n".join(hits))
+    check(any("broker=" in l for l in br.log_lines()), "no line names the broker")
+
+
+@case
+def oauth2_token_with_control_characters_refused(t):
+    broker, sub, api = stack(t)
+    bad = {"v": "At-inj-3\rX-Injected: 1"}  # CR alone: LF was refused before
+    api.route("/token", lambda req: Reply.json({"access_token": bad["v"], "expires_in": 3600}))
+    api.route("/o", lambda req: doc_reply({"v": 1}))
+    eps = [{"name": "o", "url": api.url("/o"),
+            "auth": {"type": "oauth2", "token_url": api.url("/token"), "client_id": "cid",
+                     "client_secret": "Cs-inj-4"}}]
+    br = launch(t, broker, t.config(broker.port, eps))
+    line = wait_fail_line(br, "o", match="access_token contains CR, LF, NUL", sub=sub)
+    check("At-inj-3" not in "\n".join(br.log_lines()), "the token is in the log: %s", line)
+    api.wait_requests("/token", 2, finished=True)
+    check_eq(api.count("/o"), 0, "requests that carried the bad token")
+    bad["v"] = "At-nul-5\u0000x"  # a NUL would cut the header
+    mark = len(br.log_lines())
+    api.wait_requests("/token", api.count("/token") + 2, finished=True)
+    check_eq(api.count("/o"), 0, "requests that carried a token with NUL")
+    check(not any("At-nul-5" in l for l in br.log_lines()[mark:]), "the token is in the log")

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "r2m/config.h"
@@ -87,9 +88,9 @@ static const char full_yaml[] = "instance: edge-1\n"
                                 "  topic_prefix: site/a\n"
                                 "  status_topic: \"{prefix}/status\"\n"
                                 "  tls:\n"
-                                "    ca_file: /etc/ca.pem\n"
-                                "    cert_file: /etc/cert.pem\n"
-                                "    key_file: /etc/key.pem\n"
+                                "    ca_file: /etc/hosts\n"
+                                "    cert_file: /etc/passwd\n"
+                                "    key_file: /etc/group\n"
                                 "    insecure: true\n"
                                 "state:\n"
                                 "  path: /var/lib/r2m.db\n"
@@ -140,9 +141,9 @@ static void test_full_config(void **state)
     assert_int_equal(c->mqtt.keepalive_ms, 90000);
     assert_string_equal(c->mqtt.topic_prefix, "site/a");
     assert_string_equal(c->mqtt.status_topic, "{prefix}/status");
-    assert_string_equal(c->mqtt.ca_file, "/etc/ca.pem");
-    assert_string_equal(c->mqtt.cert_file, "/etc/cert.pem");
-    assert_string_equal(c->mqtt.key_file, "/etc/key.pem");
+    assert_string_equal(c->mqtt.ca_file, "/etc/hosts");
+    assert_string_equal(c->mqtt.cert_file, "/etc/passwd");
+    assert_string_equal(c->mqtt.key_file, "/etc/group");
     assert_int_equal(c->mqtt.insecure, 1);
     assert_string_equal(c->state.path, "/var/lib/r2m.db");
     assert_int_equal(c->state.outbox_max, 5000);
@@ -564,7 +565,7 @@ static void test_api_keys(void **state)
         "endpoints:\n"
         "  - name: a\n"
         "    url: https://x/a\n"
-        "    tls: { ca_file: /etc/ca.pem, cert_file: /c.pem, key_file: /k.pem }\n"
+        "    tls: { ca_file: /etc/hosts, cert_file: /etc/passwd, key_file: /etc/group }\n"
         "    accept_status: [200, 203]\n"
         "    error_if: { pointer: /status, equals: error }\n"
         "  - name: b\n"
@@ -603,8 +604,8 @@ static void test_api_keys(void **state)
     assert_int_equal(e[0].auth.type, R2M_AUTH_BEARER); /* from defaults */
     assert_string_equal(e[0].auth.token, "s3cret-token");
     assert_int_equal(e[0].max_backoff_ms, 60000);
-    assert_string_equal(e[0].tls.ca_file, "/etc/ca.pem");
-    assert_string_equal(e[0].tls.key_file, "/k.pem");
+    assert_string_equal(e[0].tls.ca_file, "/etc/hosts");
+    assert_string_equal(e[0].tls.key_file, "/etc/group");
     assert_int_equal(e[0].n_accept_status, 2);
     assert_int_equal(e[0].accept_status[1], 203);
     assert_string_equal(e[0].error_if.pointer, "/status");
@@ -1102,6 +1103,182 @@ static void test_secrets_not_shown(void **state)
     unsetenv("R2M_T_PW");
 }
 
+/* ---- hardening: what reaches a request ------------------------------------ */
+
+static void test_redirects_key(void **state)
+{
+    (void)state;
+    struct r2m_config *c = parse_ok(EP);
+    assert_int_equal(c->endpoints[0].redirects, R2M_REDIRECTS_SAME_ORIGIN);
+    r2m_config_free(c);
+    c = parse_ok(EP "    redirects: any\n");
+    assert_int_equal(c->endpoints[0].redirects, R2M_REDIRECTS_ANY);
+    r2m_config_free(c);
+    c = parse_ok("defaults:\n  redirects: none\n" EP "  - name: b\n    url: http://y\n"
+                 "    redirects: same-origin\n");
+    assert_int_equal(c->endpoints[0].redirects, R2M_REDIRECTS_NONE);
+    assert_int_equal(c->endpoints[1].redirects, R2M_REDIRECTS_SAME_ORIGIN);
+    /* a reload must see the change */
+    uint64_t h = r2m_config_endpoint_hash(&c->endpoints[0]);
+    c->endpoints[0].redirects = R2M_REDIRECTS_ANY;
+    assert_true(h != r2m_config_endpoint_hash(&c->endpoints[0]));
+    r2m_config_free(c);
+    expect_error(EP "    redirects: sometimes\n", 4, 16,
+                 "redirects: expected same-origin (follow redirects within the URL's origin), any "
+                 "(follow anywhere, without credentials off the origin) or none, got "
+                 "'sometimes'");
+}
+
+#define LINE_BREAK                                                                                 \
+    ": the value contains a line break (CR or LF), which would reach the request; put it on one "  \
+    "line"
+static const struct {
+    const char *yaml;
+    int line, col;
+    const char *key;
+} line_break_cases[] = {
+    {"endpoints:\n  - name: a\n    url: http://x\n    auth: { type: bearer, token: "
+     "\"abc\\nX-Injected: 1\" }\n",
+     4, 34, "auth.token"},
+    {"endpoints:\n  - name: a\n    url: http://x\n    auth: { type: basic, username: \"u\\r\\nX: "
+     "1\", password: p }\n",
+     4, 36, "auth.username"},
+    {"endpoints:\n  - name: a\n    url: http://x\n    auth: { type: basic, username: u, password: "
+     "\"p\\n\" }\n",
+     4, 49, "auth.password"},
+    {"endpoints:\n  - name: a\n    url: http://x\n    auth: { type: header, name: X-Key, value: "
+     "\"k\\r\" }\n",
+     4, 47, "auth.value"},
+    {"endpoints:\n  - name: a\n    url: http://x\n    auth: { type: query, name: key, value: "
+     "\"k\\nX: 1\" }\n",
+     4, 44, "auth.value"},
+    {"endpoints:\n  - name: a\n    url: http://x\n    auth: { type: query, name: \"k\\ny\", value: "
+     "v }\n",
+     4, 32, "auth.name"},
+    {"endpoints:\n  - name: a\n    url: http://x\n    auth: { type: oauth2, token_url: "
+     "\"https://t/\\r\\nX: 1\", client_id: i, client_secret: s }\n",
+     4, 38, "auth.token_url"},
+    {"endpoints:\n  - name: a\n    url: http://x\n    auth: { type: oauth2, token_url: https://t/, "
+     "client_id: \"i\\n\", client_secret: s }\n",
+     4, 61, "auth.client_id"},
+    {"endpoints:\n  - name: a\n    url: http://x\n    auth: { type: oauth2, token_url: https://t/, "
+     "client_id: i, client_secret: \"s\\r\" }\n",
+     4, 79, "auth.client_secret"},
+    {"endpoints:\n  - name: a\n    url: http://x\n    auth: { type: oauth2, token_url: https://t/, "
+     "client_id: i, client_secret: s, scope: \"a\\nb\" }\n",
+     4, 89, "auth.scope"},
+    {"endpoints:\n  - name: a\n    url: http://x\n    headers: { X-A: \"a\\rb\" }\n", 4, 21,
+     "header 'X-A'"},
+    {"endpoints:\n  - name: a\n    url: http://x\n    method: POST\n    content_type: "
+     "\"text/plain\\r\\nX: 1\"\n",
+     5, 19, "content_type"},
+    {"endpoints:\n  - name: a\n    url: \"http://x/\\r\\nX-Injected: 1\"\n", 3, 10, "url"},
+    {"mqtt:\n  url: \"mqtt://h:1883\\r\\nX: 1\"\nendpoints:\n  - name: a\n    url: http://x\n", 2,
+     8, "mqtt.url"},
+};
+
+static void test_line_breaks_refused(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof line_break_cases / sizeof line_break_cases[0]; i++) {
+        char frag[256];
+        snprintf(frag, sizeof frag, "%s" LINE_BREAK, line_break_cases[i].key);
+        expect_error(line_break_cases[i].yaml, line_break_cases[i].line, line_break_cases[i].col,
+                     frag);
+    }
+    /* after ${env:} expansion too, and the value is never shown */
+    setenv("R2M_T_CRLF", "abc-secret\r\nX-Injected: 1", 1);
+    const char *yaml = EP "    auth: { type: bearer, token: \"${env:R2M_T_CRLF}\" }\n";
+    expect_error(yaml, 4, 34, "auth.token" LINE_BREAK);
+    struct r2m_config *c = NULL;
+    struct r2m_diag d = {0};
+    assert_int_equal(parse(yaml, &c, &d), R2M_E_CONFIG);
+    for (size_t i = 0; i < d.n; i++)
+        assert_null(strstr(d.lines[i], "abc-secret"));
+    r2m_diag_free(&d);
+    unsetenv("R2M_T_CRLF");
+}
+
+static void test_file_secret_newline(void **state)
+{
+    (void)state;
+    /* exactly one trailing line break (LF or CRLF) is dropped, as `echo`
+     * and editors write one; a second one is refused where it would
+     * reach a request */
+    char *one = temp_file("tok-1\n"), *two = temp_file("tok-2\n\n");
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, EP "    auth: { type: bearer, token: \"${file:%s}\" }\n", one);
+    struct r2m_config *c = parse_ok(yaml);
+    assert_string_equal(c->endpoints[0].auth.token, "tok-1");
+    r2m_config_free(c);
+    snprintf(yaml, sizeof yaml, EP "    auth: { type: bearer, token: \"${file:%s}\" }\n", two);
+    expect_error(yaml, 4, 34,
+                 "auth.token" LINE_BREAK
+                 " (one line break at the end of a ${file:} file is dropped; more are not)");
+    unlink(one);
+    unlink(two);
+    free(one);
+    free(two);
+}
+
+static void test_file_not_regular(void **state)
+{
+    (void)state;
+    char fifo[] = "/tmp/r2m-test-fifo-XXXXXX";
+    int fd = mkstemp(fifo);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    char yaml[512], frag[256];
+    /* a FIFO without writer: refused at once, never waited for */
+    snprintf(yaml, sizeof yaml, "mqtt:\n  password: ${file:%s}\n" EP, fifo);
+    snprintf(frag, sizeof frag,
+             "'%s' is a FIFO, not a regular file; ${file:} reads regular files only", fifo);
+    expect_error(yaml, 2, 13, frag);
+    unlink(fifo);
+    expect_error("mqtt:\n  password: ${file:/tmp}\n" EP, 2, 13,
+                 "'/tmp' is a directory, not a regular file; ${file:} reads regular files only");
+    expect_error("mqtt:\n  password: x${file:/dev/zero}\n" EP, 2, 13,
+                 "'/dev/zero' is a device, not a regular file; ${file:} reads regular files only");
+}
+
+static void test_tls_rules(void **state)
+{
+    (void)state;
+    static const char plain[] =
+        "mqtt.tls: set, but mqtt.url (%s...) is plaintext: the broker would get the password "
+        "unencrypted; use mqtts://, ssl:// or wss://, or remove tls:";
+    char frag[256];
+    snprintf(frag, sizeof frag, plain, "mqtt://");
+    expect_error("mqtt:\n  url: mqtt://b:1883\n  tls: { ca_file: /etc/hosts }\n" EP, 3, 3, frag);
+    expect_error("mqtt:\n  tls: { insecure: true }\n" EP, 2, 3, frag); /* the default URL */
+    snprintf(frag, sizeof frag, plain, "tcp://");
+    expect_error("mqtt:\n  url: tcp://b:1883\n  tls: { ca_file: /etc/hosts }\n" EP, 3, 3, frag);
+    snprintf(frag, sizeof frag, plain, "ws://");
+    expect_error("mqtt:\n  url: ws://b:80\n  tls: { ca_file: /etc/hosts }\n" EP, 3, 3, frag);
+    expect_error("mqtt:\n  url: mqtts://b:8883\n  tls: { ca_file: /nonexistent/ca.pem }\n" EP, 3,
+                 19,
+                 "mqtt.tls.ca_file: cannot read '/nonexistent/ca.pem': No such file or "
+                 "directory; check the path and its permissions");
+    expect_error("mqtt:\n  url: mqtts://b:8883\n  tls: { cert_file: /tmp }\n" EP, 3, 21,
+                 "mqtt.tls.cert_file: '/tmp' is not a regular file; give the path of a PEM file");
+    expect_error(
+        "mqtt:\n  url: mqtts://b:8883\n  tls: { cert_file: /etc/hosts, key_file: /nope.pem }\n" EP,
+        3, 43,
+        "mqtt.tls.key_file: cannot read '/nope.pem': No such file or directory; check the path "
+        "and its permissions");
+    expect_error(EP "    tls: { ca_file: /nonexistent/ca.pem }\n", 4, 21,
+                 "tls.ca_file: cannot read '/nonexistent/ca.pem': No such file or directory");
+    expect_error("defaults:\n  tls: { cert_file: /etc/hosts, key_file: /nope.pem }\n" EP, 2, 43,
+                 "tls.key_file: cannot read '/nope.pem'");
+    /* paho matches schemes case-sensitively: stored in lower case */
+    struct r2m_config *c =
+        parse_ok("mqtt:\n  url: MQTTS://B:8883\n  tls: { ca_file: /etc/hosts }\n" EP);
+    assert_string_equal(c->mqtt.url, "mqtts://B:8883");
+    r2m_config_free(c);
+}
+
 /* ---- reporting ------------------------------------------------------------ */
 
 static void test_many_errors(void **state)
@@ -1351,6 +1528,11 @@ int main(void)
         cmocka_unit_test(test_file_expansion),
         cmocka_unit_test(test_escapes),
         cmocka_unit_test(test_secrets_not_shown),
+        cmocka_unit_test(test_redirects_key),
+        cmocka_unit_test(test_line_breaks_refused),
+        cmocka_unit_test(test_file_secret_newline),
+        cmocka_unit_test(test_file_not_regular),
+        cmocka_unit_test(test_tls_rules),
         cmocka_unit_test(test_many_errors),
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_parse_duration),

@@ -349,6 +349,66 @@ static void file_url(void **state)
     assert_int_equal(o.result, R2M_E_HTTP);
 }
 
+/* ---- origins: the one comparison behind redirects and pagination -------- */
+
+static void origin_table(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *a, *b;
+        int same;
+    } cases[] = {
+        /* default ports are spelled out */
+        {"https://h", "https://h:443", 1},
+        {"http://h/", "http://h:80/x?y=1#z", 1},
+        {"https://h:8443/", "https://h/", 0},
+        /* scheme and host compare case-insensitively */
+        {"HTTPS://API.Example.COM/a", "https://api.example.com/b", 1},
+        /* https -> http is another origin, as is another port or host */
+        {"https://h/", "http://h/", 0},
+        {"http://h:80/", "http://h:8080/", 0},
+        {"http://api.example/", "http://api.example.evil/", 0},
+        {"http://api.example/", "http://evil/api.example", 0},
+        /* userinfo is not part of the origin and cannot smuggle a host in */
+        {"https://user:pw@h/", "https://h/", 1},
+        {"https://h/", "https://h@evil/", 0},
+        {"https://h/", "https://h:443@evil/", 0},
+        {"https://h/", "https://h%40evil/", 0},
+        /* IDN: the Unicode and the punycode spelling are one host */
+        {"https://b\xc3\xbc"
+         "cher.example/",
+         "https://xn--bcher-kva.example/", 1},
+        {"https://B\xc3\x9c"
+         "CHER.example/",
+         "https://xn--bcher-kva.example/", 1},
+        {"https://b\xc3\xbc"
+         "cher.example/",
+         "https://bucher.example/", 0},
+        /* IPv4 spellings libcurl would connect to the same address */
+        {"http://127.0.0.1/", "http://127.1/", 1},
+        {"http://[::1]:80/", "http://[::1]/", 1},
+        {"http://[::1]/", "http://127.0.0.1/", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char oa[R2M_HTTP_ORIGIN_MAX], ob[R2M_HTTP_ORIGIN_MAX];
+        int ra = r2m_http_origin(cases[i].a, oa, sizeof oa);
+        int rb = r2m_http_origin(cases[i].b, ob, sizeof ob);
+        int same = !ra && !rb && !strcmp(oa, ob);
+        if (same != cases[i].same)
+            fail_msg("%s (%s) vs %s (%s): expected %s origins", cases[i].a, ra ? "invalid" : oa,
+                     cases[i].b, rb ? "invalid" : ob, cases[i].same ? "the same" : "different");
+    }
+    char o[R2M_HTTP_ORIGIN_MAX];
+    assert_int_equal(r2m_http_origin("https://U:P@Example.com/x", o, sizeof o), 0);
+    assert_string_equal(o, "https://example.com:443");
+    /* not http(s), or no URL at all: no origin */
+    assert_int_equal(r2m_http_origin("file:///etc/passwd", o, sizeof o), R2M_E_INVALID);
+    assert_int_equal(r2m_http_origin("ftp://h/", o, sizeof o), R2M_E_INVALID);
+    assert_int_equal(r2m_http_origin("not a url", o, sizeof o), R2M_E_INVALID);
+    assert_int_equal(r2m_http_origin(NULL, o, sizeof o), R2M_E_INVALID);
+    assert_int_equal(r2m_http_origin("https://h/", o, 8), R2M_E_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +420,7 @@ int main(void)
         cmocka_unit_test(connection_refused),
         cmocka_unit_test(unwatchable_socket_fails_the_transfer),
         cmocka_unit_test(file_url),
+        cmocka_unit_test(origin_table),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
