@@ -162,7 +162,8 @@ static int emit_publish(void *ctx, const struct r2m_batch *batch, r2m_persist_fn
         goto fail;
     for (size_t i = 0; i < batch->n; i++) {
         const struct r2m_batch_msg *m = &batch->msgs[i];
-        if ((r = r2m_store_outbox_add(b->store, r2m_batch_topic(batch, i), m->topic_len,
+        if ((r = r2m_store_outbox_add(b->store, b->current ? b->current->cfg->name : NULL,
+                                      r2m_batch_topic(batch, i), m->topic_len,
                                       r2m_batch_payload(batch, i), m->payload_len, m->retained,
                                       &b->ids[i])))
             goto fail;
