@@ -999,9 +999,9 @@ static const char *suggest(const char *k, const char *const *keys, size_t nk)
     return best;
 }
 
-static const char *const top_keys[] = {
-    "instance", "mqtt",    "state",         "defaults", "endpoints",
-    "log",      "shutdown_timeout", "metrics", "max_concurrent"};
+static const char *const top_keys[] = {"instance",         "mqtt",      "state",
+                                       "defaults",         "endpoints", "log",
+                                       "shutdown_timeout", "metrics",   "max_concurrent"};
 enum {
     T_INSTANCE,
     T_MQTT,
@@ -1014,9 +1014,9 @@ enum {
     T_MAX_CONCURRENT,
     T__N
 };
-static const char *const mqtt_keys[] = {"url",          "client_id", "username",  "password",
-                                        "version",      "qos",       "keepalive", "topic_prefix",
-                                        "status_topic", "tls"};
+static const char *const mqtt_keys[] = {
+    "url",       "client_id",    "username",     "password", "version",        "qos",
+    "keepalive", "topic_prefix", "status_topic", "tls",      "max_packet_size"};
 enum {
     M_URL,
     M_CLIENT_ID,
@@ -1028,6 +1028,7 @@ enum {
     M_PREFIX,
     M_STATUS,
     M_TLS,
+    M_MAX_PACKET,
     M__N
 };
 static const char *const tls_keys[] = {"ca_file", "cert_file", "key_file", "insecure"};
@@ -2281,6 +2282,19 @@ static void read_mqtt(struct ctx *c, struct r2m_config *cfg, struct node *v)
     }
     if (s[M_TLS].val)
         read_tls(c, cfg, s[M_TLS].val);
+    if (s[M_MAX_PACKET].val &&
+        (str = get_scalar(c, s[M_MAX_PACKET].val, "mqtt.max_packet_size", "a size like 256KiB"))) {
+        /* MQTT 3.1.1 brokers announce no limit and drop the connection over
+         * a packet too big; MQTT 5 ones announce it and the smaller wins */
+        uint64_t b;
+        if (r2m_parse_size(str, &b) || b < 128 || b > R2M_MQTT_MAX_PACKET_SIZE)
+            err_at(c, s[M_MAX_PACKET].val,
+                   "mqtt.max_packet_size: expected a size from 128 bytes to 256MiB (the MQTT "
+                   "limit) like 256KiB, the broker's largest packet, got %s",
+                   shown(s[M_MAX_PACKET].val, str).s);
+        else
+            cfg->mqtt.max_packet_size = b;
+    }
 }
 
 static void read_state(struct ctx *c, struct r2m_config *cfg, struct node *v)

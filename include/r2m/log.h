@@ -7,6 +7,8 @@
 #ifndef R2M_LOG_H
 #define R2M_LOG_H
 
+#include <stddef.h>
+
 enum r2m_log_level { R2M_LOG_ERROR = 0, R2M_LOG_WARN, R2M_LOG_INFO, R2M_LOG_DEBUG };
 
 void r2m_log_setup(int level, int format); /* format: enum r2m_log_format */
@@ -19,6 +21,31 @@ extern int r2m_log_level_current;
 /* msg is a fixed phrase; kv is NULL-terminated pairs of key, value strings.
  * Example: r2m_log(R2M_LOG_WARN, "poll failed", "endpoint", name, "error", e, NULL); */
 void r2m_log(int level, const char *msg, ...) __attribute__((sentinel));
+
+/* Rate limit for an error that repeats (a poll failing, the state file not
+ * writable, the broker unreachable), so a stuck condition does not fill the
+ * disk with one line per loop turn: a new kind of error is logged at once,
+ * the same kind again only at its 2nd, 4th, 8th... consecutive occurrence.
+ * n counts the consecutive occurrences including this one (from 1); same
+ * says it is the same kind as the previous one. */
+int r2m_log_due(unsigned long n, int same);
+
+/* The same rule with its state kept for the caller. kind is any non-zero
+ * number the caller picks for "the same error" (an error code). */
+struct r2m_log_limit {
+    unsigned long count; /* consecutive occurrences so far */
+    int last;            /* kind of the last one; 0: none */
+};
+/* Records one occurrence; returns 1 when it should be logged. */
+int r2m_log_limit_hit(struct r2m_log_limit *l, int kind);
+/* The condition ended; returns how many occurrences there were. */
+unsigned long r2m_log_limit_clear(struct r2m_log_limit *l);
+
+/* Writes url into out (NUL-terminated, truncated to outlen) with the
+ * credentials of its user part masked: scheme://user:***@host/...; a user
+ * part without a password is masked whole (it may be a token). For every
+ * log line and printout that shows a URL. Returns out. */
+char *r2m_log_url(char *out, size_t outlen, const char *url);
 
 /* Parses "error" "warn" "info" "debug"; -1 if unknown. */
 int r2m_log_level_parse(const char *s);
