@@ -431,7 +431,8 @@ static void probe(const char *uri, char *why, size_t n)
                  "%s, or the TLS session was refused",
                  host);
     else if (ok)
-        snprintf(why, n, "the broker at %s:%s closed the connection before answering", host, port);
+        snprintf(why, n, "the broker at %s:%s closed the connection before answering CONNECT", host,
+                 port);
     else if (err == ECONNREFUSED)
         snprintf(why, n, "connection refused by %s:%s (is the broker running on that port?)", host,
                  port);
@@ -449,17 +450,20 @@ static void diagnose(struct r2m_pub *p, int code, const char *message)
     snprintf(tls, sizeof tls, "%s", p->tls_err);
     p->tls_err[0] = '\0';
     pthread_mutex_unlock(&p->lock);
-    if (code > 0)
-        snprintf(why, sizeof why, "%s", r2m_pub_code_words(p->cfg->mqtt.version, code));
+    int v = p->cfg->mqtt.version;
+    if (code > 0 && (code == 0x87 || (v != 5 && code == 5)))
+        /* mosquitto answers a wrong password with "not authorized" too */
+        snprintf(why, sizeof why,
+                 "not authorized: the broker refused this client or its credentials (check "
+                 "mqtt.username, mqtt.password and the broker's ACL)");
+    else if (code > 0)
+        snprintf(why, sizeof why, "%s", r2m_pub_code_words(v, code));
     else if (message && strstr(message, "timeout"))
         snprintf(why, sizeof why, "timeout: the broker did not complete the connection in time");
     else if (tls[0])
         tls_words(tls, why, sizeof why);
-    else if (code == MQTTASYNC_FAILURE && message && strstr(message, "connect failure"))
-        probe(p->uri, why, sizeof why);
     else
-        snprintf(why, sizeof why, "%s%s%s", r2m_pub_code_words(p->cfg->mqtt.version, code),
-                 message ? ": " : "", message ? message : "");
+        probe(p->uri, why, sizeof why);
     pthread_mutex_lock(&p->lock);
     snprintf(p->conn_why, sizeof p->conn_why, "%s", why);
     pthread_mutex_unlock(&p->lock);
@@ -592,6 +596,9 @@ int r2m_pub_connect(struct r2m_pub *p, int64_t now_ms)
     MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
     o->keepAliveInterval = (int)((cfg->mqtt.keepalive_ms + 999) / 1000);
+    /* 3.1.1 exactly: paho's default would try 3.1 after a failed 3.1.1
+     * attempt, a second connection per attempt */
+    o->MQTTVersion = cfg->mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
     if (cfg->mqtt.version == 5)
         o->cleanstart = 1;
     else
