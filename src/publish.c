@@ -934,9 +934,10 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
                 r->code > 0 && (size_t)r->code < R2M_PUB_WINDOW ? (size_t)r->code : R2M_PUB_WINDOW;
             p->broker_max_packet = (uint64_t)r->val;
             p->ever_connected = 1;
-            /* a connection that keeps being dropped logs as rarely as its
-             * failures do */
-            if (p->told_down || !p->conn_log.count) {
+            /* the recovery from failed attempts is always told; a broker
+             * that keeps dropping the connection is told as rarely as the
+             * drops are */
+            if (p->conn_log.last != KIND_LOST || p->told_down) {
                 char mp[24];
                 snprintf(mp, sizeof mp, "%llu", (unsigned long long)r->val);
                 r2m_log(R2M_LOG_INFO, "mqtt connected", "broker", p->shown_url, "max_packet_size",
