@@ -894,7 +894,7 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
         if (cfg->mqtt.insecure)
             r2m_log(R2M_LOG_WARN,
                     "TLS certificate verification is OFF for the broker (mqtt.tls.insecure)",
-                    "broker", r2m_log_url(shown, sizeof shown, cfg->mqtt.url), NULL);
+                    "broker", r2m_log_url(cfg->mqtt.url, shown, sizeof shown), NULL);
         r2m_pub_on_ack(b->pub, on_ack, b);
         r2m_pub_on_dead(b->pub, on_dead, b);
         if (cfg->metrics.listen &&
@@ -1264,7 +1264,7 @@ int r2m_bridge_run(struct r2m_bridge *b)
         snprintf(n, sizeof n, "%zu", b->n_eps);
         char shown[256];
         r2m_log(R2M_LOG_INFO, "starting", "endpoints", n, "broker",
-                r2m_log_url(shown, sizeof shown, b->cfg->mqtt.url), NULL);
+                r2m_log_url(b->cfg->mqtt.url, shown, sizeof shown), NULL);
         r2m_pub_connect(b->pub, b->now);
     }
 

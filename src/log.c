@@ -39,6 +39,27 @@ int r2m_log_level_parse(const char *s)
     return -1;
 }
 
+const char *r2m_log_url(const char *url, char *out, size_t outlen)
+{
+    if (!outlen)
+        return out;
+    if (!url)
+        url = "";
+    const char *sep = strstr(url, "://");
+    const char *auth = sep ? sep + 3 : url;
+    size_t region = strcspn(auth, "?#");
+    const char *at = NULL;
+    for (size_t i = 0; i < region; i++)
+        if (auth[i] == '@')
+            at = auth + i;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon)
+        snprintf(out, outlen, "%s", url);
+    else
+        snprintf(out, outlen, "%.*s:***%s", (int)(colon - url), url, at);
+    return out;
+}
+
 static int needs_quotes(const char *v)
 {
     if (!*v)
@@ -120,22 +141,4 @@ unsigned long r2m_log_limit_clear(struct r2m_log_limit *l)
     l->count = 0;
     l->last = 0;
     return n;
-}
-
-char *r2m_log_url(char *out, size_t outlen, const char *url)
-{
-    const char *scheme = strstr(url, "://");
-    const char *host = scheme ? scheme + 3 : url;
-    size_t hostpart = strcspn(host, "/?#");
-    const char *at = memchr(host, '@', hostpart);
-    if (!at) {
-        snprintf(out, outlen, "%s", url);
-        return out;
-    }
-    const char *colon = memchr(host, ':', (size_t)(at - host));
-    if (colon)
-        snprintf(out, outlen, "%.*s:***%s", (int)(colon - url), url, at);
-    else
-        snprintf(out, outlen, "%.*s***%s", (int)(host - url), url, at);
-    return out;
 }

@@ -514,7 +514,7 @@ int r2m_pub_new(struct r2m_pub **out, const struct r2m_config *cfg, size_t max_q
     }
     if (!(p->uri = server_uri(cfg->mqtt.url)))
         goto out;
-    r2m_log_url(p->shown_url, sizeof p->shown_url, cfg->mqtt.url);
+    r2m_log_url(cfg->mqtt.url, p->shown_url, sizeof p->shown_url);
     if (cfg->mqtt.status_topic) {
         struct r2m_buf t;
         r2m_buf_init(&t, 65535);

@@ -92,7 +92,7 @@ static void usage_hint(const char *what)
 static void put_url(struct r2m_buf *b, const char *url)
 {
     char shown[2048];
-    r2m_buf_puts(b, r2m_log_url(shown, sizeof shown, url));
+    r2m_buf_puts(b, r2m_log_url(url, shown, sizeof shown));
 }
 
 /* A topic template as it will look, with data-dependent parts left as written. */

@@ -41,11 +41,12 @@ int r2m_log_limit_hit(struct r2m_log_limit *l, int kind);
 /* The condition ended; returns how many occurrences there were. */
 unsigned long r2m_log_limit_clear(struct r2m_log_limit *l);
 
-/* Writes url into out (NUL-terminated, truncated to outlen) with the
- * credentials of its user part masked: scheme://user:***@host/...; a user
- * part without a password is masked whole (it may be a token). For every
- * log line and printout that shows a URL. Returns out. */
-char *r2m_log_url(char *out, size_t outlen, const char *url);
+/* url as it may be shown in logs, errors and `check`: the password of a
+ * user part ("mqtt://user:secret@host") replaced by "***". Everything up to
+ * the last '@' before the query counts as the user part, so a password
+ * holding '@' or '/' is masked whole. Writes at most outlen bytes
+ * (truncating; strlen(url) + 8 always fits) and returns out. */
+const char *r2m_log_url(const char *url, char *out, size_t outlen);
 
 /* Parses "error" "warn" "info" "debug"; -1 if unknown. */
 int r2m_log_level_parse(const char *s);
