@@ -368,6 +368,24 @@ static void tls_words(const char *ssl, char *why, size_t n)
         snprintf(why, n, "TLS handshake failed [%s]", e);
 }
 
+/* Whether the peer on fd answers a plain MQTT 3.1.1 CONNECT (empty client
+ * id, clean session) with a CONNACK: then a TLS URL points at a plain port.
+ * A TLS server answers such bytes with an alert or nothing. */
+static int speaks_plain_mqtt(int fd)
+{
+    static const unsigned char connect_pkt[] = {0x10, 12, 0,    4, 'M', 'Q', 'T',
+                                                'T',  4,  0x02, 0, 10,  0,   0};
+    static const unsigned char disconnect_pkt[] = {0xE0, 0};
+    unsigned char b = 0;
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    if (send(fd, connect_pkt, sizeof connect_pkt, MSG_NOSIGNAL) != (ssize_t)sizeof connect_pkt ||
+        poll(&pf, 1, 2000) <= 0 || recv(fd, &b, 1, 0) != 1 || b != 0x20)
+        return 0;
+    ssize_t w = send(fd, disconnect_pkt, sizeof disconnect_pkt, MSG_NOSIGNAL);
+    (void)w;
+    return 1;
+}
+
 /* One plain TCP connection to the broker's address, to say why paho's
  * attempt failed: paho reports a name that does not resolve, a refused port
  * and a failed TLS handshake all as "TCP/TLS connect failure". */
@@ -403,7 +421,7 @@ static void probe(const char *uri, char *why, size_t n)
         snprintf(why, n, "DNS lookup of %s failed: %s", host, gai_strerror(g));
         return;
     }
-    int err = 0, ok = 0;
+    int err = 0, ok = 0, plain = 0;
     for (struct addrinfo *a = ai; a && !ok; a = a->ai_next) {
         int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
@@ -422,10 +440,17 @@ static void probe(const char *uri, char *why, size_t n)
         } else {
             err = errno;
         }
+        if (ok && tls)
+            plain = speaks_plain_mqtt(fd);
         close(fd);
     }
     freeaddrinfo(ai);
-    if (ok && tls)
+    if (plain)
+        snprintf(why, n,
+                 "TLS handshake failed: the broker did not answer with TLS but with plain MQTT "
+                 "(use mqtt:// for %s:%s, or the broker's TLS port)",
+                 host, port);
+    else if (ok && tls)
         snprintf(why, n,
                  "TLS handshake failed: the broker's certificate does not match the host name "
                  "%s, or the TLS session was refused",

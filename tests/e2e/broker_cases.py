@@ -400,5 +400,50 @@ def connection_refused_said_in_words(t):
     br.stop()
 
 
+@case
+def tls_failures_said_in_words(t):
+    d = t.mkdir("tls")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        os.path.join(d, "key.pem"), "-out", os.path.join(d, "cert.pem"),
+                        "-days", "2", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost"],
+                       capture_output=True, timeout=30)
+    check(r.returncode == 0, "openssl could not make a certificate: %s", r.stderr[-300:])
+    files = {}
+    for name in ("cert.pem", "key.pem"):
+        with open(os.path.join(d, name)) as f:
+            files[name] = f.read()
+    tls_port = free_port()
+    broker = conf_broker(t, ["listener %d 127.0.0.1" % tls_port, "certfile {dir}/cert.pem",
+                             "keyfile {dir}/key.pem"], files=files)
+    wait_for(lambda: broker.log().count("Opening ipv4 listen socket") >= 2, 10,
+             "the TLS listener")
+    api = t.api()
+    api.set("/doc", Reply.json({"v": 0}))
+    ca = os.path.join(broker.dir, "cert.pem")
+    for name, url, tls, want in (
+            ("untrusted", "mqtts://localhost:%d" % tls_port, {},
+             "certificate not trusted"),
+            ("name", "mqtts://127.0.0.1:%d" % tls_port, {"ca_file": ca},
+             "does not match the host name"),
+            ("plain", "mqtts://127.0.0.1:%d" % broker.port, {"ca_file": ca},
+             "did not answer with TLS but with plain MQTT")):
+        mqtt = {"url": url}
+        if tls:
+            mqtt["tls"] = tls
+        br = t.bridge(t.config(broker.port, [doc_endpoint(api)], mqtt=mqtt), name="bridge-" + name)
+        line = br.wait_log("mqtt connect failed", timeout=20)
+        report(line)
+        check("TLS handshake failed" in line and want in line,
+              "%s: the failure must say 'TLS handshake failed' and %r: %s", name, want, line)
+        br.stop()
+    # and with the right name and CA it connects
+    br = t.bridge(t.config(broker.port, [doc_endpoint(api)],
+                           mqtt={"url": "mqtts://localhost:%d" % tls_port, "tls": {"ca_file": ca}}),
+                  name="bridge-ok")
+    br.wait_log("mqtt connected", timeout=20)
+    br.stop()
+
+
 if __name__ == "__main__":
     raise SystemExit("run through run.py: run.py --bin PATH --case NAME")
