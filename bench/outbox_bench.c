@@ -516,7 +516,8 @@ static int sink_commit(struct sink *s)
 static int sink_add(struct sink *s, const struct event *e, int64_t *id)
 {
     if (s->store)
-        return r2m_store_outbox_add(s->store, e->topic, e->topic_len, e->payload, e->len, 0, id);
+        return r2m_store_outbox_add(s->store, NULL, e->topic, e->topic_len, e->payload, e->len, 0,
+                                    id);
     sqlite3_stmt *st = s->q[S_ADD];
     sqlite3_bind_text64(st, 1, e->topic, e->topic_len, SQLITE_STATIC, SQLITE_UTF8);
     sqlite3_bind_blob64(st, 2, e->payload, e->len, SQLITE_STATIC);

@@ -73,6 +73,22 @@ static const char *const event_types[] = {"rest2mqtt.document.changed", "rest2mq
                                           "rest2mqtt.item.updated", "rest2mqtt.item.deleted"};
 #define N_EVENT_TYPES 4
 
+/* A message the broker refused for good, waiting to be moved from the
+ * outbox to the dead-letter table with this turn's acknowledgements. */
+struct dead_letter {
+    int64_t id; /* outbox row; 0: not in the outbox (the status message) */
+    char *topic, *words, *event_id;
+    const char *reason; /* static token from r2m/publish.h */
+    uint64_t size;
+};
+
+/* rest2mqtt_dead_letters_total{endpoint,reason} */
+struct dead_count {
+    char *endpoint;
+    const char *reason;
+    uint64_t n;
+};
+
 struct r2m_bridge {
     const struct r2m_config *cfg;
     int mode;
@@ -85,8 +101,13 @@ struct r2m_bridge {
     size_t cap_ids;
     int64_t *acked; /* outbox rows acknowledged, deleted after each turn */
     size_t n_acked, cap_acked;
-    int outbox_full;          /* warned about a full outbox; cleared when there is room */
-    struct endpoint *current; /* the endpoint whose poll is being committed */
+    struct dead_letter *dead; /* refused for good, moved after each turn */
+    size_t n_dead, cap_dead;
+    struct dead_count *dead_counts;
+    size_t n_dead_counts;
+    struct r2m_log_limit flush_log; /* the outbox cannot be written */
+    int outbox_full;                /* warned about a full outbox; cleared when there is room */
+    struct endpoint *current;       /* the endpoint whose poll is being committed */
     struct r2m_metrics *metrics;
     struct r2m_histo http_seconds, publish_seconds;
     uint64_t events_by_type[N_EVENT_TYPES];
@@ -185,7 +206,8 @@ static int emit_publish(void *ctx, const struct r2m_batch *batch, r2m_persist_fn
         goto fail;
     for (size_t i = 0; i < batch->n; i++) {
         const struct r2m_batch_msg *m = &batch->msgs[i];
-        if ((r = r2m_store_outbox_add(b->store, r2m_batch_topic(batch, i), m->topic_len,
+        if ((r = r2m_store_outbox_add(b->store, b->current ? b->current->cfg->name : NULL,
+                                      r2m_batch_topic(batch, i), m->topic_len,
                                       r2m_batch_payload(batch, i), m->payload_len, m->retained,
                                       &b->ids[i])))
             goto fail;
@@ -234,23 +256,138 @@ static void on_ack(void *ctx, int64_t id, int64_t latency_ms)
     b->acked[b->n_acked++] = id;
 }
 
-/* Deletes acknowledged events from the outbox, one transaction per turn. */
+/* The CloudEvents id of a payload we rendered (r2m/event.h puts it first);
+ * NULL for other messages (retained item states). malloc'd. */
+static char *event_id_of(const char *payload, size_t len)
+{
+    static const char head[] = "{\"specversion\":\"1.0\",\"id\":\"";
+    size_t h = sizeof head - 1;
+    if (len <= h || memcmp(payload, head, h))
+        return NULL;
+    const char *end = memchr(payload + h, '"', len - h);
+    return end ? strndup(payload + h, (size_t)(end - payload - h)) : NULL;
+}
+
+static void on_dead(void *ctx, int64_t id, const char *topic, const char *payload, size_t len,
+                    uint64_t size, const char *reason, const char *words)
+{
+    struct r2m_bridge *b = ctx;
+    if (b->n_dead == b->cap_dead) {
+        size_t cap = b->cap_dead ? b->cap_dead * 2 : 16;
+        struct dead_letter *d = realloc(b->dead, cap * sizeof *d);
+        if (!d)
+            goto oom;
+        b->dead = d;
+        b->cap_dead = cap;
+    }
+    struct dead_letter d = {id,     strdup(topic), strdup(words), event_id_of(payload, len),
+                            reason, size};
+    if (!d.topic || !d.words) {
+        free(d.topic);
+        free(d.words);
+        free(d.event_id);
+        goto oom;
+    }
+    b->dead[b->n_dead++] = d;
+    return;
+oom:
+    r2m_log(R2M_LOG_ERROR,
+            "out of memory recording an event the broker refused; it stays in the outbox and "
+            "is tried again after a restart",
+            "topic", topic, NULL);
+}
+
+static void count_dead(struct r2m_bridge *b, const char *endpoint, const char *reason)
+{
+    for (size_t i = 0; i < b->n_dead_counts; i++)
+        if (!strcmp(b->dead_counts[i].endpoint, endpoint) && b->dead_counts[i].reason == reason) {
+            b->dead_counts[i].n++;
+            return;
+        }
+    struct dead_count *v = realloc(b->dead_counts, (b->n_dead_counts + 1) * sizeof *v);
+    char *e = strdup(endpoint);
+    if (v)
+        b->dead_counts = v;
+    if (!v || !e) {
+        free(e);
+        return; /* the metric misses one; the log line and the table have it */
+    }
+    b->dead_counts[b->n_dead_counts++] = (struct dead_count){e, reason, 1};
+}
+
+/* Tells the operator, once per refused message, after its move committed. */
+static void dead_logged(struct r2m_bridge *b, const struct dead_letter *d, const char *endpoint)
+{
+    char size[24];
+    snprintf(size, sizeof size, "%llu", (unsigned long long)d->size);
+    if (!d->id) {
+        r2m_log(R2M_LOG_ERROR, "status message refused by the broker for good; dropped", "topic",
+                d->topic, "size", size, "reason", d->reason, "detail", d->words, NULL);
+        return;
+    }
+    count_dead(b, endpoint, d->reason);
+    r2m_log(R2M_LOG_ERROR,
+            "event refused by the broker for good; moved to the dead-letter table, later events "
+            "flow on",
+            "endpoint", endpoint, "topic", d->topic, "size", size, "reason", d->reason, "detail",
+            d->words, "event_id", d->event_id ? d->event_id : "", "hint",
+            "fix the cause (broker ACL, mqtt.max_packet_size, ...), stop the bridge and run "
+            "`rest2mqtt state dead-letters --requeue`",
+            NULL);
+}
+
+static void dead_free(struct dead_letter *d)
+{
+    free(d->topic);
+    free(d->words);
+    free(d->event_id);
+}
+
+/* Deletes acknowledged events from the outbox and moves refused ones to the
+ * dead-letter table, one transaction per turn. */
 static void flush_acks(struct r2m_bridge *b)
 {
-    if (!b->n_acked)
+    if (!b->n_acked && !b->n_dead)
         return;
-    int r = r2m_store_begin(b->store);
+    char(*eps)[128] = b->n_dead ? calloc(b->n_dead, sizeof *eps) : NULL;
+    int r = b->n_dead && !eps ? R2M_E_NOMEM : r2m_store_begin(b->store);
     for (size_t i = 0; !r && i < b->n_acked; i++)
         r = r2m_store_outbox_delete(b->store, b->acked[i]);
+    for (size_t i = 0; !r && i < b->n_dead; i++)
+        if (b->dead[i].id)
+            r = r2m_store_dead_letter_add(b->store, b->dead[i].id, b->dead[i].size,
+                                          b->dead[i].reason, b->dead[i].event_id, wall_ms(), eps[i],
+                                          sizeof eps[i]);
     if (!r)
         r = r2m_store_commit(b->store);
     if (r) {
         r2m_store_rollback(b->store);
-        r2m_log(R2M_LOG_WARN, "could not remove acknowledged events from the outbox; retrying",
-                "path", b->cfg->state.path, "error", r2m_store_errmsg(b->store), NULL);
+        free(eps);
+        /* a full disk fails this on every turn: rate limited like polls */
+        if (r2m_log_limit_hit(&b->flush_log, r)) {
+            char n[24];
+            snprintf(n, sizeof n, "%lu", b->flush_log.count);
+            r2m_log(R2M_LOG_WARN,
+                    "could not update the outbox (acknowledged or refused events); retrying",
+                    "path", b->cfg->state.path, "error",
+                    r == R2M_E_NOMEM ? r2m_strerror(r) : r2m_store_errmsg(b->store), "consecutive",
+                    n, NULL);
+        }
         return;
     }
+    unsigned long failed = r2m_log_limit_clear(&b->flush_log);
+    if (failed) {
+        char n[24];
+        snprintf(n, sizeof n, "%lu", failed);
+        r2m_log(R2M_LOG_INFO, "outbox writable again", "failed_turns", n, NULL);
+    }
+    for (size_t i = 0; i < b->n_dead; i++) {
+        dead_logged(b, &b->dead[i], eps[i][0] ? eps[i] : "unknown");
+        dead_free(&b->dead[i]);
+    }
+    free(eps);
     b->n_acked = 0;
+    b->n_dead = 0;
 }
 
 static int emit_print(void *ctx, const struct r2m_batch *batch, r2m_persist_fn *persist, void *pctx,
@@ -310,7 +447,7 @@ static void poll_failed(struct r2m_bridge *b, struct endpoint *ep, int code, con
      * the 2nd, 4th, 8th... consecutive occurrence */
     int repeat = ep->failures > 1 && code == ep->last_result;
     ep->last_result = code;
-    if (!repeat || (ep->failures & (ep->failures - 1)) == 0) {
+    if (r2m_log_due(ep->failures, repeat)) {
         char n[16];
         snprintf(n, sizeof n, "%u", ep->failures);
         r2m_log(R2M_LOG_WARN, "poll failed, nothing emitted, previous snapshot kept", "endpoint",
@@ -622,6 +759,13 @@ static void render_metrics(struct r2m_bridge *b, struct r2m_buf *o)
                    "the broker.\n# TYPE rest2mqtt_outbox_events gauge\nrest2mqtt_outbox_events "
                    "%zu\n",
                    r2m_pub_pending(b->pub));
+    r2m_buf_puts(o, "# HELP rest2mqtt_dead_letters_total Events the broker refused for good, "
+                    "moved to the dead-letter table (`rest2mqtt state dead-letters`).\n"
+                    "# TYPE rest2mqtt_dead_letters_total counter\n");
+    for (size_t i = 0; i < b->n_dead_counts; i++)
+        r2m_buf_printf(o, "rest2mqtt_dead_letters_total{endpoint=\"%s\",reason=\"%s\"} %llu\n",
+                       b->dead_counts[i].endpoint, b->dead_counts[i].reason,
+                       (unsigned long long)b->dead_counts[i].n);
     r2m_buf_printf(o,
                    "# HELP rest2mqtt_broker_connected 1 when connected to the MQTT broker.\n"
                    "# TYPE rest2mqtt_broker_connected gauge\nrest2mqtt_broker_connected %d\n",
@@ -931,11 +1075,13 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
         b->env.epoch = r2m_store_epoch(b->store);
         if ((r = r2m_pub_new(&b->pub, cfg, cfg->state.outbox_max)))
             goto out;
+        char shown[256];
         if (cfg->mqtt.insecure)
             r2m_log(R2M_LOG_WARN,
                     "TLS certificate verification is OFF for the broker (mqtt.tls.insecure)",
-                    "broker", r2m_log_url(cfg->mqtt.url, (char[512]){0}, 512), NULL);
+                    "broker", r2m_log_url(cfg->mqtt.url, shown, sizeof shown), NULL);
         r2m_pub_on_ack(b->pub, on_ack, b);
+        r2m_pub_on_dead(b->pub, on_dead, b);
         if (cfg->metrics.listen &&
             (r = r2m_metrics_new(&b->metrics, cfg->metrics.listen, b->epfd, TAG_METRICS,
                                  metrics_handler, b, err, errlen)))
@@ -1028,6 +1174,12 @@ void r2m_bridge_free(struct r2m_bridge *b)
     r2m_store_close(b->store);
     free(b->ids);
     free(b->acked);
+    for (size_t i = 0; i < b->n_dead; i++)
+        dead_free(&b->dead[i]);
+    free(b->dead);
+    for (size_t i = 0; i < b->n_dead_counts; i++)
+        free(b->dead_counts[i].endpoint);
+    free(b->dead_counts);
     r2m_sched_free(b->sched);
     r2m_poll_env_cleanup(&b->env);
     if (b->sigfd >= 0)
@@ -1084,6 +1236,7 @@ static int globals_differ(const struct r2m_config *a, const struct r2m_config *c
            !str_eq(a->mqtt.ca_file, c->mqtt.ca_file) ||
            !str_eq(a->mqtt.cert_file, c->mqtt.cert_file) ||
            !str_eq(a->mqtt.key_file, c->mqtt.key_file) || a->mqtt.insecure != c->mqtt.insecure ||
+           a->mqtt.max_packet_size != c->mqtt.max_packet_size ||
            !str_eq(a->state.path, c->state.path) || a->state.outbox_max != c->state.outbox_max ||
            a->state.sync_full != c->state.sync_full ||
            !str_eq(a->metrics.listen, c->metrics.listen) ||

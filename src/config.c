@@ -1048,9 +1048,9 @@ enum {
     T_MAX_PER_HOST,
     T__N
 };
-static const char *const mqtt_keys[] = {"url",          "client_id", "username",  "password",
-                                        "version",      "qos",       "keepalive", "topic_prefix",
-                                        "status_topic", "tls"};
+static const char *const mqtt_keys[] = {
+    "url",       "client_id",    "username",     "password", "version",        "qos",
+    "keepalive", "topic_prefix", "status_topic", "tls",      "max_packet_size"};
 enum {
     M_URL,
     M_CLIENT_ID,
@@ -1062,6 +1062,7 @@ enum {
     M_PREFIX,
     M_STATUS,
     M_TLS,
+    M_MAX_PACKET,
     M__N
 };
 static const char *const tls_keys[] = {"ca_file", "cert_file", "key_file", "insecure"};
@@ -2386,6 +2387,19 @@ static void read_mqtt(struct ctx *c, struct r2m_config *cfg, struct node *v)
                    "mqtt.tls: set, but mqtt.url (%.*s...) is plaintext: the broker would get the "
                    "password unencrypted; use mqtts://, ssl:// or wss://, or remove tls:",
                    (int)(strchr(u, ':') - u) + 3, u);
+    }
+    if (s[M_MAX_PACKET].val &&
+        (str = get_scalar(c, s[M_MAX_PACKET].val, "mqtt.max_packet_size", "a size like 256KiB"))) {
+        /* MQTT 3.1.1 brokers announce no limit and drop the connection over
+         * a packet too big; MQTT 5 ones announce it and the smaller wins */
+        uint64_t b;
+        if (r2m_parse_size(str, &b) || b < 128 || b > R2M_MQTT_MAX_PACKET_SIZE)
+            err_at(c, s[M_MAX_PACKET].val,
+                   "mqtt.max_packet_size: expected a size from 128 bytes to 256MiB (the MQTT "
+                   "limit) like 256KiB, the broker's largest packet, got %s",
+                   shown(s[M_MAX_PACKET].val, str).s);
+        else
+            cfg->mqtt.max_packet_size = b;
     }
 }
 

@@ -121,3 +121,24 @@ void r2m_log(int level, const char *msg, ...)
         fwrite(b.data, 1, b.len, stderr);
     r2m_buf_free(&b);
 }
+
+int r2m_log_due(unsigned long n, int same)
+{
+    return !same || n <= 1 || (n & (n - 1)) == 0;
+}
+
+int r2m_log_limit_hit(struct r2m_log_limit *l, int kind)
+{
+    int same = l->count > 0 && kind == l->last;
+    l->count = same ? l->count + 1 : 1;
+    l->last = kind;
+    return r2m_log_due(l->count, same);
+}
+
+unsigned long r2m_log_limit_clear(struct r2m_log_limit *l)
+{
+    unsigned long n = l->count;
+    l->count = 0;
+    l->last = 0;
+    return n;
+}

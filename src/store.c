@@ -14,7 +14,9 @@
 
 #include "r2m/error.h"
 
-#define SCHEMA_VERSION 1
+/* 1: the first release. 2: outbox.endpoint and the dead_letter table;
+ * a version 1 file is migrated in place when opened. */
+#define SCHEMA_VERSION 2
 
 enum {
     Q_BEGIN,
@@ -33,6 +35,11 @@ enum {
     Q_OUT_DEL,
     Q_OUT_ALL,
     Q_OUT_COUNT,
+    Q_DL_ADD,
+    Q_DL_ALL,
+    Q_DL_REQUEUE,
+    Q_DL_CLEAR,
+    Q_DL_COUNT,
     Q__N
 };
 
@@ -52,10 +59,20 @@ static const char *const sql[Q__N] = {
     [Q_ITEM_PUT] = "INSERT OR REPLACE INTO item(endpoint, key, fp, body) VALUES (?1, ?2, ?3, ?4)",
     [Q_ITEM_DEL] = "DELETE FROM item WHERE endpoint = ?1 AND key = ?2",
     [Q_ITEMS] = "SELECT key, fp, body FROM item WHERE endpoint = ?1 ORDER BY key",
-    [Q_OUT_ADD] = "INSERT INTO outbox(topic, payload, retained) VALUES (?1, ?2, ?3)",
+    [Q_OUT_ADD] = "INSERT INTO outbox(topic, payload, retained, endpoint) VALUES (?1, ?2, ?3, ?4)",
     [Q_OUT_DEL] = "DELETE FROM outbox WHERE id = ?1",
     [Q_OUT_ALL] = "SELECT id, topic, payload, retained FROM outbox ORDER BY id",
     [Q_OUT_COUNT] = "SELECT count(*) FROM outbox",
+    [Q_DL_ADD] = "INSERT INTO dead_letter(endpoint, topic, payload, retained, size, reason, "
+                 "event_id, time_ms) SELECT endpoint, topic, payload, retained, ?2, ?3, ?4, ?5 "
+                 "FROM outbox WHERE id = ?1 RETURNING endpoint",
+    [Q_DL_ALL] = "SELECT id, endpoint, topic, payload, size, reason, event_id, time_ms "
+                 "FROM dead_letter ORDER BY id",
+    /* back at the end of the outbox, in the order they were refused */
+    [Q_DL_REQUEUE] = "INSERT INTO outbox(topic, payload, retained, endpoint) "
+                     "SELECT topic, payload, retained, endpoint FROM dead_letter ORDER BY id",
+    [Q_DL_CLEAR] = "DELETE FROM dead_letter",
+    [Q_DL_COUNT] = "SELECT count(*) FROM dead_letter",
 };
 
 static const char schema[] =
@@ -69,7 +86,19 @@ static const char schema[] =
     "  PRIMARY KEY(endpoint, key)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS outbox("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,"
-    "  retained INTEGER NOT NULL);";
+    "  retained INTEGER NOT NULL, endpoint TEXT);"
+    /* events the broker refused for good (r2m/store.h); size is the
+     * encoded PUBLISH packet, time_ms Unix ms of the refusal */
+    "CREATE TABLE IF NOT EXISTS dead_letter("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, endpoint TEXT, topic TEXT NOT NULL,"
+    "  payload BLOB NOT NULL, retained INTEGER NOT NULL, size INTEGER NOT NULL,"
+    "  reason TEXT NOT NULL, event_id TEXT, time_ms INTEGER NOT NULL);";
+
+/* Version 1 -> 2. The schema text above already created dead_letter (IF NOT
+ * EXISTS); an old outbox lacks the endpoint column. Its rows keep NULL
+ * there: they were queued before the endpoint was recorded. */
+static const char migrate_1_2[] = "ALTER TABLE outbox ADD COLUMN endpoint TEXT;"
+                                  "UPDATE meta SET v = 2 WHERE k = 'schema';";
 
 struct r2m_store {
     sqlite3 *db;
@@ -185,6 +214,11 @@ static int init_meta(struct r2m_store *s, const char *path, char *err, size_t er
                  "another file",
                  path);
         return R2M_E_IO;
+    }
+    if (schema_v == 1) {
+        if (exec(s, migrate_1_2))
+            goto fail;
+        schema_v = 2;
     }
     if (schema_v != SCHEMA_VERSION) {
         snprintf(err, errlen,
@@ -508,8 +542,9 @@ int r2m_store_items(struct r2m_store *s, const char *endpoint, r2m_store_item_fn
     return r;
 }
 
-int r2m_store_outbox_add(struct r2m_store *s, const char *topic, size_t topic_len,
-                         const char *payload, size_t payload_len, int retained, int64_t *id)
+int r2m_store_outbox_add(struct r2m_store *s, const char *endpoint, const char *topic,
+                         size_t topic_len, const char *payload, size_t payload_len, int retained,
+                         int64_t *id)
 {
     sqlite3_stmt *st = s->q[Q_OUT_ADD];
     int rc = sqlite3_bind_text64(st, 1, topic, topic_len, SQLITE_STATIC, SQLITE_UTF8);
@@ -517,6 +552,8 @@ int r2m_store_outbox_add(struct r2m_store *s, const char *topic, size_t topic_le
         rc = sqlite3_bind_blob64(st, 2, payload, payload_len, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int(st, 3, retained);
+    if (rc == SQLITE_OK && endpoint)
+        rc = sqlite3_bind_text(st, 4, endpoint, -1, SQLITE_STATIC);
     int r = bound(st, rc);
     if (!r)
         r = step_done(st);
@@ -546,10 +583,86 @@ int r2m_store_outbox(struct r2m_store *s, r2m_store_outbox_fn *fn, void *ctx)
     return r;
 }
 
-int64_t r2m_store_outbox_count(struct r2m_store *s)
+static int64_t count_of(struct r2m_store *s, int q)
 {
-    sqlite3_stmt *st = s->q[Q_OUT_COUNT];
+    sqlite3_stmt *st = s->q[q];
     int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_reset(st);
     return n;
+}
+
+int64_t r2m_store_outbox_count(struct r2m_store *s)
+{
+    return count_of(s, Q_OUT_COUNT);
+}
+
+int r2m_store_dead_letter_add(struct r2m_store *s, int64_t outbox_id, uint64_t size,
+                              const char *reason, const char *event_id, int64_t time_ms,
+                              char *endpoint, size_t endpoint_len)
+{
+    sqlite3_stmt *st = s->q[Q_DL_ADD];
+    if (endpoint_len)
+        endpoint[0] = '\0';
+    int rc = sqlite3_bind_int64(st, 1, outbox_id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && event_id)
+        rc = sqlite3_bind_text(st, 4, event_id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 5, time_ms);
+    int r = bound(st, rc);
+    if (r)
+        return r;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *e = (const char *)sqlite3_column_text(st, 0);
+        if (e && endpoint_len)
+            snprintf(endpoint, endpoint_len, "%s", e);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE)
+        return R2M_E_IO;
+    /* a row that is gone already (acknowledged meanwhile) moves nothing */
+    return r2m_store_outbox_delete(s, outbox_id);
+}
+
+int r2m_store_dead_letters(struct r2m_store *s, r2m_store_dead_letter_fn *fn, void *ctx)
+{
+    sqlite3_stmt *st = s->q[Q_DL_ALL];
+    int rc, r = 0;
+    while (!r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct r2m_store_dead_letter d = {
+            .id = sqlite3_column_int64(st, 0),
+            .endpoint = (const char *)sqlite3_column_text(st, 1),
+            .topic = (const char *)sqlite3_column_text(st, 2),
+            .payload = sqlite3_column_blob(st, 3),
+            .payload_len = (size_t)sqlite3_column_bytes(st, 3),
+            .size = (uint64_t)sqlite3_column_int64(st, 4),
+            .reason = (const char *)sqlite3_column_text(st, 5),
+            .event_id = (const char *)sqlite3_column_text(st, 6),
+            .time_ms = sqlite3_column_int64(st, 7),
+        };
+        r = fn(ctx, &d);
+    }
+    if (!r && rc != SQLITE_DONE)
+        r = R2M_E_IO;
+    sqlite3_reset(st);
+    return r;
+}
+
+int r2m_store_dead_letter_requeue(struct r2m_store *s, int64_t *n)
+{
+    int r = step_done(s->q[Q_DL_REQUEUE]);
+    if (!r)
+        *n = sqlite3_changes64(s->db);
+    return r ? r : step_done(s->q[Q_DL_CLEAR]);
+}
+
+int64_t r2m_store_dead_letter_count(struct r2m_store *s)
+{
+    return count_of(s, Q_DL_COUNT);
 }

@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "r2m/bridge.h"
 #include "r2m/buf.h"
 #include "r2m/config.h"
 #include "r2m/error.h"
+#include "r2m/json.h"
 #include "r2m/log.h"
 #include "r2m/store.h"
 
@@ -28,12 +30,19 @@ static const char usage_text[] =
     "                                     config still has them\n"
     "  rest2mqtt state prune [-c FILE]    forget the stored state of endpoints that are no\n"
     "                                     longer in the config (stop the bridge first)\n"
+    "  rest2mqtt state dead-letters [-c FILE] [--json] [--requeue]\n"
+    "                                     events the broker refused for good (denied topic,\n"
+    "                                     packet too large, ...); --requeue puts them back\n"
+    "                                     into the outbox once the cause is fixed (stop the\n"
+    "                                     bridge first; they are sent at its next start)\n"
     "  rest2mqtt --version | --help\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE     YAML configuration (default: $REST2MQTT_CONFIG, else\n"
     "                        " DEFAULT_CONFIG ")\n"
     "  -e, --endpoint NAME   with `once`: poll only this endpoint\n"
+    "      --json            with `state dead-letters`: one JSON object per line\n"
+    "      --requeue         with `state dead-letters`: move them back into the outbox\n"
     "  -l, --log-level LVL   error, warn, info or debug (overrides log.level)\n"
     "  -h, --help            this text\n"
     "  -V, --version         print the version\n"
@@ -51,7 +60,11 @@ static const char usage_text[] =
     "  timeout, non-2xx status, body over max_body, invalid JSON, a missing items\n"
     "  pointer, a failing page) publishes nothing and keeps the previous snapshot.\n"
     "  Snapshots and unacknowledged events live in the SQLite file state.path, so a\n"
-    "  restart neither floods nor misses a change.\n"
+    "  restart neither floods nor misses a change. An event the broker refuses for\n"
+    "  good (MQTT 5 reason codes such as 0x87 not authorized, or larger than the\n"
+    "  broker's maximum packet size) moves to a dead-letter table in the same file,\n"
+    "  is logged and counted (rest2mqtt_dead_letters_total), and the events behind\n"
+    "  it flow on.\n"
     "\n"
     "Signals:\n"
     "  SIGTERM, SIGINT  stop polling, wait up to shutdown_timeout for the broker to\n"
@@ -82,7 +95,7 @@ static void usage_hint(const char *what)
     fprintf(stderr, "rest2mqtt: %s\nTry 'rest2mqtt --help' for the commands and options.\n", what);
 }
 
-/* Shows a URL without the password of its userinfo part. */
+/* Shows a URL without the credentials of its userinfo part. */
 static void put_url(struct r2m_buf *b, const char *url)
 {
     size_t n = strlen(url) + 8;
@@ -199,6 +212,92 @@ out:
     return rc;
 }
 
+struct dl_print {
+    int json;
+    size_t n;
+};
+
+static int print_dead_letter(void *ctx, const struct r2m_store_dead_letter *d)
+{
+    struct dl_print *o = ctx;
+    char when[32];
+    time_t t = (time_t)(d->time_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const char *ep = d->endpoint ? d->endpoint : "unknown";
+    o->n++;
+    if (!o->json) {
+        printf("%-6lld %-20s  %-16s %-24s %9llu  %-16s  %s\n", (long long)d->id, when, ep,
+               d->reason, (unsigned long long)d->size, d->event_id ? d->event_id : "-", d->topic);
+        return 0;
+    }
+    struct r2m_buf b;
+    r2m_buf_init(&b, (size_t)1 << 31);
+    r2m_buf_printf(&b, "{\"id\":%lld,\"time\":\"%s\",\"endpoint\":", (long long)d->id, when);
+    r2m_json_quote(&b, ep, strlen(ep));
+    r2m_buf_puts(&b, ",\"topic\":");
+    r2m_json_quote(&b, d->topic, strlen(d->topic));
+    r2m_buf_printf(&b, ",\"size\":%llu,\"reason\":", (unsigned long long)d->size);
+    r2m_json_quote(&b, d->reason, strlen(d->reason));
+    r2m_buf_puts(&b, ",\"event_id\":");
+    if (d->event_id)
+        r2m_json_quote(&b, d->event_id, strlen(d->event_id));
+    else
+        r2m_buf_puts(&b, "null");
+    r2m_buf_puts(&b, ",\"payload\":");
+    r2m_json_quote(&b, d->payload ? d->payload : "", d->payload_len);
+    r2m_buf_puts(&b, "}\n");
+    if (b.data)
+        fwrite(b.data, 1, b.len, stdout);
+    r2m_buf_free(&b);
+    return 0;
+}
+
+/* `state dead-letters`: what the broker refused for good, and --requeue to
+ * try them again once the cause (an ACL, a size limit) is fixed. */
+static int cmd_dead_letters(const struct r2m_config *cfg, int json, int requeue)
+{
+    struct r2m_store *st = NULL;
+    char err[1024];
+    if (r2m_store_open(&st, cfg->state.path, err, sizeof err)) {
+        fprintf(stderr, "rest2mqtt: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    int rc = EXIT_OK;
+    if (requeue) {
+        int64_t n = 0;
+        if (r2m_store_begin(st) || r2m_store_dead_letter_requeue(st, &n) || r2m_store_commit(st)) {
+            r2m_store_rollback(st);
+            fprintf(stderr, "rest2mqtt: cannot requeue the dead letters in %s: %s\n",
+                    cfg->state.path, r2m_store_errmsg(st));
+            rc = EXIT_RUNTIME;
+        } else {
+            printf("requeued %lld dead letter%s into the outbox of %s; the bridge sends them at "
+                   "its next start\n",
+                   (long long)n, n == 1 ? "" : "s", cfg->state.path);
+        }
+        r2m_store_close(st);
+        return rc;
+    }
+    struct dl_print o = {json, 0};
+    if (!json)
+        printf("%-6s %-20s  %-16s %-24s %9s  %-16s  %s\n", "ID", "REFUSED", "ENDPOINT", "REASON",
+               "SIZE", "EVENT ID", "TOPIC");
+    if (r2m_store_dead_letters(st, print_dead_letter, &o)) {
+        fprintf(stderr, "rest2mqtt: cannot read %s: %s\n", cfg->state.path, r2m_store_errmsg(st));
+        rc = EXIT_RUNTIME;
+    } else if (!json) {
+        printf("%zu dead letter%s in %s\n", o.n, o.n == 1 ? "" : "s", cfg->state.path);
+        if (o.n)
+            printf("fix the cause (see REASON and the bridge's log), stop the bridge, then run "
+                   "`rest2mqtt state dead-letters --requeue -c %s`\n",
+                   cfg->file);
+    }
+    r2m_store_close(st);
+    return rc;
+}
+
 static int cmd_check(const struct r2m_config *cfg)
 {
     struct r2m_buf b;
@@ -264,7 +363,8 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},    {"endpoint", required_argument, NULL, 'e'},
         {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+        {"version", no_argument, NULL, 'V'},         {"json", no_argument, NULL, 'J'},
+        {"requeue", no_argument, NULL, 'R'},         {NULL, 0, NULL, 0},
     };
     /* A peer that closes its end (the broker, an API, a /metrics client)
      * must cost an EPIPE on that socket, never the process: writes to it
@@ -272,6 +372,7 @@ int main(int argc, char **argv)
      * too, but only once a client exists, and libcurl only around its own
      * calls; ignore it for the whole process, before any thread starts. */
     signal(SIGPIPE, SIG_IGN);
+    int json = 0, requeue = 0;
     const char *config = getenv("REST2MQTT_CONFIG");
     const char *only = NULL;
     const char *cmd = "run";
@@ -285,8 +386,9 @@ int main(int argc, char **argv)
         argc--;
         if (!strcmp(cmd, "state")) {
             if (argc < 2 || argv[1][0] == '-' ||
-                (strcmp(argv[1], "prune") && strcmp(argv[1], "list"))) {
-                usage_hint("`state` needs a subcommand: list or prune");
+                (strcmp(argv[1], "prune") && strcmp(argv[1], "list") &&
+                 strcmp(argv[1], "dead-letters"))) {
+                usage_hint("`state` needs a subcommand: list, prune or dead-letters");
                 return EXIT_USAGE;
             }
             sub = argv[1];
@@ -310,6 +412,12 @@ int main(int argc, char **argv)
                 usage_hint("--log-level takes error, warn, info or debug");
                 return EXIT_USAGE;
             }
+            break;
+        case 'J':
+            json = 1;
+            break;
+        case 'R':
+            requeue = 1;
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -348,6 +456,14 @@ int main(int argc, char **argv)
         usage_hint(msg);
         return EXIT_USAGE;
     }
+    if ((json || requeue) && !(sub && !strcmp(sub, "dead-letters"))) {
+        usage_hint("--json and --requeue only apply to `state dead-letters`");
+        return EXIT_USAGE;
+    }
+    if (json && requeue) {
+        usage_hint("--json lists; --requeue moves: give one of them");
+        return EXIT_USAGE;
+    }
     if (only && mode != R2M_BRIDGE_ONCE) {
         usage_hint("-e/--endpoint only applies to `once`");
         return EXIT_USAGE;
@@ -374,7 +490,8 @@ int main(int argc, char **argv)
     if (mode == -1) {
         exit_code = cmd_check(cfg);
     } else if (mode == -2) {
-        exit_code = cmd_state(cfg, sub);
+        exit_code = !strcmp(sub, "dead-letters") ? cmd_dead_letters(cfg, json, requeue)
+                                                 : cmd_state(cfg, sub);
     } else {
         struct r2m_bridge *b = NULL;
         char err[1024] = "";

@@ -121,6 +121,8 @@ struct r2m_config {
         char *status_topic;   /* default NULL (not published) */
         char *ca_file, *cert_file, *key_file;
         int insecure;
+        uint64_t max_packet_size; /* largest PUBLISH packet the broker takes; 0: not set
+                                     (MQTT 5 brokers announce theirs in CONNACK) */
     } mqtt;
     struct {
         char *path;          /* default ./rest2mqtt.db */
@@ -176,5 +178,8 @@ int r2m_parse_duration(const char *s, int64_t *ms);
 /* "512", "512B", "64KiB", "32MiB", "1GiB", also KB/MB/GB (= 1000^n).
  * 0 or R2M_E_INVALID (also on overflow). */
 int r2m_parse_size(const char *s, uint64_t *bytes);
+/* MQTT's largest packet: 268,435,455 bytes of Remaining Length plus at most
+ * 5 bytes of fixed header. */
+#define R2M_MQTT_MAX_PACKET_SIZE (268435455ull + 5)
 
 #endif

@@ -22,6 +22,25 @@ extern int r2m_log_level_current;
  * Example: r2m_log(R2M_LOG_WARN, "poll failed", "endpoint", name, "error", e, NULL); */
 void r2m_log(int level, const char *msg, ...) __attribute__((sentinel));
 
+/* Rate limit for an error that repeats (a poll failing, the state file not
+ * writable, the broker unreachable), so a stuck condition does not fill the
+ * disk with one line per loop turn: a new kind of error is logged at once,
+ * the same kind again only at its 2nd, 4th, 8th... consecutive occurrence.
+ * n counts the consecutive occurrences including this one (from 1); same
+ * says it is the same kind as the previous one. */
+int r2m_log_due(unsigned long n, int same);
+
+/* The same rule with its state kept for the caller. kind is any non-zero
+ * number the caller picks for "the same error" (an error code). */
+struct r2m_log_limit {
+    unsigned long count; /* consecutive occurrences so far */
+    int last;            /* kind of the last one; 0: none */
+};
+/* Records one occurrence; returns 1 when it should be logged. */
+int r2m_log_limit_hit(struct r2m_log_limit *l, int kind);
+/* The condition ended; returns how many occurrences there were. */
+unsigned long r2m_log_limit_clear(struct r2m_log_limit *l);
+
 /* url as it may be shown in logs, errors and `check`: the password of a
  * user part ("mqtt://user:secret@host") replaced by "***". Everything up to
  * the last '@' before the query counts as the user part, so a password

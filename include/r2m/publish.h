@@ -11,12 +11,30 @@
  * broker's Receive Maximum is lower (paho would hold the excess back and
  * retry it only a second later). A message leaves the queue
  * only when paho reports success (PUBACK for QoS 1, PUBCOMP for QoS 2, the
- * write for QoS 0). Publishes that fail, or are in flight when the
- * connection drops, go back to the front of the queue in their original
- * order and are sent again after reconnecting - paho 1.3.12 reports such
- * publishes as failed and never resends them itself. Reconnecting is done
- * here, not by paho, with exponential backoff (1 s doubling to 30 s, with
- * jitter), logged once per state change. Paho keeps no persistence. */
+ * write for QoS 0), or when it is refused for good (below). Publishes that
+ * are in flight when the connection drops go back into the queue at their
+ * original place and are sent again after reconnecting - paho 1.3.12
+ * reports such publishes as failed and never resends them itself; one that
+ * fails for a transient reason while connected goes back alone, the others
+ * in flight keep waiting for their acknowledgements, and an
+ * acknowledgement that arrives for a message already put back removes it
+ * from the queue: nothing acknowledged is sent again on the same
+ * connection.
+ *
+ * Refused for good ("dead letters"): an MQTT 5 reason code that refuses
+ * this one message (r2m_pub_refusal; the table is in publish.c), paho
+ * refusing it before sending (-5 invalid UTF-8), or a PUBLISH packet larger
+ * than the broker takes (r2m_pub_max_packet, checked before sending). Such
+ * a message is handed to the dead-letter callback and dropped from the
+ * queue, so everything behind it flows on.
+ *
+ * Reconnecting is done here, not by paho, with exponential backoff (1 s
+ * doubling to 30 s, with jitter). The backoff starts over only after a
+ * connection stayed up R2M_PUB_STABLE_MS, so a broker that accepts and
+ * drops every connection is retried ever slower. Failures are logged in
+ * words (bad credentials, not authorized, TLS, refused, DNS, timeout) with
+ * the URL's credentials masked, rate limited like failed polls
+ * (r2m_log_due). Paho keeps no persistence. */
 #ifndef R2M_PUBLISH_H
 #define R2M_PUBLISH_H
 
@@ -26,6 +44,8 @@
 #include "r2m/config.h"
 
 #define R2M_PUB_WINDOW 64
+/* A connection that lasted this long resets the reconnect backoff. */
+#define R2M_PUB_STABLE_MS 10000
 
 struct r2m_pub;
 
@@ -52,6 +72,30 @@ int r2m_pub_enqueue(struct r2m_pub *p, char *topic, char *payload, size_t len, i
 typedef void r2m_pub_ack_fn(void *ctx, int64_t id, int64_t latency_ms);
 void r2m_pub_on_ack(struct r2m_pub *p, r2m_pub_ack_fn *fn, void *ctx);
 
+/* Called on the loop thread for every message refused for good (see the
+ * top of this file); id is its outbox row (0: not in the outbox), size the
+ * encoded PUBLISH packet, reason a short token for tables and metric labels
+ * ("not_authorized", "packet_too_large", "invalid_utf8", ...), words the
+ * same for people. topic and payload are valid during the call only. */
+typedef void r2m_pub_dead_fn(void *ctx, int64_t id, const char *topic, const char *payload,
+                             size_t len, uint64_t size, const char *reason, const char *words);
+void r2m_pub_on_dead(struct r2m_pub *p, r2m_pub_dead_fn *fn, void *ctx);
+
+/* The reason token when a publish that ended with code (a paho error code
+ * < 0, or an MQTT 5 reason code >= 0x80) refuses that message for good;
+ * NULL when resending it can succeed. Pure. */
+const char *r2m_pub_refusal(int code);
+/* Words for a paho error code, an MQTT 5 reason code, or (version 4) an
+ * MQTT 3.1.1 CONNACK return code 1-5; never NULL. Pure. */
+const char *r2m_pub_code_words(int version, int code);
+/* Encoded size of a PUBLISH packet (fixed header, topic, packet identifier
+ * when qos > 0, MQTT 5 properties of props_len bytes, payload). Pure. */
+uint64_t r2m_pub_packet_size(int version, int qos, size_t topic_len, size_t props_len,
+                             size_t payload_len);
+/* The largest packet sent now: the smaller of mqtt.max_packet_size and the
+ * broker's CONNACK Maximum Packet Size (MQTT 5), else the MQTT ceiling. */
+uint64_t r2m_pub_max_packet(const struct r2m_pub *p);
+
 /* Applies paho's reports, retries the connection when due, sends. */
 void r2m_pub_dispatch(struct r2m_pub *p, int64_t now_ms);
 /* Monotonic ms when r2m_pub_dispatch must run again without an fd event
@@ -67,6 +111,7 @@ size_t r2m_pub_room(const struct r2m_pub *p);
 size_t r2m_pub_pending(const struct r2m_pub *p);
 /* Totals since start, for logs and tests. */
 uint64_t r2m_pub_acked(const struct r2m_pub *p);
+uint64_t r2m_pub_dead(const struct r2m_pub *p);
 
 /* Publishes the status topic's "offline" (if configured) and disconnects
  * cleanly; returns once done or after timeout_ms. */

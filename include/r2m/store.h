@@ -103,13 +103,52 @@ int r2m_store_items(struct r2m_store *s, const char *endpoint, r2m_store_item_fn
 
 /* ---- outbox ---- */
 
-int r2m_store_outbox_add(struct r2m_store *s, const char *topic, size_t topic_len,
-                         const char *payload, size_t payload_len, int retained, int64_t *id);
+/* endpoint names the endpoint the event belongs to (NULL: none), so a dead
+ * letter can say where it came from. */
+int r2m_store_outbox_add(struct r2m_store *s, const char *endpoint, const char *topic,
+                         size_t topic_len, const char *payload, size_t payload_len, int retained,
+                         int64_t *id);
 int r2m_store_outbox_delete(struct r2m_store *s, int64_t id);
 /* Calls fn for every outbox entry, oldest first. */
 typedef int r2m_store_outbox_fn(void *ctx, int64_t id, const char *topic, const char *payload,
                                 size_t payload_len, int retained);
 int r2m_store_outbox(struct r2m_store *s, r2m_store_outbox_fn *fn, void *ctx);
 int64_t r2m_store_outbox_count(struct r2m_store *s);
+
+/* ---- dead letters ----
+ * Events the broker refused for good (r2m/publish.h says which refusals
+ * are). They leave the outbox so that everything behind them flows on, and
+ * wait here until an operator requeues them (`state dead-letters
+ * --requeue`) or removes the state file. */
+
+/* Moves outbox row outbox_id to the dead-letter table with the refusal's
+ * reason (a short token such as "not_authorized"), the encoded packet size,
+ * the event id (NULL for messages that are not events) and the time (Unix
+ * ms). Call inside a transaction (r2m_store_begin): the move is one step or
+ * none. The row's endpoint is copied into endpoint ("" when unknown, or when
+ * the row was already gone: then nothing moves and 0 is returned). */
+int r2m_store_dead_letter_add(struct r2m_store *s, int64_t outbox_id, uint64_t size,
+                              const char *reason, const char *event_id, int64_t time_ms,
+                              char *endpoint, size_t endpoint_len);
+
+struct r2m_store_dead_letter {
+    int64_t id;
+    const char *endpoint; /* NULL when unknown (queued by an older version) */
+    const char *topic;
+    const char *payload;
+    size_t payload_len;
+    uint64_t size; /* encoded PUBLISH packet, bytes */
+    const char *reason;
+    const char *event_id; /* NULL for messages that are not events */
+    int64_t time_ms;      /* Unix ms of the refusal */
+};
+/* Calls fn for every dead letter, oldest first; the strings are valid during
+ * the call only. A non-zero return of fn stops and is returned. */
+typedef int r2m_store_dead_letter_fn(void *ctx, const struct r2m_store_dead_letter *d);
+int r2m_store_dead_letters(struct r2m_store *s, r2m_store_dead_letter_fn *fn, void *ctx);
+/* Appends every dead letter to the outbox (oldest first) and empties the
+ * table; *n says how many moved. Call inside a transaction. */
+int r2m_store_dead_letter_requeue(struct r2m_store *s, int64_t *n);
+int64_t r2m_store_dead_letter_count(struct r2m_store *s);
 
 #endif

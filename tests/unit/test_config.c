@@ -1497,10 +1497,26 @@ static void test_diag_free_reusable(void **state)
     assert_int_equal(parse("y: 1\n", &c, NULL), R2M_E_CONFIG);
 }
 
+/* mqtt.max_packet_size: a size; unset is 0 (the broker's CONNACK decides) */
+static void test_mqtt_max_packet_size(void **state)
+{
+    (void)state;
+    struct r2m_config *c = parse_ok("mqtt:\n  max_packet_size: 256KiB\n" EP);
+    assert_int_equal(c->mqtt.max_packet_size, 256 * 1024);
+    r2m_config_free(c);
+    c = parse_ok("mqtt: {}\n" EP);
+    assert_int_equal(c->mqtt.max_packet_size, 0);
+    r2m_config_free(c);
+    expect_error("mqtt:\n  max_packet_size: 10\n" EP, 2, 20, "mqtt.max_packet_size");
+    expect_error("mqtt:\n  max_packet_size: 1GiB\n" EP, 2, 20, "256MiB");
+    expect_error("mqtt:\n  max_packet_size: lots\n" EP, 2, 20, "like 256KiB");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_config),
+        cmocka_unit_test(test_mqtt_max_packet_size),
         cmocka_unit_test(test_builtin_defaults),
         cmocka_unit_test(test_small_variants),
         cmocka_unit_test(test_defaults_merge),

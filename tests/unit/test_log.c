@@ -419,6 +419,27 @@ static void test_a_pinned_level_survives_setup(void **state)
     assert_int_equal(r2m_log_level_current, R2M_LOG_WARN);
 }
 
+/* A repeated error is logged at its 1st, 2nd, 4th, 8th... occurrence; a
+ * different one at once; after the condition ends it starts over. */
+static void test_repeated_errors_are_rate_limited(void **state)
+{
+    (void)state;
+    struct r2m_log_limit l = {0};
+    int logged[20] = {0};
+    for (int i = 0; i < 20; i++)
+        logged[i] = r2m_log_limit_hit(&l, 7);
+    static const int want[20] = {1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0};
+    assert_memory_equal(logged, want, sizeof want);
+    assert_true(r2m_log_limit_hit(&l, 8)); /* another kind: at once */
+    assert_true(r2m_log_limit_hit(&l, 7)); /* and back: a new kind again */
+    assert_int_equal(r2m_log_limit_clear(&l), 1);
+    assert_true(r2m_log_limit_hit(&l, 7));
+    /* the rule failed polls use, on counts kept elsewhere */
+    assert_true(r2m_log_due(3, 0));
+    assert_false(r2m_log_due(3, 1));
+    assert_true(r2m_log_due(64, 1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -446,6 +467,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_json_keys_keep_their_order_after_the_fixed_fields,
                                         reset_log, reset_log),
         cmocka_unit_test(test_level_names_parse_to_their_levels),
+        cmocka_unit_test(test_repeated_errors_are_rate_limited),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

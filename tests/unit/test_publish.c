@@ -40,12 +40,12 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static pid_t start_broker(int port, const char *dir)
+static pid_t start_broker_with(int port, const char *dir, const char *extra)
 {
     char conf[512];
     snprintf(conf, sizeof conf, "%s/mosquitto.conf", dir);
     FILE *f = fopen(conf, "w");
-    fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port);
+    fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n%s", port, extra);
     fclose(f);
     pid_t pid = fork();
     if (pid == 0) {
@@ -57,6 +57,11 @@ static pid_t start_broker(int port, const char *dir)
     for (int i = 0; i < 100 && !loopback_port_open(port); i++)
         sleep_ms(50);
     return pid;
+}
+
+static pid_t start_broker(int port, const char *dir)
+{
+    return start_broker_with(port, dir, "");
 }
 
 static void stop_broker(pid_t pid, int sig)
@@ -219,6 +224,154 @@ static void broker_killed_mid_stream_loses_nothing(void **state)
     assert_int_equal(r2m_pub_acked(f->pub), 20000);
 }
 
+/* ---- refusals, packet sizes ---- */
+
+/* Each MQTT 5 failure reason code is decided: the ones that refuse this one
+ * message dead-letter it, the others (connection, session, rate) resend. */
+static void reason_codes_are_classified(void **state)
+{
+    (void)state;
+    static const struct {
+        int code;
+        const char *token;
+    } permanent[] = {
+        {0x80, "unspecified_error"},
+        {0x81, "malformed_packet"},
+        {0x83, "implementation_specific_error"},
+        {0x87, "not_authorized"},
+        {0x90, "topic_name_invalid"},
+        {0x95, "packet_too_large"},
+        {0x97, "quota_exceeded"},
+        {0x99, "payload_format_invalid"},
+        {0x9A, "retain_not_supported"},
+        {0x9B, "qos_not_supported"},
+        {-5, "invalid_utf8"},
+        {-7, "topic_name_truncated"},
+    };
+    for (size_t i = 0; i < sizeof permanent / sizeof *permanent; i++) {
+        const char *t = r2m_pub_refusal(permanent[i].code);
+        if (!t || strcmp(t, permanent[i].token))
+            fail_msg("code %d: expected %s, got %s", permanent[i].code, permanent[i].token,
+                     t ? t : "transient");
+    }
+    static const int transient[] = {0,    0x82, 0x84, 0x85, 0x86, 0x88, 0x89, 0x8A,
+                                    0x8B, 0x8C, 0x8D, 0x8E, 0x91, 0x93, 0x96, 0x98,
+                                    0x9C, 0x9F, -1,   -3,   -11,  -12};
+    for (size_t i = 0; i < sizeof transient / sizeof *transient; i++)
+        if (r2m_pub_refusal(transient[i]))
+            fail_msg("code %d must be transient, got %s", transient[i],
+                     r2m_pub_refusal(transient[i]));
+    /* every code of the family has words: none was left undecided */
+    for (int c = 0x80; c <= 0xA2; c++)
+        if (!strcmp(r2m_pub_code_words(5, c), "unknown reason code"))
+            fail_msg("reason code 0x%02X has no entry", c);
+    assert_non_null(strstr(r2m_pub_code_words(5, 0x86), "bad user name or password"));
+    assert_non_null(strstr(r2m_pub_code_words(4, 4), "bad user name or password"));
+    assert_non_null(strstr(r2m_pub_code_words(4, 5), "not authorized"));
+    assert_non_null(strstr(r2m_pub_code_words(4, 1), "protocol version"));
+    assert_non_null(strstr(r2m_pub_code_words(5, -5), "UTF-8"));
+}
+
+static void packet_size_is_the_encoded_publish(void **state)
+{
+    (void)state;
+    /* 3.1.1, QoS 1: fixed header 1 + length 1, topic 2+3, packet id 2, payload 10 */
+    assert_int_equal(r2m_pub_packet_size(4, 1, 3, 0, 10), 19);
+    /* QoS 0 has no packet identifier */
+    assert_int_equal(r2m_pub_packet_size(4, 0, 3, 0, 10), 17);
+    /* MQTT 5: properties length (1) + properties (31: the content type) */
+    assert_int_equal(r2m_pub_packet_size(5, 1, 3, 31, 10), 19 + 1 + 31);
+    /* MQTT 5 without properties still has their length byte */
+    assert_int_equal(r2m_pub_packet_size(5, 1, 3, 0, 10), 20);
+    /* the remaining length grows from 1 to 2 bytes at 128 */
+    assert_int_equal(r2m_pub_packet_size(4, 1, 0, 0, 123), 1 + 1 + 127);
+    assert_int_equal(r2m_pub_packet_size(4, 1, 0, 0, 124), 1 + 2 + 128);
+    /* 3 bytes from 16384, 4 from 2097152 */
+    assert_int_equal(r2m_pub_packet_size(4, 1, 0, 0, 16380), 1 + 3 + 16384);
+    assert_int_equal(r2m_pub_packet_size(4, 1, 0, 0, 2097148), 1 + 4 + 2097152);
+}
+
+struct dead_seen {
+    int n;
+    int64_t id;
+    uint64_t size;
+    char reason[32];
+};
+
+static void on_dead_cb(void *ctx, int64_t id, const char *topic, const char *payload, size_t len,
+                       uint64_t size, const char *reason, const char *words)
+{
+    (void)topic;
+    (void)payload;
+    (void)len;
+    assert_non_null(words);
+    struct dead_seen *d = ctx;
+    d->n++;
+    d->id = id;
+    d->size = size;
+    snprintf(d->reason, sizeof d->reason, "%s", reason);
+}
+
+static void enqueue_sized(struct fx *f, size_t len, int64_t id)
+{
+    char *t = strdup("t/unit"), *p = malloc(len + 1);
+    memset(p, 'x', len);
+    p[len] = '\0';
+    assert_int_equal(r2m_pub_enqueue(f->pub, t, p, len, 0, id), 0);
+}
+
+/* mosquitto announces max_packet_size in CONNACK (MQTT 5): a packet of
+ * exactly that size is delivered, one byte more is refused before sending,
+ * and what follows is delivered. Checks our size arithmetic against the
+ * broker's. */
+static void packet_over_broker_maximum_is_dead_lettered(void **state)
+{
+    struct fx *f = *state;
+    f->broker = start_broker_with(f->port, f->dir, "max_packet_size 1000\n");
+    make_pub(f, 100);
+    struct dead_seen d = {0};
+    r2m_pub_on_dead(f->pub, on_dead_cb, &d);
+    assert_true(pump(f, 5000, is_connected, NULL));
+    assert_int_equal(r2m_pub_max_packet(f->pub), 1000);
+    /* topic 6, QoS 1, content type property 31 + its length 1 */
+    size_t fit = 1000 - (1 + 2 + 2 + 6 + 2 + 1 + 31);
+    assert_int_equal(r2m_pub_packet_size(5, 1, 6, 31, fit), 1000);
+    enqueue_sized(f, fit, 1);
+    enqueue_sized(f, fit + 1, 2);
+    enqueue_sized(f, 10, 3);
+    assert_true(pump(f, 10000, is_drained, NULL));
+    assert_int_equal(r2m_pub_acked(f->pub), 2);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.id, 2);
+    assert_int_equal(d.size, 1001);
+    assert_string_equal(d.reason, "packet_too_large");
+    assert_int_equal(r2m_pub_dead(f->pub), 1);
+    assert_true(r2m_pub_connected(f->pub)); /* nothing too big went out */
+}
+
+/* mqtt.max_packet_size is the limit when the broker announces none, and
+ * the smaller of the two wins. */
+static void configured_max_packet_size_applies(void **state)
+{
+    struct fx *f = *state;
+    f->broker = start_broker(f->port, f->dir);
+    f->cfg.mqtt.version = 4;
+    f->cfg.mqtt.max_packet_size = 200;
+    make_pub(f, 100);
+    struct dead_seen d = {0};
+    r2m_pub_on_dead(f->pub, on_dead_cb, &d);
+    assert_true(pump(f, 5000, is_connected, NULL));
+    assert_int_equal(r2m_pub_max_packet(f->pub), 200);
+    size_t fit = 200 - (1 + 2 + 2 + 6 + 2);
+    enqueue_sized(f, fit + 1, 7);
+    enqueue_sized(f, fit, 8);
+    assert_true(pump(f, 10000, is_drained, NULL));
+    assert_int_equal(r2m_pub_acked(f->pub), 1);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.id, 7);
+    assert_string_equal(d.reason, "packet_too_large");
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -228,6 +381,10 @@ int main(void)
         T(queue_has_a_ceiling),
         T(broker_absent_at_start_then_appears),
         T(broker_killed_mid_stream_loses_nothing),
+        cmocka_unit_test(reason_codes_are_classified),
+        cmocka_unit_test(packet_size_is_the_encoded_publish),
+        T(packet_over_broker_maximum_is_dead_lettered),
+        T(configured_max_packet_size_applies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -117,7 +117,7 @@ static void rollback_leaves_nothing(void **state)
     int64_t id;
     assert_int_equal(r2m_store_begin(s), 0);
     assert_int_equal(r2m_store_endpoint_put(s, "doc", z, 1, "1", 1, z), 0);
-    assert_int_equal(r2m_store_outbox_add(s, "t", 1, "{}", 2, 0, &id), 0);
+    assert_int_equal(r2m_store_outbox_add(s, NULL, "t", 1, "{}", 2, 0, &id), 0);
     r2m_store_rollback(s);
     struct r2m_store_endpoint row;
     assert_int_equal(r2m_store_endpoint_get(s, "doc", &row), 0);
@@ -153,9 +153,9 @@ static void outbox_keeps_order_until_deleted(void **state)
     struct r2m_store *s = open_ok();
     int64_t ids[3];
     assert_int_equal(r2m_store_begin(s), 0);
-    assert_int_equal(r2m_store_outbox_add(s, "t/1", 3, "{\"n\":1}", 7, 0, &ids[0]), 0);
-    assert_int_equal(r2m_store_outbox_add(s, "t/2", 3, "", 0, 1, &ids[1]), 0);
-    assert_int_equal(r2m_store_outbox_add(s, "t/3", 3, "{\"n\":3}", 7, 0, &ids[2]), 0);
+    assert_int_equal(r2m_store_outbox_add(s, NULL, "t/1", 3, "{\"n\":1}", 7, 0, &ids[0]), 0);
+    assert_int_equal(r2m_store_outbox_add(s, NULL, "t/2", 3, "", 0, 1, &ids[1]), 0);
+    assert_int_equal(r2m_store_outbox_add(s, NULL, "t/3", 3, "{\"n\":3}", 7, 0, &ids[2]), 0);
     assert_int_equal(r2m_store_commit(s), 0);
     assert_true(ids[0] < ids[1] && ids[1] < ids[2]);
     assert_int_equal(r2m_store_outbox_delete(s, ids[0]), 0);
@@ -171,8 +171,144 @@ static void outbox_keeps_order_until_deleted(void **state)
     /* ids are never reused, even after the last row is deleted */
     assert_int_equal(r2m_store_outbox_delete(s, ids[2]), 0);
     int64_t again;
-    assert_int_equal(r2m_store_outbox_add(s, "t/4", 3, "{}", 2, 0, &again), 0);
+    assert_int_equal(r2m_store_outbox_add(s, NULL, "t/4", 3, "{}", 2, 0, &again), 0);
     assert_true(again > ids[2]);
+    r2m_store_close(s);
+}
+
+struct dls {
+    int n;
+    char endpoint[4][16], topic[4][16], reason[4][32], event_id[4][16], payload[4][32];
+    uint64_t size[4];
+    int64_t time_ms[4];
+};
+
+static int collect_dead(void *ctx, const struct r2m_store_dead_letter *d)
+{
+    struct dls *o = ctx;
+    int i = o->n++;
+    snprintf(o->endpoint[i], 16, "%s", d->endpoint ? d->endpoint : "(null)");
+    snprintf(o->topic[i], 16, "%s", d->topic);
+    snprintf(o->reason[i], 32, "%s", d->reason);
+    snprintf(o->event_id[i], 16, "%s", d->event_id ? d->event_id : "(null)");
+    snprintf(o->payload[i], 32, "%.*s", (int)d->payload_len, d->payload);
+    o->size[i] = d->size;
+    o->time_ms[i] = d->time_ms;
+    return 0;
+}
+
+/* A refused event leaves the outbox and enters the dead-letter table in one
+ * transaction; requeueing puts it back at the end of the outbox. */
+static void dead_letters_move_and_requeue(void **state)
+{
+    (void)state;
+    struct r2m_store *s = open_ok();
+    int64_t ids[3];
+    char ep[64];
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(r2m_store_outbox_add(s, "a", "t/1", 3, "{\"n\":1}", 7, 0, &ids[0]), 0);
+    assert_int_equal(r2m_store_outbox_add(s, "b", "t/2", 3, "{\"n\":2}", 7, 0, &ids[1]), 0);
+    assert_int_equal(r2m_store_outbox_add(s, NULL, "t/3", 3, "{\"n\":3}", 7, 1, &ids[2]), 0);
+    assert_int_equal(r2m_store_commit(s), 0);
+
+    /* a rolled-back move changes nothing */
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(
+        r2m_store_dead_letter_add(s, ids[1], 20, "not_authorized", "e2", 1000, ep, sizeof ep), 0);
+    assert_string_equal(ep, "b");
+    r2m_store_rollback(s);
+    assert_int_equal(r2m_store_outbox_count(s), 3);
+    assert_int_equal(r2m_store_dead_letter_count(s), 0);
+
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(
+        r2m_store_dead_letter_add(s, ids[1], 20, "not_authorized", "e2", 1000, ep, sizeof ep), 0);
+    assert_int_equal(
+        r2m_store_dead_letter_add(s, ids[2], 30, "packet_too_large", NULL, 2000, ep, sizeof ep), 0);
+    assert_string_equal(ep, ""); /* no endpoint recorded */
+    /* a row already gone moves nothing and is no error */
+    assert_int_equal(
+        r2m_store_dead_letter_add(s, 9999, 1, "not_authorized", NULL, 3000, ep, sizeof ep), 0);
+    assert_int_equal(r2m_store_commit(s), 0);
+    r2m_store_close(s);
+
+    s = open_ok();
+    assert_int_equal(r2m_store_outbox_count(s), 1);
+    assert_int_equal(r2m_store_dead_letter_count(s), 2);
+    struct dls d = {0};
+    assert_int_equal(r2m_store_dead_letters(s, collect_dead, &d), 0);
+    assert_int_equal(d.n, 2);
+    assert_string_equal(d.endpoint[0], "b");
+    assert_string_equal(d.topic[0], "t/2");
+    assert_string_equal(d.reason[0], "not_authorized");
+    assert_string_equal(d.event_id[0], "e2");
+    assert_string_equal(d.payload[0], "{\"n\":2}");
+    assert_int_equal(d.size[0], 20);
+    assert_int_equal(d.time_ms[0], 1000);
+    assert_string_equal(d.endpoint[1], "(null)");
+    assert_string_equal(d.event_id[1], "(null)");
+
+    int64_t n = 0;
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(r2m_store_dead_letter_requeue(s, &n), 0);
+    assert_int_equal(r2m_store_commit(s), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(r2m_store_dead_letter_count(s), 0);
+    struct ob o = {0};
+    assert_int_equal(r2m_store_outbox(s, collect_outbox, &o), 0);
+    assert_int_equal(o.n, 3);
+    assert_string_equal(o.topics[0], "t/1");
+    assert_string_equal(o.topics[1], "t/2"); /* after what was waiting, in refusal order */
+    assert_string_equal(o.topics[2], "t/3");
+    assert_int_equal(o.retained[2], 1);
+    assert_true(o.ids[1] > ids[2]);
+    /* the requeued row keeps its endpoint: a second refusal names it again */
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(
+        r2m_store_dead_letter_add(s, o.ids[1], 20, "not_authorized", "e2", 4000, ep, sizeof ep), 0);
+    assert_int_equal(r2m_store_commit(s), 0);
+    assert_string_equal(ep, "b");
+    r2m_store_close(s);
+}
+
+/* A state file written by the first release (schema 1: no outbox.endpoint,
+ * no dead_letter table) opens, keeps its outbox and gains the table. */
+static void schema_1_file_is_migrated(void **state)
+{
+    (void)state;
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 %s \"PRAGMA journal_mode=WAL;"
+             "CREATE TABLE meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+             "CREATE TABLE endpoint(name TEXT PRIMARY KEY, settings BLOB NOT NULL, seq INTEGER "
+             "NOT NULL, doc BLOB, doc_fp BLOB, etag TEXT, last_modified TEXT) WITHOUT ROWID;"
+             "CREATE TABLE item(endpoint TEXT NOT NULL, key BLOB NOT NULL, fp BLOB NOT NULL, "
+             "body BLOB NOT NULL, PRIMARY KEY(endpoint, key)) WITHOUT ROWID;"
+             "CREATE TABLE outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
+             "payload BLOB NOT NULL, retained INTEGER NOT NULL);"
+             "INSERT INTO meta VALUES('app','rest2mqtt'),('schema',1),('epoch',42);"
+             "INSERT INTO outbox(topic, payload, retained) VALUES('t/old', '{}', 0);\" "
+             ">/dev/null",
+             path);
+    if (system(cmd) != 0)
+        fail_msg("sqlite3 (the command) is needed to write a schema 1 file");
+    struct r2m_store *s = open_ok();
+    assert_int_equal(r2m_store_epoch(s), 42);
+    struct ob o = {0};
+    assert_int_equal(r2m_store_outbox(s, collect_outbox, &o), 0);
+    assert_int_equal(o.n, 1);
+    assert_string_equal(o.topics[0], "t/old");
+    char ep[16] = "x";
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(
+        r2m_store_dead_letter_add(s, o.ids[0], 9, "topic_name_invalid", NULL, 1, ep, sizeof ep), 0);
+    assert_int_equal(r2m_store_commit(s), 0);
+    assert_string_equal(ep, "");
+    assert_int_equal(r2m_store_dead_letter_count(s), 1);
+    r2m_store_close(s);
+    /* and opens again as a current file */
+    s = open_ok();
+    assert_int_equal(r2m_store_dead_letter_count(s), 1);
     r2m_store_close(s);
 }
 
@@ -254,8 +390,8 @@ static void value_over_the_length_limit_fails_never_stores_null(void **state)
     assert_non_null(strstr(r2m_store_errmsg(s), "too big"));
     assert_int_equal(r2m_store_item_put(s, "coll", "k", 1, fp, big, sizeof big), R2M_E_TOO_BIG);
     assert_int_equal(r2m_store_item_put(s, "coll", big, sizeof big, fp, "{}", 2), R2M_E_TOO_BIG);
-    assert_int_equal(r2m_store_outbox_add(s, "t", 1, big, sizeof big, 0, &id), R2M_E_TOO_BIG);
-    assert_int_equal(r2m_store_outbox_add(s, big, sizeof big, "{}", 2, 0, &id), R2M_E_TOO_BIG);
+    assert_int_equal(r2m_store_outbox_add(s, "doc", "t", 1, big, sizeof big, 0, &id), R2M_E_TOO_BIG);
+    assert_int_equal(r2m_store_outbox_add(s, "doc", big, sizeof big, "{}", 2, 0, &id), R2M_E_TOO_BIG);
     r2m_store_rollback(s);
     /* the statements are usable again, and nothing was half-written */
     struct r2m_store_endpoint row;
@@ -314,6 +450,8 @@ int main(void)
         T(second_process_is_locked_out),
         T(value_over_the_length_limit_fails_never_stores_null),
         T(removed_or_replaced_file_is_detected),
+        T(dead_letters_move_and_requeue),
+        T(schema_1_file_is_migrated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
