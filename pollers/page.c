@@ -222,12 +222,12 @@ int r2m_link_next(const char *value, size_t len, const char **url, size_t *url_l
     return r;
 }
 
-/* "page 2 (https://h/items?page=*)" */
+/* "page 2, https://h/items?page=*" */
 static void page_name(const struct r2m_page *pg, char *out, size_t outlen)
 {
     char masked[256];
     r2m_page_mask_url(pg->url ? pg->url : "", masked, sizeof masked);
-    snprintf(out, outlen, "page %u (%s)", pg->index + 1, masked);
+    snprintf(out, outlen, "page %u, %s", pg->index + 1, masked);
 }
 
 int r2m_page_link(const struct r2m_page *pg, struct r2m_page_next *next, char *err, size_t errlen)
@@ -246,9 +246,9 @@ int r2m_page_link(const struct r2m_page *pg, struct r2m_page_next *next, char *e
         if ((r = r2m_link_next(v, strlen(v), &u, &ulen, why, sizeof why))) {
             page_name(pg, where, sizeof where);
             if (i > 0)
-                snprintf(err, errlen, "%s (Link header field %zu) of %s", why, i + 1, where);
+                snprintf(err, errlen, "%s (field line %zu; %s)", why, i + 1, where);
             else
-                snprintf(err, errlen, "%s of %s", why, where);
+                snprintf(err, errlen, "%s (%s)", why, where);
             goto out;
         }
         if (!u)
@@ -256,8 +256,8 @@ int r2m_page_link(const struct r2m_page *pg, struct r2m_page_next *next, char *e
         if (found && (found_len != ulen || memcmp(found, u, ulen))) {
             page_name(pg, where, sizeof where);
             snprintf(err, errlen,
-                     "Link header: two different rel=\"next\" links (in fields 1..%zu) of %s; "
-                     "cannot tell which page comes next",
+                     "Link header: two different rel=\"next\" links in field lines 1..%zu; "
+                     "cannot tell which page comes next (%s)",
                      i + 1, where);
             r = R2M_E_INVALID;
             goto out;

@@ -1227,6 +1227,118 @@ def paginate_failing_middle_page(t):
 
 
 @case
+def paginate_link_long_and_quoted(t):
+    """Link headers the old parser lost pages on: a next URL over 4 KiB, a
+    quoted title with a comma and a semicolon, next and self in separate
+    header fields. Every page is read; moving items between pages and a
+    change give exactly the events they imply, never a 'deleted' for an item
+    of a lost page."""
+    broker, sub, api = stack(t)
+    paged = Paged([])
+    reshuffle, change = make_steps(paged)
+    state = "s" * 4500  # page 2's URL is over 4 KiB
+
+    def route(req):
+        k = int(req.q("page", "1"))
+        if k == 2 and req.q("state") != state:
+            return Reply.status(400, b'{"error":"page 2 without its state"}')
+        h = {}
+        if k == 1:
+            h["Link"] = ('</items?page=1>; rel="first", <%s>; title="page 2, the long one"; '
+                         'rel="next"' % api.url("/items?page=2&state=" + state))
+        elif k == 2:  # two field lines; the quoted title holds "; rel=next,"
+            h["Link"] = ['</items?page=2>; rel="self"; title="x; rel=next, <no>"',
+                         '</items?page=3>; title="three, last"; REL="Next Last"']
+        else:
+            h["Link"] = '</items?page=2>; rel="prev"; title="two, before"'
+        return Reply.json({"data": paged.page(k - 1)}, headers=h)
+    api.route("/items", route)
+    ep = {"name": "items", "url": api.url("/items"), "items": "/data", "key": "/id",
+          "paginate": {"next": "link"}}
+    br, _ = run_pagination(t, broker, sub, api, ep, "/items",
+                           lambda r: int(parse_qs(urlsplit(r.target).query).get("page", ["1"])[0]),
+                           1, reshuffle, change)
+    check_event_ops(sub, "items", [("1", "deleted"), ("6", "updated"), ("7", "created")])
+    long = [r for r in api.requests("/items") if "page=2" in r.target]
+    check(long and all(len(r.target) > 4096 and r.outcome == "complete" for r in long),
+          "page 2 was not requested with its full URL of over 4 KiB")
+    check_eq(fail_lines(br, "items"), [], "failure lines")
+    report(t, "page 2 URL: %d bytes" % len(long[0].target))
+    br.stop()
+
+
+@case
+def paginate_link_malformed(t):
+    """A Link header on page 2 that cannot be parsed completely fails the
+    poll with a line that names the endpoint, the problem and the masked page
+    URL; nothing is emitted (above all no 'deleted' for page 3) and the next
+    good poll diffs against the old snapshot."""
+    broker, sub, api = stack(t)
+    paged = Paged([items(1, 3), items(3, 5), items(5, 7)])
+    bad = {"mode": None}
+    links = {
+        "unterminated quote": '</items?page=3>; rel="next',
+        "unterminated <": '</items?page=3; rel="next"',
+        "garbage between links": '</items?page=1>; rel="prev"; junk junk, </items?page=3>; '
+                                 'rel="next"',
+        "two next links": '</items?page=3>; rel="next", </items?page=4>; rel="next"',
+    }
+    problems = {"unterminated quote": "unterminated quoted string",
+                "unterminated <": "unterminated '<'",
+                "garbage between links": "expected ';' or ','",
+                "two next links": "two different rel"}
+
+    def route(req):
+        k = int(req.q("page", "1"))
+        h = {}
+        if k < 3:
+            h["Link"] = '</items?page=%d>; rel="next"' % (k + 1)
+            if k == 2 and bad["mode"]:
+                h["Link"] = links[bad["mode"]]
+        return Reply.json({"data": paged.page(k - 1)}, headers=h)
+    api.route("/items", route)
+    ep = {"name": "items", "url": api.url("/items?api_key=k3y-S3cret"), "items": "/data",
+          "key": "/id", "paginate": {"next": "link"}, "max_backoff": "1s"}
+    br = launch(t, broker, t.config(broker.port, [ep]))
+    alive = (br,)
+    page_of = lambda r: int(parse_qs(urlsplit(r.target).query).get("page", ["1"])[0])  # noqa
+    last = lambda r: page_of(r) == 3  # noqa: E731
+    settle_count(api, last, polls=3, alive=alive, what="complete polls")
+    check_eq(item_msgs(sub), [], "baseline")
+    check_eq(fail_lines(br, "items"), [], "failure lines with good Link headers")
+    rep = Replica("items", items=keyed(items(1, 7)))
+
+    for mode in links:
+        mark_log = len(br.log_lines())
+        bad["mode"] = mode  # first, so that no poll sees the change of page 1 in full
+        paged.set([[dict(items(1, 2)[0], tag="v-%d" % len(mode))] + items(2, 3), items(3, 5),
+                   items(5, 7)])
+        line = wait_fail_line(br, "items", mark_log, match=re.escape(problems[mode]),
+                              timeout=10, what="page 2 has a Link header with %s" % mode, sub=sub)
+        settle_count(api, lambda r: page_of(r) == 2, polls=2, timeout=15, alive=alive,
+                     what="page-2 requests (%s)" % mode)
+        page = "page 2, http://127.0.0.1:%d/items?page=*)" % api.port
+        check("Link header" in line and page in line,
+              "the failure line does not name the Link header and the page: %s", line)
+        check("k3y-S3cret" not in "\n".join(br.log_lines()), "the API key is in the log")
+        report(t, "%s: %s" % (mode, line[:300]))
+        check_eq(item_msgs(sub), [], "events while page 2 has a Link header with %s: none, in "
+                 "particular no 'deleted' for the items of page 3" % mode)
+    check_eq([r.target for r in api.requests("/items") if page_of(r) > 3], [],
+             "requests for a page named only by a broken or ambiguous Link header")
+
+    # a good header again: exactly the change of page 1, against the old snapshot
+    bad["mode"] = None
+    wait_n_items(sub, 1, "items", alive, timeout=15)
+    settle_count(api, last, alive=alive, what="complete polls")
+    exactly_items(sub, 1, "items", "after the Link header was fixed")
+    check_event_ops(sub, "items", [("1", "updated")])
+    rep.feed(sub)
+    rep.check_equals(keyed(paged.all()), "items rebuilt from the events")
+    br.stop()
+
+
+@case
 def paginate_max_pages_and_foreign_host(t):
     broker, sub, api = stack(t)
     paged = Paged([items(1, 3), items(3, 5), items(5, 7)])
