@@ -327,9 +327,14 @@ int r2m_page_resolve(const char *base, const char *ref, struct r2m_page_next *ne
         r = R2M_E_NOMEM;
         goto out;
     }
-    if (curl_url_set(b, CURLUPART_URL, base, 0) || curl_url_set(u, CURLUPART_URL, base, 0) ||
-        curl_url_set(u, CURLUPART_URL, ref, 0) || curl_url_get(u, CURLUPART_URL, &out, 0)) {
-        snprintf(err, errlen, "next page reference \"%.200s\" is not a usable URL", ref);
+    CURLUcode uc;
+    if ((uc = curl_url_set(b, CURLUPART_URL, base, 0)) ||
+        (uc = curl_url_set(u, CURLUPART_URL, base, 0)) ||
+        (uc = curl_url_set(u, CURLUPART_URL, ref, 0)) ||
+        (uc = curl_url_get(u, CURLUPART_URL, &out, 0))) {
+        /* not the reference itself: it may carry an API key */
+        snprintf(err, errlen, "next page reference (%zu bytes) is not a usable URL: %s",
+                 strlen(ref), curl_url_strerror(uc));
         goto out;
     }
     /* same origin: scheme, host and port (RFC 6454), so credentials go
