@@ -26,6 +26,7 @@ import subprocess
 import threading
 import time
 import traceback
+from email.utils import formatdate
 from urllib.parse import parse_qs, quote, urlsplit
 
 import fakeapi
@@ -1537,6 +1538,54 @@ def retry_after_and_backoff(t):
           [b - a for a, b in zip(okt, okt[1:])])
     sub.wait_events(1, alive=alive)
     check_message(sub.events()[0], "rest2mqtt/bo", "bo", {"b": 0}, {"b": 1})
+    br.stop()
+
+
+@case
+def retry_after_garbage_date_and_overflow(t):
+    """Retry-After that is not delay-seconds or an HTTP-date is ignored with a
+    warning naming the endpoint (normal backoff applies); an HTTP-date is
+    honoured; a delay too large for any integer is clamped to max_backoff."""
+    broker, sub, api = stack(t)
+    lock = threading.Lock()
+    modes = []  # Retry-After values for the next requests (each a 503), then 200s
+
+    def route(req):
+        with lock:
+            m = modes.pop(0) if modes else None
+        if m is None:
+            return Reply.json({"r": 0}, label="ok")
+        v = formatdate(time.time() + 2, usegmt=True) if m == "date" else m
+        return Reply.raw(b'{"error":"busy"}', status=503, headers={"Retry-After": v}, label=m)
+    api.route("/ra", route)
+    eps = [{"name": "ra", "url": api.url("/ra"), "max_backoff": "3s"}]
+    br = launch(t, broker, t.config(broker.port, eps))
+    alive = (br,)
+    api.wait_requests("/ra", 3, finished=True)
+    results = []
+    for m, lo, hi in (("soon", 0.0, 1.0), ("date", 0.8, 3.0),
+                      ("99999999999999999999999999", 2.5, 3.6)):
+        mark_log = len(br.log_lines())
+        with lock:
+            modes.append(m)
+        wait_for(lambda: any(r.reply is not None and r.reply.label == m and r.outcome != "open"
+                             for r in api.requests("/ra")), 10, "the 503 (%s)" % m, alive=alive)
+        reqs = api.requests("/ra")
+        i = next(k for k, r in enumerate(reqs) if r.reply is not None and r.reply.label == m)
+        api.wait_requests("/ra", i + 2, finished=True, timeout=10)
+        gap = api.requests("/ra")[i + 1].t - reqs[i].t
+        results.append((m[:12], "%.3f" % gap))
+        check(lo <= gap <= hi, "after a 503 with Retry-After: %s the next request came %.3fs "
+              "later; expected %.1f..%.1fs", m, gap, lo, hi)
+        warned = [l for l in br.log_lines()[mark_log:] if "Retry-After" in l and "ra" in l]
+        if m == "soon":
+            check(any("warn" in l and "endpoint=ra" in l and "soon" in l for l in warned),
+                  "no warning about the unusable Retry-After: %s", warned)
+        else:
+            check(not any("ignoring" in l for l in warned), "a warning about a usable "
+                  "Retry-After (%s): %s", m, warned)
+    report(t, "gaps after Retry-After (max_backoff 3s): %s" % results)
+    check_eq(len(sub.events()), 0, "events")
     br.stop()
 
 
