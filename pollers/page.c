@@ -264,6 +264,7 @@ int r2m_page_link(const struct r2m_page *pg, struct r2m_page_next *next, char *e
         }
         if (!found) {
             if (!(found = malloc(ulen + 1))) {
+                snprintf(err, errlen, "out of memory reading the Link header");
                 r = R2M_E_NOMEM;
                 goto out;
             }
