@@ -921,9 +921,7 @@ static int coll_on_page(void *state, const struct r2m_endpoint_cfg *cfg, struct 
     const char *v = NULL;
     switch (cfg->paginate.kind) {
     case R2M_PAGE_LINK:
-        if (pg->link_next)
-            return r2m_page_resolve(pg->url, pg->link_next, next, err, errlen);
-        return 0;
+        return r2m_page_link(pg, next, err, errlen);
     case R2M_PAGE_NEXT:
         if ((v = next_value(root, cfg->paginate.pointer)))
             return r2m_page_resolve(pg->url, v, next, err, errlen);

@@ -1,10 +1,8 @@
 /* poller.c - choosing a poller kind, and the scratch space pollers share. */
 #include "r2m/poller.h"
 
-#include <stdlib.h>
-#include <strings.h>
-#include <curl/curl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "r2m/error.h"
@@ -120,79 +118,6 @@ struct r2m_fp r2m_poller_settings(const struct r2m_endpoint_cfg *cfg)
     struct r2m_fp fp = r2m_json_fingerprint(b.data ? b.data : "", b.len);
     r2m_buf_free(&b);
     return fp;
-}
-
-int r2m_page_resolve(const char *base, const char *ref, struct r2m_page_next *next, char *err,
-                     size_t errlen)
-{
-    int r = R2M_E_INVALID;
-    CURLU *u = curl_url();
-    char *out = NULL;
-    char o1[R2M_HTTP_ORIGIN_MAX], o2[R2M_HTTP_ORIGIN_MAX];
-    if (!u) {
-        r = R2M_E_NOMEM;
-        goto out;
-    }
-    if (curl_url_set(u, CURLUPART_URL, base, 0) || curl_url_set(u, CURLUPART_URL, ref, 0) ||
-        curl_url_get(u, CURLUPART_URL, &out, 0)) {
-        /* shown without its query, which may repeat a query auth key */
-        const char *shown = r2m_log_url(ref, (char[256]){0}, 256);
-        snprintf(err, errlen, "next page reference \"%.*s%s\" is not a usable URL",
-                 (int)strcspn(shown, "?"), shown, strchr(shown, '?') ? "?..." : "");
-        goto out;
-    }
-    /* same origin: scheme, host and port (RFC 6454), so credentials go
-     * neither to another host, nor another port, nor from https to http */
-    int files = !strncasecmp(base, "file:", 5) && !strncasecmp(out, "file:", 5);
-    if (!files && (r2m_http_origin(base, o1, sizeof o1) | r2m_http_origin(out, o2, sizeof o2) ||
-                   strcmp(o1, o2))) {
-        snprintf(err, errlen,
-                 "next page is on another origin (%.100s, not %.100s); refusing to send this "
-                 "endpoint's credentials there",
-                 o2[0] ? o2 : "not http(s)", o1[0] ? o1 : "?");
-        goto out;
-    }
-    if (strlen(out) >= sizeof next->url) {
-        snprintf(err, errlen, "next page URL longer than %zu bytes", sizeof next->url - 1);
-        goto out;
-    }
-    strcpy(next->url, out);
-    r = 0;
-out:
-    curl_free(out);
-    curl_url_cleanup(u);
-    return r;
-}
-
-int r2m_page_param(const char *url, const char *name, const char *value, struct r2m_page_next *next,
-                   char *err, size_t errlen)
-{
-    int r = R2M_E_INVALID;
-    CURLU *u = curl_url();
-    char *out = NULL;
-    size_t n = strlen(name) + strlen(value) + 2;
-    char *q = malloc(n);
-    if (!u || !q) {
-        r = R2M_E_NOMEM;
-        goto out;
-    }
-    snprintf(q, n, "%s=%s", name, value);
-    /* CURLU_URLENCODE encodes the value; APPENDQUERY adds name=value (a
-     * parameter of the same name already in the URL is left to the server) */
-    if (curl_url_set(u, CURLUPART_URL, url, 0) ||
-        curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) ||
-        curl_url_get(u, CURLUPART_URL, &out, 0) || strlen(out) >= sizeof next->url) {
-        snprintf(err, errlen, "cannot build the next page URL from %.200s",
-                 r2m_log_url(url, (char[256]){0}, 256));
-        goto out;
-    }
-    strcpy(next->url, out);
-    r = 0;
-out:
-    free(q);
-    curl_free(out);
-    curl_url_cleanup(u);
-    return r;
 }
 
 int r2m_poller_error_if(const struct r2m_endpoint_cfg *cfg, struct r2m_json *root, char *err,

@@ -613,7 +613,7 @@ static void http_done(void *owner, struct r2m_http_xfer *x, const struct r2m_htt
     b->current = ep;
     ep->saved = 0;
     if (ep->kind->on_page && ep->cfg->paginate.kind) {
-        struct r2m_page pg = {ep->page, res->url ? res->url : ep->cfg->url, res->link_next};
+        struct r2m_page pg = {ep->page, res->url ? res->url : ep->cfg->url, r2m_http_header, res};
         struct r2m_page_next next;
         r = ep->kind->on_page(ep->state, ep->cfg, &b->env, res->body, res->len, &pg, &next, err,
                               sizeof err);

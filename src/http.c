@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "r2m/error.h"
+#include "r2m/log.h"
 
 /* What one transfer in progress needs: an easy handle, the body, error
  * text. Slots are pooled by the multi handle and lent to an endpoint's
@@ -24,7 +25,6 @@ struct slot {
     struct slot *next; /* free list */
     CURL *easy;
     struct r2m_buf body;
-    char link_next[4096];
     char errbuf[CURL_ERROR_SIZE];
     char msg[CURL_ERROR_SIZE + 64];
 };
@@ -665,63 +665,181 @@ static void header_value(CURL *easy, const char *name, char *out, size_t outlen)
         strcpy(out, h->value);
 }
 
-/* Retry-After: delay-seconds or an HTTP-date; 0 when absent or unusable. */
-static int64_t retry_after(CURL *easy)
+/* ---- Retry-After ---- */
+
+/* days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+ * days_from_civil), independent of TZ and locale */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 {
-    char v[128];
-    header_value(easy, "Retry-After", v, sizeof v);
-    if (!v[0])
-        return 0;
-    char *end;
-    long long secs = strtoll(v, &end, 10);
-    if (end != v && *end == '\0' && secs >= 0)
-        return secs > 86400 ? 86400000 : secs * 1000;
-    time_t when = curl_getdate(v, NULL);
-    time_t now = time(NULL);
-    if (when == -1 || when <= now)
-        return 0;
-    return (int64_t)(when - now > 86400 ? 86400 : when - now) * 1000;
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
 }
 
-/* Finds <URL>; rel="next" in the Link header(s) (RFC 8288). */
-static void link_next(CURL *easy, char *out, size_t outlen)
+struct date_scan {
+    const char *s;
+    size_t len, pos;
+};
+
+static int ds_lit(struct date_scan *k, const char *lit)
 {
-    out[0] = '\0';
-    for (size_t i = 0;; i++) {
-        struct curl_header *h = NULL;
-        if (curl_easy_header(easy, "Link", i, CURLH_HEADER, -1, &h) != CURLHE_OK)
-            return;
-        const char *p = h->value;
-        while (p && *p) {
-            const char *lt = strchr(p, '<'), *gt = lt ? strchr(lt, '>') : NULL;
-            if (!gt)
-                return;
-            const char *end = strchr(gt, ',');
-            size_t plen = end ? (size_t)(end - gt) : strlen(gt);
-            /* rel="next" or rel=next, possibly among several relations */
-            char params[512];
-            snprintf(params, sizeof params, "%.*s", (int)(plen < 511 ? plen : 511), gt);
-            char *rel = strstr(params, "rel=");
-            if (rel) {
-                rel += 4;
-                if (*rel == '"')
-                    rel++;
-                for (char *t = strtok(rel, " \"\t;,"); t; t = strtok(NULL, " \"\t;,")) {
-                    if (!strcasecmp(t, "next")) {
-                        size_t n = (size_t)(gt - lt - 1);
-                        if (n < outlen) {
-                            memcpy(out, lt + 1, n);
-                            out[n] = '\0';
-                        }
-                        return;
-                    }
-                    if (strchr(t, '='))
-                        break;
-                }
-            }
-            p = end ? end + 1 : NULL;
-        }
+    size_t n = strlen(lit);
+    if (k->len - k->pos < n || memcmp(k->s + k->pos, lit, n))
+        return 0;
+    k->pos += n;
+    return 1;
+}
+
+/* exactly n digits */
+static int ds_num(struct date_scan *k, size_t n, int *out)
+{
+    if (k->len - k->pos < n)
+        return 0;
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = k->s[k->pos + i];
+        if (c < '0' || c > '9')
+            return 0;
+        v = v * 10 + (c - '0');
     }
+    k->pos += n;
+    *out = v;
+    return 1;
+}
+
+/* one of n names; *out is its index */
+static int ds_name(struct date_scan *k, const char *const *names, int n, int *out)
+{
+    for (int i = 0; i < n; i++)
+        if (ds_lit(k, names[i])) {
+            *out = i;
+            return 1;
+        }
+    return 0;
+}
+
+static const char *const wkday[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+static const char *const weekday[] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
+                                      "Friday", "Saturday", "Sunday"};
+static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+/* "08:49:37" */
+static int ds_time(struct date_scan *k, int *h, int *m, int *sec)
+{
+    return ds_num(k, 2, h) && ds_lit(k, ":") && ds_num(k, 2, m) && ds_lit(k, ":") &&
+           ds_num(k, 2, sec) && *h < 24 && *m < 60 && *sec <= 60;
+}
+
+/* HTTP-date of RFC 9110 section 5.6.7 in Unix seconds; 0 when it is none. */
+static int http_date(const char *s, size_t len, int64_t now_s, int64_t *out)
+{
+    struct date_scan k = {s, len, 0};
+    int wd, d, mon, y, h, mi, sec;
+    if (ds_name(&k, weekday, 7, &wd)) {
+        /* rfc850-date: Sunday, 06-Nov-94 08:49:37 GMT */
+        if (!(ds_lit(&k, ", ") && ds_num(&k, 2, &d) && ds_lit(&k, "-") &&
+              ds_name(&k, months, 12, &mon) && ds_lit(&k, "-") && ds_num(&k, 2, &y) &&
+              ds_lit(&k, " ") && ds_time(&k, &h, &mi, &sec) && ds_lit(&k, " GMT")))
+            return 0;
+        /* a two-digit year more than 50 years ahead is in the past century */
+        int64_t now_y = 1970 + now_s / 31556952, yy = now_y - now_y % 100 + y;
+        if (yy > now_y + 50)
+            yy -= 100;
+        y = (int)yy;
+    } else if (ds_name(&k, wkday, 7, &wd)) {
+        if (ds_lit(&k, ", ")) {
+            /* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
+            if (!(ds_num(&k, 2, &d) && ds_lit(&k, " ") && ds_name(&k, months, 12, &mon) &&
+                  ds_lit(&k, " ") && ds_num(&k, 4, &y) && ds_lit(&k, " ") &&
+                  ds_time(&k, &h, &mi, &sec) && ds_lit(&k, " GMT")))
+                return 0;
+        } else {
+            /* asctime-date: Sun Nov  6 08:49:37 1994 */
+            if (!(ds_lit(&k, " ") && ds_name(&k, months, 12, &mon) && ds_lit(&k, " ")))
+                return 0;
+            if (!(ds_lit(&k, " ") ? ds_num(&k, 1, &d) : ds_num(&k, 2, &d)))
+                return 0;
+            if (!(ds_lit(&k, " ") && ds_time(&k, &h, &mi, &sec) && ds_lit(&k, " ") &&
+                  ds_num(&k, 4, &y)))
+                return 0;
+        }
+    } else {
+        return 0;
+    }
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (k.pos != k.len || d < 1 || d > mdays[mon])
+        return 0;
+    *out = days_from_civil(y, (unsigned)mon + 1, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec;
+    return 1;
+}
+
+int64_t r2m_http_retry_after(const char *v, size_t len, int64_t now_s, int64_t max_ms, int *bad)
+{
+    *bad = 0;
+    while (len && (*v == ' ' || *v == '\t'))
+        v++, len--;
+    while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    int64_t cap = max_ms > 0 ? max_ms : INT64_MAX;
+    size_t digits = 0;
+    while (digits < len && v[digits] >= '0' && v[digits] <= '9')
+        digits++;
+    if (digits && digits == len) {
+        /* delay-seconds: 1*DIGIT, however many; past the cap it is the cap */
+        int64_t ms = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (ms > cap / 10 || ms * 10 > cap - (v[i] - '0') * 1000)
+                return cap;
+            ms = ms * 10 + (v[i] - '0') * 1000;
+        }
+        return ms > cap ? cap : ms;
+    }
+    int64_t when;
+    if (!len || !http_date(v, len, now_s, &when)) {
+        *bad = 1;
+        return 0;
+    }
+    if (when <= now_s)
+        return 0; /* a date in the past: retry now */
+    if (when - now_s > cap / 1000)
+        return cap;
+    return (when - now_s) * 1000;
+}
+
+/* Retry-After of a 429 or 503, in ms; a value that is neither form is
+ * ignored with a warning. */
+static int64_t retry_after(struct r2m_http_xfer *x, CURL *easy)
+{
+    struct curl_header *h = NULL;
+    if (curl_easy_header(easy, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h->value)
+        return 0;
+    int bad;
+    int64_t ms = r2m_http_retry_after(h->value, strlen(h->value), (int64_t)time(NULL),
+                                      x->cfg->max_backoff_ms, &bad);
+    if (bad) {
+        char shown[64];
+        size_t n = 0;
+        for (const char *p = h->value; *p && n + 1 < sizeof shown; p++)
+            shown[n++] = *p >= 0x20 && *p < 0x7f ? *p : '?';
+        shown[n] = '\0';
+        r2m_log(R2M_LOG_WARN, "ignoring Retry-After: neither delay-seconds nor an HTTP-date",
+                "endpoint", x->cfg->name, "retry_after", shown, NULL);
+    }
+    return ms;
+}
+
+const char *r2m_http_header(const void *result, const char *name, size_t index)
+{
+    const struct r2m_http_result *res = result;
+    struct curl_header *h = NULL;
+    if (!res || !res->easy_ ||
+        curl_easy_header(res->easy_, name, index, CURLH_HEADER, -1, &h) != CURLHE_OK)
+        return NULL;
+    return h->value;
 }
 
 int r2m_http_commit_validators(struct r2m_http_xfer *x)
@@ -889,7 +1007,14 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
                  (unsigned long long)x->cfg->max_body);
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
         res.result = R2M_E_TIMEOUT;
-        snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms", (long long)x->cfg->timeout_ms);
+        snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms",
+                 (long long)x->cfg->timeout_ms);
+    } else if (code == CURLE_OUT_OF_MEMORY) {
+        /* what libcurl 7.88 reports for a header line over its fixed
+         * CURL_MAX_HTTP_HEADER; a real allocation failure is far rarer */
+        res.result = R2M_E_HTTP;
+        snprintf(sl->msg, sizeof sl->msg,
+                 "response header larger than curl's limit of 100 KiB (libcurl: out of memory)");
     } else if (code != CURLE_OK) {
         res.result = R2M_E_HTTP;
         /* libcurl's error buffer names host and port, never credentials */
@@ -901,7 +1026,7 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
         res.result = R2M_E_HTTP_STATUS;
         snprintf(sl->msg, sizeof sl->msg, "HTTP status %ld", res.status);
         if (res.status == 429 || res.status == 503)
-            res.retry_after_ms = retry_after(easy);
+            res.retry_after_ms = retry_after(x, easy);
     } else {
         res.body = sl->body.data ? sl->body.data : "";
         res.len = sl->body.len;
@@ -914,15 +1039,12 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
             if (!str_same(v, x->p_last_modified) && set_str(&x->p_last_modified, v))
                 set_str(&x->p_last_modified, NULL);
         }
-        sl->link_next[0] = '\0';
-        if (x->cfg->paginate.kind == R2M_PAGE_LINK)
-            link_next(easy, sl->link_next, sizeof sl->link_next);
-        res.link_next = sl->link_next[0] ? sl->link_next : NULL;
         char *eff = NULL;
         curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &eff);
         res.url = eff;
     }
     res.err = res.result ? sl->msg : NULL;
+    res.easy_ = easy;
     h->done(x->owner, x, &res);
     slot_put(h, sl);
 }

@@ -47,10 +47,23 @@ struct r2m_http_result {
     const char *err;
     double total_s;         /* transfer time */
     int not_modified;       /* 304 to a conditional request: success, no body */
-    int64_t retry_after_ms; /* from Retry-After on 429/503, else 0 */
-    const char *link_next;  /* paginate: link - the rel="next" URL, or NULL */
+    int64_t retry_after_ms; /* from Retry-After on 429/503 (at most max_backoff), else 0 */
     const char *url;        /* the URL that answered (after redirects) */
+    void *easy_;            /* private: for r2m_http_header */
 };
+
+/* The index-th field line (0 = first) of response header name of the
+ * answer (the last one after redirects), or NULL past the last. result is
+ * a const struct r2m_http_result * (untyped, so that this function serves
+ * as an r2m_page_header_fn); valid only inside the done callback. */
+const char *r2m_http_header(const void *result, const char *name, size_t index);
+
+/* Retry-After (RFC 9110 section 10.2.3) in ms: delay-seconds, or an
+ * HTTP-date (IMF-fixdate, RFC 850, asctime) minus now_s (Unix seconds);
+ * clamped to 0..max_ms (no clamp when max_ms <= 0). Anything else returns
+ * 0 and sets *bad, so the caller can warn instead of misreading it. */
+int64_t r2m_http_retry_after(const char *value, size_t len, int64_t now_s, int64_t max_ms,
+                             int *bad);
 
 typedef void r2m_http_done_fn(void *owner, struct r2m_http_xfer *x,
                               const struct r2m_http_result *res);

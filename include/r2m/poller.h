@@ -20,6 +20,7 @@
 #include "r2m/buf.h"
 #include "r2m/config.h"
 #include "r2m/json.h"
+#include "r2m/page.h"
 #include "r2m/store.h"
 
 /* The messages one poll produces, in publishing order. Topics and payloads
@@ -90,24 +91,8 @@ void r2m_poll_env_cleanup(struct r2m_poll_env *env);
 /* Sets the buffers' ceilings from the endpoints' max_body (after a reload). */
 void r2m_poll_env_limits(struct r2m_poll_env *env, const struct r2m_config *cfg);
 
-/* Pagination: what the bridge tells a poller about a page, and what the
- * poller answers about the next one. */
-struct r2m_page {
-    unsigned index;        /* 0 for the first page */
-    const char *url;       /* the URL that answered */
-    const char *link_next; /* Link rel="next" target, or NULL */
-};
-struct r2m_page_next {
-    char url[4096]; /* absolute URL of the next page; "" = this was the last */
-};
-
-/* The next page's URL from a (possibly relative) reference found in a page.
- * A reference to another host is refused (credentials must not leak). */
-int r2m_page_resolve(const char *base, const char *ref, struct r2m_page_next *next, char *err,
-                     size_t errlen);
-/* url with name=value (URL-encoded) set as a query parameter. */
-int r2m_page_param(const char *url, const char *name, const char *value, struct r2m_page_next *next,
-                   char *err, size_t errlen);
+/* Pagination: struct r2m_page (what the bridge tells a poller about a page)
+ * and struct r2m_page_next (where the next one is) are in r2m/page.h. */
 
 /* error_if: fails the poll (R2M_E_HTTP_STATUS) when the value at the
  * configured pointer equals the configured value; 0 otherwise. */

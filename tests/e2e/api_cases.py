@@ -26,6 +26,7 @@ import subprocess
 import threading
 import time
 import traceback
+from email.utils import formatdate
 from urllib.parse import parse_qs, quote, urlsplit
 
 import fakeapi
@@ -1009,22 +1010,17 @@ def check_event_ops(sub, name, want):
     check_eq(got, sorted(want), "(key, op) of the events of %s" % name)
 
 
-@case
-def paginate_link(t):
+def run_link_pagination(t, headers_of):
+    """The standard scenario over 3 pages with Link pagination:
+    headers_of(api, k) gives the response headers of page k (from 1).
+    Returns (api, bridge) after checking the events."""
     broker, sub, api = stack(t)
     paged = Paged([])
     reshuffle, change = make_steps(paged)
 
     def route(req):
         k = int(req.q("page", "1"))
-        h = {"ETag": '"p%d-%d"' % (k, time.monotonic_ns()), "Last-Modified": LM1}
-        if k == 1:  # several links; next is relative to the host, after another relation
-            h["Link"] = '<%s>; rel="last", </items?page=2>; rel="next"' % api.url("/items?page=3")
-        elif k == 2:  # unquoted rel; a path-relative reference
-            h["Link"] = "<items?page=3>; rel=next"
-        else:
-            h["Link"] = '</items?page=2>; rel="prev", </items>; rel="first"'
-        return Reply.json({"data": paged.page(k - 1)}, headers=h)
+        return Reply.json({"data": paged.page(k - 1)}, headers=headers_of(api, k))
     api.route("/items", route)
     ep = {"name": "items", "url": api.url("/items"), "items": "/data", "key": "/id",
           "paginate": {"next": "link"}}
@@ -1032,6 +1028,21 @@ def paginate_link(t):
                            lambda r: int(parse_qs(urlsplit(r.target).query).get("page", ["1"])[0]),
                            1, reshuffle, change)
     check_event_ops(sub, "items", [("1", "deleted"), ("6", "updated"), ("7", "created")])
+    return api, br
+
+
+@case
+def paginate_link(t):
+    def headers_of(api, k):
+        h = {"ETag": '"p%d-%d"' % (k, time.monotonic_ns()), "Last-Modified": LM1}
+        if k == 1:  # several links; next is relative to the host, after another relation
+            h["Link"] = '<%s>; rel="last", </items?page=2>; rel="next"' % api.url("/items?page=3")
+        elif k == 2:  # unquoted rel; a path-relative reference
+            h["Link"] = "<items?page=3>; rel=next"
+        else:
+            h["Link"] = '</items?page=2>; rel="prev", </items>; rel="first"'
+        return h
+    api, br = run_link_pagination(t, headers_of)
     for r in api.requests("/items"):
         check_eq(validators(r), (None, None), "validators sent on paginated request %s"
                  % r.target)
@@ -1223,6 +1234,103 @@ def paginate_failing_middle_page(t):
     rep.feed(sub)
     rep.check_equals(keyed(paged.all()), "items rebuilt from the events")
     check_event_ops(sub, "items", [("1", "updated"), ("6", "deleted")])
+    br.stop()
+
+
+@case
+def paginate_link_long_and_quoted(t):
+    """Link headers the old parser lost pages on: a next URL over 4 KiB, a
+    quoted title with a comma and a semicolon, next and self in separate
+    header fields. Every page is read; moving items between pages and a
+    change give exactly the events they imply, never a 'deleted' for an item
+    of a lost page."""
+    state = "s" * 4500  # page 2's URL is over 4 KiB
+
+    def headers_of(api, k):
+        if k == 1:
+            return {"Link": '</items?page=1>; rel="first", <%s>; title="page 2, the long one"; '
+                    'rel="next"' % api.url("/items?page=2&state=" + state)}
+        if k == 2:  # two field lines; the quoted title holds "; rel=next,"
+            return {"Link": ['</items?page=2>; rel="self"; title="x; rel=next, <no>"',
+                             '</items?page=3>; title="three, last"; REL="Next Last"']}
+        return {"Link": '</items?page=2>; rel="prev"; title="two, before"'}
+    api, br = run_link_pagination(t, headers_of)
+    long = [r for r in api.requests("/items") if "page=2" in r.target]
+    check(long and all(r.target == "/items?page=2&state=" + state and r.outcome == "complete"
+                       for r in long), "page 2 was not requested with its full URL of 4.5 KiB")
+    check_eq(fail_lines(br, "items"), [], "failure lines")
+    report(t, "page 2 URL: %d bytes" % len(long[0].target))
+    br.stop()
+
+
+@case
+def paginate_link_malformed(t):
+    """A Link header on page 2 that cannot be parsed completely fails the
+    poll with a line that names the endpoint, the problem and the masked page
+    URL; nothing is emitted (above all no 'deleted' for page 3) and the next
+    good poll diffs against the old snapshot."""
+    broker, sub, api = stack(t)
+    paged = Paged([items(1, 3), items(3, 5), items(5, 7)])
+    bad = {"mode": None}
+    links = {
+        "unterminated quote": '</items?page=3>; rel="next',
+        "unterminated <": '</items?page=3; rel="next"',
+        "garbage between links": '</items?page=1>; rel="prev"; junk junk, </items?page=3>; '
+                                 'rel="next"',
+        "two next links": '</items?page=3>; rel="next", </items?page=4>; rel="next"',
+    }
+    problems = {"unterminated quote": "unterminated quoted string",
+                "unterminated <": "unterminated '<'",
+                "garbage between links": "expected ';' or ','",
+                "two next links": "two different rel"}
+
+    def route(req):
+        k = int(req.q("page", "1"))
+        h = {}
+        if k < 3:
+            h["Link"] = '</items?page=%d>; rel="next"' % (k + 1)
+            if k == 2 and bad["mode"]:
+                h["Link"] = links[bad["mode"]]
+        return Reply.json({"data": paged.page(k - 1)}, headers=h)
+    api.route("/items", route)
+    ep = {"name": "items", "url": api.url("/items?api_key=k3y-S3cret"), "items": "/data",
+          "key": "/id", "paginate": {"next": "link"}, "max_backoff": "1s"}
+    br = launch(t, broker, t.config(broker.port, [ep]))
+    alive = (br,)
+    page_of = lambda r: int(parse_qs(urlsplit(r.target).query).get("page", ["1"])[0])  # noqa
+    last = lambda r: page_of(r) == 3  # noqa: E731
+    settle_count(api, last, polls=3, alive=alive, what="complete polls")
+    check_eq(item_msgs(sub), [], "baseline")
+    check_eq(fail_lines(br, "items"), [], "failure lines with good Link headers")
+    rep = Replica("items", items=keyed(items(1, 7)))
+
+    for mode in links:
+        mark_log = len(br.log_lines())
+        bad["mode"] = mode  # first, so that no poll sees the change of page 1 in full
+        paged.set([[dict(items(1, 2)[0], tag="v-%d" % len(mode))] + items(2, 3), items(3, 5),
+                   items(5, 7)])
+        line = wait_fail_line(br, "items", mark_log, match=re.escape(problems[mode]),
+                              timeout=10, what="page 2 has a Link header with %s" % mode, sub=sub)
+        settle_count(api, lambda r: page_of(r) == 2, polls=2, timeout=15, alive=alive,
+                     what="page-2 requests (%s)" % mode)
+        page = "page 2, http://127.0.0.1:%d/items?page=*)" % api.port
+        check("Link header" in line and page in line,
+              "the failure line does not name the Link header and the page: %s", line)
+        check("k3y-S3cret" not in "\n".join(br.log_lines()), "the API key is in the log")
+        report(t, "%s: %s" % (mode, line[:300]))
+        check_eq(item_msgs(sub), [], "events while page 2 has a Link header with %s: none, in "
+                 "particular no 'deleted' for the items of page 3" % mode)
+    check_eq([r.target for r in api.requests("/items") if page_of(r) > 3], [],
+             "requests for a page named only by a broken or ambiguous Link header")
+
+    # a good header again: exactly the change of page 1, against the old snapshot
+    bad["mode"] = None
+    wait_n_items(sub, 1, "items", alive, timeout=15)
+    settle_count(api, last, alive=alive, what="complete polls")
+    exactly_items(sub, 1, "items", "after the Link header was fixed")
+    check_event_ops(sub, "items", [("1", "updated")])
+    rep.feed(sub)
+    rep.check_equals(keyed(paged.all()), "items rebuilt from the events")
     br.stop()
 
 
@@ -1430,6 +1538,54 @@ def retry_after_and_backoff(t):
           [b - a for a, b in zip(okt, okt[1:])])
     sub.wait_events(1, alive=alive)
     check_message(sub.events()[0], "rest2mqtt/bo", "bo", {"b": 0}, {"b": 1})
+    br.stop()
+
+
+@case
+def retry_after_garbage_date_and_overflow(t):
+    """Retry-After that is not delay-seconds or an HTTP-date is ignored with a
+    warning naming the endpoint (normal backoff applies); an HTTP-date is
+    honoured; a delay too large for any integer is clamped to max_backoff."""
+    broker, sub, api = stack(t)
+    lock = threading.Lock()
+    modes = []  # Retry-After values for the next requests (each a 503), then 200s
+
+    def route(req):
+        with lock:
+            m = modes.pop(0) if modes else None
+        if m is None:
+            return Reply.json({"r": 0}, label="ok")
+        v = formatdate(time.time() + 2, usegmt=True) if m == "date" else m
+        return Reply.raw(b'{"error":"busy"}', status=503, headers={"Retry-After": v}, label=m)
+    api.route("/ra", route)
+    eps = [{"name": "ra", "url": api.url("/ra"), "max_backoff": "3s"}]
+    br = launch(t, broker, t.config(broker.port, eps))
+    alive = (br,)
+    api.wait_requests("/ra", 3, finished=True)
+    results = []
+    for m, lo, hi in (("soon", 0.0, 1.0), ("date", 0.8, 3.0),
+                      ("99999999999999999999999999", 2.5, 3.6)):
+        mark_log = len(br.log_lines())
+        with lock:
+            modes.append(m)
+        wait_for(lambda: any(r.reply is not None and r.reply.label == m and r.outcome != "open"
+                             for r in api.requests("/ra")), 10, "the 503 (%s)" % m, alive=alive)
+        reqs = api.requests("/ra")
+        i = next(k for k, r in enumerate(reqs) if r.reply is not None and r.reply.label == m)
+        api.wait_requests("/ra", i + 2, finished=True, timeout=10)
+        gap = api.requests("/ra")[i + 1].t - reqs[i].t
+        results.append((m[:12], "%.3f" % gap))
+        check(lo <= gap <= hi, "after a 503 with Retry-After: %s the next request came %.3fs "
+              "later; expected %.1f..%.1fs", m, gap, lo, hi)
+        warned = [l for l in br.log_lines()[mark_log:] if "Retry-After" in l and "ra" in l]
+        if m == "soon":
+            check(any("warn" in l and "endpoint=ra" in l and "soon" in l for l in warned),
+                  "no warning about the unusable Retry-After: %s", warned)
+        else:
+            check(not any("ignoring" in l for l in warned), "a warning about a usable "
+                  "Retry-After (%s): %s", m, warned)
+    report(t, "gaps after Retry-After (max_backoff 3s): %s" % results)
+    check_eq(len(sub.events()), 0, "events")
     br.stop()
 
 

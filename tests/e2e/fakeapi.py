@@ -378,7 +378,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _static(self, req, status, headers, body):
         self.send_response(status)
         for k, v in headers.items():
-            self.send_header(k, v)
+            for one in v if isinstance(v, (list, tuple)) else [v]:  # a list: one field line each
+                self.send_header(k, one)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":

@@ -473,7 +473,7 @@ static void pages_make_one_snapshot(void **state)
     for (int i = 0; i < 3; i++) {
         int before = f->sink.n;
         struct r2m_page_next next;
-        struct r2m_page pg = {0, "http://127.0.0.1/p1", NULL};
+        struct r2m_page pg = {0, "http://127.0.0.1/p1", NULL, NULL};
         f->err[0] = '\0';
         int r =
             r2m_poller_collection.on_page(f->state, &f->ep, &f->env, pages[i][0],

@@ -26,7 +26,7 @@
 #include "r2m/error.h"
 #include "r2m/http.h"
 
-enum reply { R_JSON, R_500, R_CHUNKED_ENDLESS, R_SIZED_BIG, R_HANG };
+enum reply { R_JSON, R_500, R_CHUNKED_ENDLESS, R_SIZED_BIG, R_HANG, R_LINKS, R_BIG_HEADER };
 
 static struct {
     int lfd;
@@ -122,6 +122,24 @@ static void *serve(void *arg)
         case R_HANG:
             wait_close(fd);
             break;
+        case R_LINKS: {
+            const char *h = "HTTP/1.1 200 OK\r\nLink: </p1>; rel=self\r\nX-Other: 1\r\n"
+                            "link: </p2>; title=\"a, b\"; rel=next\r\nContent-Length: 2\r\n"
+                            "Connection: close\r\n\r\n{}";
+            send_all(fd, h, strlen(h));
+            break;
+        }
+        case R_BIG_HEADER: {
+            /* one 200 KB header line: over libcurl's CURL_MAX_HTTP_HEADER */
+            const char *h = "HTTP/1.1 200 OK\r\nX-Big: ";
+            send_all(fd, h, strlen(h));
+            static char big[200 * 1000];
+            memset(big, 'a', sizeof big);
+            send_all(fd, big, sizeof big);
+            h = "\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+            send_all(fd, h, strlen(h));
+            break;
+        }
         }
         close(fd);
     }
@@ -160,6 +178,8 @@ struct outcome {
     char body[256];
     size_t len;
     char err[256];
+    char link[3][64]; /* Link field lines, read inside done */
+    int n_link;
 };
 
 static void on_done(void *owner, struct r2m_http_xfer *x, const struct r2m_http_result *res)
@@ -174,6 +194,10 @@ static void on_done(void *owner, struct r2m_http_xfer *x, const struct r2m_http_
         snprintf(o->body, sizeof o->body, "%.*s", (int)(res->len < 255 ? res->len : 255),
                  res->body);
     snprintf(o->err, sizeof o->err, "%s", res->err ? res->err : "");
+    const char *v;
+    for (o->n_link = 0; o->n_link < 3 && (v = r2m_http_header(res, "Link", (size_t)o->n_link));
+         o->n_link++)
+        snprintf(o->link[o->n_link], sizeof o->link[0], "%s", v);
 }
 
 static struct outcome fetch(struct r2m_endpoint_cfg *cfg)
@@ -409,6 +433,71 @@ static void origin_table(void **state)
     assert_int_equal(r2m_http_origin("https://h/", o, 8), R2M_E_INVALID);
 }
 
+static void link_field_lines_are_read_raw(void **state)
+{
+    (void)state;
+    srv.reply = R_LINKS;
+    struct r2m_endpoint_cfg c = endpoint("/links");
+    struct outcome o = fetch(&c);
+    assert_int_equal(o.result, 0);
+    assert_int_equal(o.n_link, 2); /* both lines, in order, any spelling of the name */
+    assert_string_equal(o.link[0], "</p1>; rel=self");
+    assert_string_equal(o.link[1], "</p2>; title=\"a, b\"; rel=next");
+}
+
+static void header_over_curls_limit_says_so(void **state)
+{
+    (void)state;
+    srv.reply = R_BIG_HEADER;
+    struct r2m_endpoint_cfg c = endpoint("/bighead");
+    struct outcome o = fetch(&c);
+    assert_int_equal(o.result, R2M_E_HTTP);
+    assert_non_null(strstr(o.err, "response header larger than curl's limit of 100 KiB"));
+}
+
+static void retry_after_forms(void **state)
+{
+    (void)state;
+    const int64_t now = 784111777; /* Sun, 06 Nov 1994 08:49:37 GMT */
+    static const struct {
+        const char *v;
+        int64_t max, want;
+        int bad;
+    } cases[] = {
+        {"120", 300000, 120000, 0},
+        {" 2\t", 300000, 2000, 0},
+        {"0", 300000, 0, 0},
+        {"301", 300000, 300000, 0},                           /* clamped to max_backoff */
+        {"99999999999999999999999999", 300000, 300000, 0},    /* no overflow */
+        {"9223372036854775807", 0, INT64_MAX, 0},             /* no cap: saturates */
+        {"Sun, 06 Nov 1994 08:51:37 GMT", 300000, 120000, 0}, /* IMF-fixdate */
+        {"Sunday, 06-Nov-94 08:50:37 GMT", 300000, 60000, 0}, /* RFC 850 */
+        {"Sun Nov  6 08:50:07 1994", 300000, 30000, 0},       /* asctime */
+        {"Sun Nov 16 08:49:37 1994", 300000, 300000, 0},      /* 10 days: clamped */
+        {"Sun, 06 Nov 1994 08:00:00 GMT", 300000, 0, 0},      /* past: now */
+        {"Tue, 01 Jan 2999 00:00:00 GMT", 300000, 300000, 0},
+        {"", 300000, 0, 1},
+        {"soon", 300000, 0, 1},
+        {"-5", 300000, 0, 1},
+        {"1.5", 300000, 0, 1},
+        {"120 seconds", 300000, 0, 1},
+        {"0x10", 300000, 0, 1},
+        {"Sun, 06 Nov 1994 08:51:37 UTC", 300000, 0, 1},
+        {"Sun, 32 Nov 1994 08:51:37 GMT", 300000, 0, 1},
+        {"Sun, 06 Nov 1994 25:51:37 GMT", 300000, 0, 1},
+        {"Sun, 06 Nov 1994 08:51:37 GMT trailing", 300000, 0, 1},
+        {"Sun, 6 Nov 1994 08:51:37 GMT", 300000, 0, 1},
+        {"06 Nov 1994 08:51:37 GMT", 300000, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int bad = -1;
+        int64_t ms = r2m_http_retry_after(cases[i].v, strlen(cases[i].v), now, cases[i].max, &bad);
+        if (ms != cases[i].want || bad != cases[i].bad)
+            fail_msg("Retry-After \"%s\": %lld ms, bad %d; want %lld, bad %d", cases[i].v,
+                     (long long)ms, bad, (long long)cases[i].want, cases[i].bad);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -421,6 +510,9 @@ int main(void)
         cmocka_unit_test(unwatchable_socket_fails_the_transfer),
         cmocka_unit_test(file_url),
         cmocka_unit_test(origin_table),
+        cmocka_unit_test(link_field_lines_are_read_raw),
+        cmocka_unit_test(header_over_curls_limit_says_so),
+        cmocka_unit_test(retry_after_forms),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -37,45 +37,6 @@ static void env_buffers_follow_largest_max_body(void **state)
     r2m_poll_env_cleanup(&env); /* idempotent */
 }
 
-static void next_pages_stay_on_the_same_origin(void **state)
-{
-    (void)state;
-    struct r2m_page_next n;
-    char err[256];
-    const char *base = "https://api.example:8443/v1/items?page=1";
-    assert_int_equal(r2m_page_resolve(base, "?page=2", &n, err, sizeof err), 0);
-    assert_string_equal(n.url, "https://api.example:8443/v1/items?page=2");
-    assert_int_equal(r2m_page_resolve(base, "/v1/items?after=x", &n, err, sizeof err), 0);
-    assert_string_equal(n.url, "https://api.example:8443/v1/items?after=x");
-    assert_int_equal(r2m_page_resolve(base, "https://API.example:8443/v2", &n, err, sizeof err), 0);
-    /* credentials must not follow a link to another origin */
-    static const char *const foreign[] = {
-        "https://evil.example:8443/v1/items", /* host */
-        "https://api.example:9443/v1/items",  /* port */
-        "http://api.example:8443/v1/items",   /* scheme: https -> http */
-        "//evil.example/v1",                  /* scheme-relative */
-    };
-    for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++) {
-        assert_int_equal(r2m_page_resolve(base, foreign[i], &n, err, sizeof err), R2M_E_INVALID);
-        assert_non_null(strstr(err, "another origin"));
-    }
-    /* the default port counts as the same origin */
-    assert_int_equal(
-        r2m_page_resolve("https://a.example/x", "https://a.example:443/y", &n, err, sizeof err), 0);
-}
-
-static void page_parameters_are_encoded(void **state)
-{
-    (void)state;
-    struct r2m_page_next n;
-    char err[256];
-    assert_int_equal(
-        r2m_page_param("http://h/items?limit=2", "cursor", "a b&c=/+", &n, err, sizeof err), 0);
-    assert_string_equal(n.url, "http://h/items?limit=2&cursor=a+b%26c%3d%2f%2b");
-    assert_int_equal(r2m_page_param("http://h/items", "page", "2", &n, err, sizeof err), 0);
-    assert_string_equal(n.url, "http://h/items?page=2");
-}
-
 static void error_if_compares_by_value(void **state)
 {
     (void)state;
@@ -109,8 +70,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(endpoints_without_items_are_documents),
         cmocka_unit_test(env_buffers_follow_largest_max_body),
-        cmocka_unit_test(next_pages_stay_on_the_same_origin),
-        cmocka_unit_test(page_parameters_are_encoded),
         cmocka_unit_test(error_if_compares_by_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
