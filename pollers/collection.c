@@ -546,6 +546,7 @@ static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
 {
     const char *op = !old ? "created" : !nw ? "deleted" : "updated";
     const char *key = nw ? key_of(s, nw) : key_of(s, old);
+    size_t key_len = nw ? nw->key_len : old->key_len; /* a key may hold NUL */
     struct r2m_json *before = NULL, *after = NULL;
     int r;
     /* re-read the new item from its canonical text: the parser dropped the
@@ -565,6 +566,7 @@ static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
         .endpoint = cfg->name,
         .op = op,
         .key = key,
+        .key_len = key_len,
         .before = old ? text_of(s, old) : NULL,
         .before_len = old ? old->item_len : 0,
         .after = nw ? text_of(s, nw) : NULL,
@@ -595,18 +597,19 @@ static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
         ev.patch_len = env->patch.len;
     }
     struct r2m_fp none = {0, 0};
-    r2m_event_id(ev.id, env->epoch, cfg->name, key, op, old ? old->fp : none, nw ? nw->fp : none,
-                 s->seq + s->n_changes + 1);
+    r2m_event_id(ev.id, env->epoch, cfg->name, key, key_len, op, old ? old->fp : none,
+                 nw ? nw->fp : none, s->seq + s->n_changes + 1);
     r2m_buf_reset(&env->event);
     if ((r = r2m_event_render(&ev, &env->event))) {
-        snprintf(err, errlen, "event for item \"%.100s\" too large", key);
+        snprintf(err, errlen, "event for item \"%.100s\" not built: %s", key, r2m_strerror(r));
         return r;
     }
     struct r2m_topic_vars tv = {.prefix = env->cfg->mqtt.topic_prefix,
                                 .endpoint = cfg->name,
                                 .key = key,
                                 .op = op,
-                                .item = after ? after : before};
+                                .item = after ? after : before,
+                                .key_len = key_len};
     r2m_buf_reset(&env->topic);
     if ((r = r2m_topic_expand(cfg->topic, &tv, &env->topic))) {
         snprintf(err, errlen,
@@ -641,8 +644,11 @@ static int add_baseline_states(struct coll_state *s, const struct r2m_endpoint_c
         if (needs_item &&
             (r = r2m_json_parse(env->item_doc, text_of(s, e), e->item_len, &item, err, errlen)))
             return r;
-        struct r2m_topic_vars tv = {
-            .prefix = env->cfg->mqtt.topic_prefix, .endpoint = cfg->name, .key = key, .item = item};
+        struct r2m_topic_vars tv = {.prefix = env->cfg->mqtt.topic_prefix,
+                                    .endpoint = cfg->name,
+                                    .key = key,
+                                    .item = item,
+                                    .key_len = e->key_len};
         if ((r = add_state(cfg, env, &tv, text_of(s, e), e->item_len, err, errlen)))
             return r;
     }

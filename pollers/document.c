@@ -134,7 +134,7 @@ static int build_event(struct doc_state *s, const struct r2m_endpoint_cfg *cfg,
     else if (cfg->payload == R2M_PAYLOAD_AFTER)
         ev.fields = R2M_EVENT_AFTER;
     struct r2m_fp none = {0, 0};
-    r2m_event_id(ev.id, env->epoch, cfg->name, NULL, "changed", s->has ? s->fp : none, fp,
+    r2m_event_id(ev.id, env->epoch, cfg->name, NULL, 0, "changed", s->has ? s->fp : none, fp,
                  s->seq + 1);
     if ((r = r2m_event_render(&ev, &env->event))) {
         snprintf(err, errlen, "event too large: %s", r2m_strerror(r));

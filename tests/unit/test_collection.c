@@ -209,6 +209,11 @@ static void failed_polls_delete_nothing(void **state)
         {"{\"data\":[{\"id\":\"\"}]}", R2M_E_INVALID, "empty string"},
         {"{\"data\":[{\"id\":1},{\"id\":2},{\"id\":1.0}]}", R2M_E_INVALID,
          "duplicate key \"1\" in items 0 and 2 of /data"},
+        /* text that is not Unicode is invalid JSON, wherever it is */
+        {"{\"data\":[{\"id\":1},{\"id\":\"\\ud800\"}]}", R2M_E_JSON_SYNTAX,
+         "invalid JSON at byte 25: lone UTF-16 surrogate \\ud800"},
+        {"{\"data\":[{\"id\":1,\"n\":\"\xc0\xaf\"},{\"id\":2}]}", R2M_E_JSON_SYNTAX,
+         "invalid JSON at byte 22: invalid UTF-8, overlong encoding"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int r = feed(f, bad[i].body);
@@ -219,6 +224,50 @@ static void failed_polls_delete_nothing(void **state)
     assert_int_equal(f->sink.n, 0);
     /* the snapshot survived: the same list is still no change */
     assert_int_equal(ok(f, "{\"data\":[{\"id\":2},{\"id\":1}]}"), 0);
+}
+
+/* The event id of a recorded message. */
+static void id_of(const struct msg *m, char id[17])
+{
+    const char *p = strstr(m->payload, "\"id\":\"");
+    assert_non_null(p);
+    memcpy(id, p + 6, 16);
+    id[16] = '\0';
+}
+
+/* A key is bytes with a length, never a C string: "a\u0000b" and "a" are
+ * two items with their own topic, subject and id. */
+static void keys_that_differ_after_a_nul_stay_apart(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":\"a\\u0000b\",\"v\":1},{\"id\":\"a\",\"v\":1}]}"),
+                     0);
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":\"a\",\"v\":2},{\"id\":\"a\\u0000b\",\"v\":2}]}"),
+                     2);
+    assert_string_equal(f->sink.m[0].topic, "r2m/shipments/a/updated");
+    has(&f->sink.m[0], "\"subject\":\"a\",");
+    has(&f->sink.m[0], "\"key\":\"a\",");
+    assert_string_equal(f->sink.m[1].topic, "r2m/shipments/a%00b/updated");
+    has(&f->sink.m[1], "\"subject\":\"a\\u0000b\",");
+    has(&f->sink.m[1], "\"key\":\"a\\u0000b\",");
+    char id0[17], id1[17];
+    id_of(&f->sink.m[0], id0);
+    id_of(&f->sink.m[1], id1);
+    assert_string_not_equal(id0, id1);
+    /* deleting one leaves the other */
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":\"a\",\"v\":2}]}"), 1);
+    assert_string_equal(f->sink.m[2].topic, "r2m/shipments/a%00b/deleted");
+}
+
+static void member_names_that_differ_after_a_nul_stay_apart(void **state)
+{
+    struct fixture *f = *state;
+    f->ep.items = "";
+    f->ep.n_key = 0;
+    assert_int_equal(ok(f, "{\"x\\u0000y\":{\"v\":1},\"x\":{\"v\":1}}"), 0);
+    assert_int_equal(ok(f, "{\"x\\u0000y\":{\"v\":2},\"x\":{\"v\":1}}"), 1);
+    assert_string_equal(f->sink.m[0].topic, "r2m/shipments/x%00y/updated");
+    has(&f->sink.m[0], "\"subject\":\"x\\u0000y\",");
 }
 
 static void composite_keys(void **state)
@@ -621,6 +670,8 @@ int main(void)
         T(reorder_keys_and_ignored_fields_produce_nothing),
         T(legitimate_empty_list_deletes_everything),
         T(failed_polls_delete_nothing),
+        T(keys_that_differ_after_a_nul_stay_apart),
+        T(member_names_that_differ_after_a_nul_stay_apart),
         T(composite_keys),
         T(object_of_items_keyed_by_member_name),
         T(payload_modes),
