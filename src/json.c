@@ -91,7 +91,8 @@ struct r2m_json_doc {
     const char *buf;
     size_t len;
     yajl_handle h;
-    int completing; /* inside yajl_complete_parse: offsets are not into buf */
+    int completing;  /* inside yajl_complete_parse: offsets are not into buf */
+    size_t root_end; /* where the root value's text ends */
 
     /* Why a callback stopped the parse; dup_key points into the arena.
      * bad_at/bad_what: an invalid string (UTF-8 or surrogate escape). */
@@ -457,6 +458,7 @@ static int emit(struct r2m_json_doc *d, const struct r2m_json *v)
 {
     if (d->nframes == 0) {
         d->root = *v;
+        d->root_end = d->completing ? d->len : yajl_get_bytes_consumed(d->h);
         return 1;
     }
     if (in_items(d))
@@ -943,6 +945,7 @@ static int parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r
     doc->len = len;
     doc->h = h;
     doc->completing = 0;
+    doc->root_end = len;
 
     int at_end = 0;
     yajl_status st = yajl_parse(h, (const unsigned char *)buf, len);
@@ -952,6 +955,15 @@ static int parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r
         st = yajl_complete_parse(h);
     }
     if (st == yajl_status_ok) {
+        /* yajl takes an unterminated string after the root value for an
+         * incomplete token and reports success: `{"a":1}"x` would pass */
+        for (i = doc->root_end; i < len && is_ws(buf[i]);)
+            i++;
+        if (i < len) {
+            rc = R2M_E_JSON_SYNTAX;
+            set_err(err, errlen, "invalid JSON at byte %zu: trailing garbage", i);
+            goto out;
+        }
         *root = &doc->root;
         goto out;
     }

@@ -483,6 +483,17 @@ static void test_syntax_errors(void **state)
     /* truncation is reported at the end of the input */
     assert_int_equal(parse_rc(f, "{\"a\":[1,2", 9), R2M_E_JSON_SYNTAX);
     assert_string_equal(f->err, "invalid JSON at byte 9: unexpected end of input");
+    /* an unterminated string after the root: yajl alone accepted these */
+    static const char *const tails[] = {"{\"a\":1}\"x", "[1] \"", "2\"abc", "\"s\" \"t",
+                                        "null\n\"\\\""};
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+        assert_int_equal(parse_rc(f, tails[i], strlen(tails[i])), R2M_E_JSON_SYNTAX);
+        assert_non_null(strstr(f->err, "trailing garbage"));
+    }
+    assert_int_equal(parse_rc(f, "{\"a\":1}  \"x", 11), R2M_E_JSON_SYNTAX);
+    assert_string_equal(f->err, "invalid JSON at byte 9: trailing garbage");
+    assert_int_equal(parse_rc(f, "12 \r\n\t ", 7), 0);
+    assert_int_equal(parse_rc(f, "\"s\" ", 4), 0);
     /* a buffer without a NUL after it (length is respected) */
     assert_int_equal(parse_rc(f, "[1,2]]]", 5), 0);
     assert_int_equal(parse_rc(f, "[1,2]]]", 6), R2M_E_JSON_SYNTAX);
