@@ -93,6 +93,7 @@ struct r2m_json_doc {
     yajl_handle h;
     int completing;  /* inside yajl_complete_parse: offsets are not into buf */
     size_t root_end; /* where the root value's text ends */
+    int text_ok;     /* all of buf is valid UTF-8 */
 
     /* Why a callback stopped the parse; dup_key points into the arena.
      * bad_at/bad_what: an invalid string (UTF-8 or surrogate escape). */
@@ -572,7 +573,13 @@ static int cb_number(void *ctx, const char *s, size_t len)
  * replaced (yajl alone would turn a lone high surrogate into '?', so that
  * "\ud800" and "\udbff" became the same string, and pass a lone low one
  * through as the invalid bytes ED B0 80). yajl's own, laxer UTF-8 check is
- * off (yajl_dont_validate_strings): this one covers every string. */
+ * off (yajl_dont_validate_strings): this one covers every string.
+ *
+ * JSON outside strings is ASCII, so when the whole body is valid UTF-8 (one
+ * pass, a word at a time: the common case costs about nothing) every raw
+ * string is too, and only strings with escapes need a look. Otherwise each
+ * string is checked as it comes, so that the first error in the text is the
+ * one reported, whether it is a syntax error or bad UTF-8. */
 static int bad_string(struct r2m_json_doc *d, size_t at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -609,13 +616,11 @@ static unsigned hex4(const char *s)
 static int check_escaped(struct r2m_json_doc *d, const char *raw, size_t n)
 {
     size_t base = (size_t)(raw - d->buf), run = 0, i = 0;
-    while (i < n) {
-        if (raw[i] != '\\') {
-            i++;
-            continue;
-        }
+    const char *bs;
+    while ((bs = memchr(raw + i, '\\', n - i))) {
+        i = (size_t)(bs - raw);
         /* a backslash never lies inside a multi-byte sequence */
-        if (!check_utf8(d, raw + run, i - run, base + run))
+        if (!d->text_ok && !check_utf8(d, raw + run, i - run, base + run))
             return 0;
         if (raw[i + 1] != 'u') {
             run = i += 2;
@@ -632,7 +637,7 @@ static int check_escaped(struct r2m_json_doc *d, const char *raw, size_t n)
         }
         run = i += 6;
     }
-    return check_utf8(d, raw + run, n - run, base + run);
+    return d->text_ok || check_utf8(d, raw + run, n - run, base + run);
 }
 
 /* Checks a string or member name yajl hands over. Without escapes s is its
@@ -640,7 +645,8 @@ static int check_escaped(struct r2m_json_doc *d, const char *raw, size_t n)
  * text ends just before the closing quote that yajl has consumed: its
  * opening quote is the nearest '"' before that which is not escaped, i.e.
  * not preceded by an odd run of backslashes. */
-static int check_string(struct r2m_json_doc *d, const unsigned char *s, size_t len)
+static __attribute__((noinline)) int check_string_slow(struct r2m_json_doc *d,
+                                                       const unsigned char *s, size_t len)
 {
     const char *p = (const char *)s;
     uintptr_t u = (uintptr_t)p, b = (uintptr_t)d->buf;
@@ -650,9 +656,11 @@ static int check_string(struct r2m_json_doc *d, const unsigned char *s, size_t l
     if (end < 2 || end > d->len || d->buf[end - 1] != '"')
         return bad_string(d, d->len, "string not found in the input");
     end--; /* the closing quote */
-    for (size_t q = end; q-- > 0;) {
-        if (d->buf[q] != '"')
-            continue;
+    for (size_t q = end; q > 0;) {
+        const char *quote = memrchr(d->buf, '"', q);
+        if (!quote)
+            break;
+        q = (size_t)(quote - d->buf);
         size_t bs = 0;
         while (bs < q && d->buf[q - 1 - bs] == '\\')
             bs++;
@@ -660,6 +668,15 @@ static int check_string(struct r2m_json_doc *d, const unsigned char *s, size_t l
             return check_escaped(d, d->buf + q + 1, end - q - 1);
     }
     return bad_string(d, d->len, "string not found in the input");
+}
+
+/* The common case inline: a raw string in a body that is valid UTF-8 (a
+ * pointer below buf wraps around to a large difference). */
+static inline int check_string(struct r2m_json_doc *d, const unsigned char *s, size_t len)
+{
+    if (d->text_ok && (uintptr_t)s - (uintptr_t)d->buf <= d->len)
+        return 1;
+    return check_string_slow(d, s, len);
 }
 
 static int cb_string(void *ctx, const unsigned char *s, size_t len)
@@ -946,6 +963,7 @@ static int parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r
     doc->h = h;
     doc->completing = 0;
     doc->root_end = len;
+    doc->text_ok = r2m_utf8_check(buf, len, NULL) == 0;
 
     int at_end = 0;
     yajl_status st = yajl_parse(h, (const unsigned char *)buf, len);
