@@ -31,6 +31,7 @@
 #include "r2m/event.h"
 #include "r2m/poller.h"
 #include "r2m/topic.h"
+#include "r2m/utf8.h"
 
 #define MAX_ITEMS 5000000u
 #define NONE      UINT32_MAX
@@ -75,7 +76,9 @@ struct coll_state {
     size_t n_changes, cap_changes;
     int baseline; /* this poll stores every item (no previous snapshot) */
     const struct r2m_endpoint_cfg *cfg;
-    struct r2m_buf key; /* composite key under construction */
+    struct r2m_buf key;     /* composite key under construction */
+    struct r2m_buf invalid; /* restore: keys of stored items to forget, each
+                               after its uint32_t length */
     uint64_t seq;
     int has_raw; /* raw: XXH3-64 of the last body on_body accepted */
     uint64_t raw;
@@ -94,6 +97,7 @@ static int coll_create(void **state, const struct r2m_endpoint_cfg *cfg)
     size_t heap_max = s->limit > UINT32_MAX / 3 ? UINT32_MAX : s->limit * 3;
     r2m_buf_init(&s->heap, heap_max);
     r2m_buf_init(&s->key, 64 * 1024);
+    r2m_buf_init(&s->invalid, heap_max);
     s->cfg = cfg;
     *state = s;
     return 0;
@@ -108,6 +112,7 @@ static void coll_destroy(void *state)
     free(s->next.e);
     r2m_buf_free(&s->heap);
     r2m_buf_free(&s->key);
+    r2m_buf_free(&s->invalid);
     free(s->order);
     free(s->match);
     free(s->tmp);
@@ -681,6 +686,18 @@ static int restore_item(void *ctx, const char *key, size_t key_len, struct r2m_f
     struct snap *sn = &s->cur;
     struct r2m_buf *h = &s->heap;
     int r;
+    /* A state file written before invalid text was refused can hold such an
+     * item. It could never be emitted (no event or topic is built from text
+     * that is not UTF-8) and every poll touching it would fail: forget it,
+     * so the item, if the API still lists it, comes back as created. */
+    if (r2m_utf8_check(key, key_len, NULL) || r2m_utf8_check(body, body_len, NULL)) {
+        if (key_len > UINT32_MAX)
+            return R2M_E_TOO_BIG;
+        uint32_t n = (uint32_t)key_len;
+        if ((r = r2m_buf_append(&s->invalid, &n, sizeof n)))
+            return r;
+        return r2m_buf_append(&s->invalid, key, key_len);
+    }
     if ((r = grow((void **)&sn->e, &sn->cap, sn->n + 1, sizeof *sn->e)))
         return r;
     if (h->len > UINT32_MAX || key_len > UINT32_MAX || body_len > UINT32_MAX)
@@ -706,7 +723,16 @@ static int coll_restore(void *state, const struct r2m_endpoint_cfg *cfg, struct 
     s->committed = s->garbage = 0;
     s->has_raw = 0;
     r2m_buf_reset(&s->heap);
+    r2m_buf_reset(&s->invalid);
     int r = r2m_store_items(store, cfg->name, restore_item, s);
+    /* the forgotten items leave the store too (after the walk over it) */
+    for (size_t at = 0; !r && at < s->invalid.len;) {
+        uint32_t n;
+        memcpy(&n, s->invalid.data + at, sizeof n);
+        r = r2m_store_item_delete(store, cfg->name, s->invalid.data + at + sizeof n, n);
+        at += sizeof n + n;
+    }
+    r2m_buf_reset(&s->invalid);
     if (r)
         return r;
     s->committed = s->heap.len;

@@ -10,6 +10,7 @@
 #include "r2m/event.h"
 #include "r2m/poller.h"
 #include "r2m/topic.h"
+#include "r2m/utf8.h"
 
 struct doc_state {
     int has;          /* a snapshot exists */
@@ -48,7 +49,10 @@ static int doc_restore(void *state, const struct r2m_endpoint_cfg *cfg, struct r
     struct doc_state *s = state;
     s->seq = row->seq;
     s->has_raw = 0;
-    if (!row->has_doc)
+    /* a snapshot written before invalid text was refused may hold some: it
+     * could never be the before-image of an event, so the next poll is a
+     * new baseline instead of failing for good */
+    if (!row->has_doc || r2m_utf8_check(row->doc, row->doc_len, NULL))
         return 0;
     char *copy = malloc(row->doc_len + 1);
     if (!copy)

@@ -662,6 +662,54 @@ static void many_polls_share_compact_persist_and_restore(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static int count_rows(void *ctx, const char *key, size_t key_len, struct r2m_fp fp,
+                      const char *body, size_t body_len)
+{
+    (void)key, (void)key_len, (void)fp, (void)body, (void)body_len;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* A state file from before invalid text was refused may hold items whose
+ * key or text is not UTF-8: they are forgotten at restore (and removed from
+ * the store), so polls go on instead of failing on them for good. */
+static void stored_items_with_invalid_text_are_forgotten(void **state)
+{
+    struct fixture *f = *state;
+    char dir[] = "/tmp/r2m-test-coll-XXXXXX", path[64], err[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/state.db", dir);
+    struct r2m_store *st;
+    assert_int_equal(r2m_store_open(&st, path, err, sizeof err), 0);
+    struct r2m_fp fp = {1, 2};
+    assert_int_equal(r2m_store_begin(st), 0);
+    assert_int_equal(r2m_store_endpoint_put(st, "shipments", fp, 5, NULL, 0, fp), 0);
+    struct r2m_fp fp1 = r2m_json_fingerprint("{\"id\":1}", 8);
+    assert_int_equal(r2m_store_item_put(st, "shipments", "1", 1, fp1, "{\"id\":1}", 8), 0);
+    assert_int_equal(
+        r2m_store_item_put(st, "shipments", "2", 1, fp, "{\"id\":2,\"s\":\"\xed\xb0\x80\"}", 18),
+        0);
+    assert_int_equal(r2m_store_item_put(st, "shipments", "\xc0\xaf", 2, fp, "{\"id\":3}", 8), 0);
+    assert_int_equal(r2m_store_commit(st), 0);
+
+    struct r2m_store_endpoint row;
+    assert_int_equal(r2m_store_endpoint_get(st, "shipments", &row), 0);
+    assert_int_equal(r2m_poller_collection.restore(f->state, &f->ep, st, &row), 0);
+    free(row.doc);
+    free(row.etag);
+    free(row.last_modified);
+    int rows = 0;
+    assert_int_equal(r2m_store_items(st, "shipments", count_rows, &rows), 0);
+    assert_int_equal(rows, 1); /* only item 1 is left in the store */
+    r2m_store_close(st);
+    /* item 1 unchanged, item 2 is back (created), nothing else happens */
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":1},{\"id\":2,\"s\":\"x\"}]}"), 1);
+    assert_string_equal(f->sink.m[0].topic, "r2m/shipments/2/created");
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -687,6 +735,7 @@ int main(void)
         T(same_bytes_are_not_parsed_again),
         T(pages_make_one_snapshot),
         T(many_polls_share_compact_persist_and_restore),
+        T(stored_items_with_invalid_text_are_forgotten),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
