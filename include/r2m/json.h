@@ -79,9 +79,10 @@ void r2m_json_doc_set_depth(struct r2m_json_doc *doc, unsigned max_depth);
  * R2M_E_JSON_SYNTAX (err names the byte offset and what was found, e.g.
  * "invalid JSON at byte 17: unexpected character '<'", "invalid JSON at byte
  * 17: lone UTF-16 surrogate \ud800", "invalid JSON at byte 3: invalid
- * UTF-8, overlong encoding"), R2M_E_JSON_DEPTH, R2M_E_JSON_NODES, R2M_E_JSON_DUPKEY (err names the
- * key), R2M_E_NOMEM (R2M_E_TOO_BIG for a single string over 4 GiB). err may be
- * NULL; it is always NUL-terminated otherwise (empty on success). */
+ * UTF-8, overlong encoding"), R2M_E_JSON_DEPTH, R2M_E_JSON_NODES,
+ * R2M_E_JSON_DUPKEY (err names the key), R2M_E_NOMEM (R2M_E_TOO_BIG for a
+ * single string over 4 GiB). err may be NULL; it is always NUL-terminated
+ * otherwise (empty on success). */
 int r2m_json_parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r2m_json **root,
                    char *err, size_t errlen);
 
