@@ -746,7 +746,7 @@ static int end_items(struct r2m_json_doc *d)
 {
     struct frame *f = &d->frames[d->nframes - 1];
     struct r2m_json v = {.type = f->type, .n = 0, .u.items = NULL};
-    if (f->type == R2M_JSON_OBJECT) {
+    if (f->type == R2M_JSON_OBJECT && d->nmems > f->start) { /* mems is NULL until used */
         long dup = sort_members(d->mems + f->start, d->nmems - f->start);
         if (dup >= 0) {
             d->dup_key = d->mems[f->start + (size_t)dup].key;

@@ -986,6 +986,9 @@ static void test_items_at_root(void **state)
     struct seen c;
     seen_init(&c);
     struct r2m_json *root;
+    /* an empty object first, on a fresh doc (found by fuzz_json under UBSan) */
+    assert_int_equal(stream(f, &c, "{}", "", &root), 0);
+    assert_int_equal(c.n, 0);
     assert_int_equal(
         stream(f, &c, " [1, {\"b\":2,\"a\":1.0}, \"x\\u00e9\", [true,[]], null] ", "", &root), 0);
     assert_string_equal(c.out.data, "0:1;1:{\"a\":1,\"b\":2};2:\"x\xc3\xa9\";3:[true,[]];4:null;");
