@@ -31,6 +31,7 @@
 #include "r2m/event.h"
 #include "r2m/poller.h"
 #include "r2m/topic.h"
+#include "r2m/utf8.h"
 
 #define MAX_ITEMS 5000000u
 #define NONE      UINT32_MAX
@@ -75,7 +76,9 @@ struct coll_state {
     size_t n_changes, cap_changes;
     int baseline; /* this poll stores every item (no previous snapshot) */
     const struct r2m_endpoint_cfg *cfg;
-    struct r2m_buf key; /* composite key under construction */
+    struct r2m_buf key;     /* composite key under construction */
+    struct r2m_buf invalid; /* restore: keys of stored items to forget, each
+                               after its uint32_t length */
     uint64_t seq;
     int has_raw; /* raw: XXH3-64 of the last body on_body accepted */
     uint64_t raw;
@@ -94,6 +97,7 @@ static int coll_create(void **state, const struct r2m_endpoint_cfg *cfg)
     size_t heap_max = s->limit > UINT32_MAX / 3 ? UINT32_MAX : s->limit * 3;
     r2m_buf_init(&s->heap, heap_max);
     r2m_buf_init(&s->key, 64 * 1024);
+    r2m_buf_init(&s->invalid, heap_max);
     s->cfg = cfg;
     *state = s;
     return 0;
@@ -108,6 +112,7 @@ static void coll_destroy(void *state)
     free(s->next.e);
     r2m_buf_free(&s->heap);
     r2m_buf_free(&s->key);
+    r2m_buf_free(&s->invalid);
     free(s->order);
     free(s->match);
     free(s->tmp);
@@ -546,6 +551,7 @@ static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
 {
     const char *op = !old ? "created" : !nw ? "deleted" : "updated";
     const char *key = nw ? key_of(s, nw) : key_of(s, old);
+    size_t key_len = nw ? nw->key_len : old->key_len; /* a key may hold NUL */
     struct r2m_json *before = NULL, *after = NULL;
     int r;
     /* re-read the new item from its canonical text: the parser dropped the
@@ -565,6 +571,7 @@ static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
         .endpoint = cfg->name,
         .op = op,
         .key = key,
+        .key_len = key_len,
         .before = old ? text_of(s, old) : NULL,
         .before_len = old ? old->item_len : 0,
         .after = nw ? text_of(s, nw) : NULL,
@@ -595,18 +602,19 @@ static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
         ev.patch_len = env->patch.len;
     }
     struct r2m_fp none = {0, 0};
-    r2m_event_id(ev.id, env->epoch, cfg->name, key, op, old ? old->fp : none, nw ? nw->fp : none,
-                 s->seq + s->n_changes + 1);
+    r2m_event_id(ev.id, env->epoch, cfg->name, key, key_len, op, old ? old->fp : none,
+                 nw ? nw->fp : none, s->seq + s->n_changes + 1);
     r2m_buf_reset(&env->event);
     if ((r = r2m_event_render(&ev, &env->event))) {
-        snprintf(err, errlen, "event for item \"%.100s\" too large", key);
+        snprintf(err, errlen, "event for item \"%.100s\" not built: %s", key, r2m_strerror(r));
         return r;
     }
     struct r2m_topic_vars tv = {.prefix = env->cfg->mqtt.topic_prefix,
                                 .endpoint = cfg->name,
                                 .key = key,
                                 .op = op,
-                                .item = after ? after : before};
+                                .item = after ? after : before,
+                                .key_len = key_len};
     r2m_buf_reset(&env->topic);
     if ((r = r2m_topic_expand(cfg->topic, &tv, &env->topic))) {
         snprintf(err, errlen,
@@ -641,8 +649,11 @@ static int add_baseline_states(struct coll_state *s, const struct r2m_endpoint_c
         if (needs_item &&
             (r = r2m_json_parse(env->item_doc, text_of(s, e), e->item_len, &item, err, errlen)))
             return r;
-        struct r2m_topic_vars tv = {
-            .prefix = env->cfg->mqtt.topic_prefix, .endpoint = cfg->name, .key = key, .item = item};
+        struct r2m_topic_vars tv = {.prefix = env->cfg->mqtt.topic_prefix,
+                                    .endpoint = cfg->name,
+                                    .key = key,
+                                    .item = item,
+                                    .key_len = e->key_len};
         if ((r = add_state(cfg, env, &tv, text_of(s, e), e->item_len, err, errlen)))
             return r;
     }
@@ -675,6 +686,18 @@ static int restore_item(void *ctx, const char *key, size_t key_len, struct r2m_f
     struct snap *sn = &s->cur;
     struct r2m_buf *h = &s->heap;
     int r;
+    /* A state file written before invalid text was refused can hold such an
+     * item. It could never be emitted (no event or topic is built from text
+     * that is not UTF-8) and every poll touching it would fail: forget it,
+     * so the item, if the API still lists it, comes back as created. */
+    if (r2m_utf8_check(key, key_len, NULL) || r2m_utf8_check(body, body_len, NULL)) {
+        if (key_len > UINT32_MAX)
+            return R2M_E_TOO_BIG;
+        uint32_t n = (uint32_t)key_len;
+        if ((r = r2m_buf_append(&s->invalid, &n, sizeof n)))
+            return r;
+        return r2m_buf_append(&s->invalid, key, key_len);
+    }
     if ((r = grow((void **)&sn->e, &sn->cap, sn->n + 1, sizeof *sn->e)))
         return r;
     if (h->len > UINT32_MAX || key_len > UINT32_MAX || body_len > UINT32_MAX)
@@ -700,7 +723,16 @@ static int coll_restore(void *state, const struct r2m_endpoint_cfg *cfg, struct 
     s->committed = s->garbage = 0;
     s->has_raw = 0;
     r2m_buf_reset(&s->heap);
+    r2m_buf_reset(&s->invalid);
     int r = r2m_store_items(store, cfg->name, restore_item, s);
+    /* the forgotten items leave the store too (after the walk over it) */
+    for (size_t at = 0; !r && at < s->invalid.len;) {
+        uint32_t n;
+        memcpy(&n, s->invalid.data + at, sizeof n);
+        r = r2m_store_item_delete(store, cfg->name, s->invalid.data + at + sizeof n, n);
+        at += sizeof n + n;
+    }
+    r2m_buf_reset(&s->invalid);
     if (r)
         return r;
     s->committed = s->heap.len;

@@ -10,6 +10,7 @@
 #include "r2m/event.h"
 #include "r2m/poller.h"
 #include "r2m/topic.h"
+#include "r2m/utf8.h"
 
 struct doc_state {
     int has;          /* a snapshot exists */
@@ -48,7 +49,10 @@ static int doc_restore(void *state, const struct r2m_endpoint_cfg *cfg, struct r
     struct doc_state *s = state;
     s->seq = row->seq;
     s->has_raw = 0;
-    if (!row->has_doc)
+    /* a snapshot written before invalid text was refused may hold some: it
+     * could never be the before-image of an event, so the next poll is a
+     * new baseline instead of failing for good */
+    if (!row->has_doc || r2m_utf8_check(row->doc, row->doc_len, NULL))
         return 0;
     char *copy = malloc(row->doc_len + 1);
     if (!copy)
@@ -134,7 +138,7 @@ static int build_event(struct doc_state *s, const struct r2m_endpoint_cfg *cfg,
     else if (cfg->payload == R2M_PAYLOAD_AFTER)
         ev.fields = R2M_EVENT_AFTER;
     struct r2m_fp none = {0, 0};
-    r2m_event_id(ev.id, env->epoch, cfg->name, NULL, "changed", s->has ? s->fp : none, fp,
+    r2m_event_id(ev.id, env->epoch, cfg->name, NULL, 0, "changed", s->has ? s->fp : none, fp,
                  s->seq + 1);
     if ((r = r2m_event_render(&ev, &env->event))) {
         snprintf(err, errlen, "event too large: %s", r2m_strerror(r));

@@ -9,18 +9,30 @@
 #include <xxhash.h>
 
 #include "r2m/error.h"
+#include "r2m/utf8.h"
+
+/* n = 0: a C string. */
+static size_t len_of(const char *s, size_t n)
+{
+    return n ? n : strlen(s);
+}
 
 void r2m_event_id(char id[17], uint64_t epoch, const char *endpoint, const char *key,
-                  const char *op, struct r2m_fp before, struct r2m_fp after, uint64_t seq)
+                  size_t key_len, const char *op, struct r2m_fp before, struct r2m_fp after,
+                  uint64_t seq)
 {
     XXH3_state_t st;
     XXH3_64bits_reset(&st);
     XXH3_64bits_update(&st, &epoch, sizeof epoch);
-    /* strings include their NUL so ("ab","c") and ("a","bc") differ */
+    /* strings are followed by a NUL so ("ab","c") and ("a","bc") differ;
+     * a key may hold NUL itself, but endpoint and op never do, so the
+     * sequence still splits one way only (and a key without NUL hashes as
+     * it always did: ids of stored events do not change) */
     XXH3_64bits_update(&st, endpoint, strlen(endpoint) + 1);
-    if (key)
-        XXH3_64bits_update(&st, key, strlen(key) + 1);
-    else
+    if (key) {
+        XXH3_64bits_update(&st, key, len_of(key, key_len));
+        XXH3_64bits_update(&st, "", 1);
+    } else
         XXH3_64bits_update(&st, "\xff", 1);
     XXH3_64bits_update(&st, op, strlen(op) + 1);
     uint64_t words[5] = {before.hi, before.lo, after.hi, after.lo, seq};
@@ -44,10 +56,10 @@ void r2m_event_time(int64_t ms, char out[32])
     snprintf(out + k, 32 - k, ".%03dZ", (int)frac);
 }
 
-static int put_str(struct r2m_buf *b, const char *name, const char *val)
+static int put_str(struct r2m_buf *b, const char *name, const char *val, size_t n)
 {
     int r = r2m_buf_printf(b, ",\"%s\":", name);
-    return r ? r : r2m_json_quote(b, val, strlen(val));
+    return r ? r : r2m_json_quote(b, val, len_of(val, n));
 }
 
 static int put_raw(struct r2m_buf *b, const char *name, const char *json, size_t n)
@@ -58,7 +70,23 @@ static int put_raw(struct r2m_buf *b, const char *name, const char *json, size_t
     return json ? r2m_buf_append(b, json, n) : r2m_buf_puts(b, "null");
 }
 
+static int render(const struct r2m_event *ev, struct r2m_buf *out);
+
 int r2m_event_render(const struct r2m_event *ev, struct r2m_buf *out)
+{
+    size_t start = out->len;
+    int r = render(ev, out);
+    /* one pass over the event, mostly ASCII words: small next to building it */
+    if (!r && r2m_utf8_check(out->data + start, out->len - start, NULL))
+        r = R2M_E_INVALID;
+    if (r && out->data) {
+        out->len = start;
+        out->data[start] = '\0';
+    }
+    return r;
+}
+
+static int render(const struct r2m_event *ev, struct r2m_buf *out)
 {
     char ts[32];
     r2m_event_time(ev->time_ms, ts);
@@ -71,21 +99,21 @@ int r2m_event_render(const struct r2m_event *ev, struct r2m_buf *out)
         return R2M_E_TOO_BIG;
     if ((r = r2m_json_quote(out, src, (size_t)sn)))
         return r;
-    if ((r = put_str(out, "type", ev->type)))
+    if ((r = put_str(out, "type", ev->type, 0)))
         return r;
-    if (ev->key && (r = put_str(out, "subject", ev->key)))
+    if (ev->key && (r = put_str(out, "subject", ev->key, ev->key_len)))
         return r;
-    if ((r = put_str(out, "time", ts)) ||
-        (r = put_str(out, "datacontenttype", "application/json")) ||
+    if ((r = put_str(out, "time", ts, 0)) ||
+        (r = put_str(out, "datacontenttype", "application/json", 0)) ||
         (r = r2m_buf_puts(out, ",\"data\":{\"endpoint\":")) ||
         (r = r2m_json_quote(out, ev->endpoint, strlen(ev->endpoint))))
         return r;
-    if (ev->key && (r = put_str(out, "key", ev->key)))
+    if (ev->key && (r = put_str(out, "key", ev->key, ev->key_len)))
         return r;
     unsigned f = ev->fields
                      ? ev->fields
                      : R2M_EVENT_BEFORE | R2M_EVENT_AFTER | (ev->patch ? R2M_EVENT_PATCH : 0);
-    if ((r = put_str(out, "op", ev->op)))
+    if ((r = put_str(out, "op", ev->op, 0)))
         return r;
     if ((f & R2M_EVENT_BEFORE) && (r = put_raw(out, "before", ev->before, ev->before_len)))
         return r;

@@ -26,6 +26,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "r2m/error.h"
+#include "r2m/utf8.h"
 
 #define DEFAULT_MAX_DEPTH 64u
 #define DEFAULT_MAX_NODES ((size_t)10000000)
@@ -86,8 +87,19 @@ struct r2m_json_doc {
     struct r2m_json root;
     size_t nodes;
 
-    /* Why a callback stopped the parse; dup_key points into the arena. */
+    /* The input and yajl's handle, to find a string's raw text. */
+    const char *buf;
+    size_t len;
+    yajl_handle h;
+    int completing;  /* inside yajl_complete_parse: offsets are not into buf */
+    size_t root_end; /* where the root value's text ends */
+    int text_ok;     /* all of buf is valid UTF-8 */
+
+    /* Why a callback stopped the parse; dup_key points into the arena.
+     * bad_at/bad_what: an invalid string (UTF-8 or surrogate escape). */
     int err;
+    size_t bad_at;
+    char bad_what[80];
     int fn_failed; /* err came from the item callback */
     const char *dup_key;
     uint32_t dup_len;
@@ -447,6 +459,7 @@ static int emit(struct r2m_json_doc *d, const struct r2m_json *v)
 {
     if (d->nframes == 0) {
         d->root = *v;
+        d->root_end = d->completing ? d->len : yajl_get_bytes_consumed(d->h);
         return 1;
     }
     if (in_items(d))
@@ -551,10 +564,125 @@ static int cb_number(void *ctx, const char *s, size_t len)
     return emit(d, &v);
 }
 
+/* ---- string checks ---------------------------------------------------- */
+
+/* One rule for text in the input: a string or member name must be valid
+ * UTF-8 as written and every \u escape must stand for a Unicode scalar
+ * value, i.e. a surrogate escape only as a high + low pair. Anything else
+ * fails the parse as invalid JSON naming the byte offset; nothing is
+ * replaced (yajl alone would turn a lone high surrogate into '?', so that
+ * "\ud800" and "\udbff" became the same string, and pass a lone low one
+ * through as the invalid bytes ED B0 80). yajl's own, laxer UTF-8 check is
+ * off (yajl_dont_validate_strings): this one covers every string.
+ *
+ * JSON outside strings is ASCII, so when the whole body is valid UTF-8 (one
+ * pass, a word at a time: the common case costs about nothing) every raw
+ * string is too, and only strings with escapes need a look. Otherwise each
+ * string is checked as it comes, so that the first error in the text is the
+ * one reported, whether it is a syntax error or bad UTF-8. */
+static int bad_string(struct r2m_json_doc *d, size_t at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int bad_string(struct r2m_json_doc *d, size_t at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->bad_what, sizeof d->bad_what, fmt, ap);
+    va_end(ap);
+    d->bad_at = at;
+    return stop(d, R2M_E_JSON_SYNTAX);
+}
+
+static int check_utf8(struct r2m_json_doc *d, const char *s, size_t n, size_t at)
+{
+    size_t bad;
+    if (r2m_utf8_check(s, n, &bad) == 0)
+        return 1;
+    return bad_string(d, at + bad, "invalid UTF-8, %s", r2m_utf8_reason(s + bad, n - bad));
+}
+
+static unsigned hex4(const char *s)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        v = v * 16 + (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+    return v;
+}
+
+/* Checks the raw text raw[0..n) of a string with escapes (yajl's lexer has
+ * checked the escapes' syntax: a letter of "\"/bfnrtu", four hex digits). */
+static int check_escaped(struct r2m_json_doc *d, const char *raw, size_t n)
+{
+    size_t base = (size_t)(raw - d->buf), run = 0, i = 0;
+    const char *bs;
+    while ((bs = memchr(raw + i, '\\', n - i))) {
+        i = (size_t)(bs - raw);
+        /* a backslash never lies inside a multi-byte sequence */
+        if (!d->text_ok && !check_utf8(d, raw + run, i - run, base + run))
+            return 0;
+        if (raw[i + 1] != 'u') {
+            run = i += 2;
+            continue;
+        }
+        unsigned cp = hex4(raw + i + 2);
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+            if (i + 12 > n || raw[i + 6] != '\\' || raw[i + 7] != 'u' ||
+                (hex4(raw + i + 8) & 0xfc00) != 0xdc00)
+                return bad_string(d, base + i, "lone UTF-16 surrogate %.6s", raw + i);
+            i += 6;
+        } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+            return bad_string(d, base + i, "lone UTF-16 surrogate %.6s", raw + i);
+        }
+        run = i += 6;
+    }
+    return d->text_ok || check_utf8(d, raw + run, n - run, base + run);
+}
+
+/* Checks a string or member name yajl hands over. Without escapes s is its
+ * raw text inside buf; with escapes s is yajl's decoded copy, and the raw
+ * text ends just before the closing quote that yajl has consumed: its
+ * opening quote is the nearest '"' before that which is not escaped, i.e.
+ * not preceded by an odd run of backslashes. */
+static __attribute__((noinline)) int check_string_slow(struct r2m_json_doc *d,
+                                                       const unsigned char *s, size_t len)
+{
+    const char *p = (const char *)s;
+    uintptr_t u = (uintptr_t)p, b = (uintptr_t)d->buf;
+    if (u >= b && u - b <= d->len)
+        return check_utf8(d, p, len, (size_t)(u - b));
+    size_t end = d->completing ? 0 : yajl_get_bytes_consumed(d->h);
+    if (end < 2 || end > d->len || d->buf[end - 1] != '"')
+        return bad_string(d, d->len, "string not found in the input");
+    end--; /* the closing quote */
+    for (size_t q = end; q > 0;) {
+        const char *quote = memrchr(d->buf, '"', q);
+        if (!quote)
+            break;
+        q = (size_t)(quote - d->buf);
+        size_t bs = 0;
+        while (bs < q && d->buf[q - 1 - bs] == '\\')
+            bs++;
+        if (bs % 2 == 0)
+            return check_escaped(d, d->buf + q + 1, end - q - 1);
+    }
+    return bad_string(d, d->len, "string not found in the input");
+}
+
+/* The common case inline: a raw string in a body that is valid UTF-8 (a
+ * pointer below buf wraps around to a large difference). */
+static inline int check_string(struct r2m_json_doc *d, const unsigned char *s, size_t len)
+{
+    if (d->text_ok && (uintptr_t)s - (uintptr_t)d->buf <= d->len)
+        return 1;
+    return check_string_slow(d, s, len);
+}
+
 static int cb_string(void *ctx, const unsigned char *s, size_t len)
 {
     struct r2m_json_doc *d = ctx;
-    if (!count_node(d))
+    if (!count_node(d) || !check_string(d, s, len))
         return 0;
     if (len > UINT32_MAX)
         return stop(d, R2M_E_TOO_BIG);
@@ -568,6 +696,8 @@ static int cb_string(void *ctx, const unsigned char *s, size_t len)
 static int cb_map_key(void *ctx, const unsigned char *s, size_t len)
 {
     struct r2m_json_doc *d = ctx;
+    if (!check_string(d, s, len))
+        return 0;
     if (len > UINT32_MAX)
         return stop(d, R2M_E_TOO_BIG);
     char *p = arena_strdup(d, s, len);
@@ -616,7 +746,7 @@ static int end_items(struct r2m_json_doc *d)
 {
     struct frame *f = &d->frames[d->nframes - 1];
     struct r2m_json v = {.type = f->type, .n = 0, .u.items = NULL};
-    if (f->type == R2M_JSON_OBJECT) {
+    if (f->type == R2M_JSON_OBJECT && d->nmems > f->start) { /* mems is NULL until used */
         long dup = sort_members(d->mems + f->start, d->nmems - f->start);
         if (dup >= 0) {
             d->dup_key = d->mems[f->start + (size_t)dup].key;
@@ -808,6 +938,7 @@ static int parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r
     doc->fn_failed = 0;
     doc->dup_key = NULL;
     doc->dup_len = 0;
+    doc->bad_what[0] = '\0';
     doc->on_path = 0;
 
     size_t i = 0;
@@ -826,14 +957,31 @@ static int parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r
         goto out;
     }
     yajl_config(h, yajl_allow_comments, 0);
+    yajl_config(h, yajl_dont_validate_strings, 1); /* check_string does it, strictly */
+    doc->buf = buf;
+    doc->len = len;
+    doc->h = h;
+    doc->completing = 0;
+    doc->root_end = len;
+    doc->text_ok = r2m_utf8_check(buf, len, NULL) == 0;
 
     int at_end = 0;
     yajl_status st = yajl_parse(h, (const unsigned char *)buf, len);
     if (st == yajl_status_ok) {
         at_end = 1;
+        doc->completing = 1;
         st = yajl_complete_parse(h);
     }
     if (st == yajl_status_ok) {
+        /* yajl takes an unterminated string after the root value for an
+         * incomplete token and reports success: `{"a":1}"x` would pass */
+        for (i = doc->root_end; i < len && is_ws(buf[i]);)
+            i++;
+        if (i < len) {
+            rc = R2M_E_JSON_SYNTAX;
+            set_err(err, errlen, "invalid JSON at byte %zu: trailing garbage", i);
+            goto out;
+        }
         *root = &doc->root;
         goto out;
     }
@@ -853,6 +1001,12 @@ static int parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r
         goto out;
     }
     switch (rc) {
+    case R2M_E_JSON_SYNTAX:
+        if (doc->bad_what[0])
+            set_err(err, errlen, "invalid JSON at byte %zu: %s", doc->bad_at, doc->bad_what);
+        else
+            set_err(err, errlen, "invalid JSON at byte %zu", at);
+        break;
     case R2M_E_JSON_DEPTH:
         set_err(err, errlen, "JSON nested deeper than %u levels at byte %zu", doc->lim.max_depth,
                 at);
@@ -878,6 +1032,8 @@ static int parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r
     }
 
 out:
+    doc->h = NULL;
+    doc->buf = NULL;
     if (h)
         yajl_free(h);
     if (rc)

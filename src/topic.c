@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "r2m/error.h"
+#include "r2m/utf8.h"
 
 /* Longest {/pointer} accepted; check and expand share it so that a template
  * accepted at configuration time can always be expanded. */
@@ -127,14 +128,33 @@ static int put_json_scalar(struct r2m_buf *out, const struct r2m_json *v)
     }
 }
 
-static int put_value(struct r2m_buf *out, const char *s)
+/* n = 0: a C string. */
+static int put_value(struct r2m_buf *out, const char *s, size_t n)
 {
-    if (!s || !*s)
+    if (s && !n)
+        n = strlen(s);
+    if (!n)
         return R2M_E_TOPIC;
-    return r2m_topic_escape(out, s, strlen(s));
+    return r2m_topic_escape(out, s, n);
 }
 
+static int expand(const char *tmpl, const struct r2m_topic_vars *v, struct r2m_buf *out);
+
 int r2m_topic_expand(const char *tmpl, const struct r2m_topic_vars *v, struct r2m_buf *out)
+{
+    size_t start = out->len;
+    int r = expand(tmpl, v, out);
+    /* cheap next to the expansion: a topic is short and mostly ASCII */
+    if (!r && out->len > start && r2m_utf8_check(out->data + start, out->len - start, NULL))
+        r = R2M_E_TOPIC;
+    if (r && out->data) {
+        out->len = start;
+        out->data[start] = '\0';
+    }
+    return r;
+}
+
+static int expand(const char *tmpl, const struct r2m_topic_vars *v, struct r2m_buf *out)
 {
     char ptr[POINTER_MAX + 1];
     const char *lit = tmpl;
@@ -153,11 +173,11 @@ int r2m_topic_expand(const char *tmpl, const struct r2m_topic_vars *v, struct r2
             /* the prefix is configuration, not data: it may contain '/' levels */
             r = v->prefix ? r2m_buf_puts(out, v->prefix) : R2M_E_TOPIC;
         else if (n == 8 && !strncmp(name, "endpoint", 8))
-            r = put_value(out, v->endpoint);
+            r = put_value(out, v->endpoint, 0);
         else if (n == 3 && !strncmp(name, "key", 3))
-            r = put_value(out, v->key);
+            r = put_value(out, v->key, v->key_len);
         else if (n == 2 && !strncmp(name, "op", 2))
-            r = put_value(out, v->op);
+            r = put_value(out, v->op, 0);
         else if (name[0] == '/' && (size_t)n < sizeof ptr) {
             memcpy(ptr, name, (size_t)n);
             ptr[n] = '\0';

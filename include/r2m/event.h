@@ -23,6 +23,7 @@ struct r2m_event {
     const char *type;   /* "rest2mqtt.document.changed", "rest2mqtt.item.updated"... */
     const char *op;     /* "changed", "created", "updated", "deleted" */
     const char *key;    /* subject; NULL for documents */
+    size_t key_len;     /* bytes of key, which may hold NUL; 0: strlen(key) */
     const char *before; /* canonical JSON or NULL (absent) */
     size_t before_len;
     const char *after; /* canonical JSON or NULL */
@@ -36,12 +37,17 @@ struct r2m_event {
 };
 
 /* Fills id from the identity of the change. epoch distinguishes state
- * lifetimes (a new state store starts a new epoch). */
+ * lifetimes (a new state store starts a new epoch). key is key_len bytes
+ * and may hold NUL (key_len 0: strlen(key)); NULL for documents. */
 void r2m_event_id(char id[17], uint64_t epoch, const char *endpoint, const char *key,
-                  const char *op, struct r2m_fp before, struct r2m_fp after, uint64_t seq);
+                  size_t key_len, const char *op, struct r2m_fp before, struct r2m_fp after,
+                  uint64_t seq);
 
 /* Appends the event as one line of JSON (no trailing newline). before/after
- * that are NULL are written as null. */
+ * that are NULL are written as null. The text is checked to be valid UTF-8
+ * (the fragments and keys from the JSON layer always are; the check guards
+ * against a bug or an invalid configured value): if it is not, R2M_E_INVALID
+ * and out is left as it was, so no such event is ever queued. */
 int r2m_event_render(const struct r2m_event *ev, struct r2m_buf *out);
 
 /* RFC 3339 UTC with milliseconds, "2026-11-27T08:15:02.113Z" (24 chars + NUL). */

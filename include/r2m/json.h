@@ -71,11 +71,18 @@ void r2m_json_doc_set_depth(struct r2m_json_doc *doc, unsigned max_depth);
 
 /* Parses len bytes of buf (no NUL terminator needed; JSON comments are
  * rejected). On success *root points into doc and stays valid until the next
- * parse or free of doc. Errors: R2M_E_JSON_SYNTAX (err names the byte offset
- * and what was found, e.g. "invalid JSON at byte 17: unexpected character
- * '<'"), R2M_E_JSON_DEPTH, R2M_E_JSON_NODES, R2M_E_JSON_DUPKEY (err names the
- * key), R2M_E_NOMEM (R2M_E_TOO_BIG for a single string over 4 GiB). err may be
- * NULL; it is always NUL-terminated otherwise (empty on success). */
+ * parse or free of doc. Text has one rule: every string and member name must
+ * be valid UTF-8 (r2m_utf8_check) and every \u escape a Unicode scalar
+ * value (a surrogate only as a high + low pair, which decodes to its 4-byte
+ * UTF-8); anything else is invalid JSON, never replaced. So every string in
+ * the tree, and the canonical text, is valid UTF-8. Errors:
+ * R2M_E_JSON_SYNTAX (err names the byte offset and what was found, e.g.
+ * "invalid JSON at byte 17: unexpected character '<'", "invalid JSON at byte
+ * 17: lone UTF-16 surrogate \ud800", "invalid JSON at byte 3: invalid
+ * UTF-8, overlong encoding"), R2M_E_JSON_DEPTH, R2M_E_JSON_NODES,
+ * R2M_E_JSON_DUPKEY (err names the key), R2M_E_NOMEM (R2M_E_TOO_BIG for a
+ * single string over 4 GiB). err may be NULL; it is always NUL-terminated
+ * otherwise (empty on success). */
 int r2m_json_parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r2m_json **root,
                    char *err, size_t errlen);
 

@@ -24,6 +24,8 @@ struct r2m_topic_vars {
     const char *key;       /* NULL outside collections */
     const char *op;        /* "changed", "created", "updated", "deleted" */
     struct r2m_json *item; /* root for {/pointer}; may be NULL */
+    size_t key_len;        /* bytes of key, which may hold NUL (a key from
+                              "a\u0000b" is 3 bytes, never "a"); 0: strlen(key) */
 };
 
 /* Validates a template: balanced braces, known placeholders, valid pointers,
@@ -32,7 +34,10 @@ struct r2m_topic_vars {
  * R2M_E_TOPIC with a message in err. */
 int r2m_topic_check(const char *tmpl, int allow_key, char *err, size_t errlen);
 
-/* Appends the expanded topic to out (out is not reset first). */
+/* Appends the expanded topic to out (out is not reset first). The result is
+ * checked to be valid UTF-8 (data from the JSON layer always is; the check
+ * guards against a bug or an invalid configured value): if it is not,
+ * R2M_E_TOPIC and out is left as it was, so no such topic is ever queued. */
 int r2m_topic_expand(const char *tmpl, const struct r2m_topic_vars *v, struct r2m_buf *out);
 
 /* Appends s[0..n) percent-encoded by the rule above. */

@@ -572,6 +572,43 @@ def collection_failed_polls_delete_nothing(t):
 
 
 @case
+def collection_invalid_text_fails_the_poll(t):
+    """One rule for text that is not Unicode: a lone surrogate escape in the
+    API's JSON is invalid JSON. The poll fails naming the byte offset, nothing
+    is published, nothing is deleted (the broken body also lacks item 1), and
+    the next valid body is diffed against the snapshot from before it."""
+    broker, sub, api = stack(t)
+    items = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    good = api.set("/items", Reply.json(body(items), label="good"))
+    br = launch(t, broker, t.config(broker.port, [coll_endpoint(api, "items")]), "bridge")
+    api.wait_requests("/items", 2, reply=good, finished=True)
+    t.settle(api, ["/items"], alive=(br,))
+    assert_no_events(sub, "baseline")
+
+    broken = '{"data":[{"id":2,"name":"b\\ud800"}]}'
+    at = broken.index("\\ud800")
+    mark = len(br.log_lines())
+    bad = api.set("/items", Reply.raw(broken, label="lone surrogate"))
+    api.wait_requests("/items", 1, reply=bad, finished=True, timeout=10)
+    line = br.wait_log("endpoint=items", after=mark)
+    check("invalid JSON at byte %d: lone UTF-16 surrogate" % at in line and "ud800" in line,
+          "the failed poll names the byte offset %d and the lone surrogate: %s", at, line)
+    time.sleep(GRACE_S)
+    br.assert_alive()
+    assert_no_events(sub, "a body with a lone surrogate")
+
+    fixed = [{"id": 1, "name": "a"}, {"id": 2, "name": "b2"}]
+    r = api.set("/items", Reply.json(body(fixed), label="fixed"))
+    msgs = wait_items(t, sub, api, {"/items": r}, 1, "the fixed body", (br,))
+    check_sequence(msgs, [(item_topic("items", "2", "updated"), "rest2mqtt.item.updated", "2",
+                           "patch", [{"op": "replace", "path": "/name", "value": "b2"}])],
+                   "the fixed body against the snapshot from before the broken one")
+    check_json(msgs[0].json()["data"].get("before"), {"id": 2, "name": "b"},
+               "data.before is the item from before the broken body")
+    br.stop()
+
+
+@case
 def collection_payload_and_initial(t):
     broker, sub, api = stack(t)
 

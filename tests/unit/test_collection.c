@@ -209,6 +209,11 @@ static void failed_polls_delete_nothing(void **state)
         {"{\"data\":[{\"id\":\"\"}]}", R2M_E_INVALID, "empty string"},
         {"{\"data\":[{\"id\":1},{\"id\":2},{\"id\":1.0}]}", R2M_E_INVALID,
          "duplicate key \"1\" in items 0 and 2 of /data"},
+        /* text that is not Unicode is invalid JSON, wherever it is */
+        {"{\"data\":[{\"id\":1},{\"id\":\"\\ud800\"}]}", R2M_E_JSON_SYNTAX,
+         "invalid JSON at byte 25: lone UTF-16 surrogate \\ud800"},
+        {"{\"data\":[{\"id\":1,\"n\":\"\xc0\xaf\"},{\"id\":2}]}", R2M_E_JSON_SYNTAX,
+         "invalid JSON at byte 22: invalid UTF-8, overlong encoding"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int r = feed(f, bad[i].body);
@@ -219,6 +224,50 @@ static void failed_polls_delete_nothing(void **state)
     assert_int_equal(f->sink.n, 0);
     /* the snapshot survived: the same list is still no change */
     assert_int_equal(ok(f, "{\"data\":[{\"id\":2},{\"id\":1}]}"), 0);
+}
+
+/* The event id of a recorded message. */
+static void id_of(const struct msg *m, char id[17])
+{
+    const char *p = strstr(m->payload, "\"id\":\"");
+    assert_non_null(p);
+    memcpy(id, p + 6, 16);
+    id[16] = '\0';
+}
+
+/* A key is bytes with a length, never a C string: "a\u0000b" and "a" are
+ * two items with their own topic, subject and id. */
+static void keys_that_differ_after_a_nul_stay_apart(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":\"a\\u0000b\",\"v\":1},{\"id\":\"a\",\"v\":1}]}"),
+                     0);
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":\"a\",\"v\":2},{\"id\":\"a\\u0000b\",\"v\":2}]}"),
+                     2);
+    assert_string_equal(f->sink.m[0].topic, "r2m/shipments/a/updated");
+    has(&f->sink.m[0], "\"subject\":\"a\",");
+    has(&f->sink.m[0], "\"key\":\"a\",");
+    assert_string_equal(f->sink.m[1].topic, "r2m/shipments/a%00b/updated");
+    has(&f->sink.m[1], "\"subject\":\"a\\u0000b\",");
+    has(&f->sink.m[1], "\"key\":\"a\\u0000b\",");
+    char id0[17], id1[17];
+    id_of(&f->sink.m[0], id0);
+    id_of(&f->sink.m[1], id1);
+    assert_string_not_equal(id0, id1);
+    /* deleting one leaves the other */
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":\"a\",\"v\":2}]}"), 1);
+    assert_string_equal(f->sink.m[2].topic, "r2m/shipments/a%00b/deleted");
+}
+
+static void member_names_that_differ_after_a_nul_stay_apart(void **state)
+{
+    struct fixture *f = *state;
+    f->ep.items = "";
+    f->ep.n_key = 0;
+    assert_int_equal(ok(f, "{\"x\\u0000y\":{\"v\":1},\"x\":{\"v\":1}}"), 0);
+    assert_int_equal(ok(f, "{\"x\\u0000y\":{\"v\":2},\"x\":{\"v\":1}}"), 1);
+    assert_string_equal(f->sink.m[0].topic, "r2m/shipments/x%00y/updated");
+    has(&f->sink.m[0], "\"subject\":\"x\\u0000y\",");
 }
 
 static void composite_keys(void **state)
@@ -613,6 +662,54 @@ static void many_polls_share_compact_persist_and_restore(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static int count_rows(void *ctx, const char *key, size_t key_len, struct r2m_fp fp,
+                      const char *body, size_t body_len)
+{
+    (void)key, (void)key_len, (void)fp, (void)body, (void)body_len;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* A state file from before invalid text was refused may hold items whose
+ * key or text is not UTF-8: they are forgotten at restore (and removed from
+ * the store), so polls go on instead of failing on them for good. */
+static void stored_items_with_invalid_text_are_forgotten(void **state)
+{
+    struct fixture *f = *state;
+    char dir[] = "/tmp/r2m-test-coll-XXXXXX", path[64], err[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/state.db", dir);
+    struct r2m_store *st;
+    assert_int_equal(r2m_store_open(&st, path, err, sizeof err), 0);
+    struct r2m_fp fp = {1, 2};
+    assert_int_equal(r2m_store_begin(st), 0);
+    assert_int_equal(r2m_store_endpoint_put(st, "shipments", fp, 5, NULL, 0, fp), 0);
+    struct r2m_fp fp1 = r2m_json_fingerprint("{\"id\":1}", 8);
+    assert_int_equal(r2m_store_item_put(st, "shipments", "1", 1, fp1, "{\"id\":1}", 8), 0);
+    assert_int_equal(
+        r2m_store_item_put(st, "shipments", "2", 1, fp, "{\"id\":2,\"s\":\"\xed\xb0\x80\"}", 18),
+        0);
+    assert_int_equal(r2m_store_item_put(st, "shipments", "\xc0\xaf", 2, fp, "{\"id\":3}", 8), 0);
+    assert_int_equal(r2m_store_commit(st), 0);
+
+    struct r2m_store_endpoint row;
+    assert_int_equal(r2m_store_endpoint_get(st, "shipments", &row), 0);
+    assert_int_equal(r2m_poller_collection.restore(f->state, &f->ep, st, &row), 0);
+    free(row.doc);
+    free(row.etag);
+    free(row.last_modified);
+    int rows = 0;
+    assert_int_equal(r2m_store_items(st, "shipments", count_rows, &rows), 0);
+    assert_int_equal(rows, 1); /* only item 1 is left in the store */
+    r2m_store_close(st);
+    /* item 1 unchanged, item 2 is back (created), nothing else happens */
+    assert_int_equal(ok(f, "{\"data\":[{\"id\":1},{\"id\":2,\"s\":\"x\"}]}"), 1);
+    assert_string_equal(f->sink.m[0].topic, "r2m/shipments/2/created");
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -621,6 +718,8 @@ int main(void)
         T(reorder_keys_and_ignored_fields_produce_nothing),
         T(legitimate_empty_list_deletes_everything),
         T(failed_polls_delete_nothing),
+        T(keys_that_differ_after_a_nul_stay_apart),
+        T(member_names_that_differ_after_a_nul_stay_apart),
         T(composite_keys),
         T(object_of_items_keyed_by_member_name),
         T(payload_modes),
@@ -636,6 +735,7 @@ int main(void)
         T(same_bytes_are_not_parsed_again),
         T(pages_make_one_snapshot),
         T(many_polls_share_compact_persist_and_restore),
+        T(stored_items_with_invalid_text_are_forgotten),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -155,6 +155,9 @@ static void failed_parse_keeps_snapshot(void **state)
     assert_true(f->err[0] != '\0');
     assert_int_equal(feed(f, "<html><body>Service Unavailable</body></html>"), R2M_E_JSON_SYNTAX);
     assert_int_equal(feed(f, ""), R2M_E_JSON_SYNTAX);
+    assert_int_equal(feed(f, "{\"stops\":\"\\ud800\"}"), R2M_E_JSON_SYNTAX);
+    assert_string_equal(f->err, "invalid JSON at byte 10: lone UTF-16 surrogate \\ud800");
+    assert_int_equal(feed(f, "{\"stops\":\"\xc0\xaf\"}"), R2M_E_JSON_SYNTAX);
     assert_int_equal(f->sink.n, 0);
     /* the same document again after the failures: still nothing */
     assert_int_equal(feed(f, "{\"stops\":3}"), 0);
@@ -220,6 +223,21 @@ static void topic_pointer_from_document(void **state)
     assert_int_equal(f->sink.n, 1);
 }
 
+/* A snapshot stored before invalid text was refused: the next poll is a
+ * new baseline, not a failure for good. */
+static void stored_snapshot_with_invalid_text_is_a_new_baseline(void **state)
+{
+    struct fixture *f = *state;
+    static char doc[] = "{\"s\":\"\xed\xa0\x80\"}";
+    struct r2m_store_endpoint row = {
+        .found = 1, .seq = 4, .has_doc = 1, .doc = doc, .doc_len = sizeof doc - 1};
+    assert_int_equal(r2m_poller_document.restore(f->state, &f->ep, NULL, &row), 0);
+    assert_int_equal(feed(f, "{\"s\":\"ok\"}"), 0);
+    assert_int_equal(f->sink.n, 0);
+    assert_int_equal(feed(f, "{\"s\":\"changed\"}"), 0);
+    assert_int_equal(f->sink.n, 1);
+}
+
 static void identical_body_skips_parsing_but_not_after_a_failure(void **state)
 {
     struct fixture *f = *state;
@@ -242,11 +260,16 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(first_poll_is_silent_baseline),       T(change_emits_one_event),
-        T(equivalent_spellings_emit_nothing),   T(failed_parse_keeps_snapshot),
-        T(full_outbox_does_not_advance),        T(ids_differ_between_changes),
-        T(emit_initial_reports_first_document), T(topic_pointer_from_document),
+        T(first_poll_is_silent_baseline),
+        T(change_emits_one_event),
+        T(equivalent_spellings_emit_nothing),
+        T(failed_parse_keeps_snapshot),
+        T(full_outbox_does_not_advance),
+        T(ids_differ_between_changes),
+        T(emit_initial_reports_first_document),
+        T(topic_pointer_from_document),
         T(identical_body_skips_parsing_but_not_after_a_failure),
+        T(stored_snapshot_with_invalid_text_is_a_new_baseline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -382,7 +382,7 @@ static const struct id_input base = {
 
 static void id_of(const struct id_input *in, char id[17])
 {
-    r2m_event_id(id, in->epoch, in->endpoint, in->key, in->op, in->before, in->after, in->seq);
+    r2m_event_id(id, in->epoch, in->endpoint, in->key, 0, in->op, in->before, in->after, in->seq);
 }
 
 static void assert_id_shape(const char *id)
@@ -499,6 +499,52 @@ static void test_ids_of_consecutive_changes_do_not_collide(void **state)
     free(seen);
 }
 
+/* ---- keys with NUL, the UTF-8 guard ---------------------------------------- */
+
+static void test_a_key_with_a_nul_is_its_own_subject_and_id(void **state)
+{
+    (void)state;
+    struct r2m_event ev = item_event();
+    ev.key = "a\0b";
+    ev.key_len = 3;
+    struct r2m_buf b;
+    r2m_buf_init(&b, 1 << 16);
+    assert_int_equal(r2m_event_render(&ev, &b), 0);
+    assert_non_null(strstr(b.data, "\"subject\":\"a\\u0000b\","));
+    assert_non_null(strstr(b.data, "\"key\":\"a\\u0000b\","));
+    r2m_buf_free(&b);
+
+    struct r2m_fp z = {0, 0};
+    char with_nul[17], cut[17], plain[17], plain0[17];
+    r2m_event_id(with_nul, 1, "e", "a\0b", 3, "updated", z, z, 1);
+    r2m_event_id(cut, 1, "e", "a", 1, "updated", z, z, 1);
+    assert_string_not_equal(with_nul, cut);
+    /* a key without NUL keeps the id it always had (key_len 0 = strlen) */
+    r2m_event_id(plain, 1, "e", "sensor-7", 8, "updated", z, z, 1);
+    r2m_event_id(plain0, 1, "e", "sensor-7", 0, "updated", z, z, 1);
+    assert_string_equal(plain, plain0);
+}
+
+static void test_an_event_that_is_not_utf8_is_never_rendered(void **state)
+{
+    (void)state;
+    struct r2m_buf b;
+    r2m_buf_init(&b, 1 << 16);
+    assert_int_equal(r2m_buf_puts(&b, "kept"), 0);
+    struct r2m_event ev = item_event();
+    set_after(&ev, "{\"s\":\"\xed\xa0\x80\"}");
+    assert_int_equal(r2m_event_render(&ev, &b), R2M_E_INVALID);
+    ev = item_event();
+    ev.key = "\xc0\xaf";
+    assert_int_equal(r2m_event_render(&ev, &b), R2M_E_INVALID);
+    ev = item_event();
+    ev.instance = "\xff";
+    assert_int_equal(r2m_event_render(&ev, &b), R2M_E_INVALID);
+    assert_string_equal(b.data, "kept"); /* nothing of them was left behind */
+    assert_int_equal(b.len, 4);
+    r2m_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +559,8 @@ int main(void)
         cmocka_unit_test(test_strings_are_json_quoted_including_inside_source),
         cmocka_unit_test(test_every_event_line_is_valid_json),
         cmocka_unit_test(test_a_buffer_too_small_for_the_event_is_reported),
+        cmocka_unit_test(test_a_key_with_a_nul_is_its_own_subject_and_id),
+        cmocka_unit_test(test_an_event_that_is_not_utf8_is_never_rendered),
         cmocka_unit_test(test_time_is_rfc3339_utc_with_milliseconds),
         cmocka_unit_test(test_time_at_the_ends_of_the_range_stays_in_its_buffer),
         cmocka_unit_test(test_an_id_is_16_lowercase_hex_digits),

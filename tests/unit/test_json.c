@@ -483,6 +483,17 @@ static void test_syntax_errors(void **state)
     /* truncation is reported at the end of the input */
     assert_int_equal(parse_rc(f, "{\"a\":[1,2", 9), R2M_E_JSON_SYNTAX);
     assert_string_equal(f->err, "invalid JSON at byte 9: unexpected end of input");
+    /* an unterminated string after the root: yajl alone accepted these */
+    static const char *const tails[] = {"{\"a\":1}\"x", "[1] \"", "2\"abc", "\"s\" \"t",
+                                        "null\n\"\\\""};
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+        assert_int_equal(parse_rc(f, tails[i], strlen(tails[i])), R2M_E_JSON_SYNTAX);
+        assert_non_null(strstr(f->err, "trailing garbage"));
+    }
+    assert_int_equal(parse_rc(f, "{\"a\":1}  \"x", 11), R2M_E_JSON_SYNTAX);
+    assert_string_equal(f->err, "invalid JSON at byte 9: trailing garbage");
+    assert_int_equal(parse_rc(f, "12 \r\n\t ", 7), 0);
+    assert_int_equal(parse_rc(f, "\"s\" ", 4), 0);
     /* a buffer without a NUL after it (length is respected) */
     assert_int_equal(parse_rc(f, "[1,2]]]", 5), 0);
     assert_int_equal(parse_rc(f, "[1,2]]]", 6), R2M_E_JSON_SYNTAX);
@@ -530,7 +541,77 @@ static void test_invalid_utf8(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(parse_rc(f, bad[i], strlen(bad[i])), R2M_E_JSON_SYNTAX);
-    assert_non_null(strstr(f->err, "UTF8"));
+    assert_non_null(strstr(f->err, "invalid UTF-8"));
+}
+
+/* One rule for text that is not Unicode: invalid UTF-8 bytes and surrogate
+ * escapes that are not a high + low pair fail the parse like any other
+ * invalid JSON, with the offset of the offending byte or escape; nothing is
+ * replaced. Strings and member names alike, in both entry points. */
+static const struct {
+    const char *text;
+    const char *err;
+} bad_text[] = {
+    {"[\"ok\",\"\\ud800\"]", "invalid JSON at byte 7: lone UTF-16 surrogate \\ud800"},
+    {"[\"ok\",\"\\udbff\"]", "invalid JSON at byte 7: lone UTF-16 surrogate \\udbff"},
+    {"[\"ok\",\"\\udc00\"]", "invalid JSON at byte 7: lone UTF-16 surrogate \\udc00"},
+    {"[\"ok\",\"ab\\uDFFF\"]", "invalid JSON at byte 9: lone UTF-16 surrogate \\uDFFF"},
+    {"[\"\\ud800\\u0041\"]", "invalid JSON at byte 2: lone UTF-16 surrogate \\ud800"},
+    {"[\"\\ud800\\ud800\"]", "invalid JSON at byte 2: lone UTF-16 surrogate \\ud800"},
+    {"[\"\\ud800x\\udc00\"]", "invalid JSON at byte 2: lone UTF-16 surrogate \\ud800"},
+    {"[\"\\ud800\\n\"]", "invalid JSON at byte 2: lone UTF-16 surrogate \\ud800"},
+    {"[\"\\ude00\\ud83d\"]", "invalid JSON at byte 2: lone UTF-16 surrogate \\ude00"},
+    {"[\"\\ud83d\\ude00\\ud83d\"]", "invalid JSON at byte 14: lone UTF-16 surrogate \\ud83d"},
+    {"[\"\\\\\\ud800\"]", "invalid JSON at byte 4: lone UTF-16 surrogate \\ud800"},
+    {"[\"\\\"\xc0\xaf\"]", "invalid JSON at byte 4: invalid UTF-8, overlong encoding"},
+    {"[\"\xc0\xaf\"]", "invalid JSON at byte 2: invalid UTF-8, overlong encoding"},
+    {"[\"x\xe0\x80\xaf\"]", "invalid JSON at byte 3: invalid UTF-8, overlong encoding"},
+    {"[\"\xed\xa0\x80\"]", "invalid JSON at byte 2: invalid UTF-8, UTF-16 surrogate encoded as "
+                           "UTF-8"},
+    {"[\"\\n\xed\xb0\x80\"]", "invalid JSON at byte 4: invalid UTF-8, UTF-16 surrogate encoded "
+                              "as UTF-8"},
+    {"[\"\xf4\x90\x80\x80\"]", "invalid JSON at byte 2: invalid UTF-8, code point above U+10FFFF"},
+    {"[\"\xf5\x80\x80\x80\"]", "invalid JSON at byte 2: invalid UTF-8, byte never used in UTF-8 "
+                               "(F5..FF)"},
+    {"[\"ab\x80\"]", "invalid JSON at byte 4: invalid UTF-8, stray continuation byte"},
+    {"[\"\xe2\x82\"]", "invalid JSON at byte 2: invalid UTF-8, truncated sequence"},
+    /* member names */
+    {"{\"\\ud800\":1}", "invalid JSON at byte 2: lone UTF-16 surrogate \\ud800"},
+    {"{\"ok\":1,\"\xc0\xaf\":2}", "invalid JSON at byte 9: invalid UTF-8, overlong encoding"},
+    {"{\"a\":{\"b\\udc00\":1}}", "invalid JSON at byte 8: lone UTF-16 surrogate \\udc00"},
+    /* a top-level string */
+    {"\"\\ud800\"", "invalid JSON at byte 1: lone UTF-16 surrogate \\ud800"},
+};
+
+static void test_invalid_text_refused(void **state)
+{
+    struct fixture *f = *state;
+    for (size_t i = 0; i < sizeof bad_text / sizeof bad_text[0]; i++) {
+        const char *t = bad_text[i].text;
+        if (parse_rc(f, t, strlen(t)) != R2M_E_JSON_SYNTAX)
+            fail_msg("case %zu accepted: %s", i, t);
+        if (strcmp(f->err, bad_text[i].err) != 0)
+            fail_msg("case %zu: error \"%s\", expected \"%s\"", i, f->err, bad_text[i].err);
+    }
+}
+
+static void test_surrogate_pairs(void **state)
+{
+    struct fixture *f = *state;
+    /* a valid pair is the 4-byte UTF-8 of its code point, in strings and keys */
+    assert_same(f, "[\"\\ud83d\\ude00\"]", "[\"\xf0\x9f\x98\x80\"]");
+    assert_same(f, "{\"\\uD83D\\uDE00\":1}", "{\"\xf0\x9f\x98\x80\":1}");
+    assert_same(f, "\"\\udbff\\udfff\"", "\"\xf4\x8f\xbf\xbf\"");
+    assert_same(f, "\"\\ud800\\udc00\"", "\"\xf0\x90\x80\x80\"");
+    /* the neighbours of the surrogate range are ordinary code points */
+    assert_same(f, "\"\\ud7ff\\ue000\"", "\"\xed\x9f\xbf\xee\x80\x80\"");
+    /* escaped quotes and backslashes before a string's escapes */
+    assert_same(f, "[\"\\\"\\\\\",\"\\\\\\\"\\ud83d\\ude00\"]",
+                "[\"\\\"\\\\\",\"\\\\\\\"\xf0\x9f\x98\x80\"]");
+    /* the two lone surrogates that yajl alone turned into the same '?' */
+    struct r2m_json *root;
+    assert_int_equal(r2m_json_parse(f->doc, "\"\\ud800\"", 8, &root, NULL, 0), R2M_E_JSON_SYNTAX);
+    assert_int_equal(r2m_json_parse(f->doc, "\"\\udbff\"", 8, &root, NULL, 0), R2M_E_JSON_SYNTAX);
 }
 
 static void test_error_buffer(void **state)
@@ -905,6 +986,9 @@ static void test_items_at_root(void **state)
     struct seen c;
     seen_init(&c);
     struct r2m_json *root;
+    /* an empty object first, on a fresh doc (found by fuzz_json under UBSan) */
+    assert_int_equal(stream(f, &c, "{}", "", &root), 0);
+    assert_int_equal(c.n, 0);
     assert_int_equal(
         stream(f, &c, " [1, {\"b\":2,\"a\":1.0}, \"x\\u00e9\", [true,[]], null] ", "", &root), 0);
     assert_string_equal(c.out.data, "0:1;1:{\"a\":1,\"b\":2};2:\"x\xc3\xa9\";3:[true,[]];4:null;");
@@ -1026,6 +1110,21 @@ static void test_items_refusals(void **state)
     assert_int_equal(stream(f, &c, "{\"data\":[1,2,x", "/data", &root), R2M_E_JSON_SYNTAX);
     assert_int_equal(c.n, 2);
     assert_non_null(strstr(f->err, "invalid JSON at byte"));
+    /* the one rule for invalid text holds while streaming, inside items and
+     * around them */
+    for (size_t i = 0; i < sizeof bad_text / sizeof bad_text[0]; i++) {
+        assert_int_equal(stream(f, &c, bad_text[i].text, "", &root), R2M_E_JSON_SYNTAX);
+        assert_string_equal(f->err, bad_text[i].err);
+        assert_null(root);
+    }
+    assert_int_equal(stream(f, &c, "{\"data\":[1,\"\\udc00\"]}", "/data", &root),
+                     R2M_E_JSON_SYNTAX);
+    assert_string_equal(f->err, "invalid JSON at byte 12: lone UTF-16 surrogate \\udc00");
+    assert_int_equal(stream(f, &c, "{\"d\\ud800\":[],\"data\":[1]}", "/data", &root),
+                     R2M_E_JSON_SYNTAX);
+    assert_int_equal(stream(f, &c, "{\"data\":[1],\"n\":\"\xed\xa0\x80\"}", "/data", &root),
+                     R2M_E_JSON_SYNTAX);
+    assert_non_null(strstr(f->err, "at byte 17: invalid UTF-8"));
     /* the callback stops the parse */
     c.fail_at = 2;
     assert_int_equal(stream(f, &c, "{\"data\":[1,[2],{\"x\":3},4],\"next\":1}", "/data", &root),
@@ -1141,6 +1240,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_comments_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_utf8, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_text_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_surrogate_pairs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_buffer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pointer, setup, teardown),
         cmocka_unit_test(test_pointer_check),

@@ -288,7 +288,7 @@ static void test_a_pointer_the_expansion_cannot_hold_is_refused_at_check_time(vo
         struct r2m_json *item;
         assert_int_equal(r2m_json_doc_new(&doc, NULL), 0);
         assert_int_equal(r2m_json_parse(doc, json, strlen(json), &item, NULL, 0), 0);
-        struct r2m_topic_vars v = {"p", "e", "k", "updated", item};
+        struct r2m_topic_vars v = {"p", "e", "k", "updated", item, 0};
         struct r2m_buf b;
         r2m_buf_init(&b, 4096);
         if (r2m_topic_expand(tmpl, &v, &b) != 0)
@@ -460,6 +460,43 @@ static void test_data_cannot_inject_levels_or_wildcards(void **state)
     assert_expands_to("{key}", &v, "..%252F..");
 }
 
+/* A key is key_len bytes: one that differs after a NUL gets its own topic. */
+static void test_a_key_is_bytes_with_a_length(void **state)
+{
+    struct fixture *f = *state;
+    struct r2m_topic_vars v = f->vars;
+    v.key = "a\0b";
+    v.key_len = 3;
+    assert_expands_to("{endpoint}/{key}", &v, "sensors/a%00b");
+    v.key_len = 0; /* 0: a C string */
+    assert_expands_to("{endpoint}/{key}", &v, "sensors/a");
+}
+
+/* The last guard: a topic that would not be valid UTF-8 is never built
+ * (the JSON layer never hands over such text; a configured value might). */
+static void test_a_topic_that_is_not_utf8_is_never_built(void **state)
+{
+    struct fixture *f = *state;
+    struct r2m_topic_vars v = f->vars;
+    v.key = "ok\xc0\xaf";
+    assert_expand_fails("{prefix}/{key}", &v);
+    v = f->vars;
+    v.endpoint = "\xed\xa0\x80";
+    assert_expand_fails("{endpoint}", &v);
+    v = f->vars;
+    v.prefix = "p\xff";
+    /* nothing of the failed topic is left in the buffer */
+    struct r2m_buf b;
+    r2m_buf_init(&b, 4096);
+    assert_int_equal(r2m_buf_puts(&b, "kept"), 0);
+    assert_int_equal(r2m_topic_expand("{prefix}/x", &v, &b), R2M_E_TOPIC);
+    assert_string_equal(b.data, "kept");
+    assert_int_equal(b.len, 4);
+    r2m_buf_free(&b);
+    v.key = "caf\xc3\xa9 \xf0\x9f\x98\x80";
+    assert_expands_to("{key}", &v, "caf\xc3\xa9 \xf0\x9f\x98\x80");
+}
+
 static void test_a_missing_or_empty_variable_is_an_error(void **state)
 {
     struct fixture *f = *state;
@@ -552,6 +589,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_value_that_cannot_name_a_topic_is_an_error,
                                         setup_item, teardown_item),
         cmocka_unit_test_setup_teardown(test_data_cannot_inject_levels_or_wildcards, setup_item,
+                                        teardown_item),
+        cmocka_unit_test_setup_teardown(test_a_key_is_bytes_with_a_length, setup_item,
+                                        teardown_item),
+        cmocka_unit_test_setup_teardown(test_a_topic_that_is_not_utf8_is_never_built, setup_item,
                                         teardown_item),
         cmocka_unit_test_setup_teardown(test_a_missing_or_empty_variable_is_an_error, setup_item,
                                         teardown_item),
