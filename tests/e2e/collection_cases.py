@@ -27,7 +27,7 @@ import threading
 import time
 
 from fakeapi import Reply
-from harness import GRACE_S, Failure, Subscriber, check, check_eq, short, wait_for
+from harness import Failure, Subscriber, check, check_eq, quiesce, short, wait_for
 from run import (RFC3339_UTC, PatchError, apply_patch, assert_no_events, case,
                  check_json, expect_failure_logged, json_equal, stack)
 
@@ -273,7 +273,7 @@ def wait_items(t, sub, api, replies, n, what, alive, endpoint=None, timeout=10.0
     if isinstance(replies, dict):
         for p, r in replies.items():
             api.wait_requests(p, 2, reply=r, finished=True, timeout=timeout)
-        time.sleep(GRACE_S)
+        quiesce(api, list(replies), alive=alive)
     else:
         t.settle(api, replies, polls=2, alive=alive)
     msgs = item_msgs(sub, endpoint)
@@ -557,7 +557,7 @@ def collection_failed_polls_delete_nothing(t):
         n = api.count("/items", reply=good)
         api.set("/items", good)  # the original list again
         api.wait_requests("/items", n + 2, reply=good, finished=True, timeout=15)
-        time.sleep(GRACE_S)
+        quiesce(api, ["/items"], alive=(br,))
         br.assert_alive()
         assert_no_events(sub, "%s, then the original list again" % what)
 
@@ -819,7 +819,7 @@ def kill9_at_least_once(t):
              "the events to rebuild the API's final list", interval=0.05, alive=(br,))
     t.settle(api, ["/items"], polls=2, alive=(br,))
     br.stop(signal.SIGTERM, expect=0)
-    time.sleep(GRACE_S)
+    quiesce()  # what the broker acknowledged reaches the subscriber
     rep.feed(sub).check_equals(final, "state rebuilt from the events after %d kills" % kills)
     copies = {}
     for m in item_msgs(sub):
@@ -850,11 +850,7 @@ def state_file_errors(t):
         if argv is None:
             r = t.run_cli(["run", "-c", cfgp], timeout=10)
         else:
-            try:
-                r = subprocess.run(argv + [t.bin, "run", "-c", cfgp], stdin=subprocess.DEVNULL,
-                                   capture_output=True, timeout=10)
-            except subprocess.TimeoutExpired:
-                raise Failure("%s: the bridge did not exit within 10s" % what)
+            r = t.run_wrapped(argv + [t.bin, "run", "-c", cfgp], timeout=10)
         err = r.stderr.decode("utf-8", "replace")
         check(r.returncode == 2, "%s: exit code expected 2, got %d; stderr: %s", what,
               r.returncode, short(err, 600))
