@@ -454,6 +454,12 @@ class Bridge:
 
     def __init__(self, ctx, config, args=("run",), name="bridge"):
         self.ctx = ctx
+        busy = {b.metrics for b in ctx.bridges if b.metrics and b.proc.running()}
+        if isinstance(config, dict) and ctx.default_metrics(config) and metrics_listen(
+                config) in busy:
+            # the harness's own /metrics port, and another bridge of this case
+            # runs on it: this one gets its own
+            config = dict(config, metrics={"listen": "127.0.0.1:%d" % free_port()})
         self.config = config
         self.config_path = ctx.write_config(config, name + ".yaml")
         self.proc = ctx.spawn(name, WRAPPER + [ctx.bin] + list(args) + ["-c", self.config_path],
@@ -657,6 +663,11 @@ class Context:
         cfg.update(top)
         cfg["endpoints"] = endpoints
         return cfg
+
+    def default_metrics(self, config):
+        """Whether config's /metrics address is the one config() chose."""
+        return (self._metrics_port is not None
+                and metrics_listen(config) == "127.0.0.1:%d" % self._metrics_port)
 
     def settle(self, api, paths, polls=2, timeout=10.0, alive=()):
         """Evidence that the bridge has polled: each path gets `polls` more

@@ -248,9 +248,29 @@ def test_sanitizer_reports():
         ctx.close(failed=False)
 
 
+def test_metrics_ports():
+    """config() turns /metrics on (quiesce() reads the outbox there), one
+    port per case; two bridges running at once get different ports."""
+    ctx = Context("/bin/false")
+    try:
+        ctx.bin = fake_bridge(ctx, "sleeper.sh", "exec sleep 60\n")
+        os.chmod(ctx.bin, 0o755)
+        cfg = ctx.config(1883, [])
+        assert ctx.config(1883, [])["metrics"] == cfg["metrics"]
+        a = ctx.bridge(cfg, name="a")
+        b = ctx.bridge(cfg, name="b")
+        assert a.metrics == cfg["metrics"]["listen"] and b.metrics != a.metrics, (a.metrics,
+                                                                                 b.metrics)
+        a.proc.kill()
+        c = ctx.bridge(cfg, name="c")
+        assert c.metrics == a.metrics
+    finally:
+        ctx.close(failed=False)
+
+
 def main():
-    for fn in (test_patch_and_json, test_yaml, test_sanitizer_reports, test_fakeapi,
-               test_broker_and_subscriber):
+    for fn in (test_patch_and_json, test_yaml, test_sanitizer_reports, test_metrics_ports,
+               test_fakeapi, test_broker_and_subscriber):
         t = time.monotonic()
         fn()
         print("  %s ok (%.1fs)" % (fn.__name__, time.monotonic() - t))
