@@ -16,7 +16,8 @@ that LeakSanitizer and valgrind's leak check run).
 Environment:
   R2M_E2E_WRAPPER  command prepended to every bridge command line, e.g.
                    "valgrind --leak-check=full --errors-for-leak-kinds=definite"
-  R2M_E2E_SCALE    factor for every wait's deadline (default 1; valgrind: ~6)
+  R2M_E2E_SCALE    factor for every wait's deadline, the fake API's too
+                   (default 1; tests/run --valgrind uses 8)
 """
 
 import decimal
