@@ -22,7 +22,7 @@ RUN apt-get update \
 WORKDIR /src
 # Only what the build reads (see .dockerignore), so edits elsewhere (README,
 # config/, .ci/) keep the compile layer cached.
-COPY meson.build ./
+COPY meson.build meson_options.txt ./
 COPY cmd ./cmd
 COPY include ./include
 COPY src ./src

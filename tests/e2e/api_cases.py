@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import fakeapi
 from fakeapi import FakeAPI, Reply, Request
-from harness import GRACE_S, Failure, check, check_eq, free_port, short, wait_for
+from harness import Failure, check, check_eq, free_port, quiesce, short, wait_for
 from run import assert_no_events, case, check_message
 from collection_cases import Replica, connections, item_msgs, keyed, report
 
@@ -215,12 +215,13 @@ def unauthorized():
 
 
 def settle_count(api, pred, polls=2, timeout=10.0, alive=(), what="polls"):
-    """Wait until `polls` more finished requests satisfy pred(req), then a
-    grace period for delivery."""
+    """Wait until `polls` more finished requests satisfy pred(req), then for
+    proof that what they produced was delivered (quiesce: every endpoint of
+    the API polls once more, the outbox drains, a probe comes through)."""
     base = sum(1 for r in api.requests() if r.outcome != "open" and pred(r))
     wait_for(lambda: sum(1 for r in api.requests() if r.outcome != "open" and pred(r))
              >= base + polls, timeout, "%d more %s" % (polls, what), alive=alive)
-    time.sleep(GRACE_S)
+    quiesce(api, sorted({r.path for r in api.requests() if pred(r)}), alive=alive)
 
 
 def page_polls(reqs, page_of, first):
@@ -321,7 +322,7 @@ def auth_basic_bearer_header_query(t):
         api.wait_requests(p, 3, finished=True)
     wait_for(lambda: sum(1 for r in api.requests("/q") if r.target.find("page=2") >= 0) >= 3,
              10, "3 polls of both pages of /q", alive=alive)
-    time.sleep(GRACE_S)
+    quiesce(api, ["/basic", "/bearer", "/hdr", "/none", "/q"], alive=alive)
     assert_no_events(sub, "baseline")
     check_eq(denied, {p: 0 for p in denied}, "requests the fake API refused (401) per path")
 
@@ -959,7 +960,7 @@ def run_pagination(t, broker, sub, api, ep, path, page_of, first, reshuffle, cha
     last = lambda r: r.path == path and page_of(r) == n_pages  # noqa: E731
     wait_for(lambda: sum(1 for r in api.requests(path) if last(r) and r.outcome != "open") >= 3,
              10, "3 complete polls of %s" % name, alive=alive)
-    time.sleep(GRACE_S)
+    quiesce(api, [path], alive=alive)
     check_eq(item_msgs(sub), [], "item events after the baseline polls")
     check_eq(fail_lines(br, name), [], "failure lines")
     polls = page_polls(api.requests(path), page_of, first)
@@ -1430,7 +1431,7 @@ def accept_status_and_error_if(t):
     r203 = api.set("/acc", Reply.json({"a": 1}, status=203))
     sub.wait_events(1, alive=alive)
     api.wait_requests("/acc", 2, reply=r203, finished=True)
-    time.sleep(GRACE_S)
+    quiesce(api, ["/acc"], alive=alive)
     check_eq(len(sub.events()), 1, "events after a change served with 203")
     check_message(sub.events()[0], "rest2mqtt/acc", "acc", {"a": 0}, {"a": 1})
     check_eq(fail_lines(br, "acc"), [], "failure lines for 200 and 203")
@@ -1441,13 +1442,13 @@ def accept_status_and_error_if(t):
         r = api.set("/acc", Reply.json({"a": "status %d" % st}, status=st))
         line = wait_fail_line(br, "acc", mark, match=str(st), sub=sub)
         api.wait_requests("/acc", 2, reply=r, finished=True, timeout=10)
-        time.sleep(GRACE_S)
+        quiesce(api, ["/acc"], alive=alive)
         check_eq(len(sub.events()), 1, "events while the API answers %d" % st)
         report(t, "status %d: %s" % (st, line[:160]))
     r = api.set("/acc", Reply.json({"a": 2}))
     sub.wait_events(2, alive=alive)
     api.wait_requests("/acc", 2, reply=r, finished=True)
-    time.sleep(GRACE_S)
+    quiesce(api, ["/acc"], alive=alive)
     check_eq(len(sub.events()), 2, "events after recovery")
     check_message(sub.events()[1], "rest2mqtt/acc", "acc", {"a": 1}, {"a": 2})
 
@@ -1456,13 +1457,13 @@ def accept_status_and_error_if(t):
     r = api.set("/err", Reply.json({"status": "error", "message": "backend down", "data": []}))
     line = wait_fail_line(br, "err", mark, match="error_if|status", sub=sub)
     api.wait_requests("/err", 2, reply=r, finished=True, timeout=10)
-    time.sleep(GRACE_S)
+    quiesce(api, ["/err"], alive=alive)
     check_eq(item_msgs(sub, "err"), [], "events while the body says status: error")
     report(t, "error_if: %s" % line[:160])
     r = api.set("/err", Reply.json({"status": "ok", "data": items(1, 4)}))
     wait_n_items(sub, 1, "err", alive)
     api.wait_requests("/err", 2, reply=r, finished=True)
-    time.sleep(GRACE_S)
+    quiesce(api, ["/err"], alive=alive)
     exactly_items(sub, 1, "err", "after the API recovered")
     check_event_ops(sub, "err", [("3", "created")])
     # another value at the pointer is no error
@@ -1670,7 +1671,7 @@ def tls_self_signed(t):
     wait_for(lambda: len(sub.events()) >= 3, 10, "3 events", alive=alive)
     t.settle(api, ["/ca", "/insecure"], alive=alive)
     mapi.wait_requests("/mtls", mapi.count("/mtls") + 2, finished=True)
-    time.sleep(GRACE_S)
+    quiesce(mapi, ["/mtls"], alive=alive)
     evs = {m.topic: m for m in sub.events()}
     check_eq(sorted(evs), ["rest2mqtt/ca", "rest2mqtt/insecure", "rest2mqtt/mtls"],
              "topics of the events (none from the endpoints that cannot connect)")

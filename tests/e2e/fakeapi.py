@@ -24,6 +24,7 @@ and every open connection is shut down.
 
 import http.server
 import json
+import os
 import select
 import socket
 import threading
@@ -34,6 +35,8 @@ from urllib.parse import urlsplit
 MAX_HANG_S = 300.0
 ENDLESS_MAX_BYTES = 200 * 1024 * 1024
 CHUNK = 64 * 1024
+# every wait's deadline stretches by this (harness.py: R2M_E2E_SCALE)
+SCALE = float(os.environ.get("R2M_E2E_SCALE") or 1)
 
 
 class Reply:
@@ -277,6 +280,7 @@ class FakeAPI:
 
     def wait(self, predicate, timeout, what):
         """Wait until predicate() (called under the lock) is true."""
+        timeout *= SCALE
         deadline = time.monotonic() + timeout
         with self._lock:
             while not predicate():

@@ -5,12 +5,27 @@ fake API (fakeapi.py), and condition waits with deadlines.
 Everything a case starts is registered with its Context and torn down by
 Context.close(), in reverse order, whether the case passed or failed.
 Every wait and every loop has a deadline.
+
+A case never sleeps for a fixed time before asserting that nothing (more)
+happened: Context.quiesce() waits for proof instead (see there).
+
+Every bridge's stderr is kept, and a sanitizer or valgrind report in it fails
+the case, also when the harness stopped the bridge itself (with SIGTERM, so
+that LeakSanitizer and valgrind's leak check run).
+
+Environment:
+  R2M_E2E_WRAPPER  command prepended to every bridge command line, e.g.
+                   "valgrind --leak-check=full --errors-for-leak-kinds=definite"
+  R2M_E2E_SCALE    factor for every wait's deadline, the fake API's too
+                   (default 1; tests/run --valgrind uses 8)
 """
 
 import decimal
+import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -26,9 +41,21 @@ MOSQUITTO_SUB = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
 MOSQUITTO_PUB = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
 
 PROBE_PREFIX = "e2e-probe/"
-# Grace period after the evidence that the bridge polled, before asserting
-# that nothing (more) arrived: covers processing + publish + delivery.
+# Kept so that case files written against the old harness still import; do
+# not sleep it before an assertion: call Context.quiesce() / quiesce().
 GRACE_S = 0.4
+
+WRAPPER = shlex.split(os.environ.get("R2M_E2E_WRAPPER", ""))
+SCALE = float(os.environ.get("R2M_E2E_SCALE", "1") or 1)
+
+# Lines in a bridge's stderr that fail the case whatever else happened.
+SANITIZER_REPORT = re.compile(
+    r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:"
+    r"|ERROR SUMMARY: [1-9][0-9]* errors")
+
+# The Context of the case running in this process (one case per process),
+# for helpers that are not handed one: see quiesce().
+CURRENT = None
 
 
 class Failure(Exception):
@@ -68,6 +95,7 @@ def port_open(port):
 def wait_for(cond, timeout, what, interval=0.02, alive=()):
     """Poll cond() until it returns a truthy value (returned) or the deadline
     passes (Failure). Each process in `alive` must keep running meanwhile."""
+    timeout *= SCALE
     deadline = time.monotonic() + timeout
     while True:
         v = cond()
@@ -151,6 +179,8 @@ def to_yaml(obj, indent=0):
 class Proc:
     """A child process in its own process group, stdout/stderr to files."""
 
+    is_bridge = False
+
     def __init__(self, name, argv, workdir, env=None):
         self.name = name
         self.argv = argv
@@ -179,17 +209,26 @@ class Proc:
         except subprocess.TimeoutExpired:
             return None
 
-    def kill(self):
-        """Make sure it is gone (SIGTERM, then SIGKILL), bounded."""
+    def kill(self, grace=3.0):
+        """Make sure it is gone (SIGTERM, then SIGKILL after `grace` s)."""
         if self.p.poll() is None:
             self.p.terminate()
-            if self.wait(3) is None:
+            if self.wait(grace) is None:
                 self.p.kill()
                 self.wait(3)
         try:  # anything it left in its process group
             os.killpg(self.pid, signal.SIGKILL)
         except OSError:
             pass
+
+    def sanitizer_report(self):
+        """The first sanitizer/valgrind error in stderr and what follows
+        (up to 40 lines), or None."""
+        lines = self.stderr_lines()
+        for i, line in enumerate(lines):
+            if SANITIZER_REPORT.search(line):
+                return lines[i:i + 40]
+        return None
 
     def stderr_lines(self):
         try:
@@ -286,7 +325,7 @@ class Broker:
 
 
 def wait_until(cond, timeout, interval=0.02):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * SCALE
     while not cond():
         if time.monotonic() >= deadline:
             return False
@@ -344,6 +383,7 @@ class Subscriber:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         self.ctx.defer(self.stop)
+        self.ctx.subscribers.append(self)
         self._thread = threading.Thread(target=self._read, daemon=True, name="sub")
         self._thread.start()
         self.wait_ready(timeout)
@@ -364,11 +404,18 @@ class Subscriber:
             with self._lock:
                 self._msgs.append(m)
 
+    def listening(self):
+        """mosquitto_sub and its broker both run."""
+        return (self.proc is not None and self.proc.poll() is None
+                and self.broker.proc is not None and self.broker.proc.running())
+
     def wait_ready(self, timeout=10.0):
-        """Publish probes until one comes back: the subscription is active."""
+        """Publish probes until one comes back: the subscription is active,
+        and everything the broker accepted before the probe has arrived
+        (mosquitto delivers to one subscriber in the order it accepted)."""
         self._probes += 1
         topic = "%s%d/%d" % (PROBE_PREFIX, os.getpid(), self._probes)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SCALE
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise Failure("mosquitto_sub exited with %s" % self.proc.returncode)
@@ -408,10 +455,51 @@ class Bridge:
 
     def __init__(self, ctx, config, args=("run",), name="bridge"):
         self.ctx = ctx
+        busy = {b.metrics for b in ctx.bridges if b.metrics and b.proc.running()}
+        if isinstance(config, dict) and ctx.default_metrics(config) and metrics_listen(
+                config) in busy:
+            # the harness's own /metrics port, and another bridge of this case
+            # runs on it: this one gets its own
+            config = dict(config, metrics={"listen": "127.0.0.1:%d" % free_port()})
         self.config = config
         self.config_path = ctx.write_config(config, name + ".yaml")
-        self.proc = ctx.spawn(name, [ctx.bin] + list(args) + ["-c", self.config_path])
+        self.proc = ctx.spawn(name, WRAPPER + [ctx.bin] + list(args) + ["-c", self.config_path],
+                              bridge=True)
         self.pid = self.proc.pid
+        self.metrics = metrics_listen(config)
+        ctx.bridges.append(self)
+
+    def scrape(self):
+        """{series: value} from GET /metrics, or None (not listening yet)."""
+        host, port = self.metrics.rsplit(":", 1)
+        try:
+            c = http.client.HTTPConnection(host, int(port), timeout=2 * SCALE)
+            c.request("GET", "/metrics")
+            r = c.getresponse()
+            body = r.read().decode("utf-8", "replace")
+            c.close()
+        except OSError:
+            return None
+        if r.status != 200:
+            return None
+        out = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                k, _, v = line.rpartition(" ")
+                try:
+                    out[k] = float(v)
+                except ValueError:
+                    pass
+        return out
+
+    def outbox_drained(self):
+        """True when the broker acknowledged every event the bridge committed
+        (or the bridge is not connected, so nothing can arrive meanwhile)."""
+        m = self.scrape()
+        if m is None:
+            return False
+        return (m.get("rest2mqtt_broker_connected") == 0
+                or m.get("rest2mqtt_outbox_events") == 0)
 
     def assert_alive(self):
         self.proc.assert_alive()
@@ -421,7 +509,7 @@ class Bridge:
         self.proc.assert_alive()
         t0 = time.monotonic()
         self.proc.signal(sig)
-        rc = self.proc.wait(timeout)
+        rc = self.proc.wait(timeout * SCALE)
         if rc is None:
             self.proc.kill()
             raise Failure("bridge did not exit within %.0fs of %s" % (
@@ -455,6 +543,20 @@ class Bridge:
         return None
 
 
+def metrics_listen(config):
+    """HOST:PORT of the config's metrics listener, or None."""
+    if isinstance(config, dict):
+        m = config.get("metrics")
+        return m.get("listen") if isinstance(m, dict) else None
+    m = re.search(r"^metrics:\s*\n\s+listen:\s*\"?([0-9.]+:[0-9]+)", config, re.M)
+    return m.group(1) if m else None
+
+
+def quiesce(api=None, paths=(), alive=(), timeout=10.0):
+    """Context.quiesce() of the running case (for helpers without a Context)."""
+    CURRENT.quiesce(api, paths, alive=alive, timeout=timeout)
+
+
 # ---------------------------------------------------------------------------
 
 class Context:
@@ -466,7 +568,13 @@ class Context:
         self.tmp = tempfile.mkdtemp(prefix="r2m-e2e-")
         self._cleanup = []
         self.procs = []
+        self.bridges = []
+        self.subscribers = []
+        self.sanitizer_reports = []  # (what, lines) from bridges that ran
         self.diagnostics = []  # extra lines shown when the case fails
+        self._metrics_port = None
+        global CURRENT
+        CURRENT = self
 
     def defer(self, fn):
         self._cleanup.append(fn)
@@ -491,10 +599,13 @@ class Context:
         text = config if isinstance(config, str) else to_yaml(config) + "\n"
         return self.write(name, text)
 
-    def spawn(self, name, argv):
+    def spawn(self, name, argv, bridge=False):
         p = Proc(name, argv, self.tmp)
+        p.is_bridge = bridge
         self.procs.append(p)
-        self.defer(p.kill)
+        # a bridge gets time for a graceful exit, so LeakSanitizer and
+        # valgrind's leak check run and their reports are seen
+        self.defer(lambda: p.kill(grace=10 * SCALE if bridge else 3))
         return p
 
     def api(self):
@@ -516,12 +627,26 @@ class Context:
 
     def run_cli(self, args, timeout=15.0):
         """Run the binary to completion; returns CompletedProcess (text)."""
+        return self.run_wrapped([self.bin] + list(args), timeout)
+
+    def run_wrapped(self, argv, timeout=15.0):
+        """Run argv (a bridge command line, possibly behind other commands
+        such as setpriv) under R2M_E2E_WRAPPER to completion; its stderr is
+        checked for sanitizer reports like a running bridge's."""
+        i = argv.index(self.bin) if self.bin in argv else 0
+        argv = list(argv[:i]) + WRAPPER + list(argv[i:])
         try:
-            return subprocess.run([self.bin] + list(args), stdin=subprocess.DEVNULL,
-                                  capture_output=True, timeout=timeout)
+            r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=timeout * SCALE)
         except subprocess.TimeoutExpired:
             raise Failure("%s did not finish within %.0fs" % (
-                " ".join(["rest2mqtt"] + list(args)), timeout))
+                " ".join(["rest2mqtt"] + list(argv[i + len(WRAPPER) + 1:])), timeout * SCALE))
+        lines = r.stderr.decode("utf-8", "replace").splitlines()
+        for k, line in enumerate(lines):
+            if SANITIZER_REPORT.search(line):
+                self.sanitizer_reports.append((" ".join(argv[-3:]), lines[k:k + 40]))
+                break
+        return r
 
     def config(self, broker_port, endpoints, version=5, defaults=None, mqtt=None, **top):
         """The usual bridge config (see DESIGN.md section 3)."""
@@ -531,21 +656,76 @@ class Context:
         d = {"interval": "200ms", "timeout": "2s", "jitter": "0%"}
         d.update(defaults or {})
         cfg = {"mqtt": m, "state": {"path": self.path("state.db")}, "defaults": d}
+        # /metrics lets quiesce() see the outbox drain; one port per case, so
+        # a reloaded config does not differ in it
+        if self._metrics_port is None:
+            self._metrics_port = free_port()
+        cfg["metrics"] = {"listen": "127.0.0.1:%d" % self._metrics_port}
         cfg.update(top)
         cfg["endpoints"] = endpoints
         return cfg
 
+    def default_metrics(self, config):
+        """Whether config's /metrics address is the one config() chose."""
+        return (self._metrics_port is not None
+                and metrics_listen(config) == "127.0.0.1:%d" % self._metrics_port)
+
     def settle(self, api, paths, polls=2, timeout=10.0, alive=()):
         """Evidence that the bridge has polled: each path gets `polls` more
-        finished requests, then a short grace period for delivery."""
+        finished requests; then quiesce() proves that whatever those polls
+        produced has reached the subscribers."""
         base = {p: api.count(p, finished=True) for p in paths}
         for p in paths:
             wait_for(lambda p=p: api.count(p, finished=True) >= base[p] + polls, timeout,
                      "%d more polls of %s" % (polls, p), alive=alive)
-        time.sleep(GRACE_S)
+        self.quiesce(api, paths, alive=alive, timeout=timeout)
+
+    def quiesce(self, api=None, paths=(), alive=(), timeout=10.0):
+        """Wait for proof, not for time, that every event the bridge will
+        produce from what the API has answered so far has reached the
+        subscribers; then "nothing (more) arrived" is a real assertion:
+          1. each path in `paths` gets a request that starts after this call:
+             a bridge polls an endpoint one poll at a time and schedules the
+             next one only after it has committed the last one's events;
+          2. each running bridge with /metrics (Context.config() turns it on)
+             reports rest2mqtt_outbox_events 0: the broker acknowledged every
+             committed event (skipped while the bridge is disconnected);
+          3. each listening subscriber receives a new probe, published after
+             that: mosquitto delivers to a subscriber in the order it
+             accepted, so the events arrived before it, and the subscriber
+             is still listening."""
+        if api is not None:
+            base = {p: api.count(p) for p in paths}
+            for p in paths:
+                wait_for(lambda p=p: api.count(p) > base[p], timeout,
+                         "a poll of %s that starts after the last one was processed" % p,
+                         alive=alive)
+        for b in self.bridges:
+            if b.metrics and b.proc.running():
+                wait_for(lambda b=b: b.outbox_drained() or not b.proc.running(), timeout,
+                         "%s: rest2mqtt_outbox_events 0 on %s/metrics (every committed event "
+                         "acknowledged)" % (b.proc.name, b.metrics), alive=alive)
+        for s in self.subscribers:
+            if s.listening():
+                s.wait_ready(timeout)
+
+    def stop_bridges(self):
+        """SIGTERM every bridge still running and wait (so LeakSanitizer and
+        valgrind finish their reports), then collect sanitizer reports."""
+        for p in self.procs:
+            if p.is_bridge:
+                p.kill(grace=10 * SCALE)
+        for p in self.procs:
+            if p.is_bridge:
+                r = p.sanitizer_report()
+                if r and all(name != p.name for name, _ in self.sanitizer_reports):
+                    self.sanitizer_reports.append((p.name, r))
 
     def close(self, failed):
-        if failed:
+        """Tear everything down. Returns a list of problems: cleanup errors
+        and sanitizer/valgrind reports; a report fails the case (run.py)."""
+        self.stop_bridges()
+        if failed or self.sanitizer_reports:
             for p in self.procs:
                 lines = tail(p.stderr_path, 30)
                 if lines:
@@ -553,6 +733,9 @@ class Context:
                         p.name, len(lines)))
                     self.diagnostics.extend(lines)
         errors = []
+        for name, lines in self.sanitizer_reports:
+            errors.append("sanitizer/valgrind report in the stderr of %s:" % name)
+            errors.extend("    " + line for line in lines)
         for fn in reversed(self._cleanup):
             try:
                 fn()

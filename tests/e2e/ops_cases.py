@@ -46,7 +46,7 @@ import time
 
 from collection_cases import AckHoldProxy  # the PUBACK-withholding proxy
 from fakeapi import Reply
-from harness import GRACE_S, Failure, check, check_eq, free_port, short, to_yaml, wait_for
+from harness import Failure, check, check_eq, free_port, quiesce, short, to_yaml, wait_for
 from run import (assert_no_events, case, check_document_event, check_message, doc_endpoint,
                  json_equal, stack)
 
@@ -1076,7 +1076,7 @@ def sigterm_during_burst_loses_nothing(t):
     log = "\n".join(br.log_lines())
     check("shutdown_timeout reached" not in log, "a graceful stop with a healthy broker left "
           "events unacknowledged:\n%s", log[-2000:])
-    time.sleep(GRACE_S)  # what the broker acknowledged reaches the subscriber
+    quiesce()  # what the broker acknowledged reaches the subscriber
     before1 = len(sub.events())
     check(before1 > at_term, "no event was delivered between SIGTERM and the exit: nothing "
           "was in flight, the case tests nothing")
@@ -1125,7 +1125,7 @@ def sigterm_during_burst_loses_nothing(t):
     check(warn, "no 'shutdown_timeout reached' warning although PUBACKs were held back; "
           "log tail:\n%s", "\n".join(log[-15:]))
     m = re.search(r"count=(\d+)", warn[0])
-    time.sleep(GRACE_S)
+    quiesce()
     chains.feed(sub)
     before2 = len(sub.events())
     waiting = outbox_waiting(run_state(t, "list", br.config_path), "state list after stop 2")

@@ -26,10 +26,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fakeapi import Reply  # noqa: E402
-from harness import (GRACE_S, Context, Failure, check, check_eq, free_port,  # noqa: E402
-                     loads, short, wait_for)
+from harness import (SCALE, Context, Failure, check, check_eq, free_port,  # noqa: E402
+                     loads, quiesce, short, wait_for)
 
-CASE_LIMIT_S = 55
+CASE_LIMIT_S = int(55 * SCALE)
 CASES = {}
 
 
@@ -503,7 +503,7 @@ def no_event_without_semantic_change(t):
     for what, body in variants:
         r = api.set("/doc", Reply.json(body, label=what))
         api.wait_requests("/doc", 2, reply=r, finished=True, timeout=10)
-        time.sleep(GRACE_S)
+        quiesce(api, ["/doc"], alive=(br,))
         br.assert_alive()
         assert_no_events(sub, "variant '%s'" % what)
 
@@ -568,7 +568,7 @@ def failed_polls_emit_nothing(t):
         n = api.count("/doc", reply=good)
         api.set("/doc", good)  # the same document as before the failure
         api.wait_requests("/doc", n + 2, reply=good, finished=True, timeout=15)
-        time.sleep(GRACE_S)
+        quiesce(api, ["/doc"], alive=(br,))
         br.assert_alive()
         assert_no_events(sub, "%s, then the same document again" % what)
 
@@ -633,7 +633,7 @@ def max_body_unsized(t):
         n = api.count("/doc", reply=good)
         api.set("/doc", good)
         api.wait_requests("/doc", n + 2, reply=good, finished=True, timeout=15)
-        time.sleep(GRACE_S)
+        quiesce(api, ["/doc"], alive=(br,))
     finally:
         stop.set()
         th.join(2)
@@ -889,6 +889,9 @@ def run_case(name, bin_path):
         signal.alarm(0)
         errs = t.close(failed=not ok)
         signal.signal(signal.SIGALRM, old)
+    if ok and t.sanitizer_reports:
+        ok, reason = False, "a sanitizer or valgrind report in the stderr of %s" % ", ".join(
+            name for name, _ in t.sanitizer_reports)
     return ok, reason, errs + t.diagnostics
 
 

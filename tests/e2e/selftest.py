@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Checks the e2e harness itself, without rest2mqtt: the fake API's scripted
 behaviours, mosquitto start/stop/restart, the subscriber, the RFC 6902
-applier, exact JSON comparison and the YAML writer. Uses curl when present.
+applier, exact JSON comparison, the YAML writer, and that a sanitizer or
+valgrind report in a (fake) bridge's stderr fails the case. Uses curl when
+present.
 
     python3 tests/e2e/selftest.py      # prints "selftest ok" or a traceback
 """
@@ -18,6 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fakeapi import FakeAPI, Reply  # noqa: E402
+import run  # noqa: E402
 from harness import (MOSQUITTO_PUB, Context, Failure, loads, to_yaml,  # noqa: E402
                      wait_for)
 from run import PatchError, apply_patch, json_equal  # noqa: E402
@@ -95,7 +98,10 @@ def test_fakeapi():
     if CURL:
         th.join(5)
         assert not th.is_alive()
-        assert api.requests("/h2")[0].outcome == "released"
+        # the handler records the outcome after it dropped the connection:
+        # curl can finish first
+        wait_for(lambda: api.requests("/h2")[0].outcome == "released", 5,
+                 "outcome 'released' (have %r)" % api.requests("/h2")[0].outcome)
 
 
 def test_broker_and_subscriber():
@@ -192,8 +198,79 @@ endpoints:
     url: file:///t/d.json""", y
 
 
+def fake_bridge(ctx, name, body):
+    """An executable shell script standing in for rest2mqtt."""
+    return ctx.write(name, "#!/bin/sh\n" + body)
+
+
+def test_sanitizer_reports():
+    """A planted sanitizer/valgrind line in a bridge's stderr fails the case:
+    printed while running, printed at exit after the harness's own SIGTERM
+    (as LeakSanitizer does), or printed by a command run to completion."""
+    ctx = Context("/bin/false")
+    planted = {
+        "asan": 'echo "==7==ERROR: AddressSanitizer: heap-use-after-free on address 0x1" >&2',
+        "ubsan": 'echo "src/x.c:1:2: runtime error: signed integer overflow" >&2',
+        "valgrind": 'echo "==7== ERROR SUMMARY: 2 errors from 2 contexts (suppressed: 0)" >&2',
+        "clean": 'echo "==7== ERROR SUMMARY: 0 errors from 0 contexts (suppressed: 0)" >&2',
+    }
+    bins = {k: fake_bridge(ctx, k + ".sh", line + "\nexec sleep 60\n")
+            for k, line in planted.items()}
+    bins["lsan"] = fake_bridge(ctx, "lsan.sh", "trap 'echo \"==7==ERROR: LeakSanitizer: "
+                               "detected memory leaks\" >&2; exit 23' TERM\n"
+                               "echo ready >&2\nwhile :; do sleep 0.05; done\n")
+    bins["cli"] = fake_bridge(ctx, "cli.sh", planted["ubsan"] + "\nexit 0\n")
+    for b in bins.values():
+        os.chmod(b, 0o755)
+    try:
+        def one_bridge(t):
+            br = t.bridge({"endpoints": []})
+            wait_for(br.log_lines, 5, "the fake bridge's first stderr line", alive=(br,))
+
+        def cli(t):
+            r = t.run_cli(["check"])
+            assert r.returncode == 0
+        run.CASES["_selftest_bridge"] = one_bridge
+        run.CASES["_selftest_cli"] = cli
+        for k in ("asan", "ubsan", "valgrind", "lsan", "clean"):
+            ok, reason, diag = run.run_case("_selftest_bridge", bins[k])
+            if k == "clean":
+                assert ok, (k, reason, diag)
+            else:
+                assert not ok and "sanitizer or valgrind report" in reason, (k, reason)
+                assert any("Sanitizer" in d or "runtime error" in d or "ERROR SUMMARY" in d
+                           for d in diag), (k, diag)
+        ok, reason, diag = run.run_case("_selftest_cli", bins["cli"])
+        assert not ok and "runtime error" in "\n".join(diag), (reason, diag)
+    finally:
+        run.CASES.pop("_selftest_bridge", None)
+        run.CASES.pop("_selftest_cli", None)
+        ctx.close(failed=False)
+
+
+def test_metrics_ports():
+    """config() turns /metrics on (quiesce() reads the outbox there), one
+    port per case; two bridges running at once get different ports."""
+    ctx = Context("/bin/false")
+    try:
+        ctx.bin = fake_bridge(ctx, "sleeper.sh", "exec sleep 60\n")
+        os.chmod(ctx.bin, 0o755)
+        cfg = ctx.config(1883, [])
+        assert ctx.config(1883, [])["metrics"] == cfg["metrics"]
+        a = ctx.bridge(cfg, name="a")
+        b = ctx.bridge(cfg, name="b")
+        assert a.metrics == cfg["metrics"]["listen"] and b.metrics != a.metrics, (a.metrics,
+                                                                                 b.metrics)
+        a.proc.kill()
+        c = ctx.bridge(cfg, name="c")
+        assert c.metrics == a.metrics
+    finally:
+        ctx.close(failed=False)
+
+
 def main():
-    for fn in (test_patch_and_json, test_yaml, test_fakeapi, test_broker_and_subscriber):
+    for fn in (test_patch_and_json, test_yaml, test_sanitizer_reports, test_metrics_ports,
+               test_fakeapi, test_broker_and_subscriber):
         t = time.monotonic()
         fn()
         print("  %s ok (%.1fs)" % (fn.__name__, time.monotonic() - t))

@@ -5,10 +5,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "r2m/error.h"
@@ -325,37 +330,64 @@ static void foreign_and_corrupt_files_are_refused(void **state)
     assert_null(s);
     assert_non_null(strstr(err, path));
     unlink(path);
-    /* an SQLite database of another application */
-    char cmd[400];
-    snprintf(cmd, sizeof cmd,
-             "sqlite3 %s 'CREATE TABLE meta(k,v); INSERT INTO meta "
-             "VALUES(\"app\",\"other\")' 2>/dev/null",
-             path);
-    if (system(cmd) == 0) {
-        assert_int_equal(r2m_store_open(&s, path, err, sizeof err), R2M_E_IO);
-        assert_non_null(strstr(err, "not a rest2mqtt state file"));
-    }
+    /* an SQLite database of another application (made with the C API: the
+     * sqlite3 command-line tool is not a dependency) */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE meta(k,v); INSERT INTO meta "
+                                  "VALUES('app','other')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    assert_int_equal(r2m_store_open(&s, path, err, sizeof err), R2M_E_IO);
+    assert_non_null(strstr(err, "not a rest2mqtt state file"));
+}
+
+/* Root ignores file modes through CAP_DAC_OVERRIDE (and friends). Drops them
+ * from this thread's effective set (raise = 0) or raises them again (raise =
+ * 1): they stay in the permitted set. Returns 0 on success. */
+static int dac_caps(int raise)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    const __u32 bits = 1u << CAP_DAC_OVERRIDE | 1u << CAP_DAC_READ_SEARCH | 1u << CAP_FOWNER;
+    if (syscall(SYS_capget, &h, d))
+        return -1;
+    if (raise)
+        d[0].effective |= bits & d[0].permitted;
+    else
+        d[0].effective &= ~bits;
+    return (int)syscall(SYS_capset, &h, d);
 }
 
 static void read_only_file_is_a_clear_error(void **state)
 {
     (void)state;
-    if (geteuid() == 0) {
-        /* root ignores file modes; use a directory that cannot exist */
-        char err[512];
-        struct r2m_store *s = NULL;
-        assert_int_equal(r2m_store_open(&s, "/nonexistent-dir/x/state.db", err, sizeof err),
-                         R2M_E_IO);
-        assert_non_null(strstr(err, "/nonexistent-dir/x/state.db"));
-        assert_non_null(strstr(err, "directory"));
-        return;
-    }
+    char err[512];
+    struct r2m_store *s = NULL;
+    /* a directory that does not exist is named as such */
+    assert_int_equal(r2m_store_open(&s, "/nonexistent-dir/x/state.db", err, sizeof err), R2M_E_IO);
+    assert_non_null(strstr(err, "/nonexistent-dir/x/state.db"));
+    assert_non_null(strstr(err, "directory"));
     r2m_store_close(open_ok());
     chmod(path, 0444);
     chmod(dir, 0555);
-    char err[512];
-    struct r2m_store *s = NULL;
-    assert_int_equal(r2m_store_open(&s, path, err, sizeof err), R2M_E_IO);
+    /* as root, test without the capabilities that bypass file modes, and
+     * prove the file really is unwritable before trusting the result */
+    if (geteuid() == 0 && dac_caps(0))
+        fail_msg("running as root and cannot drop CAP_DAC_OVERRIDE: %s", strerror(errno));
+    int fd = open(path, O_WRONLY);
+    int writable = fd >= 0;
+    if (fd >= 0)
+        close(fd);
+    int r = writable ? 0 : r2m_store_open(&s, path, err, sizeof err);
+    if (geteuid() == 0)
+        assert_int_equal(dac_caps(1), 0);
+    if (writable)
+        fail_msg("%s (mode 0444) is still writable: the test cannot arrange its condition", path);
+    assert_int_equal(r, R2M_E_IO);
+    assert_null(s);
     assert_non_null(strstr(err, path));
 }
 
