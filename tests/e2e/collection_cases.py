@@ -593,7 +593,7 @@ def collection_invalid_text_fails_the_poll(t):
     line = br.wait_log("endpoint=items", after=mark)
     check("invalid JSON at byte %d: lone UTF-16 surrogate" % at in line and "ud800" in line,
           "the failed poll names the byte offset %d and the lone surrogate: %s", at, line)
-    time.sleep(GRACE_S)
+    quiesce(api, ["/items"], alive=(br,))
     br.assert_alive()
     assert_no_events(sub, "a body with a lone surrogate")
 

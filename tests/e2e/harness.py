@@ -41,9 +41,6 @@ MOSQUITTO_SUB = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
 MOSQUITTO_PUB = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
 
 PROBE_PREFIX = "e2e-probe/"
-# Kept so that case files written against the old harness still import; do
-# not sleep it before an assertion: call Context.quiesce() / quiesce().
-GRACE_S = 0.4
 
 WRAPPER = shlex.split(os.environ.get("R2M_E2E_WRAPPER", ""))
 SCALE = float(os.environ.get("R2M_E2E_SCALE", "1") or 1)
