@@ -13,6 +13,7 @@
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "r2m/error.h"
 #include "r2m/http.h"
@@ -38,6 +39,7 @@ struct endpoint {
     int64_t started;        /* monotonic ms of the current/last poll start */
     uint32_t failures;      /* consecutive */
     int last_result;        /* code of the last failure, for log rate limiting */
+    uint64_t last_why;      /* hash of its message: a new message is news */
     int64_t retry_after_ms; /* the server's Retry-After of the last failure */
     unsigned page;          /* page of the poll in progress (paginate:) */
     /* OAuth2 client credentials: a second transfer fetches the token */
@@ -443,10 +445,13 @@ static void poll_failed(struct r2m_bridge *b, struct endpoint *ep, int code, con
     ep->failures++;
     if (b->mode == R2M_BRIDGE_ONCE)
         b->once_failed = 1;
-    /* rate limit: a new kind of failure is always logged; a repeat only at
-     * the 2nd, 4th, 8th... consecutive occurrence */
-    int repeat = ep->failures > 1 && code == ep->last_result;
+    /* rate limit: a new kind of failure (another code or another message)
+     * is always logged; a repeat only at the 2nd, 4th, 8th... consecutive
+     * occurrence */
+    uint64_t h = XXH3_64bits(why ? why : "", why ? strlen(why) : 0);
+    int repeat = ep->failures > 1 && code == ep->last_result && h == ep->last_why;
     ep->last_result = code;
+    ep->last_why = h;
     if (r2m_log_due(ep->failures, repeat)) {
         char n[16];
         snprintf(n, sizeof n, "%u", ep->failures);
