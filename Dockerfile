@@ -16,7 +16,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         gcc libc6-dev pkg-config meson ninja-build \
-        libcurl4-openssl-dev libpaho-mqtt-dev libyajl-dev libyaml-dev \
+        libcurl4-openssl-dev libidn2-dev libpaho-mqtt-dev libyajl-dev libyaml-dev \
         libsqlite3-dev libxxhash-dev libmicrohttpd-dev libcmocka-dev \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
