@@ -40,6 +40,7 @@ struct msg {
     int64_t id;       /* outbox row, 0 if none */
     int64_t enq_ms;   /* monotonic time of enqueueing, for the latency metric */
     int retained;
+    int status; /* the retained status message ("online"/"offline"): not an event */
 };
 
 enum conn_state { ST_IDLE, ST_CONNECTING, ST_UP, ST_DOWN };
@@ -65,6 +66,7 @@ struct r2m_pub {
 
     struct msg *head, *tail; /* waiting, oldest first */
     size_t queued, max_queued;
+    size_t n_status; /* status messages among queued and in flight */
     struct msg *inflight[R2M_PUB_WINDOW];
     size_t n_inflight;
     size_t window; /* R2M_PUB_WINDOW, or less when the broker's Receive Maximum is */
@@ -519,6 +521,25 @@ static char *server_uri(const char *url)
     return r2m_buf_take(&b);
 }
 
+/* A new paho client for p->uri. */
+static int make_client(struct r2m_pub *p)
+{
+    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+    if (p->cfg->mqtt.version == 5)
+        co.MQTTVersion = MQTTVERSION_5;
+    /* paho counts its own buffered commands against this limit even while
+     * connected; keep it well above our window so it acts only as
+     * back-pressure */
+    co.maxBufferedMessages = 16 * R2M_PUB_WINDOW;
+    if (MQTTAsync_createWithOptions(&p->client, p->uri, p->cfg->mqtt.client_id,
+                                    MQTTCLIENT_PERSISTENCE_NONE, NULL, &co) != MQTTASYNC_SUCCESS) {
+        p->client = NULL;
+        return R2M_E_MQTT;
+    }
+    MQTTAsync_setCallbacks(p->client, p, on_lost, on_message, NULL);
+    return 0;
+}
+
 int r2m_pub_new(struct r2m_pub **out, const struct r2m_config *cfg, size_t max_queued)
 {
     int r = R2M_E_NOMEM;
@@ -551,19 +572,8 @@ int r2m_pub_new(struct r2m_pub **out, const struct r2m_config *cfg, size_t max_q
         }
         p->status_topic = r2m_buf_take(&t);
     }
-    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
-    if (cfg->mqtt.version == 5)
-        co.MQTTVersion = MQTTVERSION_5;
-    /* paho counts its own buffered commands against this limit even while
-     * connected, including leftovers of a dropped connection; keep it well
-     * above our window so it acts only as back-pressure */
-    co.maxBufferedMessages = 16 * R2M_PUB_WINDOW;
-    if (MQTTAsync_createWithOptions(&p->client, p->uri, cfg->mqtt.client_id,
-                                    MQTTCLIENT_PERSISTENCE_NONE, NULL, &co) != MQTTASYNC_SUCCESS) {
-        r = R2M_E_MQTT;
+    if ((r = make_client(p)))
         goto out;
-    }
-    MQTTAsync_setCallbacks(p->client, p, on_lost, on_message, NULL);
     the_pub = p;
     *out = p;
     return 0;
@@ -582,9 +592,17 @@ int r2m_pub_connected(const struct r2m_pub *p)
     return p->state == ST_UP;
 }
 
-size_t r2m_pub_pending(const struct r2m_pub *p)
+/* Messages queued or in flight, status messages included. */
+static size_t total(const struct r2m_pub *p)
 {
     return p->queued + p->n_inflight;
+}
+
+/* Events only: the status message is no outbox row, so it neither takes a
+ * place of state.outbox_max nor counts as an event waiting at a stop. */
+size_t r2m_pub_pending(const struct r2m_pub *p)
+{
+    return total(p) - p->n_status;
 }
 
 size_t r2m_pub_window(const struct r2m_pub *p)
@@ -594,7 +612,7 @@ size_t r2m_pub_window(const struct r2m_pub *p)
 
 size_t r2m_pub_room(const struct r2m_pub *p)
 {
-    size_t used = p->queued + p->n_inflight;
+    size_t used = r2m_pub_pending(p);
     return used >= p->max_queued ? 0 : p->max_queued - used;
 }
 
@@ -703,10 +721,22 @@ uint64_t r2m_pub_max_packet(const struct r2m_pub *p)
     return m;
 }
 
+/* Queues m at the end, in enqueue order. */
+static void append(struct r2m_pub *p, struct msg *m)
+{
+    m->seq = p->next_seq++;
+    if (p->tail)
+        p->tail->next = m;
+    else
+        p->head = m;
+    p->tail = m;
+    p->queued++;
+}
+
 int r2m_pub_enqueue(struct r2m_pub *p, char *topic, char *payload, size_t len, int retained,
                     int64_t id)
 {
-    if (p->queued + p->n_inflight >= p->max_queued) {
+    if (r2m_pub_pending(p) >= p->max_queued) {
         free(topic);
         free(payload);
         return R2M_E_TOO_BIG;
@@ -723,13 +753,7 @@ int r2m_pub_enqueue(struct r2m_pub *p, char *topic, char *payload, size_t len, i
     m->retained = retained;
     m->id = id;
     m->enq_ms = mono_ms();
-    m->seq = p->next_seq++;
-    if (p->tail)
-        p->tail->next = m;
-    else
-        p->head = m;
-    p->tail = m;
-    p->queued++;
+    append(p, m);
     return 0;
 }
 
@@ -793,16 +817,11 @@ static struct msg *take_queued(struct r2m_pub *p, uint64_t send_id)
 
 /* The encoded size of m's PUBLISH packet, with the properties send_some
  * adds: the content type, on MQTT 5, for everything but the status topic. */
-static int is_status(const struct r2m_pub *p, const struct msg *m)
-{
-    return m->retained && p->status_topic && !strcmp(m->topic, p->status_topic);
-}
-
 static const char content_type[] = "application/cloudevents+json";
 
 static uint64_t packet_size(const struct r2m_pub *p, const struct msg *m)
 {
-    size_t props = p->cfg->mqtt.version == 5 && !is_status(p, m) ? 3 + strlen(content_type) : 0;
+    size_t props = p->cfg->mqtt.version == 5 && !m->status ? 3 + strlen(content_type) : 0;
     return r2m_pub_packet_size(p->cfg->mqtt.version, p->cfg->mqtt.qos, strlen(m->topic), props,
                                m->len);
 }
@@ -812,6 +831,7 @@ static uint64_t packet_size(const struct r2m_pub *p, const struct msg *m)
 static void refuse(struct r2m_pub *p, struct msg *m, const char *reason, const char *words)
 {
     p->dead++;
+    p->n_status -= m->status;
     if (p->on_dead)
         p->on_dead(p->dead_ctx, m->id, m->topic, m->payload, m->len, packet_size(p, m), reason,
                    words);
@@ -827,6 +847,57 @@ static struct msg *unlink_head(struct r2m_pub *p)
     m->next = NULL;
     p->queued--;
     return m;
+}
+
+/* Removes the status messages waiting in the queue (none is in flight
+ * while the connection is down: requeue_inflight put them back). */
+static void drop_status(struct r2m_pub *p)
+{
+    struct msg **at = &p->head, *prev = NULL;
+    while (*at) {
+        struct msg *m = *at;
+        if (!m->status) {
+            prev = m;
+            at = &m->next;
+            continue;
+        }
+        *at = m->next;
+        if (p->tail == m)
+            p->tail = prev;
+        p->queued--;
+        p->n_status--;
+        msg_free(m);
+    }
+}
+
+/* Queues the retained status message at the front or at the end; it takes
+ * no place of max_queued. Out of memory it is left out. */
+static void queue_status(struct r2m_pub *p, const char *text, int front)
+{
+    struct msg *m = calloc(1, sizeof *m);
+    char *t = strdup(p->status_topic), *pl = strdup(text);
+    if (!m || !t || !pl) {
+        free(m);
+        free(t);
+        free(pl);
+        return;
+    }
+    m->topic = t;
+    m->payload = pl;
+    m->len = strlen(text);
+    m->retained = 1;
+    m->status = 1;
+    m->enq_ms = mono_ms();
+    if (front) {
+        m->next = p->head;
+        p->head = m;
+        if (!p->tail)
+            p->tail = m;
+        p->queued++;
+    } else {
+        append(p, m);
+    }
+    p->n_status++;
 }
 
 /* kinds for the connection's log limit besides the failure codes */
@@ -895,7 +966,7 @@ static void send_some(struct r2m_pub *p, int64_t now)
         if (p->cfg->mqtt.version == 5) {
             ro.onSuccess5 = on_pub_ok5;
             ro.onFailure5 = on_pub_fail5;
-            if (!is_status(p, m)) {
+            if (!m->status) {
                 prop.identifier = MQTTPROPERTY_CODE_CONTENT_TYPE;
                 prop.value.data.data = (char *)content_type;
                 prop.value.data.len = (int)strlen(content_type);
@@ -969,24 +1040,11 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
                         r->val ? mp : "none", NULL);
             }
             if (p->status_topic) {
-                /* "online" goes first so it precedes any event of this session */
-                struct msg *m = calloc(1, sizeof *m);
-                char *t = strdup(p->status_topic), *pl = strdup("online");
-                if (m && t && pl) {
-                    m->topic = t;
-                    m->payload = pl;
-                    m->len = 6;
-                    m->retained = 1;
-                    m->next = p->head;
-                    p->head = m;
-                    if (!p->tail)
-                        p->tail = m;
-                    p->queued++;
-                } else {
-                    free(m);
-                    free(t);
-                    free(pl);
-                }
+                /* "online" goes first so it precedes any event of this
+                 * session; one that a dropped connection left unsent is
+                 * stale: it goes, or every reconnect would add one more */
+                drop_status(p);
+                queue_status(p, "online", 1);
             }
             break;
         case REP_CONNECT_FAILED:
@@ -1012,6 +1070,7 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
                 break;
             if (m->id && p->on_ack)
                 p->on_ack(p->ack_ctx, m->id, now - m->enq_ms);
+            p->n_status -= m->status;
             msg_free(m);
             p->acked++;
             r2m_log_limit_clear(&p->pub_log);
@@ -1066,15 +1125,10 @@ void r2m_pub_goodbye(struct r2m_pub *p, int64_t timeout_ms)
         return;
     int64_t end = mono_ms() + timeout_ms;
     if (p->status_topic) {
-        char *t = strdup(p->status_topic), *pl = strdup("offline");
-        if (t && pl)
-            r2m_pub_enqueue(p, t, pl, 7, 1, 0);
-        else {
-            free(t);
-            free(pl);
-        }
+        /* even when the outbox is full: it is no event */
+        queue_status(p, "offline", 0);
         /* the status message is last in the queue: wait for the queue */
-        while (r2m_pub_pending(p) && p->state == ST_UP && mono_ms() < end) {
+        while (total(p) && p->state == ST_UP && mono_ms() < end) {
             struct timespec ts = {0, 5 * 1000000};
             nanosleep(&ts, NULL);
             r2m_pub_dispatch(p, mono_ms());

@@ -1,0 +1,270 @@
+"""End-to-end cases for a hostile or flaky broker and an unlucky operator.
+Imported by run.py (every tests/e2e/*_cases.py is).
+
+HostileBroker speaks just enough MQTT (3.1.1 and 5) to be scripted: what it
+announces in CONNACK (Receive Maximum, Maximum Packet Size), which PUBACK
+reason code a topic gets, whether it answers at all, when it drops the
+connection. It records every PUBLISH it receives, per connection.
+"""
+
+import json
+import os
+import socket
+import struct
+import threading
+import time
+
+from fakeapi import Reply
+from harness import check, check_eq, wait_for
+from run import case, doc_endpoint
+
+
+def report(line):
+    print("  %s" % line, flush=True)
+
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        b = n % 128
+        n //= 128
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+class Publish:
+    def __init__(self, conn, topic, pid, qos, retain, dup, payload, size):
+        self.conn = conn
+        self.topic = topic
+        self.pid = pid
+        self.qos = qos
+        self.retain = retain
+        self.dup = dup
+        self.payload = payload
+        self.size = size  # the whole packet, fixed header included
+        self.time = time.monotonic()
+
+    def json(self):
+        return json.loads(self.payload.decode("utf-8"))
+
+    def __repr__(self):
+        return "Publish(conn=%d, %s, pid=%d, %dB)" % (self.conn, self.topic, self.pid, self.size)
+
+
+class HostileBroker:
+    """A scripted MQTT broker on a loopback port.
+
+    connack      False: never answer CONNECT
+    receive_max  MQTT 5 CONNACK Receive Maximum (None: not sent)
+    max_packet   MQTT 5 CONNACK Maximum Packet Size (None: not sent)
+    reason_for   fn(Publish) -> PUBACK reason code (MQTT 5), or None: no PUBACK
+    drop_after   close the connection after this many PUBLISHes (None: never)
+    drop_first   close the first this many connections right after CONNACK
+    """
+
+    def __init__(self, connack=True, receive_max=None, max_packet=None, reason_for=None,
+                 drop_after=None, drop_first=0):
+        self.drop_first = drop_first
+        self.connack = connack
+        self.receive_max = receive_max
+        self.max_packet = max_packet
+        self.reason_for = reason_for or (lambda p: 0)
+        self.drop_after = drop_after
+        self.lock = threading.Lock()
+        self.publishes = []
+        self.connects = []  # (monotonic time, protocol level)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self._stop = False
+        self._conns = []
+        self._t = threading.Thread(target=self._accept, daemon=True)
+        self._t.start()
+
+    def _accept(self):
+        while not self._stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            self._conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _read_packet(c):
+        h = c.recv(1)
+        if not h:
+            return None
+        n, mult = 0, 1
+        while True:
+            b = c.recv(1)
+            if not b:
+                return None
+            n += (b[0] & 0x7F) * mult
+            mult *= 128
+            if not b[0] & 0x80:
+                break
+        body = b""
+        while len(body) < n:
+            chunk = c.recv(n - len(body))
+            if not chunk:
+                return None
+            body += chunk
+        return h[0], body, 1 + len(_varint(n)) + n
+
+    def _serve(self, c):
+        version = 4
+        conn = None
+        count = 0
+        try:
+            while not self._stop:
+                p = self._read_packet(c)
+                if p is None:
+                    break
+                typ, body, size = p
+                kind = typ >> 4
+                if kind == 1:  # CONNECT
+                    version = body[6]
+                    with self.lock:
+                        self.connects.append((time.monotonic(), version))
+                        conn = len(self.connects)
+                    if not self.connack:
+                        continue
+                    if version == 5:
+                        props = b""
+                        if self.receive_max is not None:
+                            props += b"\x21" + struct.pack(">H", self.receive_max)
+                        if self.max_packet is not None:
+                            props += b"\x27" + struct.pack(">I", self.max_packet)
+                        v = b"\x00\x00" + _varint(len(props)) + props
+                    else:
+                        v = b"\x00\x00"
+                    c.sendall(b"\x20" + _varint(len(v)) + v)
+                    if conn <= self.drop_first:
+                        break
+                elif kind == 3:  # PUBLISH
+                    qos = (typ >> 1) & 3
+                    tl = struct.unpack(">H", body[:2])[0]
+                    topic = body[2:2 + tl].decode("utf-8")
+                    i = 2 + tl
+                    pid = 0
+                    if qos:
+                        pid = struct.unpack(">H", body[i:i + 2])[0]
+                        i += 2
+                    if version == 5:
+                        pl, mult = 0, 1
+                        while True:
+                            b = body[i]
+                            i += 1
+                            pl += (b & 0x7F) * mult
+                            mult *= 128
+                            if not b & 0x80:
+                                break
+                        i += pl
+                    pub = Publish(conn, topic, pid, qos, typ & 1, (typ >> 3) & 1, body[i:], size)
+                    with self.lock:
+                        self.publishes.append(pub)
+                    count += 1
+                    rc = self.reason_for(pub)
+                    if qos and rc is not None:
+                        if version == 5:
+                            c.sendall(b"\x40\x03" + struct.pack(">HB", pid, rc))
+                        else:
+                            c.sendall(b"\x40\x02" + struct.pack(">H", pid))
+                    if self.drop_after is not None and count >= self.drop_after:
+                        break
+                elif kind == 12:  # PINGREQ
+                    c.sendall(b"\xd0\x00")
+                elif kind == 14:  # DISCONNECT
+                    break
+        except OSError:
+            pass
+        try:
+            c.close()
+        except OSError:
+            pass
+
+    def pubs(self, prefix="rest2mqtt/"):
+        with self.lock:
+            return [p for p in self.publishes if p.topic.startswith(prefix)]
+
+    def stop(self):
+        self._stop = True
+        self._t.join(2)
+        self.sock.close()
+        for c in self._conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+def hostile(t, **kw):
+    b = HostileBroker(**kw)
+    t.defer(b.stop)
+    return b
+
+
+# ---------------------------------------------------------------------------
+# The status message
+
+
+@case
+def status_online_once_after_flapping_connections(t):
+    """A broker that drops the first connections right after CONNACK: each
+    connection queues the retained "online" status message; the ones that
+    never went out must not pile up (one per reconnect), count as events
+    waiting in the outbox, hold up a graceful stop or be published in a
+    heap once the broker works."""
+    from harness import free_port
+    from ops_cases import scrape
+    fb = hostile(t, drop_first=3)
+    api = t.api()
+    api.set("/doc", Reply.json({"v": 0}))
+    port = free_port()
+    cfg = t.config(fb.port, [doc_endpoint(api)], mqtt={"status_topic": "{prefix}/status"},
+                   metrics={"listen": "127.0.0.1:%d" % port}, shutdown_timeout="8s")
+    br = t.bridge(cfg)
+    wait_for(lambda: len(fb.connects) >= 3, 20, "3 dropped connections", alive=(br,))
+    check_eq(scrape(port).value("rest2mqtt_outbox_events"), 0,
+             "rest2mqtt_outbox_events while no event was committed (status messages are not "
+             "events of the outbox)")
+    wait_for(lambda: fb.pubs("rest2mqtt/status"), 20, "the status message", alive=(br,))
+    t.settle(api, ["/doc"], alive=(br,))
+    api.set("/doc", Reply.json({"v": 1}))
+    wait_for(lambda: fb.pubs("rest2mqtt/doc"), 10, "the event", alive=(br,))
+    status = [(p.conn, p.payload) for p in fb.pubs("rest2mqtt/status")]
+    check_eq(status, [(4, b"online")], "status messages published (connection, payload)")
+    took = br.stop(timeout=15)
+    check(took < 5, "a graceful stop with nothing to deliver took %.1f s", took)
+    check(not any("shutdown_timeout reached" in l for l in br.log_lines()),
+          "no event waited at the stop: %s",
+          [l for l in br.log_lines() if "shutdown_timeout" in l])
+    check_eq([(p.conn, p.payload) for p in fb.pubs("rest2mqtt/status")],
+             [(4, b"online"), (4, b"offline")], "status messages at the end")
+
+
+@case
+def status_message_does_not_hold_up_stop_while_broker_down(t):
+    """The broker drops every connection: the queued "online" is not an
+    event; a graceful stop must not wait shutdown_timeout for it nor claim
+    that events stay in the outbox."""
+    fb = hostile(t, drop_first=1000)
+    api = t.api()
+    api.set("/doc", Reply.json({"v": 0}))
+    cfg = t.config(fb.port, [doc_endpoint(api)], mqtt={"status_topic": "{prefix}/status"},
+                   shutdown_timeout="8s")
+    br = t.bridge(cfg)
+    wait_for(lambda: len(fb.connects) >= 2, 20, "2 dropped connections", alive=(br,))
+    took = br.stop(timeout=15)
+    lies = [l for l in br.log_lines() if "shutdown_timeout reached" in l]
+    check(not lies, "the stop claims events stay in the outbox: %s", lies)
+    check(took < 5, "a graceful stop with nothing in the outbox took %.1f s", took)
+
+
+if __name__ == "__main__":
+    raise SystemExit("run through run.py: run.py --bin PATH --case NAME")
