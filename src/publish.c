@@ -1103,11 +1103,22 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
     if (overflow && p->state == ST_UP)
         went_down(p, now, "mqtt report queue overflow", 0, "out of memory recording reports");
     if (p->state == ST_DOWN && now >= p->retry_at) {
-        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-        d.timeout = 0;
-        if (MQTTAsync_isConnected(p->client))
-            MQTTAsync_disconnect(p->client, &d);
-        r2m_pub_connect(p, now);
+        /* a new client for every new connection: paho keeps the publish
+         * commands it had not written yet when the connection dropped
+         * ("outside the scope of the MQTT session") and sends them after
+         * the next CONNACK - besides the copies requeue_inflight put back,
+         * so one event would go out twice on one connection, the stale
+         * copies first. Destroying the client drops them (their failure
+         * reports carry old send ids and change nothing). */
+        MQTTAsync_destroy(&p->client);
+        if (make_client(p)) {
+            p->retry_at = now + p->backoff_ms;
+            if (r2m_log_limit_hit(&p->conn_log, KIND_OTHER))
+                r2m_log(R2M_LOG_ERROR, "mqtt client could not be created; will retry", "broker",
+                        p->shown_url, NULL);
+        } else {
+            r2m_pub_connect(p, now);
+        }
     }
     send_some(p, now);
 }

@@ -210,6 +210,105 @@ def hostile(t, **kw):
 
 
 # ---------------------------------------------------------------------------
+# Bursts: a denied topic, Receive Maximum 1, a broker dropping connections
+
+
+def burst_endpoints(api, n_eps, n_items, v):
+    for e in range(n_eps):
+        api.set("/c%d" % e, Reply.json([{"id": i, "v": v} for i in range(n_items)]))
+
+
+def check_burst(fb, n_eps, n_items, rounds, denied):
+    """Every event but the denied topic's arrived; within a connection none
+    twice after its PUBACK; per endpoint in commit order."""
+    pubs = [p for p in fb.pubs() if p.topic != "rest2mqtt/status"]
+    acked_in_conn = {}
+    last = {}
+    t0 = fb.connects[0][0]
+    for p in pubs:
+        ev = p.json()
+        key = (p.conn, ev["id"])
+        first = acked_in_conn.get(key)
+        check(first is None, "event %s (%s) sent again on connection %d after its PUBACK "
+              "(pid %d at %.3f s, then pid %d dup %d at %.3f s)", ev["id"], p.topic, p.conn,
+              first and first.pid, first and first.time - t0, p.pid, p.dup, p.time - t0)
+        acked_in_conn[key] = p
+        ep = p.topic.split("/")[1]
+        order = (ev["data"]["after"]["v"], ev["subject"].encode())
+        if p.conn == last.get(ep, (0, None))[0] and not p.dup:
+            check(order > last[ep][1], "%s: %s sent after %s on connection %d: %s", ep, order,
+                  last[ep][1], p.conn, [(q.topic, q.json()["data"]["after"]["v"], q.pid, q.dup)
+                                        for q in pubs if q.conn == p.conn])
+        last[ep] = (p.conn, order)
+    got = {}
+    for p in pubs:
+        got.setdefault((p.topic, p.json()["data"]["after"]["v"]), 0)
+        got[(p.topic, p.json()["data"]["after"]["v"])] += 1
+    want = {("rest2mqtt/c%d/%d/updated" % (e, i), v) for e in range(n_eps)
+            for i in range(n_items) for v in range(1, rounds + 1)}
+    missing = sorted(w for w in want if w not in got and w[0] != denied)
+    check(not missing, "%d events never sent, e.g. %s", len(missing), missing[:5])
+
+
+def timeline(fb):
+    if not os.environ.get("R2M_TIMELINE"):
+        return
+    t0 = fb.connects[0][0]
+    for i, (ct, _) in enumerate(fb.connects):
+        ps = [p for p in fb.publishes if p.conn == i + 1]
+        report("conn %d at %.2f: %d publishes %s" % (
+            i + 1, ct - t0, len(ps), ["%.2f" % (p.time - t0) for p in ps]))
+
+
+def burst_case(t, n_eps=4, n_items=250, rounds=2, denied="rest2mqtt/c1/7/updated", timeout=30,
+               **kw):
+    fb = hostile(t, reason_for=lambda p: 0x87 if p.topic == denied else 0, **kw)
+    api = t.api()
+    burst_endpoints(api, n_eps, n_items, 0)
+    eps = [{"name": "c%d" % e, "url": api.url("/c%d" % e), "items": "", "key": "/id"}
+           for e in range(n_eps)]
+    cfg = t.config(fb.port, eps, mqtt={"status_topic": "{prefix}/status"})
+    br = t.bridge(cfg)
+    paths = ["/c%d" % e for e in range(n_eps)]
+    t.settle(api, paths, alive=(br,))
+    for v in range(1, rounds + 1):
+        burst_endpoints(api, n_eps, n_items, v)
+        t.settle(api, paths, alive=(br,))
+    want = n_eps * n_items * rounds
+    try:
+        wait_for(lambda: len({(p.topic, p.payload) for p in fb.pubs()
+                              if p.topic != "rest2mqtt/status"}) >= want, timeout,
+                 "%d distinct events" % want, alive=(br,))
+    finally:
+        timeline(fb)
+    br.stop()
+    check_burst(fb, n_eps, n_items, rounds, denied)
+    refused = [l for l in br.log_lines() if "refused by the broker for good" in l]
+    check_eq(len(refused), rounds, "refusal lines: %s" % refused)
+    report("%d publishes over %d connections" % (len(fb.pubs()), len(fb.connects)))
+    return fb, br
+
+
+@case
+def broker_denies_one_topic_in_a_burst(t):
+    # 2000 events of 4 endpoints; one topic gets PUBACK 0x87 each round
+    burst_case(t)
+
+
+@case
+def broker_denies_one_topic_receive_maximum_1(t):
+    burst_case(t, n_eps=3, n_items=60, receive_max=1)
+
+
+@case
+def broker_drops_connection_every_60_publishes(t):
+    # the broker PUBACKs and closes after every 60th PUBLISH: paho keeps the
+    # publishes it had not written yet and would send them on the next
+    # connection too, besides the bridge's own resend of them
+    burst_case(t, n_eps=2, n_items=25, drop_after=60, timeout=40)
+
+
+# ---------------------------------------------------------------------------
 # The status message
 
 
