@@ -367,3 +367,43 @@ def status_message_does_not_hold_up_stop_while_broker_down(t):
 
 if __name__ == "__main__":
     raise SystemExit("run through run.py: run.py --bin PATH --case NAME")
+
+
+# ---------------------------------------------------------------------------
+# The operator
+
+
+@case
+def poll_with_more_events_than_outbox_max_says_so(t):
+    """One poll whose change is more events than state.outbox_max can ever
+    hold: it cannot be committed, now or later, whatever the broker does.
+    The log must say that and what to change - not "outbox full ... will be
+    delivered by a later poll" - and after a restart with a larger
+    outbox_max the change is delivered."""
+    from harness import Broker
+    from ops_cases import launch
+    broker = Broker(t).start()
+    sub = t.subscriber(broker)
+    api = t.api()
+    items = lambda v: [{"id": i, "v": v} for i in range(5)]  # noqa: E731
+    api.set("/items", Reply.json(items(0)))
+    cfg = t.config(broker.port, [{"name": "items", "url": api.url("/items"), "items": "",
+                                  "key": "/id"}],
+                   state={"path": t.path("state.db"), "outbox_max": 3})
+    br = launch(t, broker, cfg)
+    t.settle(api, ["/items"], alive=(br,))
+    api.set("/items", Reply.json(items(1)))
+    line = br.wait_log("poll failed")
+    report(line)
+    check("state.outbox_max" in line and "5 events" in line and "later poll" not in line,
+          "the failed poll must say that its 5 events exceed state.outbox_max (and not that "
+          "a later poll delivers them): %s", line)
+    check(not any("outbox full:" in l for l in br.log_lines()),
+          "nothing waits for the broker, yet 'outbox full' was logged: %s",
+          [l for l in br.log_lines() if "outbox full:" in l])
+    br.stop()
+    check_eq(sub.events(), [], "events while the change cannot be committed")
+    cfg["state"]["outbox_max"] = 10
+    br = launch(t, broker, cfg, name="bridge-2")
+    sub.wait_events(5, alive=(br,))
+    br.stop()
