@@ -407,3 +407,22 @@ def poll_with_more_events_than_outbox_max_says_so(t):
     br = launch(t, broker, cfg, name="bridge-2")
     sub.wait_events(5, alive=(br,))
     br.stop()
+
+
+@case
+def state_commands_on_a_missing_state_file(t):
+    """`state list/prune/dead-letters` read a state file; pointed at one
+    that does not exist (a wrong -c, a typo in state.path) they must say so
+    and fail, not create an empty file and report "0 dead letters"."""
+    api = t.api()
+    path = t.path("missing.db")
+    cfg = t.config(1, [doc_endpoint(api)], state={"path": path})
+    cfg_path = t.write_config(cfg, "missing.yaml")
+    for args in (["dead-letters"], ["dead-letters", "--requeue"], ["dead-letters", "--json"],
+                 ["list"], ["prune"]):
+        r = t.run_cli(["state"] + args + ["-c", cfg_path])
+        err = r.stderr.decode()
+        check_eq(r.returncode, 2, "exit code of state %s on a missing file" % " ".join(args))
+        check("does not exist" in err and path in err,
+              "state %s must say that %s does not exist: %s", " ".join(args), path, err)
+        check(not os.path.exists(path), "state %s created %s", " ".join(args), path)
