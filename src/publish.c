@@ -935,6 +935,17 @@ static void went_down(struct r2m_pub *p, int64_t now, const char *why, int code,
     }
 }
 
+/* The connection is gone (paho's connection-lost callback, a publish
+ * failing because of it, or paho saying it is not connected). */
+static void connection_lost(struct r2m_pub *p, int64_t now)
+{
+    if (p->state == ST_UP)
+        went_down(p, now, "mqtt connection lost, will reconnect", 0,
+                  now - p->up_since < R2M_PUB_STABLE_MS
+                      ? "the broker closed the connection soon after accepting it"
+                      : "the connection dropped");
+}
+
 static void send_some(struct r2m_pub *p, int64_t now)
 {
     if (p->state != ST_UP || (p->hold_until && now < p->hold_until))
@@ -989,6 +1000,12 @@ static void send_some(struct r2m_pub *p, int64_t now)
             refuse(p, unlink_head(p), r2m_pub_refusal(rc),
                    r2m_pub_code_words(p->cfg->mqtt.version, rc));
             continue;
+        }
+        if (rc == MQTTASYNC_DISCONNECTED) {
+            /* the connection dropped and its report is still on its way */
+            m->send_id = 0;
+            connection_lost(p, now);
+            return;
         }
         if (rc != MQTTASYNC_SUCCESS) {
             /* not sent: leave it at the head and treat the link as broken */
@@ -1057,11 +1074,7 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
                       why[0] ? why : r2m_pub_code_words(p->cfg->mqtt.version, r->code));
             break;
         case REP_LOST:
-            if (p->state == ST_UP)
-                went_down(p, now, "mqtt connection lost, will reconnect", 0,
-                          now - p->up_since < R2M_PUB_STABLE_MS
-                              ? "the broker closed the connection soon after accepting it"
-                              : "the connection dropped");
+            connection_lost(p, now);
             break;
         case REP_PUB_OK:
             /* not in flight any more: requeued by a lost connection, yet
@@ -1080,6 +1093,14 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
                 break;
             if ((reason = r2m_pub_refusal(r->code))) {
                 refuse(p, m, reason, r2m_pub_code_words(p->cfg->mqtt.version, r->code));
+                break;
+            }
+            if (r->code == MQTTASYNC_OPERATION_INCOMPLETE || r->code == MQTTASYNC_DISCONNECTED) {
+                /* paho discards what was in flight when the connection
+                 * closes, before it reports the loss: that is one event,
+                 * told once, not a failed publish per message */
+                put_back(p, m);
+                connection_lost(p, now);
                 break;
             }
             if (p->state == ST_UP) {

@@ -305,7 +305,18 @@ def broker_drops_connection_every_60_publishes(t):
     # the broker PUBACKs and closes after every 60th PUBLISH: paho keeps the
     # publishes it had not written yet and would send them on the next
     # connection too, besides the bridge's own resend of them
-    burst_case(t, n_eps=2, n_items=25, drop_after=60, timeout=40)
+    fb, br = burst_case(t, n_eps=2, n_items=25, drop_after=60, timeout=40)
+    # a dropped connection is one line (rate limited), not one per message
+    # that was in flight, nor "refused by client library"
+    lines = br.log_lines()
+    noise = [l for l in lines if "will resend" in l and ("code=-11" in l or "code=-3" in l)
+             or "refused by client library" in l]
+    check(not noise, "%d lines about messages of a dropped connection, e.g. %s", len(noise),
+          noise[:3])
+    lost = [l for l in lines if "mqtt connection lost" in l]
+    check(lost and len(lost) <= len(fb.connects),
+          "one (rate limited) line per dropped connection: %d lines, %d connections", len(lost),
+          len(fb.connects))
 
 
 # ---------------------------------------------------------------------------
