@@ -437,3 +437,105 @@ def state_commands_on_a_missing_state_file(t):
         check("does not exist" in err and path in err,
               "state %s must say that %s does not exist: %s", " ".join(args), path, err)
         check(not os.path.exists(path), "state %s created %s", " ".join(args), path)
+
+
+def small_disk(t, size="2M"):
+    """A tmpfs of `size` (root only); None if it cannot be mounted."""
+    import subprocess
+    d = t.mkdir("smalldisk")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", d],
+                       capture_output=True)
+    if r.returncode:
+        return None
+    t.defer(lambda: subprocess.run(["umount", "-l", d], capture_output=True))
+    return d
+
+
+@case
+def disk_full_while_events_commit(t):
+    """The state file's disk fills up while endpoints change: polls fail
+    (rate limited), acknowledged events cannot be deleted (rate limited),
+    nothing is lost, and everything flows again once there is space."""
+    from harness import Broker
+    from ops_cases import launch
+    d = small_disk(t)
+    if d is None:
+        report("cannot mount a tmpfs here; skipped")
+        return
+    broker = Broker(t).start()
+    sub = t.subscriber(broker)
+    api = t.api()
+    items = lambda v: [{"id": i, "v": v, "pad": "x" * 200} for i in range(40)]  # noqa: E731
+    api.set("/items", Reply.json(items(0)))
+    api.set("/doc", Reply.json({"v": 0}))
+    cfg = t.config(broker.port, [{"name": "items", "url": api.url("/items"), "items": "",
+                                  "key": "/id"}, doc_endpoint(api)],
+                   state={"path": os.path.join(d, "state.db")},
+                   defaults={"interval": "200ms", "timeout": "2s", "jitter": "0%",
+                             "max_backoff": "1s"})
+    br = launch(t, broker, cfg)
+    t.settle(api, ["/items", "/doc"], alive=(br,))
+    filler = os.path.join(d, "filler")
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    api.set("/items", Reply.json(items(5)))
+    api.set("/doc", Reply.json({"v": 5}))
+    wait_for(lambda: len([l for l in br.log_lines() if "disk is full" in l]) >= 6, 20,
+             "polls failing on the full disk", alive=(br,))
+    full = [l for l in br.log_lines() if "disk is full" in l]
+    counts = [int(l.rsplit("consecutive=", 1)[1].split()[0]) for l in full]
+    check(all(c & (c - 1) == 0 for c in counts), "repeats are rate limited (1, 2, 4, ...): %s",
+          counts)
+    os.unlink(filler)
+    wait_for(lambda: any(m.topic == "rest2mqtt/doc" and m.json()["data"]["after"]["v"] == 5
+                         for m in sub.events()), 20, "the last doc event", alive=(br,))
+    wait_for(lambda: {(m.topic, m.json()["data"]["after"]["v"]) for m in sub.events()} >=
+             {("rest2mqtt/items/%d/updated" % i, 5) for i in range(40)}, 20,
+             "the last items events", alive=(br,))
+    t.settle(api, ["/items", "/doc"], alive=(br,))
+    br.stop()
+    ids = [m.json()["id"] for m in sub.events()]
+    check_eq(len(ids), len(set(ids)), "events (each id once)")
+    check_eq(len(ids), 41, "events: 40 items and the document, each once")
+
+
+@case
+def requeue_while_running_and_while_still_denied(t):
+    """--requeue while the bridge holds the file: a clear refusal, nothing
+    changed. Requeued while the broker still denies the topic: refused
+    again once at the next start (one log line, one row), not in a loop."""
+    from broker_cases import dead_letter_rows
+    denied = "rest2mqtt/doc"
+    fb = hostile(t, reason_for=lambda p: 0x87 if p.topic == denied else 0)
+    api = t.api()
+    api.set("/doc", Reply.json({"v": 0}))
+    cfg = t.config(fb.port, [doc_endpoint(api)])
+    br = t.bridge(cfg)
+    t.settle(api, ["/doc"], alive=(br,))
+    api.set("/doc", Reply.json({"v": 1}))
+    br.wait_log("refused by the broker for good")
+    r = t.run_cli(["state", "dead-letters", "--requeue", "-c", br.config_path])
+    err = r.stderr.decode()
+    check(r.returncode == 2 and "another rest2mqtt process" in err,
+          "--requeue while the bridge runs: exit 2 and who holds the file, got %d: %s",
+          r.returncode, err)
+    br.stop()
+    check_eq(len(dead_letter_rows(t, br.config_path)), 1, "dead letters after the refusal")
+    for n in (1, 0):
+        r = t.run_cli(["state", "dead-letters", "--requeue", "-c", br.config_path])
+        check("requeued %d dead letter" % n in r.stdout.decode(), "--requeue must say %d: %s",
+              n, r.stdout.decode())
+    sent = len(fb.pubs(denied))
+    br = t.bridge(cfg, name="bridge-2")
+    br.wait_log("refused by the broker for good")
+    t.settle(api, ["/doc"], alive=(br,))
+    check_eq(len([l for l in br.log_lines() if "refused by the broker for good" in l]), 1,
+             "refusals of the requeued event")
+    check_eq(len(fb.pubs(denied)), sent + 1, "sends of the requeued event")
+    br.stop()
+    check_eq(len(dead_letter_rows(t, br.config_path)), 1, "dead letters at the end")
