@@ -61,11 +61,14 @@ class HostileBroker:
     reason_for   fn(Publish) -> PUBACK reason code (MQTT 5), or None: no PUBACK
     drop_after   close the connection after this many PUBLISHes (None: never)
     drop_first   close the first this many connections right after CONNACK
+    stray_pubacks  also PUBACK a packet id that is not in flight, and the
+                 same one twice
     """
 
     def __init__(self, connack=True, receive_max=None, max_packet=None, reason_for=None,
-                 drop_after=None, drop_first=0):
+                 drop_after=None, drop_first=0, stray_pubacks=False):
         self.drop_first = drop_first
+        self.stray_pubacks = stray_pubacks
         self.connack = connack
         self.receive_max = receive_max
         self.max_packet = max_packet
@@ -170,6 +173,10 @@ class HostileBroker:
                         self.publishes.append(pub)
                     count += 1
                     rc = self.reason_for(pub)
+                    if qos and self.stray_pubacks:
+                        stray = struct.pack(">H", (pid + 30000) % 65536 or 1)
+                        c.sendall((b"\x40\x03" + stray + b"\x00") if version == 5
+                                  else (b"\x40\x02" + stray))
                     if qos and rc is not None:
                         if version == 5:
                             c.sendall(b"\x40\x03" + struct.pack(">HB", pid, rc))
@@ -298,6 +305,12 @@ def broker_denies_one_topic_in_a_burst(t):
 @case
 def broker_denies_one_topic_receive_maximum_1(t):
     burst_case(t, n_eps=3, n_items=60, receive_max=1)
+
+
+@case
+def broker_sends_stray_pubacks(t):
+    # a PUBACK for a packet id not in flight before every real one
+    burst_case(t, n_eps=2, n_items=50, stray_pubacks=True)
 
 
 @case
