@@ -20,7 +20,14 @@
 #include "r2m/log.h"
 #include "r2m/topic.h"
 
-enum report_kind { REP_CONNECTED, REP_CONNECT_FAILED, REP_LOST, REP_PUB_OK, REP_PUB_FAIL };
+enum report_kind {
+    REP_CONNECTED,
+    REP_CONNECT_FAILED,
+    REP_LOST,
+    REP_DISCONNECT, /* MQTT 5: the broker closes the connection and says why */
+    REP_PUB_OK,
+    REP_PUB_FAIL
+};
 
 struct report {
     int kind;
@@ -173,6 +180,14 @@ static void on_lost(void *ctx, char *cause)
 {
     (void)cause;
     report(ctx, REP_LOST, 0, 0);
+}
+
+/* MQTT 5 DISCONNECT from the broker: the end of the connection (paho does
+ * not call on_lost then) */
+static void on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes rc)
+{
+    (void)props;
+    report(ctx, REP_DISCONNECT, (int)rc, 0);
 }
 
 static int on_message(void *ctx, char *topic, int len, MQTTAsync_message *m)
@@ -537,6 +552,8 @@ static int make_client(struct r2m_pub *p)
         return R2M_E_MQTT;
     }
     MQTTAsync_setCallbacks(p->client, p, on_lost, on_message, NULL);
+    if (p->cfg->mqtt.version == 5)
+        MQTTAsync_setDisconnected(p->client, p, on_disconnected);
     return 0;
 }
 
@@ -1075,6 +1092,17 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
             break;
         case REP_LOST:
             connection_lost(p, now);
+            break;
+        case REP_DISCONNECT:
+            /* the connection is gone now: paho 1.3.12 clears "connected"
+             * before it closes the session, so no connection-lost report
+             * follows, and an idle bridge would look connected for good.
+             * With the reason in words (0x8E: another client has our
+             * client id) */
+            if (p->state == ST_UP)
+                went_down(p, now, "mqtt connection closed by the broker, will reconnect", r->code,
+                          r->code ? r2m_pub_code_words(5, r->code)
+                                  : "the broker ended the connection (normal disconnection)");
             break;
         case REP_PUB_OK:
             /* not in flight any more: requeued by a lost connection, yet

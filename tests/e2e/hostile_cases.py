@@ -61,13 +61,16 @@ class HostileBroker:
     reason_for   fn(Publish) -> PUBACK reason code (MQTT 5), or None: no PUBACK
     drop_after   close the connection after this many PUBLISHes (None: never)
     drop_first   close the first this many connections right after CONNACK
+    disconnect_code  MQTT 5: the dropped connections (drop_first) get a
+                 DISCONNECT with this reason code first
     stray_pubacks  also PUBACK a packet id that is not in flight, and the
                  same one twice
     """
 
     def __init__(self, connack=True, receive_max=None, max_packet=None, reason_for=None,
-                 drop_after=None, drop_first=0, stray_pubacks=False):
+                 drop_after=None, drop_first=0, stray_pubacks=False, disconnect_code=None):
         self.drop_first = drop_first
+        self.disconnect_code = disconnect_code
         self.stray_pubacks = stray_pubacks
         self.connack = connack
         self.receive_max = receive_max
@@ -148,6 +151,9 @@ class HostileBroker:
                         v = b"\x00\x00"
                     c.sendall(b"\x20" + _varint(len(v)) + v)
                     if conn <= self.drop_first:
+                        if self.disconnect_code is not None and version == 5:
+                            time.sleep(0.2)
+                            c.sendall(b"\xe0\x02" + bytes([self.disconnect_code, 0]))
                         break
                 elif kind == 3:  # PUBLISH
                     qos = (typ >> 1) & 3
@@ -552,3 +558,42 @@ def requeue_while_running_and_while_still_denied(t):
     check_eq(len(fb.pubs(denied)), sent + 1, "sends of the requeued event")
     br.stop()
     check_eq(len(dead_letter_rows(t, br.config_path)), 1, "dead letters at the end")
+
+
+@case
+def broker_disconnect_reason_said_in_words(t):
+    """MQTT 5: a broker says why it closes a connection (DISCONNECT with a
+    reason code; 0x8E: another client with the same mqtt.client_id took
+    the session over - a classic deployment mistake). The bridge must see
+    the connection is gone and reconnect, even with nothing to publish
+    (paho 1.3.12 does not call connectionLost after a server DISCONNECT),
+    and the log must say why. (mosquitto 2.0.11 closes without DISCONNECT
+    on a takeover, but sends one for a packet over max_packet_size, and
+    other brokers send 0x8E; a scripted broker does here.)"""
+    fb = hostile(t, drop_first=1, disconnect_code=0x8E)
+    api = t.api()
+    api.set("/doc", Reply.json({"v": 0}))
+    cfg = t.config(fb.port, [doc_endpoint(api)])
+    br = t.bridge(cfg)
+    line = br.wait_log("mqtt connection")
+    report(line)
+    check("session taken over" in line and "mqtt.client_id" in line and "code=142" in line,
+          "the log must say that another client took the session over (0x8E): %s", line)
+    wait_for(lambda: len(fb.connects) >= 2, 10, "the reconnection", alive=(br,))
+    br.stop()
+
+
+@case
+def broker_normal_disconnect_is_noticed(t):
+    """MQTT 5 DISCONNECT with reason 0 from the broker: the connection is
+    over; an idle bridge must notice and reconnect, not report itself
+    connected to a closed socket."""
+    fb = hostile(t, drop_first=1, disconnect_code=0)
+    api = t.api()
+    api.set("/doc", Reply.json({"v": 0}))
+    cfg = t.config(fb.port, [doc_endpoint(api)])
+    br = t.bridge(cfg)
+    wait_for(lambda: len(fb.connects) >= 2, 10, "the reconnection", alive=(br,))
+    check(any("normal disconnection" in l for l in br.log_lines()),
+          "the log must say that the broker ended the connection: %s", br.log_lines())
+    br.stop()
