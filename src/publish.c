@@ -65,6 +65,8 @@ struct r2m_pub {
     struct r2m_log_limit pub_log;  /* transient publish failures */
     int told_down;                 /* the last failure was logged: log the recovery */
     uint64_t broker_max_packet;    /* MQTT 5 CONNACK Maximum Packet Size; 0: none */
+    uint64_t suspect_seq;          /* oldest event in flight at the last quick drop, + 1 */
+    int suspect_told;              /* the hint about it was logged */
     int64_t hold_until;            /* pause after a rejected publish */
     uint64_t rng;
     char *status_topic;
@@ -920,9 +922,45 @@ static void queue_status(struct r2m_pub *p, const char *text, int front)
 /* kinds for the connection's log limit besides the failure codes */
 enum { KIND_LOST = -100000, KIND_OTHER = -100001 };
 
+static uint64_t packet_size(const struct r2m_pub *p, const struct msg *m);
+
+/* An MQTT 3.1.1 broker cannot refuse one message: mosquitto closes the
+ * connection on a packet over its max_packet_size, on every resend, and
+ * nothing behind it moves. The same event oldest in flight at two quick
+ * drops in a row is told once, with what to do. */
+static void suspect_drop(struct r2m_pub *p)
+{
+    const struct msg *o = NULL;
+    for (size_t i = 0; i < p->n_inflight; i++)
+        if (!p->inflight[i]->status && (!o || p->inflight[i]->seq < o->seq))
+            o = p->inflight[i];
+    if (!o) {
+        p->suspect_seq = 0;
+        return;
+    }
+    if (p->suspect_seq != o->seq + 1) {
+        p->suspect_seq = o->seq + 1;
+        p->suspect_told = 0;
+        return;
+    }
+    if (p->suspect_told)
+        return;
+    p->suspect_told = 1;
+    char size[24];
+    snprintf(size, sizeof size, "%llu", (unsigned long long)packet_size(p, o));
+    r2m_log(R2M_LOG_WARN,
+            "the broker closed the connection again while this event was the oldest "
+            "unacknowledged one; an MQTT 3.1.1 broker closes the connection on a packet over its "
+            "size limit without saying so: if it is, set mqtt.max_packet_size (the event is then "
+            "dead-lettered and the rest flows on) or use mqtt.version: 5",
+            "topic", o->topic, "size", size, NULL);
+}
+
 static void went_down(struct r2m_pub *p, int64_t now, const char *why, int code, const char *reason)
 {
     int was_up = p->state == ST_UP;
+    if (was_up && p->cfg->mqtt.version != 5 && now - p->up_since < R2M_PUB_STABLE_MS)
+        suspect_drop(p);
     requeue_inflight(p);
     p->state = ST_DOWN;
     /* the backoff starts over only after a connection that lasted: a broker
@@ -1127,8 +1165,14 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
                 /* paho discards what was in flight when the connection
                  * closes, before it reports the loss: that is one event,
                  * told once, not a failed publish per message */
-                put_back(p, m);
-                connection_lost(p, now);
+                if (p->state == ST_UP) {
+                    /* back among those in flight: went_down requeues them
+                     * all and sees which one was the oldest */
+                    p->inflight[p->n_inflight++] = m;
+                    connection_lost(p, now);
+                } else {
+                    put_back(p, m);
+                }
                 break;
             }
             if (p->state == ST_UP) {

@@ -597,3 +597,27 @@ def broker_normal_disconnect_is_noticed(t):
     check(any("normal disconnection" in l for l in br.log_lines()),
           "the log must say that the broker ended the connection: %s", br.log_lines())
     br.stop()
+
+
+@case
+def v311_broker_dropping_an_oversized_event_is_explained(t):
+    """MQTT 3.1.1 has no way to announce or refuse a packet size: mosquitto
+    with max_packet_size just closes the connection, on every resend, and
+    delivery stops behind that event until mqtt.max_packet_size is set
+    (README). The log must point there, naming the event, instead of only
+    "the broker closed the connection soon after accepting it"."""
+    from broker_cases import conf_broker
+    broker = conf_broker(t, ["max_packet_size 3000"])
+    api = t.api()
+    api.set("/big", Reply.json({"v": 0, "blob": ""}))
+    cfg = t.config(broker.port, [doc_endpoint(api, "big")], version="3.1.1",
+                   shutdown_timeout="1s")
+    br = t.bridge(cfg)
+    t.settle(api, ["/big"], alive=(br,))
+    api.set("/big", Reply.json({"v": 1, "blob": "x" * 8000}))
+    line = br.wait_log("oldest unacknowledged", timeout=20)
+    report(line)
+    check("mqtt.max_packet_size" in line and "topic=rest2mqtt/big" in line
+          and int(line.split(" size=")[1].split()[0]) > 8000,
+          "the hint must name mqtt.max_packet_size, the topic and the size: %s", line)
+    br.stop()
