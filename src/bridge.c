@@ -179,6 +179,16 @@ static int emit_publish(void *ctx, const struct r2m_batch *batch, r2m_persist_fn
 {
     struct r2m_bridge *b = ctx;
     int r;
+    if (batch->n > b->cfg->state.outbox_max) {
+        /* not "outbox full": no acknowledgement makes room for this one,
+         * every later poll finds the same change (or a bigger one) */
+        snprintf(err, errlen,
+                 "this poll's change is %zu events, more than state.outbox_max (%llu) can ever "
+                 "hold; snapshot not advanced, nothing published - raise state.outbox_max and "
+                 "restart to deliver it",
+                 batch->n, (unsigned long long)b->cfg->state.outbox_max);
+        return R2M_E_TOO_BIG;
+    }
     if (r2m_pub_room(b->pub) < batch->n) {
         snprintf(err, errlen,
                  "outbox full (%zu events wait for the broker, state.outbox_max is %llu); "

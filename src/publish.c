@@ -20,7 +20,14 @@
 #include "r2m/log.h"
 #include "r2m/topic.h"
 
-enum report_kind { REP_CONNECTED, REP_CONNECT_FAILED, REP_LOST, REP_PUB_OK, REP_PUB_FAIL };
+enum report_kind {
+    REP_CONNECTED,
+    REP_CONNECT_FAILED,
+    REP_LOST,
+    REP_DISCONNECT, /* MQTT 5: the broker closes the connection and says why */
+    REP_PUB_OK,
+    REP_PUB_FAIL
+};
 
 struct report {
     int kind;
@@ -40,6 +47,7 @@ struct msg {
     int64_t id;       /* outbox row, 0 if none */
     int64_t enq_ms;   /* monotonic time of enqueueing, for the latency metric */
     int retained;
+    int status; /* the retained status message ("online"/"offline"): not an event */
 };
 
 enum conn_state { ST_IDLE, ST_CONNECTING, ST_UP, ST_DOWN };
@@ -57,6 +65,8 @@ struct r2m_pub {
     struct r2m_log_limit pub_log;  /* transient publish failures */
     int told_down;                 /* the last failure was logged: log the recovery */
     uint64_t broker_max_packet;    /* MQTT 5 CONNACK Maximum Packet Size; 0: none */
+    uint64_t suspect_seq;          /* oldest event in flight at the last quick drop, + 1 */
+    int suspect_told;              /* the hint about it was logged */
     int64_t hold_until;            /* pause after a rejected publish */
     uint64_t rng;
     char *status_topic;
@@ -65,6 +75,7 @@ struct r2m_pub {
 
     struct msg *head, *tail; /* waiting, oldest first */
     size_t queued, max_queued;
+    size_t n_status; /* status messages among queued and in flight */
     struct msg *inflight[R2M_PUB_WINDOW];
     size_t n_inflight;
     size_t window; /* R2M_PUB_WINDOW, or less when the broker's Receive Maximum is */
@@ -171,6 +182,14 @@ static void on_lost(void *ctx, char *cause)
 {
     (void)cause;
     report(ctx, REP_LOST, 0, 0);
+}
+
+/* MQTT 5 DISCONNECT from the broker: the end of the connection (paho does
+ * not call on_lost then) */
+static void on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes rc)
+{
+    (void)props;
+    report(ctx, REP_DISCONNECT, (int)rc, 0);
 }
 
 static int on_message(void *ctx, char *topic, int len, MQTTAsync_message *m)
@@ -519,6 +538,27 @@ static char *server_uri(const char *url)
     return r2m_buf_take(&b);
 }
 
+/* A new paho client for p->uri. */
+static int make_client(struct r2m_pub *p)
+{
+    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+    if (p->cfg->mqtt.version == 5)
+        co.MQTTVersion = MQTTVERSION_5;
+    /* paho counts its own buffered commands against this limit even while
+     * connected; keep it well above our window so it acts only as
+     * back-pressure */
+    co.maxBufferedMessages = 16 * R2M_PUB_WINDOW;
+    if (MQTTAsync_createWithOptions(&p->client, p->uri, p->cfg->mqtt.client_id,
+                                    MQTTCLIENT_PERSISTENCE_NONE, NULL, &co) != MQTTASYNC_SUCCESS) {
+        p->client = NULL;
+        return R2M_E_MQTT;
+    }
+    MQTTAsync_setCallbacks(p->client, p, on_lost, on_message, NULL);
+    if (p->cfg->mqtt.version == 5)
+        MQTTAsync_setDisconnected(p->client, p, on_disconnected);
+    return 0;
+}
+
 int r2m_pub_new(struct r2m_pub **out, const struct r2m_config *cfg, size_t max_queued)
 {
     int r = R2M_E_NOMEM;
@@ -551,19 +591,8 @@ int r2m_pub_new(struct r2m_pub **out, const struct r2m_config *cfg, size_t max_q
         }
         p->status_topic = r2m_buf_take(&t);
     }
-    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
-    if (cfg->mqtt.version == 5)
-        co.MQTTVersion = MQTTVERSION_5;
-    /* paho counts its own buffered commands against this limit even while
-     * connected, including leftovers of a dropped connection; keep it well
-     * above our window so it acts only as back-pressure */
-    co.maxBufferedMessages = 16 * R2M_PUB_WINDOW;
-    if (MQTTAsync_createWithOptions(&p->client, p->uri, cfg->mqtt.client_id,
-                                    MQTTCLIENT_PERSISTENCE_NONE, NULL, &co) != MQTTASYNC_SUCCESS) {
-        r = R2M_E_MQTT;
+    if ((r = make_client(p)))
         goto out;
-    }
-    MQTTAsync_setCallbacks(p->client, p, on_lost, on_message, NULL);
     the_pub = p;
     *out = p;
     return 0;
@@ -582,9 +611,17 @@ int r2m_pub_connected(const struct r2m_pub *p)
     return p->state == ST_UP;
 }
 
-size_t r2m_pub_pending(const struct r2m_pub *p)
+/* Messages queued or in flight, status messages included. */
+static size_t total(const struct r2m_pub *p)
 {
     return p->queued + p->n_inflight;
+}
+
+/* Events only: the status message is no outbox row, so it neither takes a
+ * place of state.outbox_max nor counts as an event waiting at a stop. */
+size_t r2m_pub_pending(const struct r2m_pub *p)
+{
+    return total(p) - p->n_status;
 }
 
 size_t r2m_pub_window(const struct r2m_pub *p)
@@ -594,7 +631,7 @@ size_t r2m_pub_window(const struct r2m_pub *p)
 
 size_t r2m_pub_room(const struct r2m_pub *p)
 {
-    size_t used = p->queued + p->n_inflight;
+    size_t used = r2m_pub_pending(p);
     return used >= p->max_queued ? 0 : p->max_queued - used;
 }
 
@@ -703,10 +740,22 @@ uint64_t r2m_pub_max_packet(const struct r2m_pub *p)
     return m;
 }
 
+/* Queues m at the end, in enqueue order. */
+static void append(struct r2m_pub *p, struct msg *m)
+{
+    m->seq = p->next_seq++;
+    if (p->tail)
+        p->tail->next = m;
+    else
+        p->head = m;
+    p->tail = m;
+    p->queued++;
+}
+
 int r2m_pub_enqueue(struct r2m_pub *p, char *topic, char *payload, size_t len, int retained,
                     int64_t id)
 {
-    if (p->queued + p->n_inflight >= p->max_queued) {
+    if (r2m_pub_pending(p) >= p->max_queued) {
         free(topic);
         free(payload);
         return R2M_E_TOO_BIG;
@@ -723,13 +772,7 @@ int r2m_pub_enqueue(struct r2m_pub *p, char *topic, char *payload, size_t len, i
     m->retained = retained;
     m->id = id;
     m->enq_ms = mono_ms();
-    m->seq = p->next_seq++;
-    if (p->tail)
-        p->tail->next = m;
-    else
-        p->head = m;
-    p->tail = m;
-    p->queued++;
+    append(p, m);
     return 0;
 }
 
@@ -793,16 +836,11 @@ static struct msg *take_queued(struct r2m_pub *p, uint64_t send_id)
 
 /* The encoded size of m's PUBLISH packet, with the properties send_some
  * adds: the content type, on MQTT 5, for everything but the status topic. */
-static int is_status(const struct r2m_pub *p, const struct msg *m)
-{
-    return m->retained && p->status_topic && !strcmp(m->topic, p->status_topic);
-}
-
 static const char content_type[] = "application/cloudevents+json";
 
 static uint64_t packet_size(const struct r2m_pub *p, const struct msg *m)
 {
-    size_t props = p->cfg->mqtt.version == 5 && !is_status(p, m) ? 3 + strlen(content_type) : 0;
+    size_t props = p->cfg->mqtt.version == 5 && !m->status ? 3 + strlen(content_type) : 0;
     return r2m_pub_packet_size(p->cfg->mqtt.version, p->cfg->mqtt.qos, strlen(m->topic), props,
                                m->len);
 }
@@ -812,6 +850,7 @@ static uint64_t packet_size(const struct r2m_pub *p, const struct msg *m)
 static void refuse(struct r2m_pub *p, struct msg *m, const char *reason, const char *words)
 {
     p->dead++;
+    p->n_status -= m->status;
     if (p->on_dead)
         p->on_dead(p->dead_ctx, m->id, m->topic, m->payload, m->len, packet_size(p, m), reason,
                    words);
@@ -829,12 +868,99 @@ static struct msg *unlink_head(struct r2m_pub *p)
     return m;
 }
 
+/* Removes the status messages waiting in the queue (none is in flight
+ * while the connection is down: requeue_inflight put them back). */
+static void drop_status(struct r2m_pub *p)
+{
+    struct msg **at = &p->head, *prev = NULL;
+    while (*at) {
+        struct msg *m = *at;
+        if (!m->status) {
+            prev = m;
+            at = &m->next;
+            continue;
+        }
+        *at = m->next;
+        if (p->tail == m)
+            p->tail = prev;
+        p->queued--;
+        p->n_status--;
+        msg_free(m);
+    }
+}
+
+/* Queues the retained status message at the front or at the end; it takes
+ * no place of max_queued. Out of memory it is left out. */
+static void queue_status(struct r2m_pub *p, const char *text, int front)
+{
+    struct msg *m = calloc(1, sizeof *m);
+    char *t = strdup(p->status_topic), *pl = strdup(text);
+    if (!m || !t || !pl) {
+        free(m);
+        free(t);
+        free(pl);
+        return;
+    }
+    m->topic = t;
+    m->payload = pl;
+    m->len = strlen(text);
+    m->retained = 1;
+    m->status = 1;
+    m->enq_ms = mono_ms();
+    if (front) {
+        m->next = p->head;
+        p->head = m;
+        if (!p->tail)
+            p->tail = m;
+        p->queued++;
+    } else {
+        append(p, m);
+    }
+    p->n_status++;
+}
+
 /* kinds for the connection's log limit besides the failure codes */
 enum { KIND_LOST = -100000, KIND_OTHER = -100001 };
+
+static uint64_t packet_size(const struct r2m_pub *p, const struct msg *m);
+
+/* An MQTT 3.1.1 broker cannot refuse one message: mosquitto closes the
+ * connection on a packet over its max_packet_size, on every resend, and
+ * nothing behind it moves. The same event oldest in flight at two quick
+ * drops in a row is told once, with what to do. */
+static void suspect_drop(struct r2m_pub *p)
+{
+    const struct msg *o = NULL;
+    for (size_t i = 0; i < p->n_inflight; i++)
+        if (!p->inflight[i]->status && (!o || p->inflight[i]->seq < o->seq))
+            o = p->inflight[i];
+    if (!o) {
+        p->suspect_seq = 0;
+        return;
+    }
+    if (p->suspect_seq != o->seq + 1) {
+        p->suspect_seq = o->seq + 1;
+        p->suspect_told = 0;
+        return;
+    }
+    if (p->suspect_told)
+        return;
+    p->suspect_told = 1;
+    char size[24];
+    snprintf(size, sizeof size, "%llu", (unsigned long long)packet_size(p, o));
+    r2m_log(R2M_LOG_WARN,
+            "the broker closed the connection again while this event was the oldest "
+            "unacknowledged one; an MQTT 3.1.1 broker closes the connection on a packet over its "
+            "size limit without saying so: if it is, set mqtt.max_packet_size (the event is then "
+            "dead-lettered and the rest flows on) or use mqtt.version: 5",
+            "topic", o->topic, "size", size, NULL);
+}
 
 static void went_down(struct r2m_pub *p, int64_t now, const char *why, int code, const char *reason)
 {
     int was_up = p->state == ST_UP;
+    if (was_up && p->cfg->mqtt.version != 5 && now - p->up_since < R2M_PUB_STABLE_MS)
+        suspect_drop(p);
     requeue_inflight(p);
     p->state = ST_DOWN;
     /* the backoff starts over only after a connection that lasted: a broker
@@ -862,6 +988,17 @@ static void went_down(struct r2m_pub *p, int64_t now, const char *why, int code,
         r2m_log(was_up ? R2M_LOG_WARN : R2M_LOG_ERROR, why, "broker", p->shown_url, "reason",
                 reason, "code", c, "consecutive", n, "retry_in", retry, "queued", q, NULL);
     }
+}
+
+/* The connection is gone (paho's connection-lost callback, a publish
+ * failing because of it, or paho saying it is not connected). */
+static void connection_lost(struct r2m_pub *p, int64_t now)
+{
+    if (p->state == ST_UP)
+        went_down(p, now, "mqtt connection lost, will reconnect", 0,
+                  now - p->up_since < R2M_PUB_STABLE_MS
+                      ? "the broker closed the connection soon after accepting it"
+                      : "the connection dropped");
 }
 
 static void send_some(struct r2m_pub *p, int64_t now)
@@ -895,7 +1032,7 @@ static void send_some(struct r2m_pub *p, int64_t now)
         if (p->cfg->mqtt.version == 5) {
             ro.onSuccess5 = on_pub_ok5;
             ro.onFailure5 = on_pub_fail5;
-            if (!is_status(p, m)) {
+            if (!m->status) {
                 prop.identifier = MQTTPROPERTY_CODE_CONTENT_TYPE;
                 prop.value.data.data = (char *)content_type;
                 prop.value.data.len = (int)strlen(content_type);
@@ -918,6 +1055,12 @@ static void send_some(struct r2m_pub *p, int64_t now)
             refuse(p, unlink_head(p), r2m_pub_refusal(rc),
                    r2m_pub_code_words(p->cfg->mqtt.version, rc));
             continue;
+        }
+        if (rc == MQTTASYNC_DISCONNECTED) {
+            /* the connection dropped and its report is still on its way */
+            m->send_id = 0;
+            connection_lost(p, now);
+            return;
         }
         if (rc != MQTTASYNC_SUCCESS) {
             /* not sent: leave it at the head and treat the link as broken */
@@ -969,24 +1112,11 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
                         r->val ? mp : "none", NULL);
             }
             if (p->status_topic) {
-                /* "online" goes first so it precedes any event of this session */
-                struct msg *m = calloc(1, sizeof *m);
-                char *t = strdup(p->status_topic), *pl = strdup("online");
-                if (m && t && pl) {
-                    m->topic = t;
-                    m->payload = pl;
-                    m->len = 6;
-                    m->retained = 1;
-                    m->next = p->head;
-                    p->head = m;
-                    if (!p->tail)
-                        p->tail = m;
-                    p->queued++;
-                } else {
-                    free(m);
-                    free(t);
-                    free(pl);
-                }
+                /* "online" goes first so it precedes any event of this
+                 * session; one that a dropped connection left unsent is
+                 * stale: it goes, or every reconnect would add one more */
+                drop_status(p);
+                queue_status(p, "online", 1);
             }
             break;
         case REP_CONNECT_FAILED:
@@ -999,11 +1129,18 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
                       why[0] ? why : r2m_pub_code_words(p->cfg->mqtt.version, r->code));
             break;
         case REP_LOST:
+            connection_lost(p, now);
+            break;
+        case REP_DISCONNECT:
+            /* the connection is gone now: paho 1.3.12 clears "connected"
+             * before it closes the session, so no connection-lost report
+             * follows, and an idle bridge would look connected for good.
+             * With the reason in words (0x8E: another client has our
+             * client id) */
             if (p->state == ST_UP)
-                went_down(p, now, "mqtt connection lost, will reconnect", 0,
-                          now - p->up_since < R2M_PUB_STABLE_MS
-                              ? "the broker closed the connection soon after accepting it"
-                              : "the connection dropped");
+                went_down(p, now, "mqtt connection closed by the broker, will reconnect", r->code,
+                          r->code ? r2m_pub_code_words(5, r->code)
+                                  : "the broker ended the connection (normal disconnection)");
             break;
         case REP_PUB_OK:
             /* not in flight any more: requeued by a lost connection, yet
@@ -1012,6 +1149,7 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
                 break;
             if (m->id && p->on_ack)
                 p->on_ack(p->ack_ctx, m->id, now - m->enq_ms);
+            p->n_status -= m->status;
             msg_free(m);
             p->acked++;
             r2m_log_limit_clear(&p->pub_log);
@@ -1021,6 +1159,20 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
                 break;
             if ((reason = r2m_pub_refusal(r->code))) {
                 refuse(p, m, reason, r2m_pub_code_words(p->cfg->mqtt.version, r->code));
+                break;
+            }
+            if (r->code == MQTTASYNC_OPERATION_INCOMPLETE || r->code == MQTTASYNC_DISCONNECTED) {
+                /* paho discards what was in flight when the connection
+                 * closes, before it reports the loss: that is one event,
+                 * told once, not a failed publish per message */
+                if (p->state == ST_UP) {
+                    /* back among those in flight: went_down requeues them
+                     * all and sees which one was the oldest */
+                    p->inflight[p->n_inflight++] = m;
+                    connection_lost(p, now);
+                } else {
+                    put_back(p, m);
+                }
                 break;
             }
             if (p->state == ST_UP) {
@@ -1044,11 +1196,22 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
     if (overflow && p->state == ST_UP)
         went_down(p, now, "mqtt report queue overflow", 0, "out of memory recording reports");
     if (p->state == ST_DOWN && now >= p->retry_at) {
-        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-        d.timeout = 0;
-        if (MQTTAsync_isConnected(p->client))
-            MQTTAsync_disconnect(p->client, &d);
-        r2m_pub_connect(p, now);
+        /* a new client for every new connection: paho keeps the publish
+         * commands it had not written yet when the connection dropped
+         * ("outside the scope of the MQTT session") and sends them after
+         * the next CONNACK - besides the copies requeue_inflight put back,
+         * so one event would go out twice on one connection, the stale
+         * copies first. Destroying the client drops them (their failure
+         * reports carry old send ids and change nothing). */
+        MQTTAsync_destroy(&p->client);
+        if (make_client(p)) {
+            p->retry_at = now + p->backoff_ms;
+            if (r2m_log_limit_hit(&p->conn_log, KIND_OTHER))
+                r2m_log(R2M_LOG_ERROR, "mqtt client could not be created; will retry", "broker",
+                        p->shown_url, NULL);
+        } else {
+            r2m_pub_connect(p, now);
+        }
     }
     send_some(p, now);
 }
@@ -1066,15 +1229,10 @@ void r2m_pub_goodbye(struct r2m_pub *p, int64_t timeout_ms)
         return;
     int64_t end = mono_ms() + timeout_ms;
     if (p->status_topic) {
-        char *t = strdup(p->status_topic), *pl = strdup("offline");
-        if (t && pl)
-            r2m_pub_enqueue(p, t, pl, 7, 1, 0);
-        else {
-            free(t);
-            free(pl);
-        }
+        /* even when the outbox is full: it is no event */
+        queue_status(p, "offline", 0);
         /* the status message is last in the queue: wait for the queue */
-        while (r2m_pub_pending(p) && p->state == ST_UP && mono_ms() < end) {
+        while (total(p) && p->state == ST_UP && mono_ms() < end) {
             struct timespec ts = {0, 5 * 1000000};
             nanosleep(&ts, NULL);
             r2m_pub_dispatch(p, mono_ms());

@@ -1,9 +1,11 @@
 /* main.c - command line of rest2mqtt: argument parsing and wiring only. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "r2m/bridge.h"
@@ -165,16 +167,34 @@ static int configured(const struct r2m_config *cfg, const char *name)
     return 0;
 }
 
+/* Opens the state file for the `state` commands: one that exists. Opening
+ * creates a missing file, and a command that reads state must not: a wrong
+ * -c or state.path would get an empty new file and "0 dead letters". */
+static int open_state(const struct r2m_config *cfg, struct r2m_store **st)
+{
+    char err[1024];
+    struct stat sb;
+    if (stat(cfg->state.path, &sb) < 0 && errno == ENOENT) {
+        fprintf(stderr,
+                "rest2mqtt: state file %s does not exist (state.path in %s); the bridge "
+                "creates it at its first start\n",
+                cfg->state.path, cfg->file);
+        return EXIT_RUNTIME;
+    }
+    if (r2m_store_open(st, cfg->state.path, err, sizeof err)) {
+        fprintf(stderr, "rest2mqtt: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
+
 /* `state list` and `state prune`: removed endpoints keep their state until
  * pruned, so a config mistake never silently throws history away. */
 static int cmd_state(const struct r2m_config *cfg, const char *sub)
 {
     struct r2m_store *st = NULL;
-    char err[1024];
-    if (r2m_store_open(&st, cfg->state.path, err, sizeof err)) {
-        fprintf(stderr, "rest2mqtt: %s\n", err);
+    if (open_state(cfg, &st))
         return EXIT_RUNTIME;
-    }
     struct names ns = {0};
     int rc = EXIT_OK;
     if (r2m_store_endpoint_names(st, add_name, &ns)) {
@@ -259,11 +279,8 @@ static int print_dead_letter(void *ctx, const struct r2m_store_dead_letter *d)
 static int cmd_dead_letters(const struct r2m_config *cfg, int json, int requeue)
 {
     struct r2m_store *st = NULL;
-    char err[1024];
-    if (r2m_store_open(&st, cfg->state.path, err, sizeof err)) {
-        fprintf(stderr, "rest2mqtt: %s\n", err);
+    if (open_state(cfg, &st))
         return EXIT_RUNTIME;
-    }
     int rc = EXIT_OK;
     if (requeue) {
         int64_t n = 0;
