@@ -423,20 +423,41 @@ static int build_headers(struct r2m_http_xfer *x)
     return 0;
 }
 
-/* Appends "name=value" (both URL-encoded) to url. Returns malloc'd text. */
+/* Appends "name=value" (both URL-encoded) to url's query, before a
+ * fragment (which is never sent). Returns malloc'd text. */
 static char *with_param(const char *url, const char *name, const char *value)
 {
     /* curl_easy_escape ignores its handle since 7.82 */
     char *n = curl_easy_escape(NULL, name, 0), *v = curl_easy_escape(NULL, value, 0);
     char *out = NULL;
     if (n && v) {
-        size_t len = strlen(url) + strlen(n) + strlen(v) + 3;
+        size_t at = strcspn(url, "#"); /* '#' only ever starts the fragment */
+        int has_query = memchr(url, '?', at) != NULL;
+        size_t len = at + strlen(n) + strlen(v) + 3;
         if ((out = malloc(len)))
-            snprintf(out, len, "%s%c%s=%s", url, strchr(url, '?') ? '&' : '?', n, v);
+            snprintf(out, len, "%.*s%c%s=%s", (int)at, url, has_query ? '&' : '?', n, v);
     }
     curl_free(n);
     curl_free(v);
     return out;
+}
+
+/* Whether url's query has a parameter called name (compared decoded). */
+static int has_param(const char *url, const char *name)
+{
+    size_t end = strcspn(url, "#");
+    const char *q = memchr(url, '?', end);
+    if (!q)
+        return 0;
+    q++;
+    const char *stop = url + end;
+    while (q < stop) {
+        size_t n = strcspn(q, "&#");
+        if (n && param_is(q, n, name))
+            return 1;
+        q += n + 1;
+    }
+    return 0;
 }
 
 int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
@@ -589,8 +610,9 @@ int r2m_http_start_url(struct r2m_http_xfer *x, const char *url)
         if (!(with_key = foreign_url(x, url)))
             return R2M_E_INVALID;
         url = with_key;
-    } else if (url && x->cfg->auth.type == R2M_AUTH_QUERY && !strstr(url, x->cfg->auth.name)) {
-        /* page URLs from the server rarely repeat the API key */
+    } else if (url && x->cfg->auth.type == R2M_AUTH_QUERY && !has_param(url, x->cfg->auth.name)) {
+        /* page URLs from the server rarely repeat the API key; the name
+         * elsewhere in the URL ("key" in "/monkeys") does not count */
         if (!(with_key = with_param(url, x->cfg->auth.name, x->cfg->auth.value)))
             return R2M_E_NOMEM;
         url = with_key;
@@ -1007,8 +1029,7 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
                  (unsigned long long)x->cfg->max_body);
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
         res.result = R2M_E_TIMEOUT;
-        snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms",
-                 (long long)x->cfg->timeout_ms);
+        snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms", (long long)x->cfg->timeout_ms);
     } else if (code == CURLE_OUT_OF_MEMORY) {
         /* what libcurl 7.88 reports for a header line over its fixed
          * CURL_MAX_HTTP_HEADER; a real allocation failure is far rarer */

@@ -200,7 +200,15 @@ static void on_done(void *owner, struct r2m_http_xfer *x, const struct r2m_http_
         snprintf(o->link[o->n_link], sizeof o->link[0], "%s", v);
 }
 
+static struct outcome fetch_url(struct r2m_endpoint_cfg *cfg, const char *page_url);
+
 static struct outcome fetch(struct r2m_endpoint_cfg *cfg)
+{
+    return fetch_url(cfg, NULL);
+}
+
+/* One request of cfg's endpoint; page_url: a next page's URL, or NULL. */
+static struct outcome fetch_url(struct r2m_endpoint_cfg *cfg, const char *page_url)
 {
     struct outcome o = {0};
     int ep = epoll_create1(0);
@@ -208,7 +216,7 @@ static struct outcome fetch(struct r2m_endpoint_cfg *cfg)
     struct r2m_http_xfer *x;
     assert_int_equal(r2m_http_new(&h, ep, on_done), 0);
     assert_int_equal(r2m_http_xfer_new(h, &x, cfg, &o), 0);
-    assert_int_equal(r2m_http_start(x), 0);
+    assert_int_equal(r2m_http_start_url(x, page_url), 0);
     assert_int_equal(r2m_http_start(x), R2M_E_INVALID); /* one poll at a time */
     assert_int_equal(r2m_http_active(h), 1);
     int64_t end = r2m_http_now_ms() + 10000;
@@ -375,6 +383,40 @@ static void file_url(void **state)
 
 /* ---- origins: the one comparison behind redirects and pagination -------- */
 
+/* auth: query adds the key to a next page on the origin unless that page's
+ * query already has a parameter of that name - not merely the name
+ * somewhere in the URL ("key" in "/monkeys", in a value, in another name). */
+static void query_key_added_to_pages_unless_the_parameter_is_there(void **state)
+{
+    (void)state;
+    srv.reply = R_JSON;
+    struct r2m_endpoint_cfg c = endpoint("/monkeys");
+    c.auth.type = R2M_AUTH_QUERY;
+    c.auth.name = "key";
+    c.auth.value = "Qk-1";
+    static const struct {
+        const char *page, *want;
+    } cases[] = {
+        {"/monkeys?p=2", "GET /monkeys?p=2&key=Qk-1 HTTP"},
+        {"/monkeys?monkey=1&p=2", "GET /monkeys?monkey=1&p=2&key=Qk-1 HTTP"},
+        {"/items?after=key", "GET /items?after=key&key=Qk-1 HTTP"},
+        {"/items?xkey=1", "GET /items?xkey=1&key=Qk-1 HTTP"},
+        {"/items#key", "GET /items?key=Qk-1 HTTP"},
+        /* the server repeats the key itself (any spelling): sent as it is */
+        {"/items?p=2&key=Qk-1", "GET /items?p=2&key=Qk-1 HTTP"},
+        {"/items?k%65y=Qk-1&p=3", "GET /items?k%65y=Qk-1&p=3 HTTP"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char page[300];
+        snprintf(page, sizeof page, "http://127.0.0.1:%d%s", srv.port, cases[i].page);
+        struct outcome o = fetch_url(&c, page);
+        assert_int_equal(o.result, 0);
+        if (!strstr(srv.last_request, cases[i].want))
+            fail_msg("page %s: sent %.80s, want %s", cases[i].page, srv.last_request,
+                     cases[i].want);
+    }
+}
+
 static void origin_table(void **state)
 {
     (void)state;
@@ -510,6 +552,7 @@ int main(void)
         cmocka_unit_test(unwatchable_socket_fails_the_transfer),
         cmocka_unit_test(file_url),
         cmocka_unit_test(origin_table),
+        cmocka_unit_test(query_key_added_to_pages_unless_the_parameter_is_there),
         cmocka_unit_test(link_field_lines_are_read_raw),
         cmocka_unit_test(header_over_curls_limit_says_so),
         cmocka_unit_test(retry_after_forms),
