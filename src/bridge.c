@@ -1201,9 +1201,12 @@ static void save_validators(struct r2m_bridge *b)
     int r = r2m_store_begin(b->store);
     for (size_t i = 0; i < b->n_eps && !r; i++) {
         struct endpoint *ep = b->eps[i];
+        /* the committed ones: a poll that failed after them left its own
+         * response's validators pending, and a restart sending those would
+         * get a 304 for the response it failed on */
         if (ep->validators_unsaved)
-            r = r2m_store_validators_put(b->store, ep->cfg->name, r2m_http_etag(ep->xfer),
-                                         r2m_http_last_modified(ep->xfer));
+            r = r2m_store_validators_put(b->store, ep->cfg->name, r2m_http_committed_etag(ep->xfer),
+                                         r2m_http_committed_last_modified(ep->xfer));
     }
     if (!r)
         r = r2m_store_commit(b->store);

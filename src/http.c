@@ -903,6 +903,16 @@ const char *r2m_http_last_modified(const struct r2m_http_xfer *x)
     return x->p_last_modified ? x->p_last_modified : "";
 }
 
+const char *r2m_http_committed_etag(const struct r2m_http_xfer *x)
+{
+    return x->etag ? x->etag : "";
+}
+
+const char *r2m_http_committed_last_modified(const struct r2m_http_xfer *x)
+{
+    return x->last_modified ? x->last_modified : "";
+}
+
 int r2m_http_set_token(struct r2m_http_xfer *x, const char *token)
 {
     char *t = token ? strdup(token) : NULL;

@@ -109,6 +109,11 @@ int r2m_http_commit_validators(struct r2m_http_xfer *x);
 void r2m_http_set_validators(struct r2m_http_xfer *x, const char *etag, const char *last_modified);
 const char *r2m_http_etag(const struct r2m_http_xfer *x);          /* pending */
 const char *r2m_http_last_modified(const struct r2m_http_xfer *x); /* pending */
+/* The committed validators (those of the last successful poll, sent with
+ * the next request): what to save outside a poll's own commit. The pending
+ * ones may be those of a 200 whose poll then failed. */
+const char *r2m_http_committed_etag(const struct r2m_http_xfer *x);
+const char *r2m_http_committed_last_modified(const struct r2m_http_xfer *x);
 
 /* OAuth2: the access token sent as "Authorization: Bearer"; NULL clears. */
 int r2m_http_set_token(struct r2m_http_xfer *x, const char *token);

@@ -861,6 +861,42 @@ def conditional_get_validators_survive_restart(t):
     br.stop()
 
 
+@case
+def conditional_get_failed_poll_validators_never_saved(t):
+    """Validators saved at a graceful stop are those of the last successful
+    poll, never those of a later 200 whose poll failed: a restart sending the
+    failed response's ETag gets a 304 and skips it (a change whose commit
+    failed - outbox full - would be lost until the next change)."""
+    broker, sub, api = stack(t)
+    doc = api.route("/doc", Conditional({"d": 1}, etag='"e1"'))
+    eps = [{"name": "doc", "url": api.url("/doc"), "interval": "300ms", "max_backoff": "300ms"}]
+    cfg = t.config(broker.port, eps)
+    br = launch(t, broker, cfg, name="bridge-1")
+    alive = (br,)
+    api.wait_requests("/doc", 2, finished=True)
+    # the ETag rotates without a content change: a success whose new
+    # validator waits to be saved at the stop
+    doc.set({"d": 1}, etag='"e2"')
+    wait_for(lambda: validators(api.requests("/doc")[-1])[0] == '"e2"', 10,
+             "requests carrying the rotated ETag", alive=alive)
+    # then a 200 the poll cannot use
+    mark = len(br.log_lines())
+    doc.set(b"<html>maintenance</html>", etag='"bad"')
+    wait_fail_line(br, "doc", after=mark, match="invalid JSON", sub=sub)
+    br.stop()
+    n = api.count("/doc")
+    br = launch(t, broker, cfg, name="bridge-2")
+    api.wait_requests("/doc", n + 1, finished=True)
+    first = api.requests("/doc")[n]
+    check_eq(validators(first)[0], '"e2"', "If-None-Match of the first request after the "
+             "restart (the last successful poll saw \"e2\"; the poll of \"bad\" failed)")
+    check_eq(first.reply.status, 200, "answer to it: the broken body again, not a 304")
+    wait_fail_line(br, "doc", match="invalid JSON", sub=sub,
+                   what="the broken answer is still a failure after the restart")
+    assert_no_events(sub, "an unchanged document and a broken one")
+    br.stop()
+
+
 # ---------------------------------------------------------------------------
 # POST
 
