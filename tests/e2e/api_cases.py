@@ -690,6 +690,42 @@ def secrets_never_logged(t):
         sum(len(secret_forms(s)) for s in secrets.values())))
 
 
+@case
+def secrets_in_url_queries_never_shown(t):
+    """A key in a URL's query (Azure-style ?code=, an api_key written into
+    url:, a token_url with a secret) is never shown: `check` and log lines
+    show the parameter names with the values masked."""
+    api = make_api(t)
+    secret = "Qs-7Rk2Vb-inurl"
+    env = "R2M_E2E_URL_QUERY_SECRET"
+    os.environ[env] = secret
+    t.defer(lambda: os.environ.pop(env, None))
+    api.route("/doc", lambda req: doc_reply({"v": 1}))
+    api.route("/token", lambda req: Reply.status(404, b'{"error":"no"}'))
+    eps = [{"name": "code", "url": api.url("/doc?status=active&code=${env:%s}" % env)},
+           {"name": "o", "url": api.url("/doc"),
+            "auth": {"type": "oauth2", "token_url": api.url("/token?code=${env:%s}" % env),
+                     "client_id": "cid", "client_secret": "Cs-x"}}]
+    cfg = t.config(free_port(), eps)
+    path = t.write_config(cfg, "c.yaml")
+    outputs = {}
+    r = t.run_cli(["check", "-c", path])
+    check_eq(r.returncode, 0, "exit code of check (stderr: %s)" % short(r.stderr.decode()))
+    outputs["check"] = r.stdout.decode() + r.stderr.decode()
+    check("code=*" in outputs["check"] and "status=*" in outputs["check"],
+          "check does not show the query names: %s", short(outputs["check"]))
+    r = t.run_cli(["once", "-l", "debug", "-c", path], timeout=30)
+    outputs["once"] = r.stdout.decode() + r.stderr.decode()
+    check("OAuth2 token request to" in outputs["once"], "no line about the token request: %s",
+          short(outputs["once"]))
+    check_eq(api.count("/token"), 1, "token requests")
+    check(secret in api.requests("/token")[0].target, "the token URL lost its query")
+    hits = []
+    for where, text in outputs.items():
+        hits += ["%s: %s" % (where, h) for h in find_secrets(text, {"query secret": secret})]
+    check(not hits, "the secret in a URL query leaked:\n%s", "\n".join(hits))
+
+
 # ---------------------------------------------------------------------------
 # Conditional GET
 
