@@ -50,6 +50,7 @@ struct r2m_http_result {
     int64_t retry_after_ms; /* from Retry-After on 429/503 (at most max_backoff), else 0 */
     const char *url;        /* the URL that answered (after redirects) */
     void *easy_;            /* private: for r2m_http_header */
+    void *slot_;            /* private: for r2m_http_header (Link) */
 };
 
 /* The index-th field line (0 = first) of response header name of the
