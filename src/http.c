@@ -614,9 +614,11 @@ static void apply_options(struct r2m_http_xfer *x, CURL *e, const char *url)
     }
     if (cfg->tls.ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, cfg->tls.ca_file);
-    if (cfg->tls.cert_file)
+    /* a client certificate is a credential too: never shown to a server
+     * off the origin (it would learn who we are, and may accept it) */
+    if (cfg->tls.cert_file && !x->foreign)
         curl_easy_setopt(e, CURLOPT_SSLCERT, cfg->tls.cert_file);
-    if (cfg->tls.key_file)
+    if (cfg->tls.key_file && !x->foreign)
         curl_easy_setopt(e, CURLOPT_SSLKEY, cfg->tls.key_file);
     if (cfg->tls.insecure) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);

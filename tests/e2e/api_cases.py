@@ -101,6 +101,7 @@ class _TLSServer(fakeapi._Server):
     handshake is recorded (tls_errors) and the connection dropped."""
 
     tls = None
+    tls_peers = None  # per connection: the client certificate (a dict) or None
 
     def finish_request(self, request, client_address):
         try:
@@ -109,6 +110,8 @@ class _TLSServer(fakeapi._Server):
         except (ssl.SSLError, OSError) as e:
             self.tls_errors.append(str(e))
             return
+        if self.tls_peers is not None:
+            self.tls_peers.append(conn.getpeercert() or None)
         try:
             self.RequestHandlerClass(conn, client_address, self)
         finally:
@@ -124,6 +127,7 @@ class Api(FakeAPI):
         self._fns = {}
         self.tls = tls
         self.tls_errors = []
+        self.tls_peers = []
         self.route_errors = []
 
     def route(self, path, fn):
@@ -141,6 +145,7 @@ class Api(FakeAPI):
             class Server(_TLSServer):
                 tls = api.tls
                 tls_errors = api.tls_errors
+                tls_peers = api.tls_peers
         else:
             Server = fakeapi._Server
         self._server = Server(("127.0.0.1", port), Handler)
@@ -1753,6 +1758,36 @@ def tls_self_signed(t):
         check_eq(fail_lines(br, n), [], "failure lines of %s" % n)
     report(t, "server-side handshake failures: %s" % sorted({e[:80] for e in
                                                               api.tls_errors + mapi.tls_errors}))
+    br.stop()
+
+
+@case
+def tls_client_certificate_stays_with_its_origin(t):
+    """redirects: any sends no credentials of any kind off the origin: the
+    TLS client certificate (cert_file/key_file) neither."""
+    broker = t.broker()
+    pki = make_pki(t)
+
+    def ctx(mode):
+        c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        c.load_cert_chain(pki("server.pem"), pki("server.key"))
+        c.verify_mode = mode
+        c.load_verify_locations(pki("ca.pem"))
+        return c
+    origin = make_api(t, tls=ctx(ssl.CERT_REQUIRED))
+    foreign = make_api(t, tls=ctx(ssl.CERT_OPTIONAL))  # asks for one, takes none too
+    foreign.route("/landing", lambda req: doc_reply({"v": 1}))
+    origin.route("/m", lambda req: redirect(foreign.url("/landing")))
+    eps = [{"name": "m", "url": origin.url("/m"), "redirects": "any",
+            "tls": {"ca_file": pki("ca.pem"), "cert_file": pki("client.pem"),
+                    "key_file": pki("client.key")}}]
+    br = launch(t, broker, t.config(broker.port, eps))
+    foreign.wait_requests("/landing", 2, finished=True)
+    check(origin.count("/m") >= 2, "the origin (which demands the certificate) was not polled")
+    sent = [p for p in foreign.tls_peers if p]
+    check(not sent, "the foreign origin got the client certificate on %d of %d connections: %s",
+          len(sent), len(foreign.tls_peers), sent[:1])
+    check_eq(fail_lines(br, "m"), [], "failure lines")
     br.stop()
 
 
