@@ -31,7 +31,8 @@ struct slot {
      * costs n^2 - 20,000 lines stalled the event loop for 15 s */
     struct r2m_buf links;
     size_t n_links;
-    int in_head;     /* between a status line and the blank line after it */
+    int in_head;     /* 1 between a status line and the blank line after it,
+                        2 after it (trailers), 0 before any status line */
     int link_last;   /* the last header line was a Link (for obs-fold) */
     int links_lost;  /* they did not fit: read them through libcurl */
     size_t at_index; /* r2m_http_header's place: index and offset of the */
@@ -412,10 +413,12 @@ static size_t header_cb(char *p, size_t size, size_t nitems, void *userp)
         return n;
     }
     if (n == 0 || p[0] == '\r' || p[0] == '\n') {
-        sl->in_head = 0; /* what comes after the blank line are trailers */
+        sl->in_head = 2; /* what comes after the blank line are trailers */
         return n;
     }
-    if (!sl->in_head || sl->links_lost)
+    if (!sl->in_head)
+        sl->links_lost = 1; /* fields without an "HTTP/" status line: ask libcurl */
+    if (sl->in_head != 1 || sl->links_lost)
         return n;
     if (p[0] == ' ' || p[0] == '\t') {
         /* obs-fold: continues the field above */
