@@ -936,6 +936,11 @@ static int next_value(struct r2m_json *root, const char *ptr, const char **out, 
     *out = NULL;
     if (!v || v->type == R2M_JSON_NULL || v->type == R2M_JSON_FALSE)
         return 0;
+    if (v->type == R2M_JSON_STRING && memchr(v->u.str, '\0', v->n)) {
+        /* as a C string it would name another page than the API did */
+        snprintf(err, errlen, "next page value at %s contains a NUL (\\u0000)", ptr);
+        return R2M_E_INVALID;
+    }
     if (v->type == R2M_JSON_STRING || v->type == R2M_JSON_NUMBER) {
         *out = v->n ? v->u.str : NULL;
         return 0;

@@ -569,6 +569,9 @@ static void unreadable_next_value_fails_the_poll(void **state)
         {R2M_PAGE_CURSOR, "{\"data\":[{\"id\":1}],\"next\":{\"c\":\"abc\"}}"},
         {R2M_PAGE_CURSOR, "{\"data\":[{\"id\":1}],\"next\":[1]}"},
         {R2M_PAGE_CURSOR, "{\"data\":[{\"id\":1}],\"next\":true}"},
+        /* a NUL would cut the value: another page than the one named */
+        {R2M_PAGE_NEXT, "{\"data\":[{\"id\":1}],\"next\":\"/p2\\u0000/admin\"}"},
+        {R2M_PAGE_CURSOR, "{\"data\":[{\"id\":1}],\"next\":\"abc\\u0000def\"}"},
     };
     static const char *const end[] = {
         "{\"data\":[{\"id\":1}]}",
