@@ -716,15 +716,17 @@ static int restore_item(void *ctx, const char *key, size_t key_len, struct r2m_f
 }
 
 static int coll_restore(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_store *store,
-                        const struct r2m_store_endpoint *row)
+                        const struct r2m_store_endpoint *row, int *partial)
 {
     struct coll_state *s = state;
+    *partial = 0;
     s->cur.n = s->n_order = 0;
     s->committed = s->garbage = 0;
     s->has_raw = 0;
     r2m_buf_reset(&s->heap);
     r2m_buf_reset(&s->invalid);
     int r = r2m_store_items(store, cfg->name, restore_item, s);
+    *partial = s->invalid.len > 0;
     /* the forgotten items leave the store too (after the walk over it) */
     for (size_t at = 0; !r && at < s->invalid.len;) {
         uint32_t n;

@@ -955,8 +955,13 @@ static int restore_endpoint(struct r2m_bridge *b, struct endpoint *ep, char *err
             goto fail;
         return 0;
     }
-    r = ep->kind->restore(ep->state, ep->cfg, b->store, &row);
-    r2m_http_set_validators(ep->xfer, row.etag, row.last_modified);
+    int partial = 0;
+    r = ep->kind->restore(ep->state, ep->cfg, b->store, &row, &partial);
+    /* validators describe the stored snapshot: when the poller dropped
+     * some of it, a 304 would keep it dropped (and a document's next
+     * change would be taken as a silent baseline) */
+    if (!partial)
+        r2m_http_set_validators(ep->xfer, row.etag, row.last_modified);
     free(row.doc);
     free(row.etag);
     free(row.last_modified);

@@ -938,6 +938,42 @@ def conditional_get_failed_poll_validators_never_saved(t):
     br.stop()
 
 
+@case
+def conditional_get_dropped_snapshot_sends_no_validators(t):
+    """A stored snapshot the bridge cannot use (text that is not valid UTF-8,
+    written before such text was refused) is dropped at start; its stored
+    validators must go with it. Sent, the API answers 304, no baseline is
+    taken, and the next change becomes a silent baseline: a lost event."""
+    import sqlite3
+    broker, sub, api = stack(t)
+    doc = api.route("/doc", Conditional({"d": 1}, etag='"e1"'))
+    eps = [{"name": "doc", "url": api.url("/doc")}]
+    cfg = t.config(broker.port, eps)
+    br = launch(t, broker, cfg, name="bridge-1")
+    wait_for(lambda: validators(api.requests("/doc")[-1])[0] == '"e1"', 10,
+             "requests carrying the ETag", alive=(br,))
+    br.stop()
+    db = sqlite3.connect(cfg["state"]["path"])
+    with db:
+        n = db.execute("UPDATE endpoint SET doc = ? WHERE name = 'doc'",
+                       (b'{"d":"\xed\xa0\x80"}',)).rowcount
+    db.close()
+    check_eq(n, 1, "stored snapshots made unreadable")
+    mark = api.count("/doc")
+    br = launch(t, broker, cfg, name="bridge-2")
+    alive = (br,)
+    api.wait_requests("/doc", mark + 2, finished=True)
+    first = api.requests("/doc")[mark]
+    check_eq(validators(first), (None, None),
+             "validators of the first request after the snapshot was dropped")
+    check_eq(first.reply.status, 200, "answer to it (the new baseline)")
+    doc.set({"d": 2}, etag='"e2"')
+    wait_for(lambda: len(sub.events()) >= 1, 10, "the event of the change after the restart",
+             alive=alive)
+    check_message(sub.events()[0], "rest2mqtt/doc", "doc", {"d": 1}, {"d": 2})
+    br.stop()
+
+
 # ---------------------------------------------------------------------------
 # POST
 

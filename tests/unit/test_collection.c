@@ -689,7 +689,10 @@ static void many_polls_share_compact_persist_and_restore(void **state)
     assert_int_equal(r2m_poller_collection.create(&again, &f->ep), 0);
     assert_int_equal(r2m_store_endpoint_get(f->sink.store, "shipments", &row), 0);
     assert_true(row.found);
-    assert_int_equal(r2m_poller_collection.restore(again, &f->ep, f->sink.store, &row), 0);
+    int partial = -1;
+    assert_int_equal(r2m_poller_collection.restore(again, &f->ep, f->sink.store, &row, &partial),
+                     0);
+    assert_int_equal(partial, 0);
     free(row.doc);
     free(row.etag);
     free(row.last_modified);
@@ -749,7 +752,9 @@ static void stored_items_with_invalid_text_are_forgotten(void **state)
 
     struct r2m_store_endpoint row;
     assert_int_equal(r2m_store_endpoint_get(st, "shipments", &row), 0);
-    assert_int_equal(r2m_poller_collection.restore(f->state, &f->ep, st, &row), 0);
+    int partial = 0;
+    assert_int_equal(r2m_poller_collection.restore(f->state, &f->ep, st, &row, &partial), 0);
+    assert_int_equal(partial, 1); /* two items forgotten: no validators */
     free(row.doc);
     free(row.etag);
     free(row.last_modified);
