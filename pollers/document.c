@@ -42,18 +42,23 @@ static void doc_destroy(void *state)
 }
 
 static int doc_restore(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_store *store,
-                       const struct r2m_store_endpoint *row)
+                       const struct r2m_store_endpoint *row, int *partial)
 {
     (void)cfg;
     (void)store;
     struct doc_state *s = state;
     s->seq = row->seq;
     s->has_raw = 0;
+    *partial = 0;
+    if (!row->has_doc)
+        return 0;
     /* a snapshot written before invalid text was refused may hold some: it
      * could never be the before-image of an event, so the next poll is a
      * new baseline instead of failing for good */
-    if (!row->has_doc || r2m_utf8_check(row->doc, row->doc_len, NULL))
+    if (r2m_utf8_check(row->doc, row->doc_len, NULL)) {
+        *partial = 1;
         return 0;
+    }
     char *copy = malloc(row->doc_len + 1);
     if (!copy)
         return R2M_E_NOMEM;

@@ -970,8 +970,13 @@ static int restore_endpoint(struct r2m_bridge *b, struct endpoint *ep, char *err
             goto fail;
         return 0;
     }
-    r = ep->kind->restore(ep->state, ep->cfg, b->store, &row);
-    r2m_http_set_validators(ep->xfer, row.etag, row.last_modified);
+    int partial = 0;
+    r = ep->kind->restore(ep->state, ep->cfg, b->store, &row, &partial);
+    /* validators describe the stored snapshot: when the poller dropped
+     * some of it, a 304 would keep it dropped (and a document's next
+     * change would be taken as a silent baseline) */
+    if (!partial)
+        r2m_http_set_validators(ep->xfer, row.etag, row.last_modified);
     free(row.doc);
     free(row.etag);
     free(row.last_modified);
@@ -1216,9 +1221,12 @@ static void save_validators(struct r2m_bridge *b)
     int r = r2m_store_begin(b->store);
     for (size_t i = 0; i < b->n_eps && !r; i++) {
         struct endpoint *ep = b->eps[i];
+        /* the committed ones: a poll that failed after them left its own
+         * response's validators pending, and a restart sending those would
+         * get a 304 for the response it failed on */
         if (ep->validators_unsaved)
-            r = r2m_store_validators_put(b->store, ep->cfg->name, r2m_http_etag(ep->xfer),
-                                         r2m_http_last_modified(ep->xfer));
+            r = r2m_store_validators_put(b->store, ep->cfg->name, r2m_http_committed_etag(ep->xfer),
+                                         r2m_http_committed_last_modified(ep->xfer));
     }
     if (!r)
         r = r2m_store_commit(b->store);

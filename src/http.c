@@ -25,9 +25,23 @@ struct slot {
     struct slot *next; /* free list */
     CURL *easy;
     struct r2m_buf body;
+    /* the Link field values of the answer, each NUL-terminated, collected
+     * line by line as they arrive: libcurl's curl_easy_header() walks every
+     * header of the response per call, so reading n Link lines through it
+     * costs n^2 - 20,000 lines stalled the event loop for 15 s */
+    struct r2m_buf links;
+    size_t n_links;
+    int in_head;     /* 1 between a status line and the blank line after it,
+                        2 after it (trailers), 0 before any status line */
+    int link_last;   /* the last header line was a Link (for obs-fold) */
+    int links_lost;  /* they did not fit: read them through libcurl */
+    size_t at_index; /* r2m_http_header's place: index and offset of the */
+    size_t at_off;   /* line after the one it returned last */
     char errbuf[CURL_ERROR_SIZE];
     char msg[CURL_ERROR_SIZE + 64];
 };
+
+#define LINKS_MAX (1u << 20) /* more than libcurl takes for all headers */
 
 #define DOOMED_MAX 16
 
@@ -80,6 +94,7 @@ static void slot_free(struct slot *sl)
         return;
     curl_easy_cleanup(sl->easy);
     r2m_buf_free(&sl->body);
+    r2m_buf_free(&sl->links);
     free(sl);
 }
 
@@ -96,6 +111,7 @@ static struct slot *slot_get(struct r2m_http *h)
     if (!sl)
         return NULL;
     r2m_buf_init(&sl->body, 0);
+    r2m_buf_init(&sl->links, LINKS_MAX);
     if (!(sl->easy = curl_easy_init())) {
         free(sl);
         return NULL;
@@ -108,6 +124,8 @@ static void slot_put(struct r2m_http *h, struct slot *sl)
     /* a huge body once must not pin its memory for ever */
     if (sl->body.cap > (1u << 20))
         r2m_buf_free(&sl->body);
+    if (sl->links.cap > (64u << 10))
+        r2m_buf_free(&sl->links);
     sl->next = h->free_slots;
     h->free_slots = sl;
 }
@@ -360,6 +378,68 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
+static void links_reset(struct slot *sl)
+{
+    r2m_buf_reset(&sl->links);
+    sl->n_links = 0;
+    sl->link_last = 0;
+    sl->links_lost = 0;
+    sl->at_index = sl->at_off = 0;
+}
+
+/* Appends p[0..n) with leading and trailing whitespace (and CR LF) cut. */
+static int links_put_trimmed(struct slot *sl, const char *p, size_t n)
+{
+    while (n && (*p == ' ' || *p == '\t'))
+        p++, n--;
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
+        n--;
+    return r2m_buf_append(&sl->links, p, n);
+}
+
+/* Every header line of every response of the transfer: keeps the Link
+ * fields of the answer, as curl_easy_header(..., CURLH_HEADER, -1) would
+ * give them (no 1xx, no trailers, folded lines joined with a space). */
+static size_t header_cb(char *p, size_t size, size_t nitems, void *userp)
+{
+    struct r2m_http_xfer *x = userp;
+    struct slot *sl = x->slot;
+    size_t n = size * nitems;
+    if (!sl)
+        return n;
+    if (n >= 5 && !memcmp(p, "HTTP/", 5)) {
+        links_reset(sl); /* a new response: a 1xx's fields are not the answer's */
+        sl->in_head = 1;
+        return n;
+    }
+    if (n == 0 || p[0] == '\r' || p[0] == '\n') {
+        sl->in_head = 2; /* what comes after the blank line are trailers */
+        return n;
+    }
+    if (!sl->in_head)
+        sl->links_lost = 1; /* fields without an "HTTP/" status line: ask libcurl */
+    if (sl->in_head != 1 || sl->links_lost)
+        return n;
+    if (p[0] == ' ' || p[0] == '\t') {
+        /* obs-fold: continues the field above */
+        if (sl->link_last) {
+            sl->links.len--; /* the NUL */
+            if (r2m_buf_putc(&sl->links, ' ') || links_put_trimmed(sl, p, n) ||
+                r2m_buf_putc(&sl->links, '\0'))
+                sl->links_lost = 1;
+        }
+        return n;
+    }
+    sl->link_last = n > 5 && !strncasecmp(p, "link:", 5);
+    if (sl->link_last) {
+        if (links_put_trimmed(sl, p + 5, n - 5) || r2m_buf_putc(&sl->links, '\0'))
+            sl->links_lost = 1;
+        else
+            sl->n_links++;
+    }
+    return n;
+}
+
 /* Appends "name: value" to the list; 0 or R2M_E_NOMEM. */
 static int add_header(struct curl_slist **list, const char *name, const char *prefix,
                       const char *value)
@@ -423,20 +503,41 @@ static int build_headers(struct r2m_http_xfer *x)
     return 0;
 }
 
-/* Appends "name=value" (both URL-encoded) to url. Returns malloc'd text. */
+/* Appends "name=value" (both URL-encoded) to url's query, before a
+ * fragment (which is never sent). Returns malloc'd text. */
 static char *with_param(const char *url, const char *name, const char *value)
 {
     /* curl_easy_escape ignores its handle since 7.82 */
     char *n = curl_easy_escape(NULL, name, 0), *v = curl_easy_escape(NULL, value, 0);
     char *out = NULL;
     if (n && v) {
-        size_t len = strlen(url) + strlen(n) + strlen(v) + 3;
+        size_t at = strcspn(url, "#"); /* '#' only ever starts the fragment */
+        int has_query = memchr(url, '?', at) != NULL;
+        size_t len = at + strlen(n) + strlen(v) + 3;
         if ((out = malloc(len)))
-            snprintf(out, len, "%s%c%s=%s", url, strchr(url, '?') ? '&' : '?', n, v);
+            snprintf(out, len, "%.*s%c%s=%s", (int)at, url, has_query ? '&' : '?', n, v);
     }
     curl_free(n);
     curl_free(v);
     return out;
+}
+
+/* Whether url's query has a parameter called name (compared decoded). */
+static int has_param(const char *url, const char *name)
+{
+    size_t end = strcspn(url, "#");
+    const char *q = memchr(url, '?', end);
+    if (!q)
+        return 0;
+    q++;
+    const char *stop = url + end;
+    while (q < stop) {
+        size_t n = strcspn(q, "&#");
+        if (n && param_is(q, n, name))
+            return 1;
+        q += n + 1;
+    }
+    return 0;
 }
 
 int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
@@ -493,6 +594,8 @@ static void apply_options(struct r2m_http_xfer *x, CURL *e, const char *url)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L); /* paho makes us multi-threaded */
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->slot->errbuf);
     /* one timeout for the request and all its redirects */
     int64_t left = cfg->timeout_ms - (r2m_http_now_ms() - x->t0);
@@ -514,9 +617,11 @@ static void apply_options(struct r2m_http_xfer *x, CURL *e, const char *url)
     }
     if (cfg->tls.ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, cfg->tls.ca_file);
-    if (cfg->tls.cert_file)
+    /* a client certificate is a credential too: never shown to a server
+     * off the origin (it would learn who we are, and may accept it) */
+    if (cfg->tls.cert_file && !x->foreign)
         curl_easy_setopt(e, CURLOPT_SSLCERT, cfg->tls.cert_file);
-    if (cfg->tls.key_file)
+    if (cfg->tls.key_file && !x->foreign)
         curl_easy_setopt(e, CURLOPT_SSLKEY, cfg->tls.key_file);
     if (cfg->tls.insecure) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -589,8 +694,9 @@ int r2m_http_start_url(struct r2m_http_xfer *x, const char *url)
         if (!(with_key = foreign_url(x, url)))
             return R2M_E_INVALID;
         url = with_key;
-    } else if (url && x->cfg->auth.type == R2M_AUTH_QUERY && !strstr(url, x->cfg->auth.name)) {
-        /* page URLs from the server rarely repeat the API key */
+    } else if (url && x->cfg->auth.type == R2M_AUTH_QUERY && !has_param(url, x->cfg->auth.name)) {
+        /* page URLs from the server rarely repeat the API key; the name
+         * elsewhere in the URL ("key" in "/monkeys") does not count */
         if (!(with_key = with_param(url, x->cfg->auth.name, x->cfg->auth.value)))
             return R2M_E_NOMEM;
         url = with_key;
@@ -611,6 +717,8 @@ int r2m_http_start_url(struct r2m_http_xfer *x, const char *url)
         return R2M_E_HTTP;
     }
     r2m_buf_reset(&sl->body);
+    links_reset(sl);
+    sl->in_head = 0;
     sl->body.max = x->cfg->max_body;
     x->too_big = 0;
     sl->errbuf[0] = '\0';
@@ -836,6 +944,19 @@ const char *r2m_http_header(const void *result, const char *name, size_t index)
 {
     const struct r2m_http_result *res = result;
     struct curl_header *h = NULL;
+    /* the slot is still the transfer's while done() runs */
+    struct slot *sl = res && !strcasecmp(name, "Link") ? res->slot_ : NULL;
+    if (sl && !sl->links_lost) {
+        if (index >= sl->n_links)
+            return NULL;
+        if (index < sl->at_index) /* read in order, each step is O(1) */
+            sl->at_index = sl->at_off = 0;
+        while (sl->at_index < index) {
+            sl->at_off += strlen(sl->links.data + sl->at_off) + 1;
+            sl->at_index++;
+        }
+        return sl->links.data + sl->at_off;
+    }
     if (!res || !res->easy_ ||
         curl_easy_header(res->easy_, name, index, CURLH_HEADER, -1, &h) != CURLHE_OK)
         return NULL;
@@ -879,6 +1000,16 @@ const char *r2m_http_etag(const struct r2m_http_xfer *x)
 const char *r2m_http_last_modified(const struct r2m_http_xfer *x)
 {
     return x->p_last_modified ? x->p_last_modified : "";
+}
+
+const char *r2m_http_committed_etag(const struct r2m_http_xfer *x)
+{
+    return x->etag ? x->etag : "";
+}
+
+const char *r2m_http_committed_last_modified(const struct r2m_http_xfer *x)
+{
+    return x->last_modified ? x->last_modified : "";
 }
 
 int r2m_http_set_token(struct r2m_http_xfer *x, const char *token)
@@ -965,6 +1096,8 @@ static int follow(struct r2m_http_xfer *x, long status)
         return R2M_E_HTTP;
     }
     r2m_buf_reset(&sl->body);
+    links_reset(sl);
+    sl->in_head = 0;
     x->too_big = 0;
     sl->errbuf[0] = '\0';
     if (curl_multi_add_handle(x->h->multi, sl->easy) != CURLM_OK) {
@@ -1007,8 +1140,7 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
                  (unsigned long long)x->cfg->max_body);
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
         res.result = R2M_E_TIMEOUT;
-        snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms",
-                 (long long)x->cfg->timeout_ms);
+        snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms", (long long)x->cfg->timeout_ms);
     } else if (code == CURLE_OUT_OF_MEMORY) {
         /* what libcurl 7.88 reports for a header line over its fixed
          * CURL_MAX_HTTP_HEADER; a real allocation failure is far rarer */
@@ -1045,6 +1177,7 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
     }
     res.err = res.result ? sl->msg : NULL;
     res.easy_ = easy;
+    res.slot_ = sl;
     h->done(x->owner, x, &res);
     slot_put(h, sl);
 }

@@ -57,6 +57,28 @@ const char *r2m_log_url(const char *url, char *out, size_t outlen)
         snprintf(out, outlen, "%s", url);
     else
         snprintf(out, outlen, "%.*s:***%s", (int)(colon - url), url, at);
+    /* query values may be keys or tokens (?api_key=, Azure's ?code=): each
+     * becomes "*", names stay; done in place, it never grows ("k=" stays) */
+    char *q = strchr(out + (sep ? (size_t)(sep - url) + 3 : 0), '?');
+    char *frag = strchr(out, '#');
+    if (!q || (frag && frag < q))
+        return out;
+    char *w = ++q;
+    int in_value = 0;
+    for (; *q && *q != '#'; q++) {
+        if (*q == '&') {
+            in_value = 0;
+        } else if (in_value) {
+            if (in_value == 1)
+                *w++ = '*';
+            in_value = 2;
+            continue;
+        }
+        *w++ = *q;
+        if (*q == '=')
+            in_value = 1;
+    }
+    memmove(w, q, strlen(q) + 1);
     return out;
 }
 

@@ -50,6 +50,7 @@ struct r2m_http_result {
     int64_t retry_after_ms; /* from Retry-After on 429/503 (at most max_backoff), else 0 */
     const char *url;        /* the URL that answered (after redirects) */
     void *easy_;            /* private: for r2m_http_header */
+    void *slot_;            /* private: for r2m_http_header (Link) */
 };
 
 /* The index-th field line (0 = first) of response header name of the
@@ -109,6 +110,11 @@ int r2m_http_commit_validators(struct r2m_http_xfer *x);
 void r2m_http_set_validators(struct r2m_http_xfer *x, const char *etag, const char *last_modified);
 const char *r2m_http_etag(const struct r2m_http_xfer *x);          /* pending */
 const char *r2m_http_last_modified(const struct r2m_http_xfer *x); /* pending */
+/* The committed validators (those of the last successful poll, sent with
+ * the next request): what to save outside a poll's own commit. The pending
+ * ones may be those of a 200 whose poll then failed. */
+const char *r2m_http_committed_etag(const struct r2m_http_xfer *x);
+const char *r2m_http_committed_last_modified(const struct r2m_http_xfer *x);
 
 /* OAuth2: the access token sent as "Authorization: Bearer"; NULL clears. */
 int r2m_http_set_token(struct r2m_http_xfer *x, const char *token);

@@ -44,7 +44,8 @@ unsigned long r2m_log_limit_clear(struct r2m_log_limit *l);
 /* url as it may be shown in logs, errors and `check`: the password of a
  * user part ("mqtt://user:secret@host") replaced by "***". Everything up to
  * the last '@' before the query counts as the user part, so a password
- * holding '@' or '/' is masked whole. Writes at most outlen bytes
+ * holding '@' or '/' is masked whole. The value of every query parameter
+ * is shown as "*" (the names stay). Writes at most outlen bytes
  * (truncating; strlen(url) + 8 always fits) and returns out. */
 const char *r2m_log_url(const char *url, char *out, size_t outlen);
 

@@ -104,9 +104,12 @@ struct r2m_poller_kind {
     int (*create)(void **state, const struct r2m_endpoint_cfg *cfg);
     void (*destroy)(void *state);
     /* Loads the snapshot stored for the endpoint (row is its endpoint row,
-     * row->found set). Called once, before the first poll. */
+     * row->found set). Called once, before the first poll. *partial is set
+     * to 1 when part or all of it was dropped (text that is not valid
+     * UTF-8): the stored validators then describe a response the snapshot
+     * no longer holds, and must not be sent (a 304 would keep it dropped). */
     int (*restore)(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_store *store,
-                   const struct r2m_store_endpoint *row);
+                   const struct r2m_store_endpoint *row, int *partial);
     /* err receives a one-line cause on failure (never secrets). */
     int (*on_body)(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
                    const char *body, size_t len, char *err, size_t errlen);

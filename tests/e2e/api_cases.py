@@ -101,6 +101,7 @@ class _TLSServer(fakeapi._Server):
     handshake is recorded (tls_errors) and the connection dropped."""
 
     tls = None
+    tls_peers = None  # per connection: the client certificate (a dict) or None
 
     def finish_request(self, request, client_address):
         try:
@@ -109,6 +110,8 @@ class _TLSServer(fakeapi._Server):
         except (ssl.SSLError, OSError) as e:
             self.tls_errors.append(str(e))
             return
+        if self.tls_peers is not None:
+            self.tls_peers.append(conn.getpeercert() or None)
         try:
             self.RequestHandlerClass(conn, client_address, self)
         finally:
@@ -124,6 +127,7 @@ class Api(FakeAPI):
         self._fns = {}
         self.tls = tls
         self.tls_errors = []
+        self.tls_peers = []
         self.route_errors = []
 
     def route(self, path, fn):
@@ -141,6 +145,7 @@ class Api(FakeAPI):
             class Server(_TLSServer):
                 tls = api.tls
                 tls_errors = api.tls_errors
+                tls_peers = api.tls_peers
         else:
             Server = fakeapi._Server
         self._server = Server(("127.0.0.1", port), Handler)
@@ -691,6 +696,42 @@ def secrets_never_logged(t):
         sum(len(secret_forms(s)) for s in secrets.values())))
 
 
+@case
+def secrets_in_url_queries_never_shown(t):
+    """A key in a URL's query (Azure-style ?code=, an api_key written into
+    url:, a token_url with a secret) is never shown: `check` and log lines
+    show the parameter names with the values masked."""
+    api = make_api(t)
+    secret = "Qs-7Rk2Vb-inurl"
+    env = "R2M_E2E_URL_QUERY_SECRET"
+    os.environ[env] = secret
+    t.defer(lambda: os.environ.pop(env, None))
+    api.route("/doc", lambda req: doc_reply({"v": 1}))
+    api.route("/token", lambda req: Reply.status(404, b'{"error":"no"}'))
+    eps = [{"name": "code", "url": api.url("/doc?status=active&code=${env:%s}" % env)},
+           {"name": "o", "url": api.url("/doc"),
+            "auth": {"type": "oauth2", "token_url": api.url("/token?code=${env:%s}" % env),
+                     "client_id": "cid", "client_secret": "Cs-x"}}]
+    cfg = t.config(free_port(), eps)
+    path = t.write_config(cfg, "c.yaml")
+    outputs = {}
+    r = t.run_cli(["check", "-c", path])
+    check_eq(r.returncode, 0, "exit code of check (stderr: %s)" % short(r.stderr.decode()))
+    outputs["check"] = r.stdout.decode() + r.stderr.decode()
+    check("code=*" in outputs["check"] and "status=*" in outputs["check"],
+          "check does not show the query names: %s", short(outputs["check"]))
+    r = t.run_cli(["once", "-l", "debug", "-c", path], timeout=30)
+    outputs["once"] = r.stdout.decode() + r.stderr.decode()
+    check("OAuth2 token request to" in outputs["once"], "no line about the token request: %s",
+          short(outputs["once"]))
+    check_eq(api.count("/token"), 1, "token requests")
+    check(secret in api.requests("/token")[0].target, "the token URL lost its query")
+    hits = []
+    for where, text in outputs.items():
+        hits += ["%s: %s" % (where, h) for h in find_secrets(text, {"query secret": secret})]
+    check(not hits, "the secret in a URL query leaked:\n%s", "\n".join(hits))
+
+
 # ---------------------------------------------------------------------------
 # Conditional GET
 
@@ -859,6 +900,78 @@ def conditional_get_validators_survive_restart(t):
              "not changed)")
     for r in api.requests("/pg"):
         check_eq(validators(r), (None, None), "validators on a paginated request %s" % r.target)
+    br.stop()
+
+
+@case
+def conditional_get_failed_poll_validators_never_saved(t):
+    """Validators saved at a graceful stop are those of the last successful
+    poll, never those of a later 200 whose poll failed: a restart sending the
+    failed response's ETag gets a 304 and skips it (a change whose commit
+    failed - outbox full - would be lost until the next change)."""
+    broker, sub, api = stack(t)
+    doc = api.route("/doc", Conditional({"d": 1}, etag='"e1"'))
+    eps = [{"name": "doc", "url": api.url("/doc"), "interval": "300ms", "max_backoff": "300ms"}]
+    cfg = t.config(broker.port, eps)
+    br = launch(t, broker, cfg, name="bridge-1")
+    alive = (br,)
+    api.wait_requests("/doc", 2, finished=True)
+    # the ETag rotates without a content change: a success whose new
+    # validator waits to be saved at the stop
+    doc.set({"d": 1}, etag='"e2"')
+    wait_for(lambda: validators(api.requests("/doc")[-1])[0] == '"e2"', 10,
+             "requests carrying the rotated ETag", alive=alive)
+    # then a 200 the poll cannot use
+    mark = len(br.log_lines())
+    doc.set(b"<html>maintenance</html>", etag='"bad"')
+    wait_fail_line(br, "doc", after=mark, match="invalid JSON", sub=sub)
+    br.stop()
+    n = api.count("/doc")
+    br = launch(t, broker, cfg, name="bridge-2")
+    api.wait_requests("/doc", n + 1, finished=True)
+    first = api.requests("/doc")[n]
+    check_eq(validators(first)[0], '"e2"', "If-None-Match of the first request after the "
+             "restart (the last successful poll saw \"e2\"; the poll of \"bad\" failed)")
+    check_eq(first.reply.status, 200, "answer to it: the broken body again, not a 304")
+    wait_fail_line(br, "doc", match="invalid JSON", sub=sub,
+                   what="the broken answer is still a failure after the restart")
+    assert_no_events(sub, "an unchanged document and a broken one")
+    br.stop()
+
+
+@case
+def conditional_get_dropped_snapshot_sends_no_validators(t):
+    """A stored snapshot the bridge cannot use (text that is not valid UTF-8,
+    written before such text was refused) is dropped at start; its stored
+    validators must go with it. Sent, the API answers 304, no baseline is
+    taken, and the next change becomes a silent baseline: a lost event."""
+    import sqlite3
+    broker, sub, api = stack(t)
+    doc = api.route("/doc", Conditional({"d": 1}, etag='"e1"'))
+    eps = [{"name": "doc", "url": api.url("/doc")}]
+    cfg = t.config(broker.port, eps)
+    br = launch(t, broker, cfg, name="bridge-1")
+    wait_for(lambda: validators(api.requests("/doc")[-1])[0] == '"e1"', 10,
+             "requests carrying the ETag", alive=(br,))
+    br.stop()
+    db = sqlite3.connect(cfg["state"]["path"])
+    with db:
+        n = db.execute("UPDATE endpoint SET doc = ? WHERE name = 'doc'",
+                       (b'{"d":"\xed\xa0\x80"}',)).rowcount
+    db.close()
+    check_eq(n, 1, "stored snapshots made unreadable")
+    mark = api.count("/doc")
+    br = launch(t, broker, cfg, name="bridge-2")
+    alive = (br,)
+    api.wait_requests("/doc", mark + 2, finished=True)
+    first = api.requests("/doc")[mark]
+    check_eq(validators(first), (None, None),
+             "validators of the first request after the snapshot was dropped")
+    check_eq(first.reply.status, 200, "answer to it (the new baseline)")
+    doc.set({"d": 2}, etag='"e2"')
+    wait_for(lambda: len(sub.events()) >= 1, 10, "the event of the change after the restart",
+             alive=alive)
+    check_message(sub.events()[0], "rest2mqtt/doc", "doc", {"d": 1}, {"d": 2})
     br.stop()
 
 
@@ -1682,6 +1795,36 @@ def tls_self_signed(t):
         check_eq(fail_lines(br, n), [], "failure lines of %s" % n)
     report(t, "server-side handshake failures: %s" % sorted({e[:80] for e in
                                                               api.tls_errors + mapi.tls_errors}))
+    br.stop()
+
+
+@case
+def tls_client_certificate_stays_with_its_origin(t):
+    """redirects: any sends no credentials of any kind off the origin: the
+    TLS client certificate (cert_file/key_file) neither."""
+    broker = t.broker()
+    pki = make_pki(t)
+
+    def ctx(mode):
+        c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        c.load_cert_chain(pki("server.pem"), pki("server.key"))
+        c.verify_mode = mode
+        c.load_verify_locations(pki("ca.pem"))
+        return c
+    origin = make_api(t, tls=ctx(ssl.CERT_REQUIRED))
+    foreign = make_api(t, tls=ctx(ssl.CERT_OPTIONAL))  # asks for one, takes none too
+    foreign.route("/landing", lambda req: doc_reply({"v": 1}))
+    origin.route("/m", lambda req: redirect(foreign.url("/landing")))
+    eps = [{"name": "m", "url": origin.url("/m"), "redirects": "any",
+            "tls": {"ca_file": pki("ca.pem"), "cert_file": pki("client.pem"),
+                    "key_file": pki("client.key")}}]
+    br = launch(t, broker, t.config(broker.port, eps))
+    foreign.wait_requests("/landing", 2, finished=True)
+    check(origin.count("/m") >= 2, "the origin (which demands the certificate) was not polled")
+    sent = [p for p in foreign.tls_peers if p]
+    check(not sent, "the foreign origin got the client certificate on %d of %d connections: %s",
+          len(sent), len(foreign.tls_peers), sent[:1])
+    check_eq(fail_lines(br, "m"), [], "failure lines")
     br.stop()
 
 

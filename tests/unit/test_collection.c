@@ -553,6 +553,61 @@ static void pages_make_one_snapshot(void **state)
     assert_int_equal(ok(f, "{\"data\":[{\"id\":4},{\"id\":3,\"v\":1},{\"id\":1}]}"), 0);
 }
 
+/* A next-page value that is neither a URL/cursor nor an end marker (an
+ * object such as HAL's {"href": ...}, an array, true) is pagination data
+ * that cannot be read: the poll fails, it never reads as "last page". */
+static void unreadable_next_value_fails_the_poll(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        int kind;
+        const char *body;
+    } bad[] = {
+        {R2M_PAGE_NEXT, "{\"data\":[{\"id\":1}],\"next\":{\"href\":\"/p2\"}}"},
+        {R2M_PAGE_NEXT, "{\"data\":[{\"id\":1}],\"next\":[\"/p2\"]}"},
+        {R2M_PAGE_NEXT, "{\"data\":[{\"id\":1}],\"next\":true}"},
+        {R2M_PAGE_CURSOR, "{\"data\":[{\"id\":1}],\"next\":{\"c\":\"abc\"}}"},
+        {R2M_PAGE_CURSOR, "{\"data\":[{\"id\":1}],\"next\":[1]}"},
+        {R2M_PAGE_CURSOR, "{\"data\":[{\"id\":1}],\"next\":true}"},
+        /* a NUL would cut the value: another page than the one named */
+        {R2M_PAGE_NEXT, "{\"data\":[{\"id\":1}],\"next\":\"/p2\\u0000/admin\"}"},
+        {R2M_PAGE_CURSOR, "{\"data\":[{\"id\":1}],\"next\":\"abc\\u0000def\"}"},
+    };
+    static const char *const end[] = {
+        "{\"data\":[{\"id\":1}]}",
+        "{\"data\":[{\"id\":1}],\"next\":null}",
+        "{\"data\":[{\"id\":1}],\"next\":\"\"}",
+        "{\"data\":[{\"id\":1}],\"next\":false}",
+    };
+    f->ep.paginate.pointer = "/next";
+    f->ep.paginate.param = "cursor";
+    struct r2m_page_next next;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        f->ep.paginate.kind = bad[i].kind;
+        struct r2m_page pg = {0, "http://127.0.0.1/p1", NULL, NULL};
+        f->err[0] = '\0';
+        int r =
+            r2m_poller_collection.on_page(f->state, &f->ep, &f->env, bad[i].body,
+                                          strlen(bad[i].body), &pg, &next, f->err, sizeof f->err);
+        assert_int_equal(r, R2M_E_INVALID);
+        assert_string_equal(next.url, "");
+        assert_non_null(strstr(f->err, "/next"));
+        assert_non_null(strstr(f->err, "page 1"));
+    }
+    for (size_t k = 0; k < 2; k++) {
+        f->ep.paginate.kind = k ? R2M_PAGE_CURSOR : R2M_PAGE_NEXT;
+        for (size_t i = 0; i < sizeof end / sizeof end[0]; i++) {
+            struct r2m_page pg = {0, "http://127.0.0.1/p1", NULL, NULL};
+            assert_int_equal(r2m_poller_collection.on_page(f->state, &f->ep, &f->env, end[i],
+                                                           strlen(end[i]), &pg, &next, f->err,
+                                                           sizeof f->err),
+                             0);
+            assert_string_equal(next.url, "");
+        }
+    }
+    assert_int_equal(f->sink.n, 0);
+}
+
 /* A model of a collection that changes a little every poll. */
 static int present(int id, int poll)
 {
@@ -634,7 +689,10 @@ static void many_polls_share_compact_persist_and_restore(void **state)
     assert_int_equal(r2m_poller_collection.create(&again, &f->ep), 0);
     assert_int_equal(r2m_store_endpoint_get(f->sink.store, "shipments", &row), 0);
     assert_true(row.found);
-    assert_int_equal(r2m_poller_collection.restore(again, &f->ep, f->sink.store, &row), 0);
+    int partial = -1;
+    assert_int_equal(r2m_poller_collection.restore(again, &f->ep, f->sink.store, &row, &partial),
+                     0);
+    assert_int_equal(partial, 0);
     free(row.doc);
     free(row.etag);
     free(row.last_modified);
@@ -694,7 +752,9 @@ static void stored_items_with_invalid_text_are_forgotten(void **state)
 
     struct r2m_store_endpoint row;
     assert_int_equal(r2m_store_endpoint_get(st, "shipments", &row), 0);
-    assert_int_equal(r2m_poller_collection.restore(f->state, &f->ep, st, &row), 0);
+    int partial = 0;
+    assert_int_equal(r2m_poller_collection.restore(f->state, &f->ep, st, &row, &partial), 0);
+    assert_int_equal(partial, 1); /* two items forgotten: no validators */
     free(row.doc);
     free(row.etag);
     free(row.last_modified);
@@ -734,6 +794,7 @@ int main(void)
         T(error_if_is_checked_before_the_items),
         T(same_bytes_are_not_parsed_again),
         T(pages_make_one_snapshot),
+        T(unreadable_next_value_fails_the_poll),
         T(many_polls_share_compact_persist_and_restore),
         T(stored_items_with_invalid_text_are_forgotten),
     };

@@ -26,7 +26,17 @@
 #include "r2m/error.h"
 #include "r2m/http.h"
 
-enum reply { R_JSON, R_500, R_CHUNKED_ENDLESS, R_SIZED_BIG, R_HANG, R_LINKS, R_BIG_HEADER };
+enum reply {
+    R_JSON,
+    R_500,
+    R_CHUNKED_ENDLESS,
+    R_SIZED_BIG,
+    R_HANG,
+    R_LINKS,
+    R_BIG_HEADER,
+    R_MANY_LINKS,
+    R_LINKS_1XX_FOLD_TRAILER
+};
 
 static struct {
     int lfd;
@@ -129,6 +139,30 @@ static void *serve(void *arg)
             send_all(fd, h, strlen(h));
             break;
         }
+        case R_MANY_LINKS: {
+            /* 20,000 Link field lines (220 KB, under libcurl's 300 KB for
+             * all headers of a response) */
+            const char *h = "HTTP/1.1 200 OK\r\n";
+            send_all(fd, h, strlen(h));
+            static char many[20000 * 11];
+            for (size_t i = 0; i < 20000; i++)
+                memcpy(many + i * 11, "Link: <x>\r\n", 11);
+            send_all(fd, many, sizeof many);
+            h = "Content-Length: 2\r\nConnection: close\r\n\r\n{}";
+            send_all(fd, h, strlen(h));
+            break;
+        }
+        case R_LINKS_1XX_FOLD_TRAILER: {
+            /* an Early Hints Link is not the answer's; a folded line
+             * continues its field; a trailer is not a header */
+            const char *h = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                            "HTTP/1.1 200 OK\r\nLINK:   </p2>;\r\n rel=next  \r\n"
+                            "Transfer-Encoding: chunked\r\nTrailer: Link\r\n"
+                            "Connection: close\r\n\r\n2\r\n{}\r\n0\r\n"
+                            "Link: </p3>; rel=next\r\n\r\n";
+            send_all(fd, h, strlen(h));
+            break;
+        }
         case R_BIG_HEADER: {
             /* one 200 KB header line: over libcurl's CURL_MAX_HTTP_HEADER */
             const char *h = "HTTP/1.1 200 OK\r\nX-Big: ";
@@ -180,6 +214,7 @@ struct outcome {
     char err[256];
     char link[3][64]; /* Link field lines, read inside done */
     int n_link;
+    size_t all_links; /* every Link field line, counted inside done */
 };
 
 static void on_done(void *owner, struct r2m_http_xfer *x, const struct r2m_http_result *res)
@@ -198,9 +233,19 @@ static void on_done(void *owner, struct r2m_http_xfer *x, const struct r2m_http_
     for (o->n_link = 0; o->n_link < 3 && (v = r2m_http_header(res, "Link", (size_t)o->n_link));
          o->n_link++)
         snprintf(o->link[o->n_link], sizeof o->link[0], "%s", v);
+    for (o->all_links = 0; r2m_http_header(res, "Link", o->all_links); o->all_links++)
+        ;
 }
 
+static struct outcome fetch_url(struct r2m_endpoint_cfg *cfg, const char *page_url);
+
 static struct outcome fetch(struct r2m_endpoint_cfg *cfg)
+{
+    return fetch_url(cfg, NULL);
+}
+
+/* One request of cfg's endpoint; page_url: a next page's URL, or NULL. */
+static struct outcome fetch_url(struct r2m_endpoint_cfg *cfg, const char *page_url)
 {
     struct outcome o = {0};
     int ep = epoll_create1(0);
@@ -208,7 +253,7 @@ static struct outcome fetch(struct r2m_endpoint_cfg *cfg)
     struct r2m_http_xfer *x;
     assert_int_equal(r2m_http_new(&h, ep, on_done), 0);
     assert_int_equal(r2m_http_xfer_new(h, &x, cfg, &o), 0);
-    assert_int_equal(r2m_http_start(x), 0);
+    assert_int_equal(r2m_http_start_url(x, page_url), 0);
     assert_int_equal(r2m_http_start(x), R2M_E_INVALID); /* one poll at a time */
     assert_int_equal(r2m_http_active(h), 1);
     int64_t end = r2m_http_now_ms() + 10000;
@@ -375,6 +420,40 @@ static void file_url(void **state)
 
 /* ---- origins: the one comparison behind redirects and pagination -------- */
 
+/* auth: query adds the key to a next page on the origin unless that page's
+ * query already has a parameter of that name - not merely the name
+ * somewhere in the URL ("key" in "/monkeys", in a value, in another name). */
+static void query_key_added_to_pages_unless_the_parameter_is_there(void **state)
+{
+    (void)state;
+    srv.reply = R_JSON;
+    struct r2m_endpoint_cfg c = endpoint("/monkeys");
+    c.auth.type = R2M_AUTH_QUERY;
+    c.auth.name = "key";
+    c.auth.value = "Qk-1";
+    static const struct {
+        const char *page, *want;
+    } cases[] = {
+        {"/monkeys?p=2", "GET /monkeys?p=2&key=Qk-1 HTTP"},
+        {"/monkeys?monkey=1&p=2", "GET /monkeys?monkey=1&p=2&key=Qk-1 HTTP"},
+        {"/items?after=key", "GET /items?after=key&key=Qk-1 HTTP"},
+        {"/items?xkey=1", "GET /items?xkey=1&key=Qk-1 HTTP"},
+        {"/items#key", "GET /items?key=Qk-1 HTTP"},
+        /* the server repeats the key itself (any spelling): sent as it is */
+        {"/items?p=2&key=Qk-1", "GET /items?p=2&key=Qk-1 HTTP"},
+        {"/items?k%65y=Qk-1&p=3", "GET /items?k%65y=Qk-1&p=3 HTTP"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char page[300];
+        snprintf(page, sizeof page, "http://127.0.0.1:%d%s", srv.port, cases[i].page);
+        struct outcome o = fetch_url(&c, page);
+        assert_int_equal(o.result, 0);
+        if (!strstr(srv.last_request, cases[i].want))
+            fail_msg("page %s: sent %.80s, want %s", cases[i].page, srv.last_request,
+                     cases[i].want);
+    }
+}
+
 static void origin_table(void **state)
 {
     (void)state;
@@ -445,6 +524,36 @@ static void link_field_lines_are_read_raw(void **state)
     assert_string_equal(o.link[1], "</p2>; title=\"a, b\"; rel=next");
 }
 
+/* Reading every Link field line of an answer costs time linear in their
+ * number: a hostile API sending 20,000 of them must not stall the one
+ * event loop every endpoint shares (libcurl's curl_easy_header walks all
+ * headers per call: reading them one by one was quadratic, ~14 s here). */
+static void many_link_lines_read_in_linear_time(void **state)
+{
+    (void)state;
+    srv.reply = R_MANY_LINKS;
+    struct r2m_endpoint_cfg c = endpoint("/many");
+    int64_t t0 = r2m_http_now_ms();
+    struct outcome o = fetch(&c);
+    int64_t ms = r2m_http_now_ms() - t0;
+    assert_int_equal(o.result, 0);
+    assert_int_equal(o.all_links, 20000);
+    assert_string_equal(o.link[2], "<x>");
+    if (ms > 1500)
+        fail_msg("reading 20,000 Link lines took %lld ms", (long long)ms);
+}
+
+static void link_lines_of_the_answer_only(void **state)
+{
+    (void)state;
+    srv.reply = R_LINKS_1XX_FOLD_TRAILER;
+    struct r2m_endpoint_cfg c = endpoint("/hints");
+    struct outcome o = fetch(&c);
+    assert_int_equal(o.result, 0);
+    assert_int_equal(o.all_links, 1);
+    assert_string_equal(o.link[0], "</p2>; rel=next");
+}
+
 static void header_over_curls_limit_says_so(void **state)
 {
     (void)state;
@@ -510,7 +619,10 @@ int main(void)
         cmocka_unit_test(unwatchable_socket_fails_the_transfer),
         cmocka_unit_test(file_url),
         cmocka_unit_test(origin_table),
+        cmocka_unit_test(query_key_added_to_pages_unless_the_parameter_is_there),
         cmocka_unit_test(link_field_lines_are_read_raw),
+        cmocka_unit_test(many_link_lines_read_in_linear_time),
+        cmocka_unit_test(link_lines_of_the_answer_only),
         cmocka_unit_test(header_over_curls_limit_says_so),
         cmocka_unit_test(retry_after_forms),
     };

@@ -440,10 +440,36 @@ static void test_repeated_errors_are_rate_limited(void **state)
     assert_true(r2m_log_due(64, 1));
 }
 
+/* A URL shown in logs, errors and `check` hides the password of its user
+ * part and the value of every query parameter (an API key in the query,
+ * Azure-style ?code=..., a token URL with a secret), keeping the names. */
+static void test_shown_urls_hide_passwords_and_query_values(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"mqtt://bridge:pw@host:1883", "mqtt://bridge:***@host:1883"},
+        {"https://api.example/items", "https://api.example/items"},
+        {"https://api.example/items?code=Sekr1t&status=active",
+         "https://api.example/items?code=*&status=*"},
+        {"http://u:p@h/t?client_secret=Cs-1&x=", "http://u:***@h/t?client_secret=*&x="},
+        {"https://h/p?flag&k=v#frag", "https://h/p?flag&k=*#frag"},
+        {"https://h/p?k=a=b", "https://h/p?k=*"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[256];
+        assert_string_equal(r2m_log_url(cases[i][0], out, sizeof out), cases[i][1]);
+    }
+    /* strlen(url) + 8 always fits */
+    const char *u = "http://a:b@h/?q=1";
+    char small[32];
+    assert_string_equal(r2m_log_url(u, small, strlen(u) + 8), "http://a:***@h/?q=*");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_a_pinned_level_survives_setup, reset_log, reset_log),
+        cmocka_unit_test(test_shown_urls_hide_passwords_and_query_values),
         cmocka_unit_test_setup_teardown(test_a_text_record_is_timestamp_level_message_and_pairs,
                                         reset_log, reset_log),
         cmocka_unit_test_setup_teardown(test_a_record_without_pairs_is_just_the_message, reset_log,
