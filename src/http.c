@@ -1072,6 +1072,17 @@ static int follow(struct r2m_http_xfer *x, long status)
         snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms", (long long)cfg->timeout_ms);
         return R2M_E_TIMEOUT;
     }
+    /* a 307/308 repeats the POST with its body; the configured body (often
+     * built from ${env:}/${file:} secrets) stays with its origin like the
+     * credentials, so such a hop off the origin is not followed */
+    if ((leaves || x->foreign) && x->body && !x->as_get && (status == 307 || status == 308)) {
+        snprintf(sl->msg, sizeof sl->msg,
+                 "HTTP status %ld would repeat the POST with its body at another origin "
+                 "(%.80s); not followed, the configured body stays with its origin - point url "
+                 "at that origin",
+                 status, to);
+        return R2M_E_HTTP_STATUS;
+    }
     /* once off the origin, the rest of the request carries no credentials,
      * even when a foreign server sends it back */
     x->foreign |= leaves;

@@ -1949,7 +1949,7 @@ def redirect_any_drops_credentials(t):
            {"name": "p", "url": api.url("/p"), "method": "POST", "body": '{"q":1}',
             "auth": {"type": "header", "name": "X-Api-Key", "value": "Hk-any-6"}}]
     br = launch(t, broker, t.config(broker.port, eps, defaults=d))
-    paths = ["/landing" + p for p in ("/h", "/b", "/q", "/o", "/basic", "/p")]
+    paths = ["/landing" + p for p in ("/h", "/b", "/q", "/o", "/basic")]
     t.settle(foreign, paths, alive=(br,))
     # the origin got them with credentials; the foreign server never did
     check(api.requests("/h")[0].headers.get("x-api-key") == "Hk-any-1", "no key at the origin")
@@ -1960,12 +1960,15 @@ def redirect_any_drops_credentials(t):
               "the foreign origin got the query key: %s", r.target)
     q = foreign.requests("/landing/q")[0]
     check("x=1" in q.target, "the rest of the query was lost: %s", q.target)
-    p = foreign.requests("/landing/p")[0]
-    check_eq((p.method, p.body), ("POST", b'{"q":1}'), "a 307 keeps method and body")
-    check(not fail_lines(br, "h") and not fail_lines(br, "p"), "polls failed: %s",
-          fail_lines(br, "h") + fail_lines(br, "p"))
+    # a 307 would repeat the POST body (configured, maybe secret) at the
+    # foreign origin: not followed, the poll fails and says why
+    line = br.wait_log("would repeat the POST with its body")
+    check("endpoint=p " in line and "Hk-any-6" not in line and "{\"q\":1}" not in line,
+          "the POST's 307 off the origin is refused in words: %s", line)
+    check(not foreign.requests("/landing/p"), "the foreign origin got the POST body")
+    check(not fail_lines(br, "h"), "polls failed: %s", fail_lines(br, "h"))
     doc["v"] = 1  # the bridge reads the foreign answers: a change is an event
-    wait_for(lambda: len(sub.events()) >= 6, 15, "6 document events", alive=(br,))
+    wait_for(lambda: len(sub.events()) >= 5, 15, "5 document events", alive=(br,))
 
 
 @case
