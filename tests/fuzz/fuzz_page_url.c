@@ -72,10 +72,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
     }
+    /* a parameter only changes the query; the base is the endpoint's
+     * configured URL, so a base this oracle cannot give an origin (e.g. a
+     * host with %7f) has none to keep */
     if (r2m_page_param(in, "cursor", ref, &next, err, sizeof err) == 0 &&
-        !(files && !strncasecmp(next.url, "file:", 5))) {
-        if (strlen(next.url) > R2M_PAGE_URL_MAX || !origin_of(in, o1, sizeof o1) ||
-            !origin_of(next.url, o2, sizeof o2) || strcasecmp(o1, o2))
+        !(files && !strncasecmp(next.url, "file:", 5)) && origin_of(in, o1, sizeof o1)) {
+        if (strlen(next.url) > R2M_PAGE_URL_MAX || !origin_of(next.url, o2, sizeof o2) ||
+            strcasecmp(o1, o2))
             abort();
     }
     char m[80];
