@@ -47,11 +47,14 @@ static void check_url(const char *url)
     if (!url)
         return;
     CURLU *u = curl_url();
-    char *pw = NULL, *bare = NULL;
+    char *pw = NULL, *user = NULL, *bare = NULL;
     if (!u)
         abort();
+    /* The user name is shown on purpose; a password that also appears in
+     * it (or elsewhere in the URL) is shown there, not leaked by masking. */
     if (!curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) &&
         !curl_url_get(u, CURLUPART_PASSWORD, &pw, 0) && strlen(pw) >= 4 &&
+        !curl_url_get(u, CURLUPART_USER, &user, 0) && !strstr(user, pw) &&
         !curl_url_set(u, CURLUPART_USER, NULL, 0) &&
         !curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) &&
         !curl_url_get(u, CURLUPART_URL, &bare, 0) && !strstr(bare, pw)) {
@@ -66,6 +69,7 @@ static void check_url(const char *url)
         free(m);
     }
     curl_free(pw);
+    curl_free(user);
     curl_free(bare);
     curl_url_cleanup(u);
 }
