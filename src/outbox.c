@@ -35,8 +35,8 @@ struct r2m_outbox {
     int full;                       /* warned about a full outbox; cleared when there is room */
 };
 
-int r2m_outbox_new(struct r2m_outbox **out, struct r2m_store *store, const char *path,
-                   uint64_t max, const struct r2m_outbox_sink *sink)
+int r2m_outbox_new(struct r2m_outbox **out, struct r2m_store *store, const char *path, uint64_t max,
+                   const struct r2m_outbox_sink *sink)
 {
     struct r2m_outbox *o = calloc(1, sizeof *o);
     if (!o)
@@ -153,8 +153,8 @@ static int commit(struct r2m_outbox *o, const struct r2m_batch *batch, r2m_persi
     int r;
     if ((r = r2m_store_begin(o->store)) || (r = persist(pctx, o->store)))
         return r;
-    if (from->endpoint && (r = r2m_store_validators_put(o->store, from->endpoint, from->etag,
-                                                        from->last_modified)))
+    if (from->endpoint &&
+        (r = r2m_store_validators_put(o->store, from->endpoint, from->etag, from->last_modified)))
         return r;
     for (size_t i = 0; i < batch->n; i++) {
         const struct r2m_batch_msg *m = &batch->msgs[i];
@@ -175,9 +175,8 @@ int r2m_outbox_emit(struct r2m_outbox *o, const struct r2m_batch *batch, r2m_per
     if ((r = r2m_grow(&o->ids, &o->cap_ids, batch->n, sizeof *o->ids)))
         return r;
     if ((r = commit(o, batch, persist, pctx, from))) {
-        snprintf(err, errlen,
-                 "state not saved (%s: %s); snapshot not advanced, nothing published", o->path,
-                 r2m_store_errmsg(o->store));
+        snprintf(err, errlen, "state not saved (%s: %s); snapshot not advanced, nothing published",
+                 o->path, r2m_store_errmsg(o->store));
         r2m_store_rollback(o->store);
         return R2M_E_IO;
     }

@@ -54,8 +54,8 @@ struct r2m_outbox;
 
 /* store, path (for messages) and sink must outlive the outbox; max is
  * state.outbox_max, the most events one batch may ever hold. */
-int r2m_outbox_new(struct r2m_outbox **out, struct r2m_store *store, const char *path,
-                   uint64_t max, const struct r2m_outbox_sink *sink);
+int r2m_outbox_new(struct r2m_outbox **out, struct r2m_store *store, const char *path, uint64_t max,
+                   const struct r2m_outbox_sink *sink);
 /* Frees what was collected but not flushed (those rows stay stored).
  * Accepts NULL. */
 void r2m_outbox_free(struct r2m_outbox *o);

@@ -34,8 +34,8 @@ struct r2m_reload_plan {
     unsigned char *kept;
     size_t n_old;
     size_t added, changed, unchanged, removed; /* removed: names gone */
-    int globals_differ; /* mqtt, state, metrics, instance, shutdown_timeout,
-                           max_concurrent: need a restart */
+    int globals_differ;                        /* mqtt, state, metrics, instance, shutdown_timeout,
+                                                  max_concurrent: need a restart */
 };
 
 /* Plans the move from the running endpoints (old_eps[0..n_old), of the

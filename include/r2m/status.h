@@ -24,14 +24,14 @@ struct r2m_status_endpoint {
     uint64_t polls, errors, not_modified; /* not_modified: 304 answers */
     uint64_t events;                      /* events committed, every type */
     uint64_t events_by_type[R2M_EVENT_TYPES];
-    uint32_t failures;         /* consecutive failed polls */
-    int64_t last_poll_wall;    /* end of the last poll */
-    int last_result;           /* R2M_E_* of the last poll, 0: success */
-    const char *last_error;    /* cause of the last failure; "" if none */
-    int64_t error_since_wall;  /* first of the current run of failures */
-    int64_t last_ok_wall;      /* end of the last successful poll */
-    int64_t last_change_wall;  /* last poll that committed events */
-    int64_t next_poll_in_ms;   /* from the snapshot's time; -1: not scheduled */
+    uint32_t failures;        /* consecutive failed polls */
+    int64_t last_poll_wall;   /* end of the last poll */
+    int last_result;          /* R2M_E_* of the last poll, 0: success */
+    const char *last_error;   /* cause of the last failure; "" if none */
+    int64_t error_since_wall; /* first of the current run of failures */
+    int64_t last_ok_wall;     /* end of the last successful poll */
+    int64_t last_change_wall; /* last poll that committed events */
+    int64_t next_poll_in_ms;  /* from the snapshot's time; -1: not scheduled */
 };
 
 /* rest2mqtt_dead_letters_total{endpoint,reason} */

@@ -22,18 +22,17 @@ struct fixture {
 
 static int setup(void **state)
 {
-    static const char yaml[] =
-        "mqtt: { url: \"mqtt://127.0.0.1:1\", client_id: unit }\n"
-        "endpoints:\n"
-        "  - name: alpha\n"
-        "    url: \"https://api.example/items\"\n"
-        "    interval: 10s\n"
-        "    auth:\n"
-        "      type: oauth2\n"
-        "      token_url: \"https://login.example/token?tenant=x\"\n"
-        "      client_id: \"me&you\"\n"
-        "      client_secret: \"s3cr=t\"\n"
-        "      scope: \"read write\"\n";
+    static const char yaml[] = "mqtt: { url: \"mqtt://127.0.0.1:1\", client_id: unit }\n"
+                               "endpoints:\n"
+                               "  - name: alpha\n"
+                               "    url: \"https://api.example/items\"\n"
+                               "    interval: 10s\n"
+                               "    auth:\n"
+                               "      type: oauth2\n"
+                               "      token_url: \"https://login.example/token?tenant=x\"\n"
+                               "      client_id: \"me&you\"\n"
+                               "      client_secret: \"s3cr=t\"\n"
+                               "      scope: \"read write\"\n";
     struct fixture *f = calloc(1, sizeof *f);
     struct r2m_diag diag = {0};
     if (!f || r2m_config_parse("oauth2.yaml", yaml, strlen(yaml), &f->cfg, &diag))

@@ -40,8 +40,7 @@ static size_t fake_pending(void *ctx)
     return p->n;
 }
 
-static int fake_enqueue(void *ctx, char *topic, char *payload, size_t len, int retained,
-                        int64_t id)
+static int fake_enqueue(void *ctx, char *topic, char *payload, size_t len, int retained, int64_t id)
 {
     struct fake_pub *p = ctx;
     assert_true(p->n < 32);
@@ -129,9 +128,10 @@ static void fill(struct fixture *f, int first, int n)
     for (int i = first; i < first + n; i++) {
         char topic[32], payload[96];
         snprintf(topic, sizeof topic, "t/e%d", i);
-        snprintf(payload, sizeof payload, "{\"specversion\":\"1.0\",\"id\":\"id%d\",\"n\":%d}", i, i);
-        assert_int_equal(r2m_batch_add(&f->batch, topic, strlen(topic), payload, strlen(payload),
-                                       0, R2M_EVENT_ITEM_CREATED),
+        snprintf(payload, sizeof payload, "{\"specversion\":\"1.0\",\"id\":\"id%d\",\"n\":%d}", i,
+                 i);
+        assert_int_equal(r2m_batch_add(&f->batch, topic, strlen(topic), payload, strlen(payload), 0,
+                                       R2M_EVENT_ITEM_CREATED),
                          0);
     }
 }

@@ -26,7 +26,7 @@ static struct r2m_config *parse(const char *yaml)
 }
 
 #define HEAD                                                                                       \
-    "mqtt: { url: \"mqtt://127.0.0.1:1\", client_id: unit }\n"                                   \
+    "mqtt: { url: \"mqtt://127.0.0.1:1\", client_id: unit }\n"                                     \
     "defaults: { interval: 10s, timeout: 2s }\n"
 
 static const char old_yaml[] = HEAD "endpoints:\n"

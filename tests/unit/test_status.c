@@ -116,7 +116,8 @@ static void no_endpoints_still_renders_every_family(void **state)
     assert_int_equal(r2m_status_prometheus(&s, &out), 0);
     assert_non_null(strstr(out.data, "rest2mqtt_outbox_events 0\n"));
     assert_non_null(strstr(out.data, "rest2mqtt_broker_connected 0\n"));
-    assert_non_null(strstr(out.data, "rest2mqtt_events_total{type=\"rest2mqtt.item.deleted\"} 0\n"));
+    assert_non_null(
+        strstr(out.data, "rest2mqtt_events_total{type=\"rest2mqtt.item.deleted\"} 0\n"));
     assert_non_null(strstr(out.data, "rest2mqtt_publish_latency_seconds_count 0\n"));
     assert_null(strstr(out.data, "endpoint=\""));
     r2m_buf_free(&out);
