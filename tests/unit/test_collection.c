@@ -23,6 +23,7 @@ struct msg {
     char topic[256];
     char payload[4096];
     int retained;
+    enum r2m_event_type type;
 };
 
 struct sink {
@@ -51,6 +52,7 @@ static int record(void *ctx, const struct r2m_batch *b, r2m_persist_fn *persist,
         snprintf(s->m[s->n].topic, sizeof s->m[s->n].topic, "%s", r2m_batch_topic(b, i));
         snprintf(s->m[s->n].payload, sizeof s->m[s->n].payload, "%s", r2m_batch_payload(b, i));
         s->m[s->n].retained = b->msgs[i].retained;
+        s->m[s->n].type = b->msgs[i].type;
     }
     return 0;
 }
@@ -350,6 +352,7 @@ static void state_topic_retains_current_item(void **state)
     assert_string_equal(f->sink.m[0].topic, "r2m/us/1/state");
     assert_string_equal(f->sink.m[0].payload, "{\"id\":1,\"region\":\"us\",\"v\":1}");
     assert_int_equal(f->sink.m[0].retained, 1);
+    assert_int_equal(f->sink.m[0].type, R2M_EVENT_TYPE_NONE);
     assert_string_equal(f->sink.m[1].topic, "r2m/eu/2/state");
     assert_null(strstr(f->sink.m[1].payload, "specversion")); /* a state, not an event */
     /* an update: the event, then the new retained state */
@@ -357,15 +360,20 @@ static void state_topic_retains_current_item(void **state)
                            "{\"id\":2,\"v\":1,\"region\":\"eu\"}]}"),
                      2);
     assert_int_equal(f->sink.m[2].retained, 0);
+    /* the type travels with the event: counting never reads the payload */
+    assert_int_equal(f->sink.m[2].type, R2M_EVENT_ITEM_UPDATED);
     assert_string_equal(f->sink.m[2].topic, "r2m/shipments/1/updated");
     assert_string_equal(f->sink.m[3].topic, "r2m/us/1/state");
     assert_string_equal(f->sink.m[3].payload, "{\"id\":1,\"region\":\"us\",\"v\":2}");
     assert_int_equal(f->sink.m[3].retained, 1);
+    assert_int_equal(f->sink.m[3].type, R2M_EVENT_TYPE_NONE);
     /* a delete clears it with an empty retained message (topic from the before-image) */
     assert_int_equal(ok(f, "{\"data\":[{\"id\":2,\"v\":1,\"region\":\"eu\"}]}"), 2);
     assert_string_equal(f->sink.m[5].topic, "r2m/us/1/state");
     assert_string_equal(f->sink.m[5].payload, "");
     assert_int_equal(f->sink.m[5].retained, 1);
+    assert_int_equal(f->sink.m[4].type, R2M_EVENT_ITEM_DELETED);
+    assert_non_null(strstr(f->sink.m[4].payload, "\"type\":\"rest2mqtt.item.deleted\""));
 }
 
 static void full_outbox_keeps_old_snapshot(void **state)
