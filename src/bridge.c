@@ -1086,7 +1086,8 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
     /* `once` keeps no state: its ids only need to be unique per run */
     b->env.epoch = b->rng ^ 0x5bd1e995u;
     if (mode == R2M_BRIDGE_RUN) {
-        if ((r = r2m_store_open(&b->store, cfg->state.path, err, errlen)))
+        if ((r = r2m_store_new(&(struct r2m_store_params){.path = cfg->state.path}, err, errlen,
+                               &b->store)))
             goto out_err;
         if ((r = r2m_store_set_sync(b->store, cfg->state.sync_full))) {
             snprintf(err, errlen, "state file %s: cannot set state.sync", cfg->state.path);
@@ -1191,7 +1192,7 @@ void r2m_bridge_free(struct r2m_bridge *b)
     r2m_http_free(b->http);
     r2m_metrics_free(b->metrics);
     r2m_pub_free(b->pub);
-    r2m_store_close(b->store);
+    r2m_store_free(b->store);
     free(b->ids);
     free(b->acked);
     for (size_t i = 0; i < b->n_dead; i++)

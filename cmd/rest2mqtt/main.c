@@ -181,7 +181,7 @@ static int open_state(const struct r2m_config *cfg, struct r2m_store **st)
                 cfg->state.path, cfg->file);
         return EXIT_RUNTIME;
     }
-    if (r2m_store_open(st, cfg->state.path, err, sizeof err)) {
+    if (r2m_store_new(&(struct r2m_store_params){.path = cfg->state.path}, err, sizeof err, st)) {
         fprintf(stderr, "rest2mqtt: %s\n", err);
         return EXIT_RUNTIME;
     }
@@ -228,7 +228,7 @@ out:
     for (size_t i = 0; i < ns.n; i++)
         free(ns.v[i]);
     free(ns.v);
-    r2m_store_close(st);
+    r2m_store_free(st);
     return rc;
 }
 
@@ -294,7 +294,7 @@ static int cmd_dead_letters(const struct r2m_config *cfg, int json, int requeue)
                    "its next start\n",
                    (long long)n, n == 1 ? "" : "s", cfg->state.path);
         }
-        r2m_store_close(st);
+        r2m_store_free(st);
         return rc;
     }
     struct dl_print o = {json, 0};
@@ -311,7 +311,7 @@ static int cmd_dead_letters(const struct r2m_config *cfg, int json, int requeue)
                    "`rest2mqtt state dead-letters --requeue -c %s`\n",
                    cfg->file);
     }
-    r2m_store_close(st);
+    r2m_store_free(st);
     return rc;
 }
 
