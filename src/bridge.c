@@ -48,8 +48,8 @@ struct endpoint {
     /* OAuth2 client credentials: a second transfer fetches the token */
     struct r2m_oauth2 *oauth2;
     struct r2m_http_xfer *token_xfer;
-    int saved;              /* this poll committed to the store */
-    int validators_unsaved; /* new validators arrived with an unchanged body */
+    int saved;                     /* this poll committed to the store */
+    int validators_unsaved;        /* new validators arrived with an unchanged body */
     struct r2m_status_endpoint st; /* counters for /metrics (names filled on demand) */
     char last_error[256];          /* cause of the last failure, for /healthz */
     int64_t next_due;              /* monotonic ms of the next poll; 0: none */
@@ -174,8 +174,7 @@ static size_t sink_pending(void *ctx)
     return r2m_pub_pending(ctx);
 }
 
-static int sink_enqueue(void *ctx, char *topic, char *payload, size_t len, int retained,
-                        int64_t id)
+static int sink_enqueue(void *ctx, char *topic, char *payload, size_t len, int retained, int64_t id)
 {
     return r2m_pub_enqueue(ctx, topic, payload, len, retained, id);
 }
@@ -523,9 +522,7 @@ static int snapshot_take(struct r2m_bridge *b, struct snapshot *m)
         e->interval_ms = ep->cfg->interval_ms;
         e->failures = ep->failures;
         e->last_error = ep->failures ? ep->last_error : "";
-        e->next_poll_in_ms = !ep->next_due       ? -1
-                             : ep->next_due < b->now ? 0
-                                                     : ep->next_due - b->now;
+        e->next_poll_in_ms = !ep->next_due ? -1 : ep->next_due < b->now ? 0 : ep->next_due - b->now;
     }
     for (size_t i = 0; i < n_dead; i++)
         m->dead[i] = (struct r2m_status_dead){dc[i].endpoint, dc[i].reason, dc[i].n};
@@ -763,7 +760,8 @@ static int setup_run(struct r2m_bridge *b, char *err, size_t errlen, int *err_se
     const struct r2m_config *cfg = b->cfg;
     int r;
     *err_set = 1;
-    if ((r = r2m_store_open(&b->store, cfg->state.path, err, errlen)))
+    if ((r = r2m_store_new(&(struct r2m_store_params){.path = cfg->state.path}, err, errlen,
+                           &b->store)))
         return r;
     if ((r = r2m_store_set_sync(b->store, cfg->state.sync_full))) {
         snprintf(err, errlen, "state file %s: cannot set state.sync", cfg->state.path);
@@ -784,9 +782,8 @@ static int setup_run(struct r2m_bridge *b, char *err, size_t errlen, int *err_se
     r2m_pub_on_ack(b->pub, on_ack, b);
     r2m_pub_on_dead(b->pub, on_dead, b);
     *err_set = 1;
-    if (cfg->metrics.listen &&
-        (r = r2m_metrics_new(&b->metrics, cfg->metrics.listen, b->epfd, TAG_METRICS,
-                             metrics_handler, b, err, errlen)))
+    if (cfg->metrics.listen && (r = r2m_metrics_new(&b->metrics, cfg->metrics.listen, b->epfd,
+                                                    TAG_METRICS, metrics_handler, b, err, errlen)))
         return r;
     *err_set = 0;
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_PUB};
@@ -853,8 +850,7 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
     b->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 40);
     b->started = r2m_http_now_ms();
     if ((r = setup_loop(b)) || (r = r2m_sched_new(&b->sched)) ||
-        (r = r2m_http_new(&b->http, b->epfd, http_done)) ||
-        (r = r2m_poll_env_init(&b->env, cfg)))
+        (r = r2m_http_new(&b->http, b->epfd, http_done)) || (r = r2m_poll_env_init(&b->env, cfg)))
         goto out;
     /* `once` keeps no state: its ids only need to be unique per run */
     b->env.epoch = b->rng ^ 0x5bd1e995u;
@@ -897,7 +893,7 @@ void r2m_bridge_free(struct r2m_bridge *b)
     r2m_metrics_free(b->metrics);
     r2m_pub_free(b->pub);
     r2m_outbox_free(b->outbox);
-    r2m_store_close(b->store);
+    r2m_store_free(b->store);
     r2m_sched_free(b->sched);
     r2m_poll_env_cleanup(&b->env);
     if (b->sigfd >= 0)

@@ -662,7 +662,9 @@ static void many_polls_share_compact_persist_and_restore(void **state)
     char dir[] = "/tmp/r2m-test-coll-XXXXXX", path[64], err[256];
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/state.db", dir);
-    assert_int_equal(r2m_store_open(&f->sink.store, path, err, sizeof err), 0);
+    assert_int_equal(
+        r2m_store_new(&(struct r2m_store_params){.path = path}, err, sizeof err, &f->sink.store),
+        0);
     f->env.epoch = r2m_store_epoch(f->sink.store);
 
     char *body = model_body(0, N);
@@ -704,7 +706,7 @@ static void many_polls_share_compact_persist_and_restore(void **state)
     free(row.doc);
     free(row.etag);
     free(row.last_modified);
-    r2m_store_close(f->sink.store);
+    r2m_store_free(f->sink.store);
     f->sink.store = NULL;
     body = model_body(POLLS, N);
     f->sink.n = 0;
@@ -746,7 +748,8 @@ static void stored_items_with_invalid_text_are_forgotten(void **state)
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/state.db", dir);
     struct r2m_store *st;
-    assert_int_equal(r2m_store_open(&st, path, err, sizeof err), 0);
+    assert_int_equal(r2m_store_new(&(struct r2m_store_params){.path = path}, err, sizeof err, &st),
+                     0);
     struct r2m_fp fp = {1, 2};
     assert_int_equal(r2m_store_begin(st), 0);
     assert_int_equal(r2m_store_endpoint_put(st, "shipments", fp, 5, NULL, 0, fp), 0);
@@ -769,7 +772,7 @@ static void stored_items_with_invalid_text_are_forgotten(void **state)
     int rows = 0;
     assert_int_equal(r2m_store_items(st, "shipments", count_rows, &rows), 0);
     assert_int_equal(rows, 1); /* only item 1 is left in the store */
-    r2m_store_close(st);
+    r2m_store_free(st);
     /* item 1 unchanged, item 2 is back (created), nothing else happens */
     assert_int_equal(ok(f, "{\"data\":[{\"id\":1},{\"id\":2,\"s\":\"x\"}]}"), 1);
     assert_string_equal(f->sink.m[0].topic, "r2m/shipments/2/created");

@@ -80,7 +80,7 @@ static void open_outbox(struct fixture *f, uint64_t max)
     char err[512];
     memset(&f->pub, 0, sizeof f->pub);
     f->pub.room = 1000;
-    if (r2m_store_open(&f->store, path, err, sizeof err))
+    if (r2m_store_new(&(struct r2m_store_params){.path = path}, err, sizeof err, &f->store))
         fail_msg("open failed: %s", err);
     struct r2m_outbox_sink sink = {&f->pub, fake_room, fake_pending, fake_enqueue};
     assert_int_equal(r2m_outbox_new(&f->o, f->store, path, max, &sink), 0);
@@ -89,7 +89,7 @@ static void open_outbox(struct fixture *f, uint64_t max)
 static void close_outbox(struct fixture *f)
 {
     r2m_outbox_free(f->o);
-    r2m_store_close(f->store);
+    r2m_store_free(f->store);
     f->o = NULL;
     f->store = NULL;
 }
