@@ -75,14 +75,8 @@ void r2m_batch_reset(struct r2m_batch *b)
 int r2m_batch_add(struct r2m_batch *b, const char *topic, size_t topic_len, const char *payload,
                   size_t payload_len, int retained)
 {
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 16;
-        struct r2m_batch_msg *m = realloc(b->msgs, cap * sizeof *m);
-        if (!m)
-            return R2M_E_NOMEM;
-        b->msgs = m;
-        b->cap = cap;
-    }
+    if (r2m_grow((void **)&b->msgs, &b->cap, b->n + 1, sizeof *b->msgs))
+        return R2M_E_NOMEM;
     size_t mark = b->bytes.len;
     struct r2m_batch_msg m = {.topic = mark, .topic_len = topic_len, .retained = retained};
     int r = r2m_buf_append(&b->bytes, topic, topic_len);

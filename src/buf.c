@@ -108,3 +108,25 @@ char *r2m_buf_take(struct r2m_buf *b)
     b->len = b->cap = 0;
     return p;
 }
+
+int r2m_grow(void **arr, size_t *cap, size_t need, size_t elem_size)
+{
+    if (need <= *cap)
+        return 0;
+    if (!elem_size)
+        return -1;
+    size_t n = *cap ? *cap : 16;
+    while (n < need) {
+        if (n > SIZE_MAX / 2)
+            return -1;
+        n *= 2;
+    }
+    if (n > SIZE_MAX / elem_size)
+        return -1;
+    void *p = realloc(*arr, n * elem_size);
+    if (!p)
+        return -1;
+    *arr = p;
+    *cap = n;
+    return 0;
+}

@@ -29,4 +29,11 @@ int r2m_buf_printf(struct r2m_buf *b, const char *fmt, ...) __attribute__((forma
  * success) to the caller and resets the buffer. */
 char *r2m_buf_take(struct r2m_buf *b);
 
+/* Makes room for at least `need` elements of elem_size bytes in the array
+ * *arr of capacity *cap (elements): doubles the capacity (from 16) until it
+ * suffices and reallocates. Returns 0, or -1 when the size would overflow
+ * or memory is short; then *arr and *cap are unchanged. The caller keeps
+ * owning *arr (free it with free()). */
+int r2m_grow(void **arr, size_t *cap, size_t need, size_t elem_size);
+
 #endif

@@ -369,6 +369,43 @@ static void test_take_after_binary_appends_keeps_the_terminating_nul(void **stat
     r2m_buf_free(&b);
 }
 
+/* ---- r2m_grow ---------------------------------------------------------- */
+
+static void test_grow_doubles_until_the_need_fits_and_keeps_elements(void **state)
+{
+    (void)state;
+    int *a = NULL;
+    size_t cap = 0;
+    assert_int_equal(r2m_grow((void **)&a, &cap, 1, sizeof *a), 0);
+    assert_int_equal(cap, 16);
+    for (int i = 0; i < 16; i++)
+        a[i] = i;
+    assert_int_equal(r2m_grow((void **)&a, &cap, 16, sizeof *a), 0);
+    assert_int_equal(cap, 16); /* enough already: unchanged */
+    assert_int_equal(r2m_grow((void **)&a, &cap, 17, sizeof *a), 0);
+    assert_int_equal(cap, 32);
+    assert_int_equal(r2m_grow((void **)&a, &cap, 100, sizeof *a), 0);
+    assert_int_equal(cap, 128);
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(a[i], i);
+    a[127] = 7; /* the whole capacity is usable */
+    free(a);
+}
+
+static void test_grow_refuses_sizes_that_overflow_and_leaves_the_array(void **state)
+{
+    (void)state;
+    int *a = NULL;
+    size_t cap = 0;
+    assert_int_equal(r2m_grow((void **)&a, &cap, 4, sizeof *a), 0);
+    int *before = a;
+    assert_int_equal(r2m_grow((void **)&a, &cap, SIZE_MAX / 2 + 2, 1), -1);
+    assert_int_equal(r2m_grow((void **)&a, &cap, SIZE_MAX / 4, sizeof(double)), -1);
+    assert_ptr_equal(a, before);
+    assert_int_equal(cap, 16);
+    free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +429,8 @@ int main(void)
         cmocka_unit_test(test_take_hands_over_the_text_and_resets_the_buffer),
         cmocka_unit_test(test_take_of_an_empty_buffer_returns_an_empty_string_not_null),
         cmocka_unit_test(test_take_after_binary_appends_keeps_the_terminating_nul),
+        cmocka_unit_test(test_grow_doubles_until_the_need_fits_and_keeps_elements),
+        cmocka_unit_test(test_grow_refuses_sizes_that_overflow_and_leaves_the_array),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
