@@ -210,8 +210,8 @@ static int link_next(const char *value, size_t len, const char **url, size_t *ur
     }
 }
 
-int r2m_link_next(const char *value, size_t len, const char **url, size_t *url_len, char *err,
-                  size_t errlen)
+int r2m_page_link_next(const char *value, size_t len, const char **url, size_t *url_len, char *err,
+                       size_t errlen)
 {
     *url = NULL;
     *url_len = 0;
@@ -244,7 +244,7 @@ int r2m_page_link(const struct r2m_page *pg, struct r2m_page_next *next, char *e
             break;
         const char *u;
         size_t ulen;
-        if ((r = r2m_link_next(v, strlen(v), &u, &ulen, why, sizeof why))) {
+        if ((r = r2m_page_link_next(v, strlen(v), &u, &ulen, why, sizeof why))) {
             page_name(pg, where, sizeof where);
             if (i > 0)
                 snprintf(err, errlen, "%s (field line %zu; %s)", why, i + 1, where);

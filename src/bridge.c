@@ -111,7 +111,7 @@ struct r2m_bridge {
     int outbox_full;                /* warned about a full outbox; cleared when there is room */
     struct endpoint *current;       /* the endpoint whose poll is being committed */
     struct r2m_metrics *metrics;
-    struct r2m_histo http_seconds, publish_seconds;
+    struct r2m_metrics_histo http_seconds, publish_seconds;
     uint64_t events_by_type[N_EVENT_TYPES];
     struct r2m_poll_env env;
     struct endpoint **eps; /* each allocated alone: transfers point at them */
@@ -260,7 +260,7 @@ fail:
 static void on_ack(void *ctx, int64_t id, int64_t latency_ms)
 {
     struct r2m_bridge *b = ctx;
-    r2m_histo_observe(&b->publish_seconds, (double)latency_ms / 1000.0);
+    r2m_metrics_histo_observe(&b->publish_seconds, (double)latency_ms / 1000.0);
     if (grow_ids(&b->acked, &b->cap_acked, b->n_acked + 1)) {
         /* not deleted now: it will be sent again after a restart (same id) */
         return;
@@ -600,7 +600,7 @@ static void http_done(void *owner, struct r2m_http_xfer *x, const struct r2m_htt
         token_done(b, ep, res);
         return;
     }
-    r2m_histo_observe(&b->http_seconds, res->total_s);
+    r2m_metrics_histo_observe(&b->http_seconds, res->total_s);
     if (res->result) {
         if (res->status == 401 && ep->token_xfer && !ep->auth_retried) {
             /* the token was revoked or expired early: fetch one, retry once */
@@ -787,11 +787,11 @@ static void render_metrics(struct r2m_bridge *b, struct r2m_buf *o)
                    r2m_pub_connected(b->pub));
     r2m_buf_puts(o, "# HELP rest2mqtt_http_request_duration_seconds Time of each HTTP "
                     "request.\n# TYPE rest2mqtt_http_request_duration_seconds histogram\n");
-    r2m_histo_render(&b->http_seconds, "rest2mqtt_http_request_duration_seconds", "", o);
+    r2m_metrics_histo_render(&b->http_seconds, "rest2mqtt_http_request_duration_seconds", "", o);
     r2m_buf_puts(o, "# HELP rest2mqtt_publish_latency_seconds Time from committing an event "
                     "to the broker's acknowledgement.\n"
                     "# TYPE rest2mqtt_publish_latency_seconds histogram\n");
-    r2m_histo_render(&b->publish_seconds, "rest2mqtt_publish_latency_seconds", "", o);
+    r2m_metrics_histo_render(&b->publish_seconds, "rest2mqtt_publish_latency_seconds", "", o);
 }
 
 static void metrics_handler(void *ctx, const char *path, struct r2m_buf *out, int *status,

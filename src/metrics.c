@@ -138,28 +138,28 @@ int64_t r2m_metrics_timeout_ms(struct r2m_metrics *m)
 
 /* Upper bounds in seconds: from 1 ms (a local broker's ack) to 30 s (a
  * slow legacy API). */
-static const double bounds[R2M_HISTO_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                 0.1,   0.25,   0.5,   1,    5,     30};
+static const double bounds[R2M_METRICS_HISTO_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                         0.1,   0.25,   0.5,   1,    5,     30};
 
-void r2m_histo_observe(struct r2m_histo *h, double seconds)
+void r2m_metrics_histo_observe(struct r2m_metrics_histo *h, double seconds)
 {
     size_t i = 0;
-    while (i < R2M_HISTO_BUCKETS && seconds > bounds[i])
+    while (i < R2M_METRICS_HISTO_BUCKETS && seconds > bounds[i])
         i++;
     h->counts[i]++;
     h->sum += seconds;
     h->count++;
 }
 
-int r2m_histo_render(const struct r2m_histo *h, const char *name, const char *labels,
-                     struct r2m_buf *out)
+int r2m_metrics_histo_render(const struct r2m_metrics_histo *h, const char *name,
+                             const char *labels, struct r2m_buf *out)
 {
     const char *sep = labels[0] ? "," : "";
     uint64_t cum = 0;
     int r = 0;
-    for (size_t i = 0; i <= R2M_HISTO_BUCKETS && !r; i++) {
+    for (size_t i = 0; i <= R2M_METRICS_HISTO_BUCKETS && !r; i++) {
         cum += h->counts[i];
-        if (i < R2M_HISTO_BUCKETS)
+        if (i < R2M_METRICS_HISTO_BUCKETS)
             r = r2m_buf_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i],
                                (unsigned long long)cum);
         else

@@ -46,13 +46,13 @@ struct r2m_page_next {
  * not completely parseable (unterminated '<' or quote, garbage between
  * links, control characters) or names two different next targets;
  * R2M_E_TOO_BIG when the next target is over R2M_PAGE_URL_MAX bytes. */
-int r2m_link_next(const char *value, size_t len, const char **url, size_t *url_len, char *err,
-                  size_t errlen);
+int r2m_page_link_next(const char *value, size_t len, const char **url, size_t *url_len, char *err,
+                       size_t errlen);
 
 /* The next page of a page with Link pagination: every Link field line of
  * pg is parsed; rel="next" targets in several lines must agree. The target
  * is resolved against pg->url (r2m_page_resolve). next->url is "" when no
- * link is next. Errors as r2m_link_next / r2m_page_resolve; err names the
+ * link is next. Errors as r2m_page_link_next / r2m_page_resolve; err names the
  * page and its masked URL. */
 int r2m_page_link(const struct r2m_page *pg, struct r2m_page_next *next, char *err, size_t errlen);
 

@@ -22,14 +22,14 @@
 static void histogram_buckets_are_cumulative(void **state)
 {
     (void)state;
-    struct r2m_histo h = {0};
-    r2m_histo_observe(&h, 0.0005); /* <= 1 ms */
-    r2m_histo_observe(&h, 0.001);  /* le is inclusive */
-    r2m_histo_observe(&h, 0.3);
-    r2m_histo_observe(&h, 100); /* only +Inf */
+    struct r2m_metrics_histo h = {0};
+    r2m_metrics_histo_observe(&h, 0.0005); /* <= 1 ms */
+    r2m_metrics_histo_observe(&h, 0.001);  /* le is inclusive */
+    r2m_metrics_histo_observe(&h, 0.3);
+    r2m_metrics_histo_observe(&h, 100); /* only +Inf */
     struct r2m_buf b;
     r2m_buf_init(&b, 1 << 16);
-    assert_int_equal(r2m_histo_render(&h, "x_seconds", "endpoint=\"a\"", &b), 0);
+    assert_int_equal(r2m_metrics_histo_render(&h, "x_seconds", "endpoint=\"a\"", &b), 0);
     assert_non_null(strstr(b.data, "x_seconds_bucket{endpoint=\"a\",le=\"0.001\"} 2\n"));
     assert_non_null(strstr(b.data, "x_seconds_bucket{endpoint=\"a\",le=\"0.25\"} 2\n"));
     assert_non_null(strstr(b.data, "x_seconds_bucket{endpoint=\"a\",le=\"0.5\"} 3\n"));
@@ -38,7 +38,7 @@ static void histogram_buckets_are_cumulative(void **state)
     assert_non_null(strstr(b.data, "x_seconds_sum{endpoint=\"a\"} 100.301500\n"));
     assert_non_null(strstr(b.data, "x_seconds_count{endpoint=\"a\"} 4\n"));
     r2m_buf_reset(&b);
-    assert_int_equal(r2m_histo_render(&h, "y", "", &b), 0);
+    assert_int_equal(r2m_metrics_histo_render(&h, "y", "", &b), 0);
     assert_non_null(strstr(b.data, "y_bucket{le=\"+Inf\"} 4\ny_sum 100.301500\ny_count 4\n"));
     r2m_buf_free(&b);
 }

@@ -249,17 +249,18 @@ static void link_next_points_into_the_value(void **state)
     char err[256];
     /* not NUL-terminated: the length bounds the scan */
     const char v[] = "</a>; rel=prev, </b>; rel=next</c>";
-    assert_int_equal(r2m_link_next(v, 30, &u, &n, err, sizeof err), 0);
+    assert_int_equal(r2m_page_link_next(v, 30, &u, &n, err, sizeof err), 0);
     assert_ptr_equal(u, v + 17);
     assert_int_equal(n, 2);
-    assert_int_equal(r2m_link_next(v, sizeof v - 1, &u, &n, err, sizeof err), R2M_E_INVALID);
+    assert_int_equal(r2m_page_link_next(v, sizeof v - 1, &u, &n, err, sizeof err), R2M_E_INVALID);
     assert_null(u);
-    assert_int_equal(r2m_link_next("", 0, &u, &n, err, sizeof err), 0);
+    assert_int_equal(r2m_page_link_next("", 0, &u, &n, err, sizeof err), 0);
     assert_null(u);
     /* an empty target is a target (the page itself); NUL is a control character */
-    assert_int_equal(r2m_link_next("<>; rel=next", 12, &u, &n, err, sizeof err), 0);
+    assert_int_equal(r2m_page_link_next("<>; rel=next", 12, &u, &n, err, sizeof err), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(r2m_link_next("<a\0b>; rel=next", 15, &u, &n, err, sizeof err), R2M_E_INVALID);
+    assert_int_equal(r2m_page_link_next("<a\0b>; rel=next", 15, &u, &n, err, sizeof err),
+                     R2M_E_INVALID);
 }
 
 static void next_pages_stay_on_the_same_origin(void **state)
