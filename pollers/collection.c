@@ -926,34 +926,6 @@ static int coll_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct 
     return r;
 }
 
-/* The next cursor or URL at ptr into *out: a string or a number. Missing,
- * null, false and "" end the list (*out = NULL). Anything else (an object
- * such as HAL's {"href": ...}, an array, true) cannot be read as a next
- * page: the poll fails rather than taking it for the last page, which
- * would read as the deletion of every item on the pages after it. */
-static int next_value(struct r2m_json *root, const char *ptr, const char **out, char *err,
-                      size_t errlen)
-{
-    struct r2m_json *v = r2m_json_pointer(root, ptr);
-    *out = NULL;
-    if (!v || v->type == R2M_JSON_NULL || v->type == R2M_JSON_FALSE)
-        return 0;
-    if (v->type == R2M_JSON_STRING && memchr(v->u.str, '\0', v->n)) {
-        /* as a C string it would name another page than the API did */
-        snprintf(err, errlen, "next page value at %s contains a NUL (\\u0000)", ptr);
-        return R2M_E_INVALID;
-    }
-    if (v->type == R2M_JSON_STRING || v->type == R2M_JSON_NUMBER) {
-        *out = v->n ? v->u.str : NULL;
-        return 0;
-    }
-    snprintf(err, errlen,
-             "next page value at %s is %s, not a string or a number (null, false or \"\" end "
-             "the list); pagination stops here, so nothing is taken as deleted",
-             ptr, type_name(v));
-    return R2M_E_INVALID;
-}
-
 static int coll_on_page(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
                         const char *body, size_t len, const struct r2m_page *pg,
                         struct r2m_page_next *next, char *err, size_t errlen)
@@ -971,31 +943,7 @@ static int coll_on_page(void *state, const struct r2m_endpoint_cfg *cfg, struct 
         snprintf(err + k, errlen - k, " (page %u)", pg->index + 1);
         return r;
     }
-    const char *v = NULL;
-    switch (cfg->paginate.kind) {
-    case R2M_PAGE_LINK:
-        return r2m_page_link(pg, next, err, errlen);
-    case R2M_PAGE_NEXT:
-    case R2M_PAGE_CURSOR:
-        if ((r = next_value(root, cfg->paginate.pointer, &v, err, errlen))) {
-            size_t k = strlen(err);
-            snprintf(err + k, errlen - k, " (page %u)", pg->index + 1);
-            return r;
-        }
-        if (!v)
-            return 0;
-        if (cfg->paginate.kind == R2M_PAGE_NEXT)
-            return r2m_page_resolve(pg->url, v, next, err, errlen);
-        return r2m_page_param(cfg->url, cfg->paginate.param, v, next, err, errlen);
-    case R2M_PAGE_NUMBER: {
-        if (n == 0)
-            return 0; /* an empty page ends the list */
-        char num[24];
-        snprintf(num, sizeof num, "%lld", (long long)(cfg->paginate.start + pg->index + 1));
-        return r2m_page_param(cfg->url, cfg->paginate.param, num, next, err, errlen);
-    }
-    }
-    return 0;
+    return r2m_page_next_url(cfg, pg, root, n, next, err, errlen);
 }
 
 static int coll_on_pages_done(void *state, const struct r2m_endpoint_cfg *cfg,

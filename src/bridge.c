@@ -515,14 +515,12 @@ static void start_main(struct r2m_bridge *b, struct endpoint *ep, const char *ur
 {
     struct r2m_page_next first;
     char err[512];
-    if (!url && ep->cfg->paginate.kind == R2M_PAGE_NUMBER) {
-        char num[24];
-        snprintf(num, sizeof num, "%lld", (long long)ep->cfg->paginate.start);
-        if (r2m_page_param(ep->cfg->url, ep->cfg->paginate.param, num, &first, err, sizeof err)) {
+    if (!url) {
+        if (r2m_page_first(ep->cfg, &first, err, sizeof err)) {
             poll_end(b, ep, R2M_E_INVALID, err);
             return;
         }
-        url = first.url;
+        url = first.url[0] ? first.url : NULL;
     }
     if (r2m_http_start_url(ep->xfer, url))
         poll_end(b, ep, R2M_E_HTTP, "could not start the HTTP transfer");
