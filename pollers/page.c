@@ -376,6 +376,12 @@ out:
 
 /* ---- pagination styles ---- */
 
+void r2m_page_http_opts(const struct r2m_endpoint_cfg *cfg, struct r2m_http_opts *out)
+{
+    out->link_headers = cfg->paginate.kind == R2M_PAGE_LINK;
+    out->conditional = cfg->paginate.kind == R2M_PAGE_NONE;
+}
+
 int r2m_page_first(const struct r2m_endpoint_cfg *cfg, struct r2m_page_next *next, char *err,
                    size_t errlen)
 {

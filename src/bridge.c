@@ -940,7 +940,8 @@ static int token_xfer_new(struct r2m_bridge *b, struct endpoint *ep)
      * another origin, whatever redirects: says for the endpoint */
     t->redirects =
         ec->redirects == R2M_REDIRECTS_NONE ? R2M_REDIRECTS_NONE : R2M_REDIRECTS_SAME_ORIGIN;
-    return r2m_http_xfer_new(b->http, &ep->token_xfer, t, ep);
+    struct r2m_http_opts ho = {0}; /* a token request: one page, never conditional */
+    return r2m_http_xfer_new(b->http, t, &ho, ep, &ep->token_xfer);
 }
 
 /* Loads each endpoint's stored snapshot; drops it when the settings that
@@ -1034,7 +1035,9 @@ static int endpoint_new(struct r2m_bridge *b, const struct r2m_endpoint_cfg *ec,
         ep->kind = NULL;
         goto fail;
     }
-    if ((r = r2m_http_xfer_new(b->http, &ep->xfer, ec, ep)) ||
+    struct r2m_http_opts ho;
+    r2m_page_http_opts(ec, &ho);
+    if ((r = r2m_http_xfer_new(b->http, ec, &ho, ep, &ep->xfer)) ||
         (ec->auth.type == R2M_AUTH_OAUTH2 && (r = token_xfer_new(b, ep))))
         goto fail;
     *out = ep;
@@ -1078,7 +1081,7 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
         r = R2M_E_SYSTEM;
         goto out;
     }
-    if ((r = r2m_sched_new(&b->sched)) || (r = r2m_http_new(&b->http, b->epfd, http_done)) ||
+    if ((r = r2m_sched_new(&b->sched)) || (r = r2m_http_new(b->epfd, http_done, &b->http)) ||
         (r = r2m_poll_env_init(&b->env, cfg)))
         goto out;
     /* `once` keeps no state: its ids only need to be unique per run */

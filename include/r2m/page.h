@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "r2m/config.h"
+#include "r2m/http.h"
 
 struct r2m_json;
 
@@ -46,6 +47,11 @@ struct r2m_page_next {
  * first page is cfg->url itself. Errors as r2m_page_param. */
 int r2m_page_first(const struct r2m_endpoint_cfg *cfg, struct r2m_page_next *next, char *err,
                    size_t errlen);
+
+/* What the transfers of cfg's endpoint need for its pagination: Link
+ * lines collected for link:, and no conditional GET for any paginated
+ * endpoint (a 304 for page 1 says nothing about the other pages). */
+void r2m_page_http_opts(const struct r2m_endpoint_cfg *cfg, struct r2m_http_opts *out);
 
 /* Where the page after pg is, by cfg's pagination style; next->url is ""
  * when pg was the last. root is pg's parsed body (NULL: none), n_items the

@@ -458,6 +458,27 @@ static void link_pages_follow_the_header_and_no_pagination_has_no_next(void **st
     assert_string_equal(next_buf.url, "");
 }
 
+/* Link lines are collected for link: only; a paginated endpoint never
+ * makes conditional requests, a single document does. */
+static void transfers_get_the_options_their_pagination_needs(void **state)
+{
+    (void)state;
+    static const struct {
+        int kind, link_headers, conditional;
+    } cases[] = {{R2M_PAGE_NONE, 0, 1},
+                 {R2M_PAGE_LINK, 1, 0},
+                 {R2M_PAGE_NEXT, 0, 0},
+                 {R2M_PAGE_CURSOR, 0, 0},
+                 {R2M_PAGE_NUMBER, 0, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct r2m_endpoint_cfg cfg = {.url = "https://h/", .paginate = {.kind = cases[i].kind}};
+        struct r2m_http_opts o = {-1, -1};
+        r2m_page_http_opts(&cfg, &o);
+        assert_int_equal(o.link_headers, cases[i].link_headers);
+        assert_int_equal(o.conditional, cases[i].conditional);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -473,6 +494,7 @@ int main(void)
         cmocka_unit_test(unreadable_next_values_fail_instead_of_ending_the_list),
         cmocka_unit_test(cursors_and_page_numbers_go_into_the_configured_url),
         cmocka_unit_test(link_pages_follow_the_header_and_no_pagination_has_no_next),
+        cmocka_unit_test(transfers_get_the_options_their_pagination_needs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
