@@ -619,7 +619,7 @@ static void run_outbox(const struct path *pa, uint64_t n, double cut, struct out
     cfg.state.outbox_max = MAX_QUEUED;
 
     struct r2m_pub *p;
-    if (r2m_pub_new(&p, &cfg, MAX_QUEUED))
+    if (r2m_pub_new(&cfg, MAX_QUEUED, &p))
         die("r2m_pub_new failed");
     struct acks a = {.ids = NULL};
     r2m_pub_on_ack(p, on_ack, &a);

@@ -1094,7 +1094,7 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
             goto out_err;
         }
         b->env.epoch = r2m_store_epoch(b->store);
-        if ((r = r2m_pub_new(&b->pub, cfg, cfg->state.outbox_max)))
+        if ((r = r2m_pub_new(cfg, cfg->state.outbox_max, &b->pub)))
             goto out;
         char shown[256];
         if (cfg->mqtt.insecure)

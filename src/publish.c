@@ -52,6 +52,20 @@ struct msg {
 
 enum conn_state { ST_IDLE, ST_CONNECTING, ST_UP, ST_DOWN };
 
+/* What paho's context pointer of a publish points at: the publisher and the
+ * send id, in a ring inside the publisher. The entry of a send is
+ * send_id % PUB_CTX_RING; with at most R2M_PUB_WINDOW sends in flight an
+ * entry is rewritten only PUB_CTX_RING sends after its last use, long
+ * after its callback, even one from a client that a reconnect destroyed
+ * (whose send ids then match no message and change nothing). The ring
+ * lives as long as the publisher, so no callback reads freed memory; p is
+ * set once before any client exists, send_id is guarded by p->lock. */
+#define PUB_CTX_RING 4096
+struct pub_ctx {
+    struct r2m_pub *p;
+    uint64_t send_id;
+};
+
 struct r2m_pub {
     const struct r2m_config *cfg;
     MQTTAsync client;
@@ -86,7 +100,8 @@ struct r2m_pub {
     void *dead_ctx;
     uint64_t dead;
 
-    pthread_mutex_t lock; /* guards reports only */
+    pthread_mutex_t lock; /* guards reports and ctx[].send_id */
+    struct pub_ctx ctx[PUB_CTX_RING];
     struct report *reports;
     size_t n_reports, cap_reports;
     int report_overflow;
@@ -103,22 +118,13 @@ static int64_t mono_ms(void);
 static void report_val(struct r2m_pub *p, int kind, int code, uint64_t send_id, int64_t val)
 {
     pthread_mutex_lock(&p->lock);
-    if (p->n_reports == p->cap_reports) {
-        size_t cap = p->cap_reports ? p->cap_reports * 2 : 64;
-        struct report *r = realloc(p->reports, cap * sizeof *r);
-        if (!r) {
-            /* cannot record it: the loop treats this as a lost connection,
-             * which resends everything in flight - safe, at-least-once */
-            p->report_overflow = 1;
-            pthread_mutex_unlock(&p->lock);
-            goto wake;
-        }
-        p->reports = r;
-        p->cap_reports = cap;
-    }
-    p->reports[p->n_reports++] = (struct report){kind, code, send_id, val};
+    if (r2m_grow((void **)&p->reports, &p->cap_reports, p->n_reports + 1, sizeof *p->reports))
+        /* cannot record it: the loop treats this as a lost connection,
+         * which resends everything in flight - safe, at-least-once */
+        p->report_overflow = 1;
+    else
+        p->reports[p->n_reports++] = (struct report){kind, code, send_id, val};
     pthread_mutex_unlock(&p->lock);
-wake:;
     uint64_t one = 1;
     ssize_t w = write(p->efd, &one, sizeof one);
     (void)w; /* EAGAIN means the counter is already non-zero: loop will wake */
@@ -202,31 +208,38 @@ static int on_message(void *ctx, char *topic, int len, MQTTAsync_message *m)
     return 1;
 }
 
-/* The per-publish context is the send id itself, not a pointer and not
- * paho's token (which has been seen as 0 in failure reports). */
-static struct r2m_pub *the_pub; /* contexts carry ids, so the pub comes from here */
+/* A publish's context is its struct pub_ctx entry, never paho's token
+ * (which has been seen as 0 in failure reports). */
+static void report_send(void *ctx, int kind, int code)
+{
+    struct pub_ctx *c = ctx;
+    struct r2m_pub *p = c->p;
+    pthread_mutex_lock(&p->lock);
+    uint64_t send_id = c->send_id;
+    pthread_mutex_unlock(&p->lock);
+    report(p, kind, code, send_id);
+}
 
 static void on_pub_ok(void *ctx, MQTTAsync_successData *d)
 {
     (void)d;
-    report(the_pub, REP_PUB_OK, 0, (uint64_t)(uintptr_t)ctx);
+    report_send(ctx, REP_PUB_OK, 0);
 }
 
 static void on_pub_ok5(void *ctx, MQTTAsync_successData5 *d)
 {
     (void)d;
-    report(the_pub, REP_PUB_OK, 0, (uint64_t)(uintptr_t)ctx);
+    report_send(ctx, REP_PUB_OK, 0);
 }
 
 static void on_pub_fail(void *ctx, MQTTAsync_failureData *d)
 {
-    report(the_pub, REP_PUB_FAIL, d ? d->code : -1, (uint64_t)(uintptr_t)ctx);
+    report_send(ctx, REP_PUB_FAIL, d ? d->code : -1);
 }
 
 static void on_pub_fail5(void *ctx, MQTTAsync_failureData5 *d)
 {
-    report(the_pub, REP_PUB_FAIL, d ? (d->reasonCode ? (int)d->reasonCode : d->code) : -1,
-           (uint64_t)(uintptr_t)ctx);
+    report_send(ctx, REP_PUB_FAIL, d ? (d->reasonCode ? (int)d->reasonCode : d->code) : -1);
 }
 
 /* ---- refusals and failures, in words ---- */
@@ -553,13 +566,18 @@ static int make_client(struct r2m_pub *p)
         p->client = NULL;
         return R2M_E_MQTT;
     }
-    MQTTAsync_setCallbacks(p->client, p, on_lost, on_message, NULL);
-    if (p->cfg->mqtt.version == 5)
-        MQTTAsync_setDisconnected(p->client, p, on_disconnected);
+    /* a client that would not report losses could never reconnect */
+    if (MQTTAsync_setCallbacks(p->client, p, on_lost, on_message, NULL) != MQTTASYNC_SUCCESS ||
+        (p->cfg->mqtt.version == 5 &&
+         MQTTAsync_setDisconnected(p->client, p, on_disconnected) != MQTTASYNC_SUCCESS)) {
+        MQTTAsync_destroy(&p->client);
+        p->client = NULL;
+        return R2M_E_MQTT;
+    }
     return 0;
 }
 
-int r2m_pub_new(struct r2m_pub **out, const struct r2m_config *cfg, size_t max_queued)
+int r2m_pub_new(const struct r2m_config *cfg, size_t max_queued, struct r2m_pub **out)
 {
     int r = R2M_E_NOMEM;
     struct r2m_pub *p = calloc(1, sizeof *p);
@@ -571,6 +589,8 @@ int r2m_pub_new(struct r2m_pub **out, const struct r2m_config *cfg, size_t max_q
     p->backoff_ms = 1000;
     p->window = R2M_PUB_WINDOW;
     p->rng = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+    for (size_t i = 0; i < PUB_CTX_RING; i++)
+        p->ctx[i].p = p;
     pthread_mutex_init(&p->lock, NULL);
     p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (p->efd < 0) {
@@ -593,7 +613,6 @@ int r2m_pub_new(struct r2m_pub **out, const struct r2m_config *cfg, size_t max_q
     }
     if ((r = make_client(p)))
         goto out;
-    the_pub = p;
     *out = p;
     return 0;
 out:
@@ -1028,15 +1047,23 @@ static void send_some(struct r2m_pub *p, int64_t now)
         pm.qos = p->cfg->mqtt.qos;
         pm.retained = m->retained;
         m->send_id = ++p->next_send_id;
-        ro.context = (void *)(uintptr_t)m->send_id;
+        struct pub_ctx *c = &p->ctx[m->send_id % PUB_CTX_RING];
+        pthread_mutex_lock(&p->lock);
+        c->send_id = m->send_id;
+        pthread_mutex_unlock(&p->lock);
+        ro.context = c;
         if (p->cfg->mqtt.version == 5) {
             ro.onSuccess5 = on_pub_ok5;
             ro.onFailure5 = on_pub_fail5;
-            if (!m->status) {
-                prop.identifier = MQTTPROPERTY_CODE_CONTENT_TYPE;
-                prop.value.data.data = (char *)content_type;
-                prop.value.data.len = (int)strlen(content_type);
-                MQTTProperties_add(&pm.properties, &prop);
+            prop.identifier = MQTTPROPERTY_CODE_CONTENT_TYPE;
+            prop.value.data.data = (char *)content_type;
+            prop.value.data.len = (int)strlen(content_type);
+            if (!m->status && MQTTProperties_add(&pm.properties, &prop)) {
+                /* out of memory: try again shortly, like a full buffer */
+                MQTTProperties_free(&pm.properties);
+                m->send_id = 0;
+                p->hold_until = now + 50;
+                return;
             }
         } else {
             ro.onSuccess = on_pub_ok;
@@ -1240,8 +1267,9 @@ void r2m_pub_goodbye(struct r2m_pub *p, int64_t timeout_ms)
     }
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
     d.timeout = 1000;
-    MQTTAsync_disconnect(p->client, &d);
-    for (int i = 0; i < 200 && MQTTAsync_isConnected(p->client); i++) {
+    /* refused: nothing to wait for (r2m_pub_free destroys the client) */
+    int rc = MQTTAsync_disconnect(p->client, &d);
+    for (int i = 0; rc == MQTTASYNC_SUCCESS && i < 200 && MQTTAsync_isConnected(p->client); i++) {
         struct timespec ts = {0, 5 * 1000000};
         nanosleep(&ts, NULL);
     }
@@ -1253,15 +1281,14 @@ void r2m_pub_free(struct r2m_pub *p)
     if (!p)
         return;
     if (p->client) {
-        if (MQTTAsync_isConnected(p->client)) {
-            MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-            d.timeout = 1000;
-            MQTTAsync_disconnect(p->client, &d);
-        }
+        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+        d.timeout = 1000;
+        /* refused (not connected after all): destroying is all there is */
+        if (MQTTAsync_isConnected(p->client) &&
+            MQTTAsync_disconnect(p->client, &d) != MQTTASYNC_SUCCESS)
+            r2m_log(R2M_LOG_DEBUG, "mqtt disconnect refused; closing anyway", NULL);
         MQTTAsync_destroy(&p->client);
     }
-    if (the_pub == p)
-        the_pub = NULL;
     requeue_inflight(p);
     for (struct msg *m = p->head, *next; m; m = next) {
         next = m->next;

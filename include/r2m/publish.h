@@ -50,7 +50,7 @@
 struct r2m_pub;
 
 /* cfg must outlive the publisher. Does not connect yet. */
-int r2m_pub_new(struct r2m_pub **out, const struct r2m_config *cfg, size_t max_queued);
+int r2m_pub_new(const struct r2m_config *cfg, size_t max_queued, struct r2m_pub **out);
 /* Disconnects (waiting at most 1 s) and frees; queued messages are dropped,
  * their count is logged. Accepts NULL. */
 void r2m_pub_free(struct r2m_pub *p);

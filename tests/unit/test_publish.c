@@ -122,7 +122,7 @@ static int teardown(void **state)
 
 static void make_pub(struct fx *f, size_t max_queued)
 {
-    assert_int_equal(r2m_pub_new(&f->pub, &f->cfg, max_queued), 0);
+    assert_int_equal(r2m_pub_new(&f->cfg, max_queued, &f->pub), 0);
     struct epoll_event ev = {.events = EPOLLIN};
     epoll_ctl(f->epfd, EPOLL_CTL_ADD, r2m_pub_fd(f->pub), &ev);
     assert_int_equal(r2m_pub_connect(f->pub, r2m_http_now_ms()), 0);
@@ -187,6 +187,37 @@ static void publishes_are_acknowledged(void **state)
     assert_int_equal(r2m_pub_pending(f->pub), 1000);
     assert_true(pump(f, 10000, is_drained, NULL));
     assert_int_equal(r2m_pub_acked(f->pub), 1000);
+}
+
+/* Each publisher hears its own acknowledgements: paho's callbacks find
+ * their publisher through the context they carry, nothing process-wide
+ * (they used to reach whichever publisher was created last). */
+static void two_publishers_each_get_their_acks(void **state)
+{
+    struct fx *f = *state;
+    f->broker = start_broker(f->port, f->dir);
+    struct r2m_config cfg2 = f->cfg;
+    cfg2.mqtt.client_id = "r2m-unit-publish-2";
+    make_pub(f, 1000);
+    struct r2m_pub *other;
+    assert_int_equal(r2m_pub_new(&cfg2, 1000, &other), 0);
+    struct epoll_event ev = {.events = EPOLLIN};
+    epoll_ctl(f->epfd, EPOLL_CTL_ADD, r2m_pub_fd(other), &ev);
+    assert_int_equal(r2m_pub_connect(other, r2m_http_now_ms()), 0);
+    for (int i = 0; i < 100; i++) {
+        enqueue(f, i);
+        char *t = strdup("t/other"), *p = strdup("{}");
+        assert_int_equal(r2m_pub_enqueue(other, t, p, 2, 0, i + 1), 0);
+    }
+    int64_t end = r2m_http_now_ms() + 10000 * (int64_t)time_scale();
+    while ((r2m_pub_pending(f->pub) || r2m_pub_pending(other)) && r2m_http_now_ms() < end) {
+        epoll_wait(f->epfd, &ev, 1, 20);
+        r2m_pub_dispatch(f->pub, r2m_http_now_ms());
+        r2m_pub_dispatch(other, r2m_http_now_ms());
+    }
+    assert_int_equal(r2m_pub_acked(f->pub), 100);
+    assert_int_equal(r2m_pub_acked(other), 100);
+    r2m_pub_free(other);
 }
 
 static void queue_has_a_ceiling(void **state)
@@ -394,6 +425,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(publishes_are_acknowledged),
+        T(two_publishers_each_get_their_acks),
         T(queue_has_a_ceiling),
         T(broker_absent_at_start_then_appears),
         T(broker_killed_mid_stream_loses_nothing),
