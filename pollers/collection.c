@@ -155,17 +155,7 @@ static int entry_cmp(const void *a, const void *b, void *s)
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 64;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * elem);
-    if (!q)
-        return R2M_E_NOMEM;
-    *p = q;
-    *cap = n;
-    return 0;
+    return r2m_grow(p, cap, need, elem) ? R2M_E_NOMEM : 0;
 }
 
 /* cur's entry for a key, or NULL. Most APIs list their items in the same
@@ -378,12 +368,12 @@ static int item_record(struct coll_state *s, size_t i, struct r2m_json *item)
         return R2M_E_TOO_BIG;
     if ((r = r2m_buf_append(h, s->key.data, s->key.len + 1)) || (r = r2m_json_canonical(item, h)) ||
         (r = r2m_buf_putc(h, '\0')))
-        goto undo;
+        goto out;
     size_t item_off = off + s->key.len + 1;
     size_t item_len = h->len - 1 - item_off;
     if (item_len > UINT32_MAX) {
         r = R2M_E_TOO_BIG;
-        goto undo;
+        goto out;
     }
     struct entry e = {
         .off = (uint32_t)off,
@@ -401,18 +391,19 @@ static int item_record(struct coll_state *s, size_t i, struct r2m_json *item)
     s->next_bytes += record_size(&e);
     if (s->next_bytes > s->limit) {
         r = R2M_E_TOO_BIG;
-        goto undo;
+        goto out;
     }
     if ((r = grow((void **)&nx->e, &nx->cap, nx->n + 1, sizeof *nx->e)) ||
         (r = grow((void **)&s->match, &s->cap_match, nx->n + 1, sizeof *s->match)))
-        goto undo;
+        goto out;
     s->match[nx->n] = old ? (uint32_t)(old - s->cur.e) : NONE;
     nx->e[nx->n++] = e;
-    return 0;
-undo:
-    h->len = off;
-    if (h->data)
-        h->data[off] = '\0';
+out:
+    if (r) { /* the heap as it was */
+        h->len = off;
+        if (h->data)
+            h->data[off] = '\0';
+    }
     return r;
 }
 
@@ -624,14 +615,13 @@ static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
         return r;
     }
     if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
-                           env->event.len, 0)))
-        goto full;
+                           env->event.len, 0))) {
+        snprintf(err, errlen, "events of this poll exceed the batch limit");
+        return r;
+    }
     if (!cfg->state_topic)
         return 0;
     return add_state(cfg, env, &tv, ev.after, ev.after_len, err, errlen);
-full:
-    snprintf(err, errlen, "events of this poll exceed the batch limit");
-    return r;
 }
 
 /* Queues the quiet baseline's retained state messages, so that a late

@@ -161,12 +161,11 @@ static int build_event(struct doc_state *s, const struct r2m_endpoint_cfg *cfg,
         return r;
     }
     if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
-                           env->event.len, 0)))
-        goto too_big;
+                           env->event.len, 0))) {
+        snprintf(err, errlen, "event too large for the batch: %s", r2m_strerror(r));
+        return r;
+    }
     return cfg->state_topic ? add_state(cfg, env, root, err, errlen) : 0;
-too_big:
-    snprintf(err, errlen, "event too large for the batch: %s", r2m_strerror(r));
-    return r;
 }
 
 static int doc_accept(struct doc_state *s, const struct r2m_endpoint_cfg *cfg,

@@ -1104,8 +1104,8 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
         r2m_pub_on_ack(b->pub, on_ack, b);
         r2m_pub_on_dead(b->pub, on_dead, b);
         if (cfg->metrics.listen &&
-            (r = r2m_metrics_new(&b->metrics, cfg->metrics.listen, b->epfd, TAG_METRICS,
-                                 metrics_handler, b, err, errlen)))
+            (r = r2m_metrics_new(cfg->metrics.listen, b->epfd, TAG_METRICS, metrics_handler, b,
+                                 &b->metrics, err, errlen)))
             goto out_err;
         ev.data.u64 = TAG_PUB;
         if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, r2m_pub_fd(b->pub), &ev) < 0) {

@@ -1100,6 +1100,116 @@ static void send_some(struct r2m_pub *p, int64_t now)
     }
 }
 
+/* CONNACK: up, with the broker's limits; "online" first in the queue. */
+static void handle_connected(struct r2m_pub *p, const struct report *r, int64_t now)
+{
+    if (p->state == ST_UP)
+        return;
+    p->state = ST_UP;
+    p->up_since = now;
+    p->window = r->code > 0 && (size_t)r->code < R2M_PUB_WINDOW ? (size_t)r->code : R2M_PUB_WINDOW;
+    p->broker_max_packet = (uint64_t)r->val;
+    p->ever_connected = 1;
+    /* the recovery from failed attempts is always told; a broker
+     * that keeps dropping the connection is told as rarely as the
+     * drops are */
+    if (p->conn_log.last != KIND_LOST || p->told_down) {
+        char mp[24];
+        snprintf(mp, sizeof mp, "%llu", (unsigned long long)r->val);
+        r2m_log(R2M_LOG_INFO, "mqtt connected", "broker", p->shown_url, "max_packet_size",
+                r->val ? mp : "none", NULL);
+    }
+    if (p->status_topic) {
+        /* "online" goes first so it precedes any event of this
+         * session; one that a dropped connection left unsent is
+         * stale: it goes, or every reconnect would add one more */
+        drop_status(p);
+        queue_status(p, "online", 1);
+    }
+}
+
+/* The broker has a message: it leaves for good, and the outbox hears. */
+static void handle_pub_ok(struct r2m_pub *p, const struct report *r, int64_t now)
+{
+    struct msg *m;
+    /* not in flight any more: requeued by a lost connection, yet
+     * the broker has it - it must not go out again */
+    if (!(m = take_inflight(p, r->send_id)) && !(m = take_queued(p, r->send_id)))
+        return;
+    if (m->id && p->on_ack)
+        p->on_ack(p->ack_ctx, m->id, now - m->enq_ms);
+    p->n_status -= m->status;
+    msg_free(m);
+    p->acked++;
+    r2m_log_limit_clear(&p->pub_log);
+}
+
+/* A publish failed: refused for good (dead letter), lost with the
+ * connection, or transient (back to its place, resent later). */
+static void handle_pub_fail(struct r2m_pub *p, const struct report *r, int64_t now)
+{
+    struct msg *m;
+    const char *reason;
+    if (!(m = take_inflight(p, r->send_id)))
+        return;
+    if ((reason = r2m_pub_refusal(r->code))) {
+        refuse(p, m, reason, r2m_pub_code_words(p->cfg->mqtt.version, r->code));
+        return;
+    }
+    if (r->code == MQTTASYNC_OPERATION_INCOMPLETE || r->code == MQTTASYNC_DISCONNECTED) {
+        /* paho discards what was in flight when the connection
+         * closes, before it reports the loss: that is one event,
+         * told once, not a failed publish per message */
+        if (p->state == ST_UP) {
+            /* back among those in flight: went_down requeues them
+             * all and sees which one was the oldest */
+            p->inflight[p->n_inflight++] = m;
+            connection_lost(p, now);
+        } else {
+            put_back(p, m);
+        }
+        return;
+    }
+    if (p->state == ST_UP) {
+        if (r2m_log_limit_hit(&p->pub_log, r->code ? r->code : -1000)) {
+            char c[16], k[24];
+            snprintf(c, sizeof c, "%d", r->code);
+            snprintf(k, sizeof k, "%lu", p->pub_log.count);
+            r2m_log(R2M_LOG_WARN, "mqtt publish failed, will resend", "topic", m->topic, "reason",
+                    r2m_pub_code_words(p->cfg->mqtt.version, r->code), "code", c, "consecutive", k,
+                    NULL);
+        }
+        p->hold_until = now + 1000;
+    }
+    /* only this one goes back, to its place; the others in flight
+     * stay there and get their acknowledgements */
+    put_back(p, m);
+}
+
+/* After the backoff: a new client, and a new connection attempt. */
+static void reconnect_if_due(struct r2m_pub *p, int64_t now)
+{
+    if (p->state != ST_DOWN || now < p->retry_at)
+        return;
+    /* a new client for every new connection: paho keeps the publish
+     * commands it had not written yet when the connection dropped
+     * ("outside the scope of the MQTT session") and sends them after
+     * the next CONNACK - besides the copies requeue_inflight put back,
+     * so one event would go out twice on one connection, the stale
+     * copies first. Destroying the client drops them (their failure
+     * reports carry old send ids and change nothing). */
+    MQTTAsync_destroy(&p->client);
+    if (make_client(p)) {
+        p->retry_at = now + p->backoff_ms;
+        if (r2m_log_limit_hit(&p->conn_log, KIND_OTHER))
+            r2m_log(R2M_LOG_ERROR, "mqtt client could not be created; will retry", "broker",
+                    p->shown_url, NULL);
+    } else {
+        /* a failure is logged there and retried at retry_at */
+        (void)r2m_pub_connect(p, now);
+    }
+}
+
 void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
 {
     uint64_t cnt;
@@ -1116,35 +1226,10 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
 
     for (size_t i = 0; i < n; i++) {
         struct report *r = &reps[i];
-        struct msg *m;
-        const char *reason;
         char why[sizeof p->conn_why];
         switch (r->kind) {
         case REP_CONNECTED:
-            if (p->state == ST_UP)
-                break;
-            p->state = ST_UP;
-            p->up_since = now;
-            p->window =
-                r->code > 0 && (size_t)r->code < R2M_PUB_WINDOW ? (size_t)r->code : R2M_PUB_WINDOW;
-            p->broker_max_packet = (uint64_t)r->val;
-            p->ever_connected = 1;
-            /* the recovery from failed attempts is always told; a broker
-             * that keeps dropping the connection is told as rarely as the
-             * drops are */
-            if (p->conn_log.last != KIND_LOST || p->told_down) {
-                char mp[24];
-                snprintf(mp, sizeof mp, "%llu", (unsigned long long)r->val);
-                r2m_log(R2M_LOG_INFO, "mqtt connected", "broker", p->shown_url, "max_packet_size",
-                        r->val ? mp : "none", NULL);
-            }
-            if (p->status_topic) {
-                /* "online" goes first so it precedes any event of this
-                 * session; one that a dropped connection left unsent is
-                 * stale: it goes, or every reconnect would add one more */
-                drop_status(p);
-                queue_status(p, "online", 1);
-            }
+            handle_connected(p, r, now);
             break;
         case REP_CONNECT_FAILED:
             if (p->state != ST_CONNECTING)
@@ -1170,76 +1255,17 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
                                   : "the broker ended the connection (normal disconnection)");
             break;
         case REP_PUB_OK:
-            /* not in flight any more: requeued by a lost connection, yet
-             * the broker has it - it must not go out again */
-            if (!(m = take_inflight(p, r->send_id)) && !(m = take_queued(p, r->send_id)))
-                break;
-            if (m->id && p->on_ack)
-                p->on_ack(p->ack_ctx, m->id, now - m->enq_ms);
-            p->n_status -= m->status;
-            msg_free(m);
-            p->acked++;
-            r2m_log_limit_clear(&p->pub_log);
+            handle_pub_ok(p, r, now);
             break;
         case REP_PUB_FAIL:
-            if (!(m = take_inflight(p, r->send_id)))
-                break;
-            if ((reason = r2m_pub_refusal(r->code))) {
-                refuse(p, m, reason, r2m_pub_code_words(p->cfg->mqtt.version, r->code));
-                break;
-            }
-            if (r->code == MQTTASYNC_OPERATION_INCOMPLETE || r->code == MQTTASYNC_DISCONNECTED) {
-                /* paho discards what was in flight when the connection
-                 * closes, before it reports the loss: that is one event,
-                 * told once, not a failed publish per message */
-                if (p->state == ST_UP) {
-                    /* back among those in flight: went_down requeues them
-                     * all and sees which one was the oldest */
-                    p->inflight[p->n_inflight++] = m;
-                    connection_lost(p, now);
-                } else {
-                    put_back(p, m);
-                }
-                break;
-            }
-            if (p->state == ST_UP) {
-                if (r2m_log_limit_hit(&p->pub_log, r->code ? r->code : -1000)) {
-                    char c[16], k[24];
-                    snprintf(c, sizeof c, "%d", r->code);
-                    snprintf(k, sizeof k, "%lu", p->pub_log.count);
-                    r2m_log(R2M_LOG_WARN, "mqtt publish failed, will resend", "topic", m->topic,
-                            "reason", r2m_pub_code_words(p->cfg->mqtt.version, r->code), "code", c,
-                            "consecutive", k, NULL);
-                }
-                p->hold_until = now + 1000;
-            }
-            /* only this one goes back, to its place; the others in flight
-             * stay there and get their acknowledgements */
-            put_back(p, m);
+            handle_pub_fail(p, r, now);
             break;
         }
     }
     free(reps);
     if (overflow && p->state == ST_UP)
         went_down(p, now, "mqtt report queue overflow", 0, "out of memory recording reports");
-    if (p->state == ST_DOWN && now >= p->retry_at) {
-        /* a new client for every new connection: paho keeps the publish
-         * commands it had not written yet when the connection dropped
-         * ("outside the scope of the MQTT session") and sends them after
-         * the next CONNACK - besides the copies requeue_inflight put back,
-         * so one event would go out twice on one connection, the stale
-         * copies first. Destroying the client drops them (their failure
-         * reports carry old send ids and change nothing). */
-        MQTTAsync_destroy(&p->client);
-        if (make_client(p)) {
-            p->retry_at = now + p->backoff_ms;
-            if (r2m_log_limit_hit(&p->conn_log, KIND_OTHER))
-                r2m_log(R2M_LOG_ERROR, "mqtt client could not be created; will retry", "broker",
-                        p->shown_url, NULL);
-        } else {
-            r2m_pub_connect(p, now);
-        }
-    }
+    reconnect_if_due(p, now);
     send_some(p, now);
 }
 

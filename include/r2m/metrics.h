@@ -21,8 +21,8 @@ typedef void r2m_metrics_handler(void *ctx, const char *path, struct r2m_buf *ou
 
 /* listen is "IPv4:PORT". The server's fd is added to epfd with epoll data
  * tag. err names the address and the cause when binding fails. */
-int r2m_metrics_new(struct r2m_metrics **out, const char *listen, int epfd, uint64_t tag,
-                    r2m_metrics_handler *handler, void *ctx, char *err, size_t errlen);
+int r2m_metrics_new(const char *listen, int epfd, uint64_t tag, r2m_metrics_handler *handler,
+                    void *ctx, struct r2m_metrics **out, char *err, size_t errlen);
 void r2m_metrics_free(struct r2m_metrics *m);
 /* Serves ready connections; call when the fd is readable or the deadline passed. */
 void r2m_metrics_run(struct r2m_metrics *m);

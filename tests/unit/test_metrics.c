@@ -99,7 +99,7 @@ static void serves_from_the_callers_loop(void **state)
     char listen[32], err[256];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     struct r2m_metrics *m = NULL;
-    assert_int_equal(r2m_metrics_new(&m, listen, epfd, 42, handler, NULL, err, sizeof err), 0);
+    assert_int_equal(r2m_metrics_new(listen, epfd, 42, handler, NULL, &m, err, sizeof err), 0);
     char resp[4096];
     request(m, epfd, port, "/metrics", resp, sizeof resp);
     assert_non_null(strstr(resp, "HTTP/1.1 200"));
@@ -110,7 +110,7 @@ static void serves_from_the_callers_loop(void **state)
     assert_int_equal(hits, 2);
     /* the port is taken now: a second server reports it clearly */
     struct r2m_metrics *m2 = NULL;
-    assert_int_equal(r2m_metrics_new(&m2, listen, epfd, 43, handler, NULL, err, sizeof err),
+    assert_int_equal(r2m_metrics_new(listen, epfd, 43, handler, NULL, &m2, err, sizeof err),
                      R2M_E_SYSTEM);
     assert_non_null(strstr(err, listen));
     r2m_metrics_free(m);
