@@ -516,7 +516,7 @@ static int finish_items(struct coll_state *s, const struct r2m_endpoint_cfg *cfg
 /* Adds one event (and its state message) to the batch. old/new may be NULL. */
 /* Queues the retained state message of one item: its canonical text, or an
  * empty message (text NULL) that clears the retained state of a deleted item. */
-static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poller_env *env,
                      struct r2m_topic_vars *tv, const char *text, size_t len, char *err,
                      size_t errlen)
 {
@@ -528,8 +528,8 @@ static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *en
                  cfg->state_topic, tv->key);
         return r;
     }
-    if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, text ? text : "",
-                           text ? len : 0, 1))) {
+    if ((r = r2m_poller_batch_add(&env->batch, env->topic.data, env->topic.len, text ? text : "",
+                                  text ? len : 0, 1))) {
         snprintf(err, errlen, "state messages of this poll exceed the batch limit");
         return r;
     }
@@ -537,7 +537,7 @@ static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *en
 }
 
 static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
-                     struct r2m_poll_env *env, const struct entry *old, const struct entry *nw,
+                     struct r2m_poller_env *env, const struct entry *old, const struct entry *nw,
                      char *err, size_t errlen)
 {
     const char *op = !old ? "created" : !nw ? "deleted" : "updated";
@@ -614,8 +614,8 @@ static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
                  cfg->topic, key);
         return r;
     }
-    if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
-                           env->event.len, 0))) {
+    if ((r = r2m_poller_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
+                                  env->event.len, 0))) {
         snprintf(err, errlen, "events of this poll exceed the batch limit");
         return r;
     }
@@ -627,7 +627,7 @@ static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
 /* Queues the quiet baseline's retained state messages, so that a late
  * subscriber sees every item, not only those changed since the start. */
 static int add_baseline_states(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
-                               struct r2m_poll_env *env, char *err, size_t errlen)
+                               struct r2m_poller_env *env, char *err, size_t errlen)
 {
     /* the item's tree is needed only when the topic takes {/pointer}s */
     int needs_item = strstr(cfg->state_topic, "{/") != NULL;
@@ -783,7 +783,7 @@ static int inside_items(const char *items, const char *p)
  * parsed document (valid until the next parse of env->doc) without the
  * items; *n_items their number. */
 static int take_page(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
-                     struct r2m_poll_env *env, const char *body, size_t len,
+                     struct r2m_poller_env *env, const char *body, size_t len,
                      struct r2m_json **root_out, size_t *n_items, char *err, size_t errlen)
 {
     struct take t = {.s = s, .cfg = cfg, .base = s->next.n};
@@ -834,7 +834,7 @@ static int take_page(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
 
 /* Diffs s->next against s->cur, emits, and commits on success. */
 static int diff_and_emit(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
-                         struct r2m_poll_env *env, char *err, size_t errlen)
+                         struct r2m_poller_env *env, char *err, size_t errlen)
 {
     int r;
     s->cfg = cfg; /* a reload that keeps this endpoint frees the config we were created with */
@@ -842,7 +842,7 @@ static int diff_and_emit(struct coll_state *s, const struct r2m_endpoint_cfg *cf
         return r;
     r2m_json_doc_set_depth(env->prev_doc, cfg->max_depth);
     r2m_json_doc_set_depth(env->item_doc, cfg->max_depth);
-    r2m_batch_reset(&env->batch);
+    r2m_poller_batch_reset(&env->batch);
     s->n_changes = 0;
     s->baseline = !s->has;
     if (!s->has && !cfg->initial_emit && !env->emit_initial) {
@@ -897,7 +897,7 @@ static int diff_and_emit(struct coll_state *s, const struct r2m_endpoint_cfg *cf
     return 0;
 }
 
-static int coll_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+static int coll_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poller_env *env,
                         const char *body, size_t len, char *err, size_t errlen)
 {
     struct coll_state *s = state;
@@ -916,7 +916,7 @@ static int coll_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct 
     return r;
 }
 
-static int coll_on_page(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+static int coll_on_page(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poller_env *env,
                         const char *body, size_t len, const struct r2m_page *pg,
                         struct r2m_page_next *next, char *err, size_t errlen)
 {
@@ -937,7 +937,7 @@ static int coll_on_page(void *state, const struct r2m_endpoint_cfg *cfg, struct 
 }
 
 static int coll_on_pages_done(void *state, const struct r2m_endpoint_cfg *cfg,
-                              struct r2m_poll_env *env, char *err, size_t errlen)
+                              struct r2m_poller_env *env, char *err, size_t errlen)
 {
     return diff_and_emit(state, cfg, env, err, errlen);
 }

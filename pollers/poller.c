@@ -14,7 +14,7 @@ const struct r2m_poller_kind *r2m_poller_for(const struct r2m_endpoint_cfg *cfg)
     return cfg->items ? &r2m_poller_collection : &r2m_poller_document;
 }
 
-void r2m_poll_env_limits(struct r2m_poll_env *env, const struct r2m_config *cfg)
+void r2m_poller_env_limits(struct r2m_poller_env *env, const struct r2m_config *cfg)
 {
     uint64_t max = 0;
     for (size_t i = 0; i < cfg->n_endpoints; i++)
@@ -30,7 +30,7 @@ void r2m_poll_env_limits(struct r2m_poll_env *env, const struct r2m_config *cfg)
     env->batch.bytes.max = canon_max * 8;
 }
 
-int r2m_poll_env_init(struct r2m_poll_env *env, const struct r2m_config *cfg)
+int r2m_poller_env_init(struct r2m_poller_env *env, const struct r2m_config *cfg)
 {
     memset(env, 0, sizeof *env);
     env->cfg = cfg;
@@ -39,18 +39,18 @@ int r2m_poll_env_init(struct r2m_poll_env *env, const struct r2m_config *cfg)
     r2m_buf_init(&env->event, 0);
     r2m_buf_init(&env->topic, 65535);
     r2m_buf_init(&env->batch.bytes, 0);
-    r2m_poll_env_limits(env, cfg);
+    r2m_poller_env_limits(env, cfg);
     int r = r2m_json_doc_new(&env->doc, NULL);
     if (!r)
         r = r2m_json_doc_new(&env->prev_doc, NULL);
     if (!r)
         r = r2m_json_doc_new(&env->item_doc, NULL);
     if (r)
-        r2m_poll_env_cleanup(env);
+        r2m_poller_env_cleanup(env);
     return r;
 }
 
-void r2m_poll_env_cleanup(struct r2m_poll_env *env)
+void r2m_poller_env_cleanup(struct r2m_poller_env *env)
 {
     r2m_json_doc_free(env->doc);
     r2m_json_doc_free(env->prev_doc);
@@ -66,19 +66,19 @@ void r2m_poll_env_cleanup(struct r2m_poll_env *env)
     env->batch.n = env->batch.cap = 0;
 }
 
-void r2m_batch_reset(struct r2m_batch *b)
+void r2m_poller_batch_reset(struct r2m_poller_batch *b)
 {
     r2m_buf_reset(&b->bytes);
     b->n = 0;
 }
 
-int r2m_batch_add(struct r2m_batch *b, const char *topic, size_t topic_len, const char *payload,
-                  size_t payload_len, int retained)
+int r2m_poller_batch_add(struct r2m_poller_batch *b, const char *topic, size_t topic_len,
+                         const char *payload, size_t payload_len, int retained)
 {
     if (r2m_grow((void **)&b->msgs, &b->cap, b->n + 1, sizeof *b->msgs))
         return R2M_E_NOMEM;
     size_t mark = b->bytes.len;
-    struct r2m_batch_msg m = {.topic = mark, .topic_len = topic_len, .retained = retained};
+    struct r2m_poller_batch_msg m = {.topic = mark, .topic_len = topic_len, .retained = retained};
     int r = r2m_buf_append(&b->bytes, topic, topic_len);
     if (!r)
         r = r2m_buf_putc(&b->bytes, '\0');

@@ -97,7 +97,7 @@ struct r2m_bridge {
     int epfd, sigfd;
     struct r2m_sched *sched;
     struct r2m_http *http;
-    struct r2m_pub *pub;
+    struct r2m_publish *pub;
     struct r2m_store *store;
     int64_t *ids; /* outbox rows of the batch being committed */
     size_t cap_ids;
@@ -113,7 +113,7 @@ struct r2m_bridge {
     struct r2m_metrics *metrics;
     struct r2m_metrics_histo http_seconds, publish_seconds;
     uint64_t events_by_type[N_EVENT_TYPES];
-    struct r2m_poll_env env;
+    struct r2m_poller_env env;
     struct endpoint **eps; /* each allocated alone: transfers point at them */
     size_t n_eps;
     struct r2m_config *reloaded; /* the config of the last SIGHUP reload, owned */
@@ -174,8 +174,8 @@ static void count_event(struct r2m_bridge *b, const char *payload, int retained)
 
 /* The transactional outbox: the poller's new snapshot and the poll's events
  * commit together, then the events are queued for publishing. */
-static int emit_publish(void *ctx, const struct r2m_batch *batch, r2m_persist_fn *persist,
-                        void *pctx, char *err, size_t errlen)
+static int emit_publish(void *ctx, const struct r2m_poller_batch *batch,
+                        r2m_poller_persist_fn *persist, void *pctx, char *err, size_t errlen)
 {
     struct r2m_bridge *b = ctx;
     int r;
@@ -189,11 +189,11 @@ static int emit_publish(void *ctx, const struct r2m_batch *batch, r2m_persist_fn
                  batch->n, (unsigned long long)b->cfg->state.outbox_max);
         return R2M_E_TOO_BIG;
     }
-    if (r2m_pub_room(b->pub) < batch->n) {
+    if (r2m_publish_room(b->pub) < batch->n) {
         snprintf(err, errlen,
                  "outbox full (%zu events wait for the broker, state.outbox_max is %llu); "
                  "snapshot not advanced, the change will be delivered by a later poll",
-                 r2m_pub_pending(b->pub), (unsigned long long)b->cfg->state.outbox_max);
+                 r2m_publish_pending(b->pub), (unsigned long long)b->cfg->state.outbox_max);
         if (!b->outbox_full) {
             char n[24];
             snprintf(n, sizeof n, "%llu", (unsigned long long)b->cfg->state.outbox_max);
@@ -217,11 +217,11 @@ static int emit_publish(void *ctx, const struct r2m_batch *batch, r2m_persist_fn
                                                     r2m_http_last_modified(b->current->xfer))))
         goto fail;
     for (size_t i = 0; i < batch->n; i++) {
-        const struct r2m_batch_msg *m = &batch->msgs[i];
+        const struct r2m_poller_batch_msg *m = &batch->msgs[i];
         if ((r = r2m_store_outbox_add(b->store, b->current ? b->current->cfg->name : NULL,
-                                      r2m_batch_topic(batch, i), m->topic_len,
-                                      r2m_batch_payload(batch, i), m->payload_len, m->retained,
-                                      &b->ids[i])))
+                                      r2m_poller_batch_topic(batch, i), m->topic_len,
+                                      r2m_poller_batch_payload(batch, i), m->payload_len,
+                                      m->retained, &b->ids[i])))
             goto fail;
     }
     if ((r = r2m_store_commit(b->store)))
@@ -233,9 +233,9 @@ static int emit_publish(void *ctx, const struct r2m_batch *batch, r2m_persist_fn
     /* committed: from here on the events exist; memory failures below only
      * delay them until the next start (they are in the outbox) */
     for (size_t i = 0; i < batch->n; i++) {
-        const struct r2m_batch_msg *m = &batch->msgs[i];
-        count_event(b, r2m_batch_payload(batch, i), m->retained);
-        char *t = strdup(r2m_batch_topic(batch, i));
+        const struct r2m_poller_batch_msg *m = &batch->msgs[i];
+        count_event(b, r2m_poller_batch_payload(batch, i), m->retained);
+        char *t = strdup(r2m_poller_batch_topic(batch, i));
         char *p = malloc(m->payload_len + 1);
         if (!t || !p) {
             free(t);
@@ -246,8 +246,8 @@ static int emit_publish(void *ctx, const struct r2m_batch *batch, r2m_persist_fn
                     NULL);
             continue;
         }
-        memcpy(p, r2m_batch_payload(batch, i), m->payload_len + 1);
-        r2m_pub_enqueue(b->pub, t, p, m->payload_len, m->retained, b->ids[i]);
+        memcpy(p, r2m_poller_batch_payload(batch, i), m->payload_len + 1);
+        r2m_publish_enqueue(b->pub, t, p, m->payload_len, m->retained, b->ids[i]);
     }
     return 0;
 fail:
@@ -402,8 +402,8 @@ static void flush_acks(struct r2m_bridge *b)
     b->n_dead = 0;
 }
 
-static int emit_print(void *ctx, const struct r2m_batch *batch, r2m_persist_fn *persist, void *pctx,
-                      char *err, size_t errlen)
+static int emit_print(void *ctx, const struct r2m_poller_batch *batch,
+                      r2m_poller_persist_fn *persist, void *pctx, char *err, size_t errlen)
 {
     (void)ctx;
     (void)persist; /* `once` keeps no state */
@@ -413,7 +413,7 @@ static int emit_print(void *ctx, const struct r2m_batch *batch, r2m_persist_fn *
     for (size_t i = 0; i < batch->n; i++) {
         if (batch->msgs[i].retained)
             continue; /* state messages are for subscribers, not for reading */
-        fwrite(r2m_batch_payload(batch, i), 1, batch->msgs[i].payload_len, stdout);
+        fwrite(r2m_poller_batch_payload(batch, i), 1, batch->msgs[i].payload_len, stdout);
         fputc('\n', stdout);
     }
     fflush(stdout);
@@ -771,7 +771,7 @@ static void render_metrics(struct r2m_bridge *b, struct r2m_buf *o)
                    "# HELP rest2mqtt_outbox_events Events committed but not yet acknowledged by "
                    "the broker.\n# TYPE rest2mqtt_outbox_events gauge\nrest2mqtt_outbox_events "
                    "%zu\n",
-                   r2m_pub_pending(b->pub));
+                   r2m_publish_pending(b->pub));
     r2m_buf_puts(o, "# HELP rest2mqtt_dead_letters_total Events the broker refused for good, "
                     "moved to the dead-letter table (`rest2mqtt state dead-letters`).\n"
                     "# TYPE rest2mqtt_dead_letters_total counter\n");
@@ -782,7 +782,7 @@ static void render_metrics(struct r2m_bridge *b, struct r2m_buf *o)
     r2m_buf_printf(o,
                    "# HELP rest2mqtt_broker_connected 1 when connected to the MQTT broker.\n"
                    "# TYPE rest2mqtt_broker_connected gauge\nrest2mqtt_broker_connected %d\n",
-                   r2m_pub_connected(b->pub));
+                   r2m_publish_connected(b->pub));
     r2m_buf_puts(o, "# HELP rest2mqtt_http_request_duration_seconds Time of each HTTP "
                     "request.\n# TYPE rest2mqtt_http_request_duration_seconds histogram\n");
     r2m_metrics_histo_render(&b->http_seconds, "rest2mqtt_http_request_duration_seconds", "", o);
@@ -807,14 +807,14 @@ static void metrics_handler(void *ctx, const char *path, struct r2m_buf *out, in
         size_t failing = 0;
         for (size_t i = 0; i < b->n_eps; i++)
             failing += b->eps[i]->failures > 0;
-        int up = r2m_pub_connected(b->pub);
+        int up = r2m_publish_connected(b->pub);
         *status = up ? 200 : 503;
         *ctype = "application/json";
         r2m_buf_printf(out,
                        "{\"status\":\"%s\",\"broker\":\"%s\",\"endpoints\":%zu,"
                        "\"failing_endpoints\":%zu,\"outbox\":%zu%s}\n",
                        up ? "ok" : "unhealthy", up ? "connected" : "disconnected", b->n_eps,
-                       failing, r2m_pub_pending(b->pub),
+                       failing, r2m_publish_pending(b->pub),
                        up ? "" : ",\"reason\":\"not connected to the MQTT broker\"");
         return;
     }
@@ -1004,7 +1004,7 @@ static int load_outbox_entry(void *ctx, int64_t id, const char *topic, const cha
     p[len] = '\0';
     /* at start the queue may hold more than outbox_max (a smaller limit
      * than last time): everything stored is delivered */
-    return r2m_pub_enqueue(b->pub, t, p, len, retained, id) == R2M_E_NOMEM ? R2M_E_NOMEM : 0;
+    return r2m_publish_enqueue(b->pub, t, p, len, retained, id) == R2M_E_NOMEM ? R2M_E_NOMEM : 0;
 }
 
 static void endpoint_free(struct endpoint *ep)
@@ -1082,7 +1082,7 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
         goto out;
     }
     if ((r = r2m_sched_new(&b->sched)) || (r = r2m_http_new(b->epfd, http_done, &b->http)) ||
-        (r = r2m_poll_env_init(&b->env, cfg)))
+        (r = r2m_poller_env_init(&b->env, cfg)))
         goto out;
     /* `once` keeps no state: its ids only need to be unique per run */
     b->env.epoch = b->rng ^ 0x5bd1e995u;
@@ -1094,21 +1094,21 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
             goto out_err;
         }
         b->env.epoch = r2m_store_epoch(b->store);
-        if ((r = r2m_pub_new(cfg, cfg->state.outbox_max, &b->pub)))
+        if ((r = r2m_publish_new(cfg, cfg->state.outbox_max, &b->pub)))
             goto out;
         char shown[256];
         if (cfg->mqtt.insecure)
             r2m_log(R2M_LOG_WARN,
                     "TLS certificate verification is OFF for the broker (mqtt.tls.insecure)",
                     "broker", r2m_log_url(cfg->mqtt.url, shown, sizeof shown), NULL);
-        r2m_pub_on_ack(b->pub, on_ack, b);
-        r2m_pub_on_dead(b->pub, on_dead, b);
+        r2m_publish_on_ack(b->pub, on_ack, b);
+        r2m_publish_on_dead(b->pub, on_dead, b);
         if (cfg->metrics.listen &&
             (r = r2m_metrics_new(cfg->metrics.listen, b->epfd, TAG_METRICS, metrics_handler, b,
                                  &b->metrics, err, errlen)))
             goto out_err;
         ev.data.u64 = TAG_PUB;
-        if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, r2m_pub_fd(b->pub), &ev) < 0) {
+        if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, r2m_publish_fd(b->pub), &ev) < 0) {
             r = R2M_E_SYSTEM;
             goto out;
         }
@@ -1163,9 +1163,9 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
                      r2m_store_errmsg(b->store));
             goto out_err;
         }
-        if (r2m_pub_pending(b->pub)) {
+        if (r2m_publish_pending(b->pub)) {
             char n[24];
-            snprintf(n, sizeof n, "%zu", r2m_pub_pending(b->pub));
+            snprintf(n, sizeof n, "%zu", r2m_publish_pending(b->pub));
             r2m_log(R2M_LOG_INFO, "resuming: events from the outbox will be delivered first",
                     "count", n, NULL);
         }
@@ -1191,7 +1191,7 @@ void r2m_bridge_free(struct r2m_bridge *b)
     r2m_config_free(b->reloaded);
     r2m_http_free(b->http);
     r2m_metrics_free(b->metrics);
-    r2m_pub_free(b->pub);
+    r2m_publish_free(b->pub);
     r2m_store_close(b->store);
     free(b->ids);
     free(b->acked);
@@ -1202,7 +1202,7 @@ void r2m_bridge_free(struct r2m_bridge *b)
         free(b->dead_counts[i].endpoint);
     free(b->dead_counts);
     r2m_sched_free(b->sched);
-    r2m_poll_env_cleanup(&b->env);
+    r2m_poller_env_cleanup(&b->env);
     if (b->sigfd >= 0)
         close(b->sigfd);
     if (b->epfd >= 0)
@@ -1389,7 +1389,7 @@ static void reload(struct r2m_bridge *b)
         b->fatal = R2M_E_NOMEM;
         b->stopping = 1;
     }
-    r2m_poll_env_limits(&b->env, nc);
+    r2m_poller_env_limits(&b->env, nc);
     /* every endpoint now points into nc; the previous reload's config can go */
     r2m_config_free(b->reloaded);
     b->reloaded = nc;
@@ -1450,7 +1450,7 @@ static int turn(struct r2m_bridge *b, int64_t extra_deadline)
     if (!b->stopping && r2m_http_active(b->http) < b->cfg->max_concurrent)
         deadline = min64(deadline, r2m_sched_next(b->sched));
     if (b->pub)
-        deadline = min64(deadline, r2m_pub_deadline(b->pub));
+        deadline = min64(deadline, r2m_publish_deadline(b->pub));
     b->now = r2m_http_now_ms();
     if (b->metrics) {
         int64_t t = r2m_metrics_timeout_ms(b->metrics);
@@ -1472,7 +1472,7 @@ static int turn(struct r2m_bridge *b, int64_t extra_deadline)
         if (tag == TAG_SIGNAL)
             on_signal(b);
         else if (tag == TAG_PUB)
-            r2m_pub_dispatch(b->pub, b->now);
+            r2m_publish_dispatch(b->pub, b->now);
         else if (tag == TAG_METRICS)
             r2m_metrics_run(b->metrics);
         else if (tag == R2M_HTTP_EPOLL_TAG)
@@ -1487,14 +1487,14 @@ static int turn(struct r2m_bridge *b, int64_t extra_deadline)
     }
     if (b->now >= r2m_http_deadline(b->http))
         r2m_http_on_timeout(b->http);
-    if (b->pub && b->now >= r2m_pub_deadline(b->pub))
-        r2m_pub_dispatch(b->pub, b->now);
+    if (b->pub && b->now >= r2m_publish_deadline(b->pub))
+        r2m_publish_dispatch(b->pub, b->now);
     if (b->metrics && r2m_metrics_timeout_ms(b->metrics) == 0)
         r2m_metrics_run(b->metrics);
     start_due(b);
     /* events emitted by this turn's polls go out now, not at the next wake-up */
     if (b->pub) {
-        r2m_pub_dispatch(b->pub, b->now);
+        r2m_publish_dispatch(b->pub, b->now);
         flush_acks(b);
     }
     return 0;
@@ -1518,7 +1518,7 @@ int r2m_bridge_run(struct r2m_bridge *b)
         snprintf(n, sizeof n, "%zu", b->n_eps);
         r2m_log(R2M_LOG_INFO, "starting", "endpoints", n, "broker",
                 r2m_log_url(b->cfg->mqtt.url, (char[512]){0}, 512), NULL);
-        r2m_pub_connect(b->pub, b->now);
+        r2m_publish_connect(b->pub, b->now);
     }
 
     while (!b->stopping) {
@@ -1541,19 +1541,19 @@ int r2m_bridge_run(struct r2m_bridge *b)
     while (r2m_http_active(b->http) && b->now < http_end)
         if ((r = turn(b, http_end)))
             return r;
-    while (r2m_pub_pending(b->pub) && b->now < end)
+    while (r2m_publish_pending(b->pub) && b->now < end)
         if ((r = turn(b, end)))
             return r;
-    if (r2m_pub_pending(b->pub)) {
+    if (r2m_publish_pending(b->pub)) {
         char n[24];
-        snprintf(n, sizeof n, "%zu", r2m_pub_pending(b->pub));
+        snprintf(n, sizeof n, "%zu", r2m_publish_pending(b->pub));
         r2m_log(R2M_LOG_WARN,
                 "shutdown_timeout reached with events unacknowledged; they stay in the outbox "
                 "and are delivered after the next start",
                 "count", n, NULL);
     }
     int64_t left = end - b->now;
-    r2m_pub_goodbye(b->pub, left > 1000 ? left : 1000);
+    r2m_publish_goodbye(b->pub, left > 1000 ? left : 1000);
     flush_acks(b);
     save_validators(b);
     r2m_log(R2M_LOG_INFO, "stopped", NULL);

@@ -25,16 +25,16 @@ static void env_buffers_follow_largest_max_body(void **state)
     struct r2m_endpoint_cfg eps[2] = {{.name = "a", .max_body = 1000},
                                       {.name = "b", .max_body = 5000}};
     struct r2m_config cfg = {.endpoints = eps, .n_endpoints = 2};
-    struct r2m_poll_env env;
-    assert_int_equal(r2m_poll_env_init(&env, &cfg), 0);
+    struct r2m_poller_env env;
+    assert_int_equal(r2m_poller_env_init(&env, &cfg), 0);
     assert_non_null(env.doc);
     assert_non_null(env.prev_doc);
     /* canonical text of a 5000-byte body always fits; unbounded never */
     assert_true(env.canon.max >= 5000 * 2);
     assert_true(env.canon.max < 5000 * 4);
     assert_true(env.event.max >= env.canon.max * 3);
-    r2m_poll_env_cleanup(&env);
-    r2m_poll_env_cleanup(&env); /* idempotent */
+    r2m_poller_env_cleanup(&env);
+    r2m_poller_env_cleanup(&env); /* idempotent */
 }
 
 static void error_if_compares_by_value(void **state)
