@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
+
 #include "r2m/error.h"
 #include "r2m/http.h"
 #include "r2m/log.h"
@@ -96,21 +99,40 @@ int r2m_poller_batch_add(struct r2m_poller_batch *b, const char *topic, size_t t
     return 0;
 }
 
+/* Feeds "tag" "value" NUL to the hash; 0, or -1 when xxHash refuses. */
+static int settings_field(XXH3_state_t *st, const char *tag, const char *value)
+{
+    return XXH3_128bits_update(st, tag, strlen(tag)) == XXH_OK &&
+                   XXH3_128bits_update(st, value, strlen(value) + 1) == XXH_OK
+               ? 0
+               : -1;
+}
+
 struct r2m_fp r2m_poller_settings(const struct r2m_endpoint_cfg *cfg)
 {
-    struct r2m_buf b;
-    r2m_buf_init(&b, 1 << 20);
     /* NUL-separated, with a tag per field, so shifting text between fields
-     * changes the fingerprint */
-    r2m_buf_printf(&b, "v1%ckind=%s%c", 0, cfg->items ? "collection" : "document", 0);
-    if (cfg->items)
-        r2m_buf_printf(&b, "items=%s%c", cfg->items, 0);
-    for (size_t i = 0; i < cfg->n_key; i++)
-        r2m_buf_printf(&b, "key=%s%c", cfg->key[i], 0);
-    for (size_t i = 0; i < cfg->n_ignore; i++)
-        r2m_buf_printf(&b, "ignore=%s%c", cfg->ignore[i], 0);
-    struct r2m_fp fp = r2m_json_fingerprint(b.data ? b.data : "", b.len);
-    r2m_buf_free(&b);
+     * changes the fingerprint; hashed as it streams (the same value as
+     * r2m_json_fingerprint of the concatenation), so no buffer can run out */
+    XXH3_state_t st;
+    int r = XXH3_128bits_reset(&st) == XXH_OK ? 0 : -1;
+    if (!r)
+        r = settings_field(&st, "v1", "");
+    if (!r)
+        r = settings_field(&st, "kind=", cfg->items ? "collection" : "document");
+    if (!r && cfg->items)
+        r = settings_field(&st, "items=", cfg->items);
+    for (size_t i = 0; i < cfg->n_key && !r; i++)
+        r = settings_field(&st, "key=", cfg->key[i]);
+    for (size_t i = 0; i < cfg->n_ignore && !r; i++)
+        r = settings_field(&st, "ignore=", cfg->ignore[i]);
+    /* xxHash refuses only NULL arguments; were it to, {0, 0} matches no
+     * stored fingerprint: the endpoint re-baselines, it loses nothing */
+    struct r2m_fp fp = {0, 0};
+    if (!r) {
+        XXH128_hash_t h = XXH3_128bits_digest(&st);
+        fp.hi = h.high64;
+        fp.lo = h.low64;
+    }
     return fp;
 }
 

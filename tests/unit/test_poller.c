@@ -65,12 +65,42 @@ static void error_if_compares_by_value(void **state)
     r2m_json_doc_free(doc);
 }
 
+/* The settings fingerprint is stored with every snapshot: its value must
+ * not change between releases (that would re-baseline every endpoint), so
+ * it is pinned to the hash of its documented byte layout. */
+static void settings_fingerprint_is_stable_and_tells_fields_apart(void **state)
+{
+    (void)state;
+    char *keys[] = {"/id", "/region"}, *ignore[] = {"/ts"};
+    struct r2m_endpoint_cfg ep = {
+        .items = "/data", .key = keys, .n_key = 2, .ignore = ignore, .n_ignore = 1};
+    static const char layout[] = "v1\0kind=collection\0items=/data\0key=/id\0key=/region\0"
+                                 "ignore=/ts";
+    struct r2m_fp want = r2m_json_fingerprint(layout, sizeof layout); /* with the last NUL */
+    struct r2m_fp got = r2m_poller_settings(&ep);
+    assert_true(got.hi == want.hi && got.lo == want.lo);
+
+    struct r2m_endpoint_cfg doc = {0};
+    static const char doc_layout[] = "v1\0kind=document";
+    want = r2m_json_fingerprint(doc_layout, sizeof doc_layout);
+    got = r2m_poller_settings(&doc);
+    assert_true(got.hi == want.hi && got.lo == want.lo);
+
+    /* text shifted from one key to the next is another setting */
+    char *shifted[] = {"/id/", "region"};
+    ep.key = shifted;
+    struct r2m_fp other = r2m_poller_settings(&ep);
+    want = r2m_json_fingerprint(layout, sizeof layout);
+    assert_false(other.hi == want.hi && other.lo == want.lo);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(endpoints_without_items_are_documents),
         cmocka_unit_test(env_buffers_follow_largest_max_body),
         cmocka_unit_test(error_if_compares_by_value),
+        cmocka_unit_test(settings_fingerprint_is_stable_and_tells_fields_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
