@@ -470,6 +470,16 @@ static void sink_put(struct sink *k, const char *p, size_t len)
     }
 }
 
+/* One part of a parsed URL (curl_free it), or NULL when the URL has none
+ * (or libcurl cannot say): a masked URL shows "?" or nothing there. */
+static char *url_part(CURLU *u, CURLUPart what)
+{
+    char *v = NULL;
+    if (curl_url_get(u, what, &v, 0) != CURLUE_OK)
+        return NULL;
+    return v;
+}
+
 void r2m_page_mask_url(const char *url, char *out, size_t outlen)
 {
     CURLU *u = curl_url();
@@ -480,11 +490,11 @@ void r2m_page_mask_url(const char *url, char *out, size_t outlen)
     snprintf(out, outlen, "?");
     if (!u || !url || curl_url_set(u, CURLUPART_URL, url, 0))
         goto out;
-    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-    curl_url_get(u, CURLUPART_HOST, &host, 0);
-    curl_url_get(u, CURLUPART_PORT, &port, 0);
-    curl_url_get(u, CURLUPART_PATH, &path, 0);
-    curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    scheme = url_part(u, CURLUPART_SCHEME);
+    host = url_part(u, CURLUPART_HOST);
+    port = url_part(u, CURLUPART_PORT);
+    path = url_part(u, CURLUPART_PATH);
+    query = url_part(u, CURLUPART_QUERY);
     const char *parts[] = {scheme ? scheme : "?", "://",
                            host ? host : "?",     port ? ":" : "",
                            port ? port : "",      path ? path : ""};

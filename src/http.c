@@ -378,7 +378,8 @@ void r2m_http_free(struct r2m_http *h)
 {
     if (!h)
         return;
-    curl_multi_cleanup(h->multi);
+    /* refused only for a handle that is not a multi: nothing to undo */
+    (void)curl_multi_cleanup(h->multi);
     for (struct slot *sl = h->free_slots, *next; sl; sl = next) {
         next = sl->next;
         slot_free(sl);
