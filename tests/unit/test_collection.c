@@ -33,8 +33,8 @@ struct sink {
     struct msg m[MAX_MSGS];
 };
 
-static int record(void *ctx, const struct r2m_batch *b, r2m_persist_fn *persist, void *pctx,
-                  char *err, size_t errlen)
+static int record(void *ctx, const struct r2m_poller_batch *b, r2m_poller_persist_fn *persist,
+                  void *pctx, char *err, size_t errlen)
 {
     struct sink *s = ctx;
     assert_non_null(persist); /* every accepted poll hands over its new snapshot */
@@ -49,8 +49,9 @@ static int record(void *ctx, const struct r2m_batch *b, r2m_persist_fn *persist,
         assert_int_equal(r2m_store_commit(s->store), 0);
     }
     for (size_t i = 0; i < b->n && s->n < MAX_MSGS; i++, s->n++) {
-        snprintf(s->m[s->n].topic, sizeof s->m[s->n].topic, "%s", r2m_batch_topic(b, i));
-        snprintf(s->m[s->n].payload, sizeof s->m[s->n].payload, "%s", r2m_batch_payload(b, i));
+        snprintf(s->m[s->n].topic, sizeof s->m[s->n].topic, "%s", r2m_poller_batch_topic(b, i));
+        snprintf(s->m[s->n].payload, sizeof s->m[s->n].payload, "%s",
+                 r2m_poller_batch_payload(b, i));
         s->m[s->n].retained = b->msgs[i].retained;
         s->m[s->n].type = b->msgs[i].type;
     }
@@ -60,7 +61,7 @@ static int record(void *ctx, const struct r2m_batch *b, r2m_persist_fn *persist,
 struct fixture {
     struct r2m_config cfg;
     struct r2m_endpoint_cfg ep;
-    struct r2m_poll_env env;
+    struct r2m_poller_env env;
     struct sink sink;
     void *state;
     char err[512];
@@ -91,7 +92,7 @@ static int setup(void **state)
     f->cfg.mqtt.topic_prefix = "r2m";
     f->cfg.endpoints = &f->ep;
     f->cfg.n_endpoints = 1;
-    if (r2m_poll_env_init(&f->env, &f->cfg))
+    if (r2m_poller_env_init(&f->env, &f->cfg))
         return -1;
     f->env.emit = record;
     f->env.emit_ctx = &f->sink;
@@ -107,7 +108,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     r2m_poller_collection.destroy(f->state);
-    r2m_poll_env_cleanup(&f->env);
+    r2m_poller_env_cleanup(&f->env);
     free(f);
     return 0;
 }
