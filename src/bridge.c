@@ -61,7 +61,7 @@ struct endpoint {
     struct endpoint *park_next;
 };
 
-/* Requests in flight per origin (DESIGN.md invariant 9). Due polls of an
+/* Requests in flight per origin (README guarantee 8). Due polls of an
  * origin that may not start now wait in its queue, in due order, without
  * holding up polls of other origins. */
 struct origin {

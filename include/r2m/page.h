@@ -7,7 +7,7 @@
  * origin only, so credentials never follow a link to another host), and
  * setting a query parameter for cursor and page-number pagination.
  *
- * Contract (invariant 1 of DESIGN.md): a page whose pagination data cannot
+ * Contract (README guarantee 1): a page whose pagination data cannot
  * be read completely is an error, never "this was the last page" - a list
  * cut short would read as deletions. A next-page URL is at most
  * R2M_PAGE_URL_MAX bytes; a longer one is an error too. */

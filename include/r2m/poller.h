@@ -6,7 +6,7 @@
  * collections and paginated lists slot in beside it) and are chosen by
  * r2m_poller_for() from the endpoint's configuration.
  *
- * Contract for on_body (invariant 1 of DESIGN.md): either every event of the
+ * Contract for on_body (README guarantee 1): either every event of the
  * poll is emitted and the poller's snapshot advances, or the call returns an
  * error, nothing was emitted and the snapshot is untouched. An unchanged
  * body must cost parse + canonicalise + hash only: no allocation once the
