@@ -155,7 +155,7 @@ static int entry_cmp(const void *a, const void *b, void *s)
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
-    return r2m_grow(p, cap, need, elem) ? R2M_E_NOMEM : 0;
+    return r2m_buf_grow(p, cap, need, elem) ? R2M_E_NOMEM : 0;
 }
 
 /* cur's entry for a key, or NULL. Most APIs list their items in the same

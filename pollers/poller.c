@@ -79,7 +79,7 @@ int r2m_poller_batch_add(struct r2m_poller_batch *b, const char *topic, size_t t
                          const char *payload, size_t payload_len, int retained,
                          enum r2m_event_type type)
 {
-    int r = r2m_grow(&b->msgs, &b->cap, b->n + 1, sizeof *b->msgs);
+    int r = r2m_buf_grow(&b->msgs, &b->cap, b->n + 1, sizeof *b->msgs);
     if (r)
         return r;
     size_t mark = b->bytes.len;

@@ -109,7 +109,7 @@ char *r2m_buf_take(struct r2m_buf *b)
     return p;
 }
 
-int r2m_grow(void *arrp, size_t *cap, size_t need, size_t elem)
+int r2m_buf_grow(void *arrp, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
         return 0;

@@ -173,7 +173,7 @@ int r2m_outbox_emit(struct r2m_outbox *o, const struct r2m_poller_batch *batch,
     int r;
     if ((r = check_room(o, batch->n, err, errlen)))
         return r;
-    if ((r = r2m_grow(&o->ids, &o->cap_ids, batch->n, sizeof *o->ids)))
+    if ((r = r2m_buf_grow(&o->ids, &o->cap_ids, batch->n, sizeof *o->ids)))
         return r;
     if ((r = commit(o, batch, persist, pctx, from))) {
         snprintf(err, errlen, "state not saved (%s: %s); snapshot not advanced, nothing published",
@@ -199,7 +199,7 @@ void r2m_outbox_on_ack(struct r2m_outbox *o, int64_t id)
 {
     /* on failure not deleted now: it will be sent again after a restart
      * (same id) */
-    if (!r2m_grow(&o->acked, &o->cap_acked, o->n_acked + 1, sizeof *o->acked))
+    if (!r2m_buf_grow(&o->acked, &o->cap_acked, o->n_acked + 1, sizeof *o->acked))
         o->acked[o->n_acked++] = id;
 }
 
@@ -218,7 +218,7 @@ static char *event_id_of(const char *payload, size_t len)
 void r2m_outbox_on_dead(struct r2m_outbox *o, int64_t id, const char *topic, const char *payload,
                         size_t len, uint64_t size, const char *reason, const char *words)
 {
-    if (r2m_grow(&o->dead, &o->cap_dead, o->n_dead + 1, sizeof *o->dead))
+    if (r2m_buf_grow(&o->dead, &o->cap_dead, o->n_dead + 1, sizeof *o->dead))
         goto oom;
     struct dead_letter d = {id,     strdup(topic), strdup(words), event_id_of(payload, len),
                             reason, size};
@@ -243,7 +243,7 @@ static void count_dead(struct r2m_outbox *o, const char *endpoint, const char *r
             return;
         }
     char *e = strdup(endpoint);
-    if (!e || r2m_grow(&o->counts, &o->cap_counts, o->n_counts + 1, sizeof *o->counts)) {
+    if (!e || r2m_buf_grow(&o->counts, &o->cap_counts, o->n_counts + 1, sizeof *o->counts)) {
         free(e);
         return; /* the metric misses one; the log line and the table have it */
     }

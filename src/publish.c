@@ -118,7 +118,7 @@ static int64_t mono_ms(void);
 static void report_val(struct r2m_publish *p, int kind, int code, uint64_t send_id, int64_t val)
 {
     pthread_mutex_lock(&p->lock);
-    if (r2m_grow(&p->reports, &p->cap_reports, p->n_reports + 1, sizeof *p->reports))
+    if (r2m_buf_grow(&p->reports, &p->cap_reports, p->n_reports + 1, sizeof *p->reports))
         /* cannot record it: the loop treats this as a lost connection,
          * which resends everything in flight - safe, at-least-once */
         p->report_overflow = 1;

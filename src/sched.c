@@ -42,7 +42,7 @@ static int before(const struct entry *a, const struct entry *b)
 
 int r2m_sched_add(struct r2m_sched *s, uint32_t id, int64_t due_ms)
 {
-    if (r2m_grow(&s->heap, &s->cap, s->n + 1, sizeof *s->heap))
+    if (r2m_buf_grow(&s->heap, &s->cap, s->n + 1, sizeof *s->heap))
         return R2M_E_NOMEM;
     struct entry e = {due_ms, s->counter++, id};
     size_t i = s->n++;

@@ -32,6 +32,6 @@ char *r2m_buf_take(struct r2m_buf *b);
 /* Makes room for need elements of elem bytes in the malloc'd array whose
  * pointer is at arrp (a T **, passed as void *), doubling *cap from 16;
  * the array and *cap are unchanged on failure (R2M_E_NOMEM). */
-int r2m_grow(void *arrp, size_t *cap, size_t need, size_t elem);
+int r2m_buf_grow(void *arrp, size_t *cap, size_t need, size_t elem);
 
 #endif
