@@ -20,6 +20,9 @@ enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_RUNTIME = 2 };
 
 #define DEFAULT_CONFIG "/etc/rest2mqtt/config.yaml"
 
+int r2m_cmd_probe(int argc, char **argv);    /* cmd_probe.c */
+int r2m_cmd_asyncapi(int argc, char **argv); /* cmd_asyncapi.c */
+
 static const char usage_text[] =
     "rest2mqtt - turn REST APIs into MQTT change events\n"
     "\n"
@@ -401,6 +404,10 @@ int main(int argc, char **argv)
         cmd = argv[1];
         argv++;
         argc--;
+        if (!strcmp(cmd, "probe"))
+            return r2m_cmd_probe(argc, argv);
+        if (!strcmp(cmd, "asyncapi"))
+            return r2m_cmd_asyncapi(argc, argv);
         if (!strcmp(cmd, "state")) {
             if (argc < 2 || argv[1][0] == '-' ||
                 (strcmp(argv[1], "prune") && strcmp(argv[1], "list") &&
