@@ -51,8 +51,8 @@ static void param_name(const char *ptr, size_t n, char *out, size_t outlen)
     size_t w = (size_t)snprintf(out, outlen, "ptr");
     for (size_t i = 0; i < n && w + 1 < outlen; i++) {
         char c = ptr[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '-';
+        int ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
         out[w++] = ok ? c : '_';
     }
     out[w] = '\0';
@@ -130,14 +130,16 @@ static void parameters(struct w *w, const char *tmpl, const char *fixed_op, int 
         if (desc) {
             struct r2m_buf d;
             r2m_buf_init(&d, 4096);
-            r2m_buf_printf(&d, "%s%s%s", desc, pn[0] == 'o' ? "" : " ", pn[0] == 'o' ? "" : escaping);
+            r2m_buf_printf(&d, "%s%s%s", desc, pn[0] == 'o' ? "" : " ",
+                           pn[0] == 'o' ? "" : escaping);
             str(w, d.data ? d.data : "");
             r2m_buf_free(&d);
         } else {
             struct r2m_buf d;
             r2m_buf_init(&d, 4096);
-            r2m_buf_printf(&d, "The value at JSON Pointer %.*s in the %s (a string, number or "
-                               "boolean). %s",
+            r2m_buf_printf(&d,
+                           "The value at JSON Pointer %.*s in the %s (a string, number or "
+                           "boolean). %s",
                            (int)n, p + 1, state ? "item or document" : "item or document",
                            escaping);
             str(w, d.data ? d.data : "");
@@ -257,16 +259,18 @@ static void endpoint_messages(struct w *w, const struct r2m_config *cfg,
         str(w, id);
         put(w, ":{\"name\":");
         str(w, type);
-        putf(w, ",\"title\":\"%s: %s\",\"contentType\":\"" CE_CONTENT_TYPE "\",\"payload\":",
-             e->name, type);
+        putf(w,
+             ",\"title\":\"%s: %s\",\"contentType\":\"" CE_CONTENT_TYPE "\",\"payload\":", e->name,
+             type);
         envelope(w, cfg, e, type, op);
         message_bindings(w, cfg, 1);
         put(w, "},");
     }
     if (!e->state_topic)
         return;
-    putf(w, "\"ep-%s-state\":{\"name\":\"state\",\"title\":\"%s: current state\","
-            "\"contentType\":\"application/json\",\"summary\":",
+    putf(w,
+         "\"ep-%s-state\":{\"name\":\"state\",\"title\":\"%s: current state\","
+         "\"contentType\":\"application/json\",\"summary\":",
          e->name, e->name);
     str(w, e->items ? "The item as it is now (canonical, ignored members removed), retained; an "
                       "empty retained message once the item is deleted."
@@ -323,9 +327,9 @@ static void channel(struct w *w, const struct r2m_config *cfg, const struct r2m_
     putf(w, "\"ep-%s%s\":{\"address\":", e->name, state ? "-state" : "");
     address(w, cfg, e, tmpl, fixed_op);
     putf(w, ",\"title\":\"%s%s\",\"description\":", e->name, state ? " (state)" : "");
-    str(w, state ? "Retained current state (state_topic)."
-        : e->items ? "One CloudEvent per created, updated or deleted item."
-                   : "One CloudEvent per change of the document.");
+    str(w, state      ? "Retained current state (state_topic)."
+           : e->items ? "One CloudEvent per created, updated or deleted item."
+                      : "One CloudEvent per change of the document.");
     put(w, ",\"messages\":{");
     if (state)
         putf(w, "\"state\":{\"$ref\":\"#/components/messages/ep-%s-state\"}", e->name);
@@ -353,8 +357,9 @@ static void operation(struct w *w, const struct r2m_config *cfg, const struct r2
         for (size_t i = 0; i < (e->items ? 3u : 1u); i++)
             putf(w, "%s{\"$ref\":\"#/channels/ep-%s/messages/%s\"}", i ? "," : "", e->name,
                  e->items ? item_ops[i] : "changed");
-    putf(w, "],\"bindings\":{\"mqtt\":{\"qos\":%d,\"retain\":%s,\"bindingVersion\":\"" BINDING_VERSION
-            "\"}}}",
+    putf(w,
+         "],\"bindings\":{\"mqtt\":{\"qos\":%d,\"retain\":%s,\"bindingVersion\":\"" BINDING_VERSION
+         "\"}}}",
          cfg->mqtt.qos, state ? "true" : "false");
 }
 
@@ -367,14 +372,15 @@ static void status_parts(struct w *w, const struct r2m_config *cfg, int part)
                "connecting; 'offline' at exit and as the last will.\",\"messages\":{\"status\":"
                "{\"$ref\":\"#/components/messages/status\"}}}");
     } else if (part == 1) { /* operation */
-        putf(w, ",\"send-status\":{\"action\":\"send\",\"channel\":{\"$ref\":\"#/channels/status\"},"
-                "\"messages\":[{\"$ref\":\"#/channels/status/messages/status\"}],\"bindings\":"
-                "{\"mqtt\":{\"qos\":%d,\"retain\":true,\"bindingVersion\":\"" BINDING_VERSION
-                "\"}}}",
+        putf(w,
+             ",\"send-status\":{\"action\":\"send\",\"channel\":{\"$ref\":\"#/channels/status\"},"
+             "\"messages\":[{\"$ref\":\"#/channels/status/messages/status\"}],\"bindings\":"
+             "{\"mqtt\":{\"qos\":%d,\"retain\":true,\"bindingVersion\":\"" BINDING_VERSION "\"}}}",
              cfg->mqtt.qos);
     } else { /* message */
-        put(w, "\"status\":{\"name\":\"status\",\"title\":\"bridge status\",\"contentType\":"
-               "\"text/plain\",\"payload\":{\"type\":\"string\",\"enum\":[\"online\",\"offline\"]}");
+        put(w,
+            "\"status\":{\"name\":\"status\",\"title\":\"bridge status\",\"contentType\":"
+            "\"text/plain\",\"payload\":{\"type\":\"string\",\"enum\":[\"online\",\"offline\"]}");
         message_bindings(w, cfg, 0);
         put(w, "},");
     }
@@ -478,9 +484,9 @@ static int yaml_value(const struct r2m_json *v, unsigned indent, int first_done,
         if (v->type == R2M_JSON_OBJECT) {
             const struct r2m_json_member *m = &v->u.members[i];
             c = &m->value;
-            r = r ? r
-                  : plain_key(m->key, m->key_len) ? r2m_buf_append(out, m->key, m->key_len)
-                                                  : r2m_json_quote(out, m->key, m->key_len);
+            r = r                               ? r
+                : plain_key(m->key, m->key_len) ? r2m_buf_append(out, m->key, m->key_len)
+                                                : r2m_json_quote(out, m->key, m->key_len);
             r = r ? r : r2m_buf_puts(out, composite(c) ? ":\n" : ": ");
             if (!r && composite(c))
                 r = yaml_value(c, indent + 2, 0, out);

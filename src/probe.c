@@ -556,9 +556,9 @@ static int url_like(const struct r2m_json *v)
 static void find_page_member(const struct r2m_json *v, const char *path, const char *parent,
                              int depth, struct r2m_probe_result *res)
 {
-    static const char *const next_names[] = {"next",     "nexturl",       "nextlink",
-                                              "nextpage", "nextpageurl",   "odatanextlink",
-                                              "nexthref", "nextpagelink"};
+    static const char *const next_names[] = {"next",     "nexturl",     "nextlink",
+                                             "nextpage", "nextpageurl", "odatanextlink",
+                                             "nexthref", "nextpagelink"};
     static const struct {
         const char *name, *param;
     } cursors[] = {{"nextcursor", "cursor"},
@@ -582,7 +582,8 @@ static void find_page_member(const struct r2m_json *v, const char *path, const c
         int is_next = 0;
         for (size_t k = 0; k < sizeof next_names / sizeof *next_names; k++)
             is_next |= !strcmp(name, next_names[k]);
-        if ((is_next || (!strcmp(name, "href") && !strcmp(parent, "next"))) && url_like(&m->value)) {
+        if ((is_next || (!strcmp(name, "href") && !strcmp(parent, "next"))) &&
+            url_like(&m->value)) {
             res->paginate = R2M_PROBE_PAGE_NEXT;
             snprintf(res->page_ptr, sizeof res->page_ptr, "%s", sub);
             return;
@@ -736,12 +737,13 @@ static int render_request(const struct r2m_probe_request *q, struct r2m_buf *b)
 
 static int render_collection(const struct r2m_probe_result *res, struct r2m_buf *b)
 {
-    int r = r2m_buf_printf(b, "    # the items: %s at ", res->items_object ? "the object" : "the array");
+    int r = r2m_buf_printf(b, "    # the items: %s at ",
+                           res->items_object ? "the object" : "the array");
     r = r ? r : put_comment_text(b, *res->items ? res->items : "\"\" (the document itself)");
-    r = r ? r : r2m_buf_printf(b, " holds %zu object%s%s, %u%% of the document's values\n",
-                               res->n_items, res->n_items == 1 ? "" : "s",
-                               res->items_object ? " (its members)" : "",
-                               res->items_pct);
+    r = r ? r
+          : r2m_buf_printf(b, " holds %zu object%s%s, %u%% of the document's values\n",
+                           res->n_items, res->n_items == 1 ? "" : "s",
+                           res->items_object ? " (its members)" : "", res->items_pct);
     r = r ? r : r2m_buf_puts(b, "    items: ");
     r = r ? r : put_lit(b, res->items);
     if (r)
@@ -753,11 +755,12 @@ static int render_collection(const struct r2m_probe_result *res, struct r2m_buf 
         r = i ? r2m_buf_puts(b, " + ") : 0;
         r = r ? r : put_comment_text(b, res->key[i]);
     }
-    r = r ? r : r2m_buf_printf(b, " %s present, scalar and unique in every item of all %zu sample%s",
-                               res->n_key > 1 ? "together are" : "is", res->n_samples,
-                               res->n_samples == 1 ? "" : "s");
-    r = r ? r : r2m_buf_puts(b, res->n_key > 1 ? " (no single member is)\n    key: ["
-                                                : "\n    key: ");
+    r = r ? r
+          : r2m_buf_printf(b, " %s present, scalar and unique in every item of all %zu sample%s",
+                           res->n_key > 1 ? "together are" : "is", res->n_samples,
+                           res->n_samples == 1 ? "" : "s");
+    r = r ? r
+          : r2m_buf_puts(b, res->n_key > 1 ? " (no single member is)\n    key: [" : "\n    key: ");
     for (size_t i = 0; i < res->n_key && !r; i++) {
         r = i ? r2m_buf_puts(b, ", ") : 0;
         r = r ? r : put_lit(b, res->key[i]);
@@ -771,12 +774,14 @@ static int render_ignore(const struct r2m_probe_result *res, struct r2m_buf *b)
         return r2m_buf_puts(b, "    # volatile fields: one sample only; probe with --samples 3 "
                                "to find them\n");
     if (!res->n_vol)
-        return r2m_buf_printf(b, "    # volatile fields: none; nothing changed in (nearly) every "
-                                 "%s across the %zu samples\n",
+        return r2m_buf_printf(b,
+                              "    # volatile fields: none; nothing changed in (nearly) every "
+                              "%s across the %zu samples\n",
                               res->collection ? "item" : "poll", res->n_samples);
-    int r = r2m_buf_printf(b, "    # volatile fields: these changed between the samples in (nearly) "
-                              "every %s; ignored, so that\n    # they alone never make an event\n"
-                              "    ignore:\n",
+    int r = r2m_buf_printf(b,
+                           "    # volatile fields: these changed between the samples in (nearly) "
+                           "every %s; ignored, so that\n    # they alone never make an event\n"
+                           "    ignore:\n",
                            res->collection ? "item" : "poll");
     for (size_t i = 0; i < res->n_vol && !r; i++) {
         const struct r2m_probe_volatile *v = &res->vol[i];
@@ -784,12 +789,13 @@ static int render_ignore(const struct r2m_probe_result *res, struct r2m_buf *b)
         r = r ? r : put_lit(b, v->pattern);
         r = r ? r : r2m_buf_puts(b, "    # ");
         r = r ? r : put_comment_text(b, v->shown);
-        r = r ? r : r2m_buf_printf(b, " changed in %u%% of %s in %u of %zu samples after the first\n",
-                                   v->min_pct,
-                                   res->collection ? "items"
-                                   : strchr(v->pattern, '*') ? "elements"
-                                                             : "polls",
-                                   v->changed_in, res->n_transitions);
+        r = r ? r
+              : r2m_buf_printf(b, " changed in %u%% of %s in %u of %zu samples after the first\n",
+                               v->min_pct,
+                               res->collection           ? "items"
+                               : strchr(v->pattern, '*') ? "elements"
+                                                         : "polls",
+                               v->changed_in, res->n_transitions);
     }
     return r;
 }
@@ -809,8 +815,9 @@ static int render_paging(const struct r2m_probe_result *res, struct r2m_buf *b)
     } else if (res->paginate == R2M_PROBE_PAGE_CURSOR) {
         r = r2m_buf_puts(b, "    # pagination: the body carries a cursor at ");
         r = r ? r : put_comment_text(b, res->page_ptr);
-        r = r ? r : r2m_buf_puts(b, "; the query parameter that takes it back is a guess,\n"
-                                    "    # check the API's documentation\n    paginate: { cursor: ");
+        r = r ? r
+              : r2m_buf_puts(b, "; the query parameter that takes it back is a guess,\n"
+                                "    # check the API's documentation\n    paginate: { cursor: ");
         r = r ? r : put_lit(b, res->page_ptr);
         r = r ? r : r2m_buf_printf(b, ", param: %s }\n", res->page_param);
     }
@@ -827,8 +834,9 @@ static int render_paging(const struct r2m_probe_result *res, struct r2m_buf *b)
     if (res->paginate)
         return r2m_buf_puts(b, "; paginated endpoints never\n    # send validators (a 304 for "
                                "page 1 says nothing about page 2)\n");
-    return r2m_buf_printf(b, "; rest2mqtt sends\n    # %s, so an unchanged poll costs a 304 "
-                             "without a body\n",
+    return r2m_buf_printf(b,
+                          "; rest2mqtt sends\n    # %s, so an unchanged poll costs a 304 "
+                          "without a body\n",
                           res->etag ? "If-None-Match" : "If-Modified-Since");
 }
 
@@ -840,9 +848,10 @@ int r2m_probe_render(const struct r2m_probe_result *res, const struct r2m_probe_
     if (!r && res->collection)
         r = render_collection(res, out);
     else if (!r && res->n_items && !res->key_found)
-        r = r2m_buf_printf(out, "    # a document: the list at %s%s has no member (or combination of "
-                                "up to %d)\n    # that is present, scalar and unique in every item "
-                                "of every sample, so it is watched whole\n",
+        r = r2m_buf_printf(out,
+                           "    # a document: the list at %s%s has no member (or combination of "
+                           "up to %d)\n    # that is present, scalar and unique in every item "
+                           "of every sample, so it is watched whole\n",
                            *res->items ? "" : "\"\"", res->items, R2M_PROBE_MAX_KEY);
     else if (!r)
         r = r2m_buf_puts(out, "    # a document: no list of objects holds most of it, so it is "

@@ -13,8 +13,8 @@ enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_RUNTIME = 2 };
 
 static int usage(const char *what)
 {
-    fprintf(stderr, "rest2mqtt asyncapi: %s\nTry 'rest2mqtt --help' for the commands and options.\n",
-            what);
+    fprintf(stderr,
+            "rest2mqtt asyncapi: %s\nTry 'rest2mqtt --help' for the commands and options.\n", what);
     return EXIT_USAGE;
 }
 
@@ -36,7 +36,8 @@ int r2m_cmd_asyncapi(int argc, char **argv)
         else if (c == 'J')
             json = 1;
         else {
-            snprintf(msg, sizeof msg, c == ':' ? "option '%s' needs a value" : "unknown option '%s'",
+            snprintf(msg, sizeof msg,
+                     c == ':' ? "option '%s' needs a value" : "unknown option '%s'",
                      argv[optind - 1]);
             return usage(msg);
         }

@@ -21,7 +21,7 @@
 enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_RUNTIME = 2 };
 
 #define MAX_HEADERS 32
-#define MAX_AUTH 8
+#define MAX_AUTH    8
 
 struct probe_args {
     const char *url, *method, *body, *name, *auth_text;
@@ -113,10 +113,10 @@ static const char *auth_get(const struct probe_args *a, const char *k)
 static int parse_args(int argc, char **argv, struct probe_args *a)
 {
     static const struct option opts[] = {
-        {"samples", required_argument, NULL, 's'}, {"every", required_argument, NULL, 'E'},
-        {"header", required_argument, NULL, 'H'},  {"auth", required_argument, NULL, 'A'},
-        {"method", required_argument, NULL, 'X'},  {"body", required_argument, NULL, 'd'},
-        {"name", required_argument, NULL, 'n'},    {"timeout", required_argument, NULL, 'T'},
+        {"samples", required_argument, NULL, 's'},  {"every", required_argument, NULL, 'E'},
+        {"header", required_argument, NULL, 'H'},   {"auth", required_argument, NULL, 'A'},
+        {"method", required_argument, NULL, 'X'},   {"body", required_argument, NULL, 'd'},
+        {"name", required_argument, NULL, 'n'},     {"timeout", required_argument, NULL, 'T'},
         {"max-body", required_argument, NULL, 'M'}, {NULL, 0, NULL, 0},
     };
     a->samples = 3;
@@ -217,8 +217,9 @@ static int request_config(const struct probe_args *a, const char *name, struct r
     r = r ? r : r2m_json_quote(&y, a->url, strlen(a->url));
     r = r ? r : r2m_buf_puts(&y, "\n    method: ");
     r = r ? r : r2m_json_quote(&y, a->method, strlen(a->method));
-    r = r ? r : r2m_buf_printf(&y, "\n    timeout: %lldms\n    max_body: %llu\n    headers: {",
-                               (long long)a->timeout_ms, (unsigned long long)a->max_body);
+    r = r ? r
+          : r2m_buf_printf(&y, "\n    timeout: %lldms\n    max_body: %llu\n    headers: {",
+                           (long long)a->timeout_ms, (unsigned long long)a->max_body);
     r = r ? r : put_pairs(&y, a->headers, a->n_headers);
     if (!r && a->body) {
         r = r2m_buf_puts(&y, "    body: ");
@@ -280,7 +281,10 @@ static int fetch(struct r2m_http *h, struct r2m_http_xfer *x, int ep, struct ans
     int r = r2m_http_start(x);
     while (!r && !an->done) {
         int64_t now = r2m_http_now_ms(), dl = r2m_http_deadline(h);
-        int wait = dl == INT64_MAX ? 100 : (int)(dl - now < 0 ? 0 : dl - now > 100 ? 100 : dl - now);
+        int wait = dl == INT64_MAX ? 100
+                                   : (int)(dl - now < 0     ? 0
+                                           : dl - now > 100 ? 100
+                                                            : dl - now);
         struct epoll_event evs[8];
         int n = epoll_wait(ep, evs, 8, wait);
         for (int i = 0; i < n; i++)
@@ -300,8 +304,8 @@ static void sleep_ms(int64_t ms)
 
 static int secret_header(const char *name)
 {
-    static const char *const words[] = {"auth", "token", "key", "secret", "cookie", "session",
-                                        "password", "signature"};
+    static const char *const words[] = {"auth",   "token",   "key",      "secret",
+                                        "cookie", "session", "password", "signature"};
     char low[128];
     size_t n = 0;
     for (; name[n] && n + 1 < sizeof low; n++)
@@ -318,11 +322,15 @@ static void env_ref(char *out, size_t outlen, const char *name, const char *what
 {
     size_t w = (size_t)snprintf(out, outlen, "${env:");
     for (const char *s = name; *s && w + 1 < outlen; s++)
-        out[w++] = *s >= 'a' && *s <= 'z' ? (char)(*s - 32) : (*s >= '0' && *s <= '9') || (*s >= 'A' && *s <= 'Z') ? *s : '_';
+        out[w++] = *s >= 'a' && *s <= 'z'                                 ? (char)(*s - 32)
+                   : (*s >= '0' && *s <= '9') || (*s >= 'A' && *s <= 'Z') ? *s
+                                                                          : '_';
     if (w + 1 < outlen)
         out[w++] = '_';
     for (const char *s = what; *s && w + 1 < outlen; s++)
-        out[w++] = *s >= 'a' && *s <= 'z' ? (char)(*s - 32) : (*s >= '0' && *s <= '9') || (*s >= 'A' && *s <= 'Z') ? *s : '_';
+        out[w++] = *s >= 'a' && *s <= 'z'                                 ? (char)(*s - 32)
+                   : (*s >= '0' && *s <= '9') || (*s >= 'A' && *s <= 'Z') ? *s
+                                                                          : '_';
     snprintf(out + w, outlen - w, "}");
 }
 
@@ -364,7 +372,8 @@ static void hide_secrets(const struct probe_args *a, const char *name, struct sh
     }
 }
 
-static int run_probe(const struct probe_args *a, const struct r2m_endpoint_cfg *e, const char *name);
+static int run_probe(const struct probe_args *a, const struct r2m_endpoint_cfg *e,
+                     const char *name);
 
 int r2m_cmd_probe(int argc, char **argv)
 {
@@ -425,8 +434,8 @@ static int run_probe(const struct probe_args *a, const struct r2m_endpoint_cfg *
         r2m_http_xfer_free(x);
         x = NULL;
         if (r2m_http_xfer_new(h, &x, e, &an[i]) || fetch(h, x, ep, &an[i]) || an[i].result) {
-            fprintf(stderr, "rest2mqtt probe: %s %s failed (sample %u): %s\n", e->method,
-                    shown_url, i + 1, an[i].done ? an[i].err : "cannot start the request");
+            fprintf(stderr, "rest2mqtt probe: %s %s failed (sample %u): %s\n", e->method, shown_url,
+                    i + 1, an[i].done ? an[i].err : "cannot start the request");
             goto out;
         }
         if (r2m_json_doc_new(&docs[i], NULL) ||
@@ -447,9 +456,8 @@ static int run_probe(const struct probe_args *a, const struct r2m_endpoint_cfg *
         fprintf(stderr, "rest2mqtt probe: %s\n", err);
         goto out;
     }
-    r2m_buf_printf(&sh.comment, "  # rest2mqtt probe: %s %s, %u sample%s %lldms apart\n",
-                   e->method, shown_url, a->samples, a->samples == 1 ? "" : "s",
-                   (long long)a->every_ms);
+    r2m_buf_printf(&sh.comment, "  # rest2mqtt probe: %s %s, %u sample%s %lldms apart\n", e->method,
+                   shown_url, a->samples, a->samples == 1 ? "" : "s", (long long)a->every_ms);
     hide_secrets(a, name, &sh);
     struct r2m_probe_request req = {
         .name = name,

@@ -40,6 +40,15 @@ static const char usage_text[] =
     "                                     packet too large, ...); --requeue puts them back\n"
     "                                     into the outbox once the cause is fixed (stop the\n"
     "                                     bridge first; they are sent at its next start)\n"
+    "  rest2mqtt probe URL [-H 'Name: value'] [--auth '{ type: bearer, token: ... }']\n"
+    "                  [--samples 3] [--every 2s] [-X POST -d BODY] [-n NAME]\n"
+    "                  [--timeout 10s] [--max-body 32MiB]\n"
+    "                                     fetch URL a few times and print an endpoint entry\n"
+    "                                     for `endpoints:` (items, key, ignore, paginate,\n"
+    "                                     each explained); secrets become ${env:...}\n"
+    "  rest2mqtt asyncapi [-c FILE] [--json]\n"
+    "                                     the AsyncAPI 3.0 document of what the config\n"
+    "                                     publishes: broker, topics, CloudEvents schemas\n"
     "  rest2mqtt --version | --help\n"
     "\n"
     "Options:\n"
@@ -476,7 +485,8 @@ int main(int argc, char **argv)
         mode = -2;
     else {
         char msg[200];
-        snprintf(msg, sizeof msg, "unknown command '%s' (commands: run, check, once, state)", cmd);
+        snprintf(msg, sizeof msg,
+                 "unknown command '%s' (commands: run, check, once, state, probe, asyncapi)", cmd);
         usage_hint(msg);
         return EXIT_USAGE;
     }

@@ -19,9 +19,9 @@
 #include "r2m/json.h"
 
 #define R2M_PROBE_MAX_SAMPLES 16
-#define R2M_PROBE_MAX_KEY 3     /* members in a composite key */
-#define R2M_PROBE_MAX_IGNORE 32 /* volatile patterns reported */
-#define R2M_PROBE_PTR_MAX 512   /* longest pointer proposed */
+#define R2M_PROBE_MAX_KEY     3   /* members in a composite key */
+#define R2M_PROBE_MAX_IGNORE  32  /* volatile patterns reported */
+#define R2M_PROBE_PTR_MAX     512 /* longest pointer proposed */
 
 /* One answer of the API. root is owned by the caller and must stay valid
  * while the analysis is used; the header values may be NULL. */
@@ -49,14 +49,14 @@ enum r2m_probe_paginate {
 /* What the samples showed. */
 struct r2m_probe_result {
     size_t n_samples;
-    int collection;                      /* 0: a document endpoint */
-    char items[R2M_PROBE_PTR_MAX];       /* "" = the document is the list */
-    int items_object;                    /* the items are an object's members */
-    size_t n_items;                      /* in the first sample */
-    unsigned items_pct;                  /* share of the document's values they hold */
+    int collection;                                 /* 0: a document endpoint */
+    char items[R2M_PROBE_PTR_MAX];                  /* "" = the document is the list */
+    int items_object;                               /* the items are an object's members */
+    size_t n_items;                                 /* in the first sample */
+    unsigned items_pct;                             /* share of the document's values they hold */
     char key[R2M_PROBE_MAX_KEY][R2M_PROBE_PTR_MAX]; /* inside an item */
-    size_t n_key;                        /* 0 with items_object: member names */
-    int key_found;                       /* 0: no key qualified (the entry says so) */
+    size_t n_key;                                   /* 0 with items_object: member names */
+    int key_found;                                  /* 0: no key qualified (the entry says so) */
     struct r2m_probe_volatile vol[R2M_PROBE_MAX_IGNORE];
     size_t n_vol;
     size_t n_transitions; /* n_samples - 1 */

@@ -22,27 +22,26 @@
 #include "r2m/error.h"
 #include "r2m/json.h"
 
-static const char config_text[] =
-    "mqtt:\n"
-    "  url: mqtts://bridge:secret@broker.example:8883\n"
-    "  client_id: edge-1\n"
-    "  version: 3.1.1\n"
-    "  qos: 2\n"
-    "  status_topic: \"{prefix}/status\"\n"
-    "endpoints:\n"
-    "  - name: shipments\n"
-    "    url: http://127.0.0.1:1/s\n"
-    "    items: /data\n"
-    "    key: /id\n"
-    "    state_topic: \"{prefix}/{endpoint}/{key}/state\"\n"
-    "  - name: flight\n"
-    "    url: http://127.0.0.1:1/f\n"
-    "    topic: \"{prefix}/flights/{/number}\"\n"
-    "  - name: slim\n"
-    "    url: http://127.0.0.1:1/x\n"
-    "    items: \"\"\n"
-    "    key: /id\n"
-    "    payload: patch\n";
+static const char config_text[] = "mqtt:\n"
+                                  "  url: mqtts://bridge:secret@broker.example:8883\n"
+                                  "  client_id: edge-1\n"
+                                  "  version: 3.1.1\n"
+                                  "  qos: 2\n"
+                                  "  status_topic: \"{prefix}/status\"\n"
+                                  "endpoints:\n"
+                                  "  - name: shipments\n"
+                                  "    url: http://127.0.0.1:1/s\n"
+                                  "    items: /data\n"
+                                  "    key: /id\n"
+                                  "    state_topic: \"{prefix}/{endpoint}/{key}/state\"\n"
+                                  "  - name: flight\n"
+                                  "    url: http://127.0.0.1:1/f\n"
+                                  "    topic: \"{prefix}/flights/{/number}\"\n"
+                                  "  - name: slim\n"
+                                  "    url: http://127.0.0.1:1/x\n"
+                                  "    items: \"\"\n"
+                                  "    key: /id\n"
+                                  "    payload: patch\n";
 
 struct doc {
     struct r2m_config *cfg;
@@ -117,8 +116,8 @@ static void channels_and_parameters(void **state)
     struct doc *d = *state;
     assert_string_equal(str_at(d, "/channels/ep-shipments/address"),
                         "rest2mqtt/shipments/{key}/{op}");
-    assert_non_null(strstr(str_at(d, "/channels/ep-shipments/parameters/key/description"),
-                           "'/' -> %2F"));
+    assert_non_null(
+        strstr(str_at(d, "/channels/ep-shipments/parameters/key/description"), "'/' -> %2F"));
     char *ops = json_at(d, "/channels/ep-shipments/parameters/op/enum");
     assert_string_equal(ops, "[\"created\",\"updated\",\"deleted\"]");
     free(ops);
@@ -144,7 +143,8 @@ static void operations_qos_retain(void **state)
     assert_true(strstr(status, "\"online\"") && strstr(status, "\"offline\""));
     free(status);
     /* MQTT 3.1.1 has no content type property */
-    assert_null(r2m_json_pointer(d->root, "/components/messages/ep-shipments-created/bindings/mqtt/contentType"));
+    assert_null(r2m_json_pointer(
+        d->root, "/components/messages/ep-shipments-created/bindings/mqtt/contentType"));
 }
 
 /* data carries what the poller writes for each type and payload setting. */
@@ -177,7 +177,8 @@ static void data_members(void **state)
         "rest2mqtt.document.changed");
     /* additionalProperties false: a member the bridge never sends fails */
     struct r2m_json *ap = r2m_json_pointer(
-        d->root, "/components/messages/ep-slim-created/payload/properties/data/additionalProperties");
+        d->root,
+        "/components/messages/ep-slim-created/payload/properties/data/additionalProperties");
     assert_non_null(ap);
     assert_int_equal(ap->type, R2M_JSON_FALSE);
 }

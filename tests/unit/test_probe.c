@@ -87,7 +87,7 @@ static void nested_items_volatile_timestamp(void **state)
     assert_string_equal(r->res.items, "/data/items");
     assert_int_equal(r->res.n_key, 1);
     assert_string_equal(r->res.key[0], "/sku"); /* both id-like; the shorter name wins */
-    assert_int_equal(r->res.n_vol, 1);           /* qty changed in one item only */
+    assert_int_equal(r->res.n_vol, 1);          /* qty changed in one item only */
     assert_string_equal(r->res.vol[0].pattern, "/seenAt");
     assert_string_equal(r->res.vol[0].shown, "/data/items/*/seenAt");
     assert_int_equal(r->res.vol[0].min_pct, 100);
@@ -161,8 +161,9 @@ static void pagination(void **state)
 {
     (void)state;
     const char *list = "[{\"id\":1},{\"id\":2}]";
-    struct run *r = analyse(&list, 1, "<http://h/x?_page=2>; rel=\"next\", <http://h/x?_page=9>; "
-                                      "rel=\"last\"");
+    struct run *r = analyse(&list, 1,
+                            "<http://h/x?_page=2>; rel=\"next\", <http://h/x?_page=9>; "
+                            "rel=\"last\"");
     assert_int_equal(r->res.paginate, R2M_PROBE_PAGE_LINK);
     run_free(r);
     const char *next[] = {"{\"items\":[{\"id\":1},{\"id\":2}],\"links\":{\"next\":\"/x?page=2\"}}"};
@@ -197,9 +198,12 @@ static void render_entry(void **state)
     struct r2m_buf b;
     r2m_buf_init(&b, 1 << 20);
     assert_int_equal(r2m_probe_render(&r->res, &q, &b), 0);
-    const char *want[] = {"  - name: things\n", "    url: \"http://h/things\"\n",
-                          "      \"X-Api-Key\": \"${env:K}\"\n", "    items: \"/items\"\n",
-                          "    key: \"/id\"\n", "    ignore:\n      - \"/at\"",
+    const char *want[] = {"  - name: things\n",
+                          "    url: \"http://h/things\"\n",
+                          "      \"X-Api-Key\": \"${env:K}\"\n",
+                          "    items: \"/items\"\n",
+                          "    key: \"/id\"\n",
+                          "    ignore:\n      - \"/at\"",
                           "/items/*/at changed in 100% of items in 1 of 1 samples",
                           "If-None-Match"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
