@@ -756,8 +756,9 @@ static int render_collection(const struct r2m_probe_result *res, struct r2m_buf 
         r = r ? r : put_comment_text(b, res->key[i]);
     }
     r = r ? r
-          : r2m_buf_printf(b, " %s present, scalar and unique in every item of all %zu sample%s",
-                           res->n_key > 1 ? "together are" : "is", res->n_samples,
+          : r2m_buf_printf(b, " %s present, scalar and unique in every item of %s%zu sample%s",
+                           res->n_key > 1 ? "together are" : "is",
+                           res->n_samples == 1 ? "the " : "all ", res->n_samples,
                            res->n_samples == 1 ? "" : "s");
     r = r ? r
           : r2m_buf_puts(b, res->n_key > 1 ? " (no single member is)\n    key: [" : "\n    key: ");

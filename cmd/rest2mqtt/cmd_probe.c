@@ -340,14 +340,40 @@ static void env_ref(char *out, size_t outlen, const char *name, const char *what
 struct shown {
     const char *headers[2 * MAX_HEADERS];
     const char *auth[2 * MAX_AUTH];
-    char refs[MAX_HEADERS + MAX_AUTH][200];
+    char refs[MAX_HEADERS + MAX_AUTH + 1][200];
     size_t n_refs;
     struct r2m_buf comment;
+    struct r2m_buf url; /* the URL with a password in its user part replaced */
 };
+
+/* A password in the URL's user part ("https://u:p@h/") becomes a reference. */
+static void hide_url_password(const char *url, const char *name, struct shown *s)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    size_t auth_len = strcspn(p, "/?#");
+    const char *at = NULL;
+    for (size_t i = 0; i < auth_len; i++)
+        if (p[i] == '@')
+            at = p + i;
+    const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+    if (!colon || colon + 1 == at || strstr(url, "${")) {
+        r2m_buf_puts(&s->url, url);
+        return;
+    }
+    env_ref(s->refs[s->n_refs], sizeof s->refs[0], name, "url_password");
+    if (r2m_buf_append(&s->url, url, (size_t)(colon + 1 - url)) ||
+        r2m_buf_puts(&s->url, s->refs[s->n_refs]) || r2m_buf_puts(&s->url, at)) {
+        r2m_buf_reset(&s->url);
+        r2m_buf_puts(&s->url, "${env:URL}"); /* never the password */
+    }
+    s->n_refs++;
+}
 
 static void hide_secrets(const struct probe_args *a, const char *name, struct shown *s)
 {
     static const char *const secret_auth[] = {"token", "password", "value", "client_secret"};
+    hide_url_password(a->url, name, s);
     for (size_t i = 0; i < a->n_headers; i++) {
         s->headers[2 * i] = a->headers[2 * i];
         s->headers[2 * i + 1] = a->headers[2 * i + 1];
@@ -418,6 +444,7 @@ static int run_probe(const struct probe_args *a, const struct r2m_endpoint_cfg *
     char shown_url[600], err[600];
     r2m_buf_init(&out, 16 << 20);
     r2m_buf_init(&sh.comment, 1 << 16);
+    r2m_buf_init(&sh.url, 1 << 20);
     memset(an, 0, sizeof an);
     for (unsigned i = 0; i < R2M_PROBE_MAX_SAMPLES; i++) {
         r2m_buf_init(&an[i].body, e->max_body + 1);
@@ -456,12 +483,15 @@ static int run_probe(const struct probe_args *a, const struct r2m_endpoint_cfg *
         fprintf(stderr, "rest2mqtt probe: %s\n", err);
         goto out;
     }
-    r2m_buf_printf(&sh.comment, "  # rest2mqtt probe: %s %s, %u sample%s %lldms apart\n", e->method,
-                   shown_url, a->samples, a->samples == 1 ? "" : "s", (long long)a->every_ms);
+    if (a->samples == 1)
+        r2m_buf_printf(&sh.comment, "  # rest2mqtt probe: %s %s, 1 sample\n", e->method, shown_url);
+    else
+        r2m_buf_printf(&sh.comment, "  # rest2mqtt probe: %s %s, %u samples %lldms apart\n",
+                       e->method, shown_url, a->samples, (long long)a->every_ms);
     hide_secrets(a, name, &sh);
     struct r2m_probe_request req = {
         .name = name,
-        .url = a->url,
+        .url = sh.url.data ? sh.url.data : "",
         .method = a->method,
         .body = a->body,
         .headers = sh.headers,
@@ -489,6 +519,7 @@ out:
         free(an[i].last_modified);
     }
     r2m_buf_free(&sh.comment);
+    r2m_buf_free(&sh.url);
     r2m_buf_free(&out);
     free(res);
     return rc;

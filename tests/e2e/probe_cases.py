@@ -173,6 +173,13 @@ def probe_errors_and_secrets(t):
           "secrets become ${env:} references: %s", out)
     check('"X-Tenant": "acme"' in out, "other headers are kept: %s", out)
     check_entry(t, out, "secure", env={"SECURE_X_API_KEY": "k", "SECURE_TOKEN": "t"})
+    # a password in the URL's user part: sent as basic auth, shown as a reference
+    out, err = probe(t, api.url("/secure").replace("://", "://bob:pa55-s3cr3t@"), "--samples", "1")
+    check_eq(api.requests("/secure")[-1].headers.get("authorization"), "Basic Ym9iOnBhNTUtczNjcjN0",
+             "basic auth from the URL's user part")
+    check("pa55-s3cr3t" not in out + err, "URL password printed: %s %s", out, err)
+    check("bob:${env:SECURE_URL_PASSWORD}@" in out, "URL password as a reference: %s", out)
+    check_entry(t, out, "secure-url", env={"SECURE_URL_PASSWORD": "p"})
     # usage errors are exit 1
     probe(t, api.url("/secure"), "--samples", "0", expect=1)
 
