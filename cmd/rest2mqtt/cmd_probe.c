@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
+#include <curl/curl.h>
 #include <yaml.h>
 
 #include "r2m/buf.h"
@@ -346,28 +347,33 @@ struct shown {
     struct r2m_buf url; /* the URL with a password in its user part replaced */
 };
 
-/* A password in the URL's user part ("https://u:p@h/") becomes a reference. */
+/* A password in the URL's user part ("https://u:p@h/") becomes a reference.
+ * libcurl's own URL parser finds it, so what is hidden is exactly what the
+ * request sends; the URL is then libcurl's spelling of it. */
 static void hide_url_password(const char *url, const char *name, struct shown *s)
 {
-    const char *p = strstr(url, "://");
-    p = p ? p + 3 : url;
-    size_t auth_len = strcspn(p, "/?#");
-    const char *at = NULL;
-    for (size_t i = 0; i < auth_len; i++)
-        if (p[i] == '@')
-            at = p + i;
-    const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
-    if (!colon || colon + 1 == at || strstr(url, "${")) {
+    static const char mark[] = "R2MPROBEPASSWORDMARK";
+    CURLU *u = curl_url();
+    char *pw = NULL, *out = NULL;
+    if (strstr(url, "${") || !u || curl_url_set(u, CURLUPART_URL, url, 0) ||
+        curl_url_get(u, CURLUPART_PASSWORD, &pw, 0) || !pw || !*pw) {
         r2m_buf_puts(&s->url, url);
-        return;
+        goto out;
     }
     env_ref(s->refs[s->n_refs], sizeof s->refs[0], name, "url_password");
-    if (r2m_buf_append(&s->url, url, (size_t)(colon + 1 - url)) ||
-        r2m_buf_puts(&s->url, s->refs[s->n_refs]) || r2m_buf_puts(&s->url, at)) {
+    const char *m = NULL;
+    if (!curl_url_set(u, CURLUPART_PASSWORD, mark, 0) && !curl_url_get(u, CURLUPART_URL, &out, 0))
+        m = strstr(out, mark);
+    if (!m || r2m_buf_append(&s->url, out, (size_t)(m - out)) ||
+        r2m_buf_puts(&s->url, s->refs[s->n_refs]) || r2m_buf_puts(&s->url, m + sizeof mark - 1)) {
         r2m_buf_reset(&s->url);
         r2m_buf_puts(&s->url, "${env:URL}"); /* never the password */
     }
     s->n_refs++;
+out:
+    curl_free(pw);
+    curl_free(out);
+    curl_url_cleanup(u);
 }
 
 static void hide_secrets(const struct probe_args *a, const char *name, struct shown *s)
