@@ -666,7 +666,8 @@ int r2m_probe_analyse(const struct r2m_probe_sample *s, size_t n, struct r2m_pro
     }
     pick_volatile(&st, out);
     free(st.v);
-    find_pagination(&s[0], out);
+    if (out->collection) /* paginate: is for collections only */
+        find_pagination(&s[0], out);
     return st.nomem ? R2M_E_NOMEM : 0;
 }
 

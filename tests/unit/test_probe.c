@@ -171,6 +171,12 @@ static void pagination(void **state)
     assert_int_equal(r->res.paginate, R2M_PROBE_PAGE_NEXT);
     assert_string_equal(r->res.page_ptr, "/links/next");
     run_free(r);
+    /* a document's "next" is data, not a page: paginate is for collections */
+    const char *doc[] = {"{\"flight\":\"LH1\",\"next\":\"Paris\",\"links\":{\"next\":\"/x\"}}"};
+    r = analyse(doc, 1, "<http://h/y>; rel=\"next\"");
+    assert_false(r->res.collection);
+    assert_int_equal(r->res.paginate, R2M_PROBE_PAGE_NONE);
+    run_free(r);
     const char *cur[] = {"{\"data\":[{\"id\":1},{\"id\":2}],\"next_cursor\":\"abc\"}"};
     r = analyse(cur, 1, NULL);
     assert_int_equal(r->res.paginate, R2M_PROBE_PAGE_CURSOR);
