@@ -526,7 +526,7 @@ static void pick_volatile(const struct stats *st, struct r2m_probe_result *res)
         r2m_buf_init(&b, sizeof v->shown - 1);
         if ((res->collection && r2m_buf_printf(&b, "%s/*", res->items)) ||
             r2m_buf_puts(&b, v->pattern))
-            snprintf(v->shown, sizeof v->shown, "%s", v->pattern); /* too long to show whole */
+            memcpy(v->shown, v->pattern, strlen(v->pattern) + 1); /* too long to show whole */
         else
             memcpy(v->shown, b.data, b.len + 1);
         r2m_buf_free(&b);
