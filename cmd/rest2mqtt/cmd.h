@@ -37,5 +37,9 @@ int cmd_run(const struct cmd_opts *o, const struct r2m_config *cfg);
 int cmd_check(const struct cmd_opts *o, const struct r2m_config *cfg);
 /* `state list|prune|dead-letters`: the stored state, through r2m/store.h. */
 int cmd_state(const struct cmd_opts *o, const struct r2m_config *cfg);
+/* probe URL (cmd_probe.c) and asyncapi (cmd_asyncapi.c) read their own
+ * options: argv[0] is the command word. They return the exit status. */
+int cmd_probe(int argc, char **argv);
+int cmd_asyncapi(int argc, char **argv);
 
 #endif

@@ -29,6 +29,15 @@ static const char usage_text[] =
     "                                     packet too large, ...); --requeue puts them back\n"
     "                                     into the outbox once the cause is fixed (stop the\n"
     "                                     bridge first; they are sent at its next start)\n"
+    "  rest2mqtt probe URL [-H 'Name: value'] [--auth '{ type: bearer, token: ... }']\n"
+    "                  [--samples 3] [--every 2s] [-X POST -d BODY] [-n NAME]\n"
+    "                  [--timeout 10s] [--max-body 32MiB]\n"
+    "                                     fetch URL a few times and print an endpoint entry\n"
+    "                                     for `endpoints:` (items, key, ignore, paginate,\n"
+    "                                     each explained); secrets become ${env:...}\n"
+    "  rest2mqtt asyncapi [-c FILE] [--json]\n"
+    "                                     the AsyncAPI 3.0 document of what the config\n"
+    "                                     publishes: broker, topics, CloudEvents schemas\n"
     "  rest2mqtt --version | --help\n"
     "\n"
     "Options:\n"
@@ -197,7 +206,8 @@ static int parse_args(int argc, char **argv, struct cmd_opts *o)
         i++;
     if (i == sizeof cmds / sizeof cmds[0]) {
         char msg[200];
-        snprintf(msg, sizeof msg, "unknown command '%s' (commands: run, check, once, state)", cmd);
+        snprintf(msg, sizeof msg,
+                 "unknown command '%s' (commands: run, check, once, state, probe, asyncapi)", cmd);
         cmd_usage_hint(msg);
         return EXIT_USAGE;
     }
@@ -227,6 +237,11 @@ int main(int argc, char **argv)
      * too, but only once a client exists, and libcurl only around its own
      * calls; ignore it for the whole process, before any thread starts. */
     signal(SIGPIPE, SIG_IGN);
+    /* probe and asyncapi have options of their own */
+    if (argc > 1 && !strcmp(argv[1], "probe"))
+        return cmd_probe(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "asyncapi"))
+        return cmd_asyncapi(argc - 1, argv + 1);
     struct cmd_opts o;
     int r = parse_args(argc, argv, &o);
     if (r != PARSED)
