@@ -25,8 +25,10 @@ int r2m_probe_pointer_segment(struct r2m_buf *out, const char *s, size_t n)
  * not fit or names a member that a pointer pattern cannot address. */
 static int join(char *out, const char *base, const char *seg, size_t n)
 {
-    if (n == 1 && seg[0] == '*')
-        return -1; /* a member named "*" reads as the wildcard */
+    /* "*" reads as the wildcard, and the config refuses any segment that
+     * starts with '*' in an exact pointer (items, key, paginate) */
+    if (n && seg[0] == '*')
+        return -1;
     if (memchr(seg, '\0', n))
         return -1;
     struct r2m_buf b;
@@ -196,7 +198,24 @@ static const struct r2m_json *member(const struct r2m_json *o, const char *k, ui
     return NULL;
 }
 
-/* The key values of every item of list, sorted, as NUL-separated canonical
+/* A key part as the bridge compares it (pollers/collection.c): the text
+ * of a string or a number alike, so "1" and 1 are the same key there;
+ * the caller joins parts with ',' ('%' and ',' encoded), '\0' encoded so
+ * that the text can be NUL-terminated. */
+static int put_key_text(struct r2m_buf *b, const struct r2m_json *v, int composite)
+{
+    int r = 0;
+    for (uint32_t i = 0; i < v->n && !r; i++) {
+        char c = v->u.str[i];
+        r = c == '%'                ? r2m_buf_puts(b, "%25")
+            : c == ',' && composite ? r2m_buf_puts(b, "%2C")
+            : c == '\0'             ? r2m_buf_puts(b, "%00")
+                                    : r2m_buf_putc(b, c);
+    }
+    return r;
+}
+
+/* The key values of every item of list, sorted, as NUL-separated key
  * texts in b and pointers in *vals (malloc'd). -1 when an item lacks a part
  * or has a non-scalar one. */
 static int key_values(const struct r2m_json *list, const struct member_ref *parts, size_t np,
@@ -215,7 +234,7 @@ static int key_values(const struct r2m_json *list, const struct member_ref *part
                 it->type == R2M_JSON_OBJECT ? member(it, parts[p].key, parts[p].key_len) : NULL;
             if (!v || (v->type != R2M_JSON_STRING && v->type != R2M_JSON_NUMBER) || !v->n)
                 r = -1;
-            else if (r2m_json_canonical(v, b) || r2m_buf_putc(b, '\n'))
+            else if ((p && r2m_buf_putc(b, ',')) || put_key_text(b, v, np > 1))
                 r = -1;
         }
         if (!r && r2m_buf_putc(b, '\0'))
@@ -673,33 +692,70 @@ int r2m_probe_analyse(const struct r2m_probe_sample *s, size_t n, struct r2m_pro
 
 /* ---- rendering ---------------------------------------------------------------------- */
 
-/* A YAML double-quoted scalar of data: JSON escapes, and "${" doubled so
- * the config's ${env:} expansion reads it literally. */
+/* Length of the character at s that YAML reads as a line break or refuses
+ * outright, though JSON and UTF-8 allow it (DEL, C1 controls with NEL,
+ * U+2028, U+2029, U+FFFE, U+FFFF); 0 for any other byte. *cp gets it. */
+static size_t yaml_unsafe(const unsigned char *s, unsigned *cp)
+{
+    if (s[0] == 0x7f) {
+        *cp = 0x7f;
+        return 1;
+    }
+    if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f) {
+        *cp = s[1];
+        return 2;
+    }
+    if ((s[0] == 0xe2 && s[1] == 0x80 && (s[2] == 0xa8 || s[2] == 0xa9)) ||
+        (s[0] == 0xef && s[1] == 0xbf && (s[2] == 0xbe || s[2] == 0xbf))) {
+        *cp = (unsigned)(s[0] & 0x0f) << 12 | (unsigned)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
+        return 3;
+    }
+    return 0;
+}
+
+/* A YAML double-quoted scalar: control characters, '"', '\' and what
+ * YAML would fold or refuse escaped; with literal, "${" doubled so the
+ * config's ${env:} expansion reads it as data. */
+static int put_quoted(struct r2m_buf *b, const char *s, int literal)
+{
+    int r = r2m_buf_putc(b, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p && !r; p++) {
+        unsigned cp = *p;
+        size_t n = yaml_unsafe(p, &cp);
+        if (n || cp < 0x20) {
+            r = r2m_buf_printf(b, "\\u%04x", cp);
+            p += n ? n - 1 : 0;
+        } else if (cp == '"' || cp == '\\')
+            r = r2m_buf_printf(b, "\\%c", (char)cp);
+        else
+            r = literal && cp == '$' && p[1] == '{' ? r2m_buf_puts(b, "$$")
+                                                    : r2m_buf_putc(b, (char)cp);
+    }
+    return r ? r : r2m_buf_putc(b, '"');
+}
+
+/* Data from the API: ${ is literal. */
 static int put_lit(struct r2m_buf *b, const char *s)
 {
-    struct r2m_buf t;
-    r2m_buf_init(&t, b->max);
-    int r = 0;
-    for (const char *p = s; *p && !r; p++)
-        r = p[0] == '$' && p[1] == '{' ? r2m_buf_puts(&t, "$$") : r2m_buf_putc(&t, *p);
-    if (!r)
-        r = r2m_json_quote(b, t.data ? t.data : "", t.len);
-    r2m_buf_free(&t);
-    return r;
+    return put_quoted(b, s, 1);
 }
 
 /* A value the user gave: written as given (it may hold ${env:...}). */
 static int put_given(struct r2m_buf *b, const char *s)
 {
-    return r2m_json_quote(b, s, strlen(s));
+    return put_quoted(b, s, 0);
 }
 
-/* Comment text from data: no line breaks or other control bytes. */
+/* Comment text from data: no line breaks or other control characters. */
 static int put_comment_text(struct r2m_buf *b, const char *s)
 {
     int r = 0;
-    for (const char *p = s; *p && !r; p++)
-        r = r2m_buf_putc(b, (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
+    for (const char *p = s; *p && !r; p++) {
+        unsigned cp;
+        size_t n = yaml_unsafe((const unsigned char *)p, &cp);
+        p += n ? n - 1 : 0;
+        r = r2m_buf_putc(b, n || (unsigned char)*p < 0x20 ? '?' : *p);
+    }
     return r;
 }
 
@@ -849,13 +905,17 @@ int r2m_probe_render(const struct r2m_probe_result *res, const struct r2m_probe_
     r = r ? r : render_request(req, out);
     if (!r && res->collection)
         r = render_collection(res, out);
-    else if (!r && res->n_items && !res->key_found)
-        r = r2m_buf_printf(out,
-                           "    # a document: the list at %s%s has no member (or combination of "
-                           "up to %d)\n    # that is present, scalar and unique in every item "
-                           "of every sample, so it is watched whole\n",
-                           *res->items ? "" : "\"\"", res->items, R2M_PROBE_MAX_KEY);
-    else if (!r)
+    else if (!r && res->n_items && !res->key_found) {
+        /* the pointer is data: through put_comment_text like every other */
+        r = r2m_buf_puts(out, "    # a document: the list at ");
+        r = r ? r : put_comment_text(out, *res->items ? res->items : "\"\"");
+        r = r ? r
+              : r2m_buf_printf(out,
+                               " has no member (or combination of up to %d)\n    # that is "
+                               "present, scalar and unique in every item of every sample, so it "
+                               "is watched whole\n",
+                               R2M_PROBE_MAX_KEY);
+    } else if (!r)
         r = r2m_buf_puts(out, "    # a document: no list of objects holds most of it, so it is "
                               "watched whole\n    # (one rest2mqtt.document.changed per change)\n");
     r = r ? r : render_ignore(res, out);
