@@ -257,3 +257,44 @@ def asyncapi_published_payloads_validate(t):
     payloads = t.write("bad.jsonl", json.dumps({"topic": ev.topic, "payload": json.dumps(bad)}))
     rc, text = validate(t, doc, payloads)
     check(rc == 1 and "matches no message" in text, "a tampered payload validated: %s", text)
+
+
+@case
+def probe_hostile_answers_and_careless_secrets(t):
+    api, other = t.api(), t.api()
+    # an endless chunked body stops at --max-body: exit 2, said
+    api.set("/endless", Reply.endless())
+    _, err = probe(t, api.url("/endless"), "--max-body", "64KiB", "--samples", "1", expect=2)
+    check("larger than max_body" in err, "an endless body is stopped at --max-body: %s", err)
+    # a server that never answers: the timeout, exit 2
+    api.set("/hang", Reply.hang())
+    _, err = probe(t, api.url("/hang"), "--timeout", "500ms", "--samples", "1", expect=2)
+    check("timed out" in err, "a hanging server times out: %s", err)
+    # a redirect to another origin is not followed with the credential
+    other.set("/steal", Reply.json([{"id": 1}]))
+    api.set("/moved", Reply.raw(b"", status=302, headers={"Location": other.url("/steal")}))
+    _, err = probe(t, api.url("/moved"), "--samples", "1", "-H", "Authorization: Bearer r3d-s3cr3t",
+                   expect=2)
+    check_eq(other.count("/steal"), 0, "requests that followed the redirect to another origin")
+    check("another origin" in err and "r3d-s3cr3t" not in err, "the redirect is refused: %s", err)
+    # secrets in the query string and a URL password next to an ${env:} reference
+    api.set("/q", Reply.json([{"id": 1}, {"id": 2}]))
+    url = api.url("/q").replace("://", "://bob:pw-s3cr3t@") + \
+        "?api_key=q-s3cr3t&page=2&access_token=a-s3cr3t&sig=${env:PROBE_SIG}"
+    r = subprocess.run([t.bin, "probe", url, "--samples", "1"], capture_output=True, text=True,
+                       timeout=30, env=dict(os.environ, PROBE_SIG="fine"))
+    out, err = r.stdout, r.stderr
+    check(r.returncode == 0, "probe exited %d: %s", r.returncode, err)
+    req = api.requests("/q")[-1]
+    check("api_key=q-s3cr3t" in req.target and "sig=fine" in req.target, "query sent: %s",
+          req.target)
+    for s in ("q-s3cr3t", "a-s3cr3t", "pw-s3cr3t"):
+        check(s not in out and s not in err, "secret %s printed: %s %s", s, out, err)
+    check("api_key=${env:Q_API_KEY}&page=2&access_token=${env:Q_ACCESS_TOKEN}&sig=${env:PROBE_SIG}"
+          in out and "bob:${env:Q_URL_PASSWORD}@" in out, "query secrets as references: %s", out)
+    check_entry(t, out, "q", env={"Q_API_KEY": "k", "Q_ACCESS_TOKEN": "a", "Q_URL_PASSWORD": "p",
+                                  "PROBE_SIG": "s"})
+    # -n is the name, never more YAML
+    probe(t, api.url("/q"), "--samples", "1", "-n", "x\n    redirects: any", expect=1)
+    _, err = probe(t, api.url("/q"), "--samples", "1", "-n", "n" * 65, expect=1)
+    check("at most 64" in err, "a long name is refused, not cut: %s", err)
