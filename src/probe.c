@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "r2m/error.h"
+#include "r2m/http.h"
 #include "r2m/page.h"
 
 /* ---- pointers -------------------------------------------------------------- */
@@ -620,6 +621,31 @@ static void find_page_member(const struct r2m_json *v, const char *path, const c
     }
 }
 
+/* Whether the next page u[0..n) (absolute, "//host..." or a path) is on
+ * base's origin: the bridge follows pages there only and fails the poll
+ * otherwise. Else its origin (or the URL, cut) goes into res->page_foreign. */
+static int same_origin(const char *base, const char *u, size_t n, struct r2m_probe_result *res)
+{
+    char next[2048], a[R2M_HTTP_ORIGIN_MAX], b[R2M_HTTP_ORIGIN_MAX];
+    size_t sn = 0; /* the length of u's scheme, 0 for none */
+    while (sn < n && (isalpha((unsigned char)u[sn]) ||
+                      (sn && (isdigit((unsigned char)u[sn]) || memchr("+.-", u[sn], 3)))))
+        sn++;
+    sn = sn < n && u[sn] == ':' ? sn : 0;
+    if (!base || (!sn && !(n >= 2 && u[0] == '/' && u[1] == '/')))
+        return 1; /* nothing to compare with, or relative: the same origin */
+    size_t sl = strcspn(base, ":");
+    if (n >= 2 && u[0] == '/') /* scheme-relative: the base's scheme */
+        snprintf(next, sizeof next, "%.*s:%.*s", (int)sl, base, (int)n, u);
+    else
+        snprintf(next, sizeof next, "%.*s", (int)n, u);
+    if (!r2m_http_origin(base, a, sizeof a) && !r2m_http_origin(next, b, sizeof b) && !strcmp(a, b))
+        return 1;
+    if (r2m_http_origin(next, res->page_foreign, sizeof res->page_foreign))
+        snprintf(res->page_foreign, sizeof res->page_foreign, "%.80s", next);
+    return 0;
+}
+
 static void find_pagination(const struct r2m_probe_sample *s, struct r2m_probe_result *res)
 {
     if (s->link) {
@@ -627,11 +653,15 @@ static void find_pagination(const struct r2m_probe_sample *s, struct r2m_probe_r
         size_t ul = 0;
         char err[200];
         if (!r2m_page_link_next(s->link, strlen(s->link), &u, &ul, err, sizeof err) && u) {
-            res->paginate = R2M_PROBE_PAGE_LINK;
+            res->paginate = same_origin(s->url, u, ul, res) ? R2M_PROBE_PAGE_LINK : 0;
             return;
         }
     }
     find_page_member(s->root, "", "", 0, res);
+    const struct r2m_json *v =
+        res->paginate == R2M_PROBE_PAGE_NEXT ? r2m_json_pointer(s->root, res->page_ptr) : NULL;
+    if (v && v->type == R2M_JSON_STRING && !same_origin(s->url, v->u.str, v->n, res))
+        res->paginate = R2M_PROBE_PAGE_NONE;
 }
 
 /* ---- the analysis ------------------------------------------------------------------ */
@@ -861,6 +891,13 @@ static int render_ignore(const struct r2m_probe_result *res, struct r2m_buf *b)
 static int render_paging(const struct r2m_probe_result *res, struct r2m_buf *b)
 {
     int r = 0;
+    if (res->page_foreign[0]) {
+        r = r2m_buf_puts(b, "    # pagination: the next page is on another origin (");
+        r = r ? r : put_comment_text(b, res->page_foreign);
+        r = r ? r
+              : r2m_buf_puts(b, "); rest2mqtt follows pages on\n    # the endpoint's origin "
+                                "only and would fail every poll, so there is no paginate:\n");
+    }
     if (res->paginate == R2M_PROBE_PAGE_LINK)
         r = r2m_buf_puts(b, "    # pagination: the answer carries a Link: <...>; rel=\"next\" "
                             "header\n    paginate: { next: link }\n");

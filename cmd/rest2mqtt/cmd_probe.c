@@ -560,6 +560,7 @@ static int run_probe(const struct probe_args *a, const struct r2m_endpoint_cfg *
                     e->method, shown_url, i + 1, err);
             goto out;
         }
+        smp[i].url = e->url;
         smp[i].link = an[i].link.len ? an[i].link.data : NULL;
         smp[i].etag = an[i].etag;
         smp[i].last_modified = an[i].last_modified;

@@ -27,6 +27,7 @@
  * while the analysis is used; the header values may be NULL. */
 struct r2m_probe_sample {
     struct r2m_json *root;
+    const char *url;  /* the URL requested (expanded); NULL: next-page origins not checked */
     const char *link; /* the Link field value(s), joined with ", " */
     const char *etag;
     const char *last_modified;
@@ -63,6 +64,7 @@ struct r2m_probe_result {
     int paginate;         /* enum r2m_probe_paginate */
     char page_ptr[R2M_PROBE_PTR_MAX];
     char page_param[64];
+    char page_foreign[R2M_PROBE_PTR_MAX]; /* a next page on this other origin: no paginate */
     int etag, last_modified; /* samples that carried them */
 };
 

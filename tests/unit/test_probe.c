@@ -250,6 +250,51 @@ static void key_string_and_number_collide(void **state)
     run_free(r);
 }
 
+/* The bridge follows next pages on the endpoint's origin only (a poll
+ * with a foreign next page fails): such pagination is not proposed, and
+ * the entry says why. Relative and same-origin links still are. */
+static int paginate_at(const char *url, const char *link, const char *body)
+{
+    struct run *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    char err[256];
+    assert_int_equal(r2m_json_doc_new(&r->doc[0], NULL), 0);
+    assert_int_equal(r2m_json_parse(r->doc[0], body, strlen(body), &r->s[0].root, err, sizeof err), 0);
+    r->s[0].url = url;
+    r->s[0].link = link;
+    assert_int_equal(r2m_probe_analyse(r->s, 1, &r->res, err, sizeof err), 0);
+    int p = r->res.paginate;
+    if (!p) {
+        struct r2m_buf b;
+        r2m_buf_init(&b, 1 << 20);
+        struct r2m_probe_request q = {.name = "p", .url = url};
+        assert_int_equal(r2m_probe_render(&r->res, &q, &b), 0);
+        assert_non_null(strstr(b.data, "the next page is on another origin (http://evil.example:80)"));
+        r2m_buf_free(&b);
+    }
+    run_free(r);
+    return p;
+}
+
+static void pagination_other_origin(void **state)
+{
+    (void)state;
+    const char *list = "{\"data\":[{\"id\":1},{\"id\":2}]}";
+    const char *base = "http://127.0.0.1:8080/x";
+    assert_int_equal(paginate_at(base, "<http://evil.example/x?p=2>; rel=\"next\"", list), 0);
+    assert_int_equal(paginate_at(base, "<//evil.example/x?p=2>; rel=\"next\"", list), 0);
+    assert_int_equal(paginate_at(base, "<?p=2>; rel=\"next\"", list), R2M_PROBE_PAGE_LINK);
+    assert_int_equal(paginate_at(base, "<x?p=2>; rel=\"next\"", list), R2M_PROBE_PAGE_LINK);
+    assert_int_equal(paginate_at(base, "<HTTP://127.0.0.1:8080/x?p=2>; rel=\"next\"", list),
+                     R2M_PROBE_PAGE_LINK);
+    assert_int_equal(paginate_at(base, NULL,
+                                 "{\"data\":[{\"id\":1},{\"id\":2}],\"next\":\"http://evil.example/2\"}"),
+                     0);
+    assert_int_equal(paginate_at("http://h/x", NULL,
+                                 "{\"data\":[{\"id\":1},{\"id\":2}],\"next\":\"http://h:80/2\"}"),
+                     R2M_PROBE_PAGE_NEXT);
+}
+
 /* ---- property: every entry passes the config parser, meaning what it says */
 
 /* Member names and strings an API may send that YAML or JSON Pointer treat
@@ -402,6 +447,7 @@ int main(void)
         cmocka_unit_test(pagination),
         cmocka_unit_test(render_entry),
         cmocka_unit_test(names),
+        cmocka_unit_test(pagination_other_origin),
         cmocka_unit_test(key_string_and_number_collide),
         cmocka_unit_test(generated_entries_pass_check),
     };
