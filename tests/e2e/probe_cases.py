@@ -209,6 +209,24 @@ def asyncapi_examples_parse(t):
                   r.stderr.decode()[-500:])
             docs.append(t.write(os.path.basename(f) + (".json" if fmt else ".out.yaml"),
                                 r.stdout))
+    # and a hostile one: a password with '@' '/' '#' in mqtt.url, pointers
+    # that map to one parameter name, a placeholder twice, {op} in a state
+    # topic, an endpoint named like another's state channel
+    hostile = t.write("hostile.yaml", (
+        'mqtt:\n  url: "mqtts://bridge:pw@s3/cr#3t@127.0.0.1:8883"\n  status_topic: "{prefix}/st"\n'
+        'state:\n  path: %s\nendpoints:\n'
+        '  - name: x\n    url: http://127.0.0.1:1/x\n'
+        '    topic: "{prefix}/{/a_b}/{/a/b}/{/a~1b}/{/a~0b}/{/a}/{/a}"\n'
+        '    state_topic: "{prefix}/x/{op}"\n'
+        '  - name: x-state\n    url: http://127.0.0.1:1/y\n    items: /data\n    key: /id\n'
+        '    topic: "{prefix}/{key}/{op}/{key}"\n    state_topic: "{prefix}/y/{key}/{op}"\n'
+        % t.path("h.db")))
+    for fmt in ([], ["--json"]):
+        r = subprocess.run([t.bin, "asyncapi", "-c", hostile] + fmt, capture_output=True, timeout=30)
+        check(r.returncode == 0, "asyncapi of the hostile config exited %d: %s", r.returncode,
+              r.stderr.decode()[-500:])
+        check(b"s3/cr" not in r.stdout and b"cr#3t" not in r.stdout, "password in the document")
+        docs.append(t.write("hostile" + (".json" if fmt else ".out.yaml"), r.stdout))
     rc, text = validate(t, docs)
     check(rc == 0, "the AsyncAPI parser reports errors:\n%s", text[-3000:])
     for d in docs:
@@ -248,7 +266,7 @@ def asyncapi_published_payloads_validate(t):
     check(rc == 0, "published payloads do not validate against the document:\n%s", text[-4000:])
     seen = json.loads([ln for ln in text.splitlines() if ln.startswith("{")][-1])
     for want in ("ep-things/created", "ep-things/updated", "ep-things/deleted", "ep-slim/created",
-                 "ep-slim/updated", "ep-flight/changed", "ep-things-state/state", "status/status"):
+                 "ep-slim/updated", "ep-flight/changed", "ep-things.state/state", "status/status"):
         check(seen.get(want), "no published message was validated as %s: %s", want, seen)
     # the check can fail: a member the bridge never sends is refused
     ev = next(m for m in msgs if m.topic.endswith("/updated"))

@@ -125,7 +125,7 @@ static void channels_and_parameters(void **state)
     assert_string_equal(str_at(d, "/channels/ep-flight/address"), "rest2mqtt/flights/{ptr_number}");
     assert_non_null(
         strstr(str_at(d, "/channels/ep-flight/parameters/ptr_number/description"), "/number"));
-    assert_string_equal(str_at(d, "/channels/ep-shipments-state/address"),
+    assert_string_equal(str_at(d, "/channels/ep-shipments.state/address"),
                         "rest2mqtt/shipments/{key}/state");
     assert_string_equal(str_at(d, "/channels/status/address"), "rest2mqtt/status");
 }
@@ -136,7 +136,7 @@ static void operations_qos_retain(void **state)
     char *ev = json_at(d, "/operations/send-shipments/bindings/mqtt");
     assert_string_equal(ev, "{\"bindingVersion\":\"0.2.0\",\"qos\":2,\"retain\":false}");
     free(ev);
-    char *st = json_at(d, "/operations/send-shipments-state/bindings/mqtt");
+    char *st = json_at(d, "/operations/send-shipments.state/bindings/mqtt");
     assert_string_equal(st, "{\"bindingVersion\":\"0.2.0\",\"qos\":2,\"retain\":true}");
     free(st);
     char *status = json_at(d, "/components/messages/status/payload/enum");
@@ -206,6 +206,56 @@ static void yaml_form(void **state)
     r2m_json_doc_free(jd);
 }
 
+/* A config an operator could write that the generator got wrong: a
+ * password with '@' and '/' in mqtt.url, pointers that map to one
+ * parameter name, a placeholder used twice, {op} in a state topic (always
+ * "state"), an endpoint named like another's state channel. The document
+ * must parse as JSON (no duplicate member) and build as YAML. */
+static void hostile_config(void **state)
+{
+    (void)state;
+    static const char text[] = "mqtt:\n"
+                               "  url: \"mqtts://bridge:p@ss/w?rd#x@broker.example:8883\"\n"
+                               "endpoints:\n"
+                               "  - name: x\n"
+                               "    url: http://127.0.0.1:1/x\n"
+                               "    topic: \"{prefix}/{/a_b}/{/a/b}/{/a~1b}/{/a}/{/a}\"\n"
+                               "    state_topic: \"{prefix}/x/{op}\"\n"
+                               "  - name: x-state\n"
+                               "    url: http://127.0.0.1:1/y\n"
+                               "    items: /data\n"
+                               "    key: /id\n"
+                               "    topic: \"{prefix}/{key}/{op}/{key}\"\n";
+    struct doc d = {0};
+    struct r2m_diag diag = {0};
+    assert_int_equal(r2m_config_parse("h.yaml", text, strlen(text), &d.cfg, &diag), 0);
+    r2m_diag_free(&diag);
+    r2m_buf_init(&d.text, 1 << 22);
+    assert_int_equal(r2m_asyncapi_json(d.cfg, &d.text), 0);
+    char err[256];
+    assert_int_equal(r2m_json_doc_new(&d.jd, NULL), 0);
+    if (r2m_json_parse(d.jd, d.text.data, d.text.len, &d.root, err, sizeof err))
+        fail_msg("not JSON: %s\n%s", err, d.text.data);
+    assert_string_equal(str_at(&d, "/servers/broker/host"), "broker.example:8883");
+    assert_null(strstr(d.text.data, "ss/w"));
+    assert_null(strstr(d.text.data, "rd#x"));
+    assert_string_equal(str_at(&d, "/channels/ep-x/address"),
+                        "rest2mqtt/{ptr_a_b}/{ptr_a_b_2}/{ptr_a_1b}/{ptr_a}/{ptr_a}");
+    assert_non_null(strstr(str_at(&d, "/channels/ep-x/parameters/ptr_a_b_2/description"), "/a/b"));
+    assert_string_equal(str_at(&d, "/channels/ep-x.state/address"), "rest2mqtt/x/state");
+    assert_null(r2m_json_pointer(d.root, "/channels/ep-x.state/parameters"));
+    assert_string_equal(str_at(&d, "/channels/ep-x-state/address"), "rest2mqtt/{key}/{op}/{key}");
+    assert_non_null(r2m_json_pointer(d.root, "/operations/send-x.state"));
+    assert_non_null(r2m_json_pointer(d.root, "/operations/send-x-state"));
+    struct r2m_buf y;
+    r2m_buf_init(&y, 1 << 22);
+    assert_int_equal(r2m_asyncapi_yaml(d.cfg, &y), 0);
+    r2m_buf_free(&y);
+    r2m_json_doc_free(d.jd);
+    r2m_buf_free(&d.text);
+    r2m_config_free(d.cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +264,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(operations_qos_retain, setup, teardown),
         cmocka_unit_test_setup_teardown(data_members, setup, teardown),
         cmocka_unit_test_setup_teardown(yaml_form, setup, teardown),
+        cmocka_unit_test(hostile_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
