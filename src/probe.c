@@ -938,7 +938,17 @@ static int render_paging(const struct r2m_probe_result *res, struct r2m_buf *b)
 int r2m_probe_render(const struct r2m_probe_result *res, const struct r2m_probe_request *req,
                      struct r2m_buf *out)
 {
-    int r = req->comment ? r2m_buf_puts(out, req->comment) : 0;
+    int r = 0;
+    /* the comment names the URL: line by line through the comment filter */
+    for (const char *c = req->comment, *nl; c && *c && !r; c = nl + !!*nl) {
+        nl = c + strcspn(c, "\n");
+        struct r2m_buf line;
+        r2m_buf_init(&line, out->max);
+        r = r2m_buf_append(&line, c, (size_t)(nl - c));
+        r = r ? r : put_comment_text(out, line.data ? line.data : "");
+        r = r ? r : r2m_buf_putc(out, '\n');
+        r2m_buf_free(&line);
+    }
     r = r ? r : render_request(req, out);
     if (!r && res->collection)
         r = render_collection(res, out);

@@ -298,7 +298,7 @@ def probe_hostile_answers_and_careless_secrets(t):
     # secrets in the query string and a URL password next to an ${env:} reference
     api.set("/q", Reply.json([{"id": 1}, {"id": 2}]))
     url = api.url("/q").replace("://", "://bob:pw-s3cr3t@") + \
-        "?api_key=q-s3cr3t&page=2&access_token=a-s3cr3t&sig=${env:PROBE_SIG}"
+        "?api_key=q-s3cr3t&page=2&access_token=a-s3cr3t&sig=${env:PROBE_SIG}&passwd=pd-s3cr3t"
     r = subprocess.run([t.bin, "probe", url, "--samples", "1"], capture_output=True, text=True,
                        timeout=30, env=dict(os.environ, PROBE_SIG="fine"))
     out, err = r.stdout, r.stderr
@@ -306,12 +306,12 @@ def probe_hostile_answers_and_careless_secrets(t):
     req = api.requests("/q")[-1]
     check("api_key=q-s3cr3t" in req.target and "sig=fine" in req.target, "query sent: %s",
           req.target)
-    for s in ("q-s3cr3t", "a-s3cr3t", "pw-s3cr3t"):
+    for s in ("q-s3cr3t", "a-s3cr3t", "pw-s3cr3t", "pd-s3cr3t"):
         check(s not in out and s not in err, "secret %s printed: %s %s", s, out, err)
     check("api_key=${env:Q_API_KEY}&page=2&access_token=${env:Q_ACCESS_TOKEN}&sig=${env:PROBE_SIG}"
           in out and "bob:${env:Q_URL_PASSWORD}@" in out, "query secrets as references: %s", out)
     check_entry(t, out, "q", env={"Q_API_KEY": "k", "Q_ACCESS_TOKEN": "a", "Q_URL_PASSWORD": "p",
-                                  "PROBE_SIG": "s"})
+                                  "PROBE_SIG": "s", "Q_PASSWD": "d"})
     # -n is the name, never more YAML
     probe(t, api.url("/q"), "--samples", "1", "-n", "x\n    redirects: any", expect=1)
     _, err = probe(t, api.url("/q"), "--samples", "1", "-n", "n" * 65, expect=1)

@@ -398,7 +398,11 @@ static void check_generated(unsigned seed0)
         r2m_buf_free(&b);
     }
     struct run *r = analyse((const char *const *)texts, 3, NULL);
-    struct r2m_probe_request q = {.name = "gen", .url = "http://127.0.0.1/x"};
+    /* the URL (and so the comment naming it) may hold what YAML breaks on */
+    struct r2m_probe_request q = {.name = "gen",
+                                  .url = "file:///tmp/a\xe2\x80\xa8" "b\x7f.json",
+                                  .comment = "  # rest2mqtt probe: GET file:///tmp/a\xe2\x80\xa8"
+                                             "  url: x\xc2\x85y\n"};
     struct r2m_buf y;
     r2m_buf_init(&y, 1 << 22);
     assert_int_equal(r2m_buf_puts(&y, "endpoints:\n"), 0);
