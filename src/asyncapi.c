@@ -349,7 +349,8 @@ static void server(struct w *w, const struct r2m_config *cfg)
     if (cfg->mqtt.status_topic) {
         put(w, ",\"lastWill\":{\"topic\":");
         address(w, cfg, NULL, cfg->mqtt.status_topic, NULL);
-        putf(w, ",\"qos\":%d,\"message\":\"offline\",\"retain\":true}", cfg->mqtt.qos);
+        /* the will is QoS 1 whatever mqtt.qos says (publish.c) */
+        put(w, ",\"qos\":1,\"message\":\"offline\",\"retain\":true}");
     }
     put(w, ",\"bindingVersion\":\"" BINDING_VERSION "\"}}}}");
 }
@@ -434,9 +435,12 @@ int r2m_asyncapi_json(const struct r2m_config *cfg, struct r2m_buf *out)
     snprintf(title, sizeof title, "rest2mqtt events of %s", cfg->file ? cfg->file : "the config");
     str(&w, title);
     putf(&w, ",\"version\":\"%s\",\"description\":", R2M_VERSION);
-    str(&w, "Change events rest2mqtt publishes for the endpoints of this configuration: "
-            "CloudEvents 1.0 in structured JSON, at least once (QoS >= 1), with ids stable "
-            "across redeliveries.");
+    str(&w, cfg->mqtt.qos ? "Change events rest2mqtt publishes for the endpoints of this "
+                            "configuration: CloudEvents 1.0 in structured JSON, at least once "
+                            "(QoS >= 1), with ids stable across redeliveries."
+                          : "Change events rest2mqtt publishes for the endpoints of this "
+                            "configuration: CloudEvents 1.0 in structured JSON, at most once "
+                            "(mqtt.qos 0).");
     put(&w, "},\"defaultContentType\":\"" CE_CONTENT_TYPE "\",");
     server(&w, cfg);
     put(&w, ",\"channels\":{");

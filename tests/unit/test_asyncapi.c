@@ -109,6 +109,11 @@ static void broker(void **state)
     assert_string_equal(str_at(d, "/servers/broker/bindings/mqtt/lastWill/topic"),
                         "rest2mqtt/status");
     assert_null(strstr(d->text.data, "secret")); /* credentials of mqtt.url never */
+    /* the will goes out at QoS 1 whatever mqtt.qos (2 here) says */
+    struct r2m_json *q = r2m_json_pointer(d->root, "/servers/broker/bindings/mqtt/lastWill/qos");
+    assert_non_null(q);
+    assert_int_equal(q->type, R2M_JSON_NUMBER);
+    assert_string_equal(q->u.str, "1");
 }
 
 static void channels_and_parameters(void **state)
