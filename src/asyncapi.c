@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "r2m/error.h"
+#include "r2m/yamltree.h"
 
 #define BINDING_VERSION "0.2.0"
 #define CE_CONTENT_TYPE "application/cloudevents+json"
@@ -502,8 +503,8 @@ static int scalar(const struct r2m_json *v, struct r2m_buf *out)
         return r2m_buf_puts(out, "false");
     case R2M_JSON_NUMBER:
         return r2m_buf_append(out, v->u.str, v->n);
-    case R2M_JSON_STRING:
-        return r2m_json_quote(out, v->u.str, v->n);
+    case R2M_JSON_STRING: /* a topic prefix or client id may hold U+2028, DEL... */
+        return r2m_yaml_quote(out, v->u.str, v->n, 0);
     default:
         return r2m_buf_puts(out, v->type == R2M_JSON_ARRAY ? "[]" : "{}");
     }
@@ -528,7 +529,7 @@ static int yaml_value(const struct r2m_json *v, unsigned indent, int first_done,
             c = &m->value;
             r = r                               ? r
                 : plain_key(m->key, m->key_len) ? r2m_buf_append(out, m->key, m->key_len)
-                                                : r2m_json_quote(out, m->key, m->key_len);
+                                                : r2m_yaml_quote(out, m->key, m->key_len, 0);
             r = r ? r : r2m_buf_puts(out, composite(c) ? ":\n" : ": ");
             if (!r && composite(c))
                 r = yaml_value(c, indent + 2, 0, out);

@@ -9,6 +9,7 @@
 #include "r2m/error.h"
 #include "r2m/http.h"
 #include "r2m/page.h"
+#include "r2m/yamltree.h"
 
 /* ---- pointers -------------------------------------------------------------- */
 
@@ -722,58 +723,16 @@ int r2m_probe_analyse(const struct r2m_probe_sample *s, size_t n, struct r2m_pro
 
 /* ---- rendering ---------------------------------------------------------------------- */
 
-/* Length of the character at s that YAML reads as a line break or refuses
- * outright, though JSON and UTF-8 allow it (DEL, C1 controls with NEL,
- * U+2028, U+2029, U+FFFE, U+FFFF); 0 for any other byte. *cp gets it. */
-static size_t yaml_unsafe(const unsigned char *s, unsigned *cp)
-{
-    if (s[0] == 0x7f) {
-        *cp = 0x7f;
-        return 1;
-    }
-    if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f) {
-        *cp = s[1];
-        return 2;
-    }
-    if ((s[0] == 0xe2 && s[1] == 0x80 && (s[2] == 0xa8 || s[2] == 0xa9)) ||
-        (s[0] == 0xef && s[1] == 0xbf && (s[2] == 0xbe || s[2] == 0xbf))) {
-        *cp = (unsigned)(s[0] & 0x0f) << 12 | (unsigned)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
-        return 3;
-    }
-    return 0;
-}
-
-/* A YAML double-quoted scalar: control characters, '"', '\' and what
- * YAML would fold or refuse escaped; with literal, "${" doubled so the
- * config's ${env:} expansion reads it as data. */
-static int put_quoted(struct r2m_buf *b, const char *s, int literal)
-{
-    int r = r2m_buf_putc(b, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p && !r; p++) {
-        unsigned cp = *p;
-        size_t n = yaml_unsafe(p, &cp);
-        if (n || cp < 0x20) {
-            r = r2m_buf_printf(b, "\\u%04x", cp);
-            p += n ? n - 1 : 0;
-        } else if (cp == '"' || cp == '\\')
-            r = r2m_buf_printf(b, "\\%c", (char)cp);
-        else
-            r = literal && cp == '$' && p[1] == '{' ? r2m_buf_puts(b, "$$")
-                                                    : r2m_buf_putc(b, (char)cp);
-    }
-    return r ? r : r2m_buf_putc(b, '"');
-}
-
 /* Data from the API: ${ is literal. */
 static int put_lit(struct r2m_buf *b, const char *s)
 {
-    return put_quoted(b, s, 1);
+    return r2m_yaml_quote(b, s, strlen(s), 1);
 }
 
 /* A value the user gave: written as given (it may hold ${env:...}). */
 static int put_given(struct r2m_buf *b, const char *s)
 {
-    return put_quoted(b, s, 0);
+    return r2m_yaml_quote(b, s, strlen(s), 0);
 }
 
 /* Comment text from data: no line breaks or other control characters. */
@@ -782,7 +741,7 @@ static int put_comment_text(struct r2m_buf *b, const char *s)
     int r = 0;
     for (const char *p = s; *p && !r; p++) {
         unsigned cp;
-        size_t n = yaml_unsafe((const unsigned char *)p, &cp);
+        size_t n = r2m_yaml_unsafe(p, strnlen(p, 3), &cp);
         p += n ? n - 1 : 0;
         r = r2m_buf_putc(b, n || (unsigned char)*p < 0x20 ? '?' : *p);
     }

@@ -21,6 +21,7 @@
 #include "r2m/config.h"
 #include "r2m/error.h"
 #include "r2m/json.h"
+#include "r2m/yamltree.h"
 
 static const char config_text[] = "mqtt:\n"
                                   "  url: mqtts://bridge:secret@broker.example:8883\n"
@@ -261,6 +262,47 @@ static void hostile_config(void **state)
     r2m_config_free(d.cfg);
 }
 
+/* The YAML form reads back (libyaml, as PyYAML and most tools) as the
+ * JSON form says, also for strings holding what YAML folds (U+2028, NEL)
+ * or refuses (DEL): a client id, topic prefix or instance may. */
+static void yaml_reads_back(void **state)
+{
+    (void)state;
+    static const char text[] = "mqtt:\n"
+                               "  client_id: \"c\\u2028x\\x7f\\\"y\"\n"
+                               "  topic_prefix: \"p\\u0085q\"\n"
+                               "instance: \"i\\u2029j\"\n"
+                               "endpoints:\n"
+                               "  - name: x\n"
+                               "    url: http://127.0.0.1:1/x\n";
+    struct r2m_config *cfg = NULL;
+    struct r2m_diag diag = {0};
+    assert_int_equal(r2m_config_parse("u.yaml", text, strlen(text), &cfg, &diag), 0);
+    r2m_diag_free(&diag);
+    struct r2m_buf y;
+    r2m_buf_init(&y, 1 << 22);
+    assert_int_equal(r2m_asyncapi_yaml(cfg, &y), 0);
+    struct r2m_diag_list dl = {.file = "asyncapi.yaml"};
+    struct r2m_ynode *root = NULL;
+    if (r2m_yamltree_parse(y.data, y.len, &dl, &root) || !root) {
+        r2m_diag_list_finish(&dl, &diag);
+        fail_msg("the YAML form does not read back: %s", diag.n ? diag.lines[0] : "?");
+    }
+    r2m_diag_list_finish(&dl, NULL);
+    const char *path[] = {"servers", "broker", "bindings", "mqtt", "clientId"};
+    const struct r2m_ynode *n = root;
+    for (size_t i = 0; n && i < sizeof path / sizeof *path; i++)
+        n = r2m_yamltree_find(n, path[i]);
+    assert_non_null(n);
+    assert_string_equal(n->text, "c\xe2\x80\xa8x\x7f\"y");
+    n = r2m_yamltree_find(r2m_yamltree_find(r2m_yamltree_find(root, "channels"), "ep-x"), "address");
+    assert_non_null(n);
+    assert_string_equal(n->text, "p\xc2\x85q/x");
+    r2m_yamltree_free(root);
+    r2m_buf_free(&y);
+    r2m_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +312,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(data_members, setup, teardown),
         cmocka_unit_test_setup_teardown(yaml_form, setup, teardown),
         cmocka_unit_test(hostile_config),
+        cmocka_unit_test(yaml_reads_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
