@@ -165,18 +165,22 @@ static void parameters(struct w *w, const char *tmpl, const char *fixed_op)
         str(w, t->name);
         put(w, ":{\"description\":");
         struct r2m_buf d;
-        r2m_buf_init(&d, 4096);
+        r2m_buf_init(&d, 1 << 16);
+        int rd;
         if (t->text[0] == 'k')
-            r2m_buf_printf(&d, "The item's key (composite keys: the parts joined with ',' after "
-                               "percent-encoding '%%' and ',' in each part). %s",
-                           escaping);
+            rd = r2m_buf_printf(&d,
+                                "The item's key (composite keys: the parts joined with ',' after "
+                                "percent-encoding '%%' and ',' in each part). %s",
+                                escaping);
         else if (t->text[0] == 'o')
-            r2m_buf_puts(&d, "The operation.");
+            rd = r2m_buf_puts(&d, "The operation.");
         else
-            r2m_buf_printf(&d,
-                           "The value at JSON Pointer %.*s in the item or document (a string, "
-                           "number or boolean). %s",
-                           (int)t->n, t->text, escaping);
+            rd = r2m_buf_printf(&d,
+                                "The value at JSON Pointer %.*s in the item or document (a string, "
+                                "number or boolean). %s",
+                                (int)t->n, t->text, escaping);
+        if (rd)
+            w->r = w->r ? w->r : rd;
         str(w, d.data ? d.data : "");
         r2m_buf_free(&d);
         if (t->text[0] == 'o') /* state and document channels have it fixed */

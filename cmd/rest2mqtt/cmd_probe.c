@@ -311,9 +311,8 @@ static int secret_header(const char *name)
     /* header and query parameter names; "pass", "pwd", "sig" and "jwt"
      * catch passwd=, sig= (SAS URLs) and friends: hiding too much only
      * asks for one more variable */
-    static const char *const words[] = {"auth",    "token", "key", "secret", "cookie",
-                                        "session", "pass",  "pwd", "sig",    "jwt",
-                                        "credential"};
+    static const char *const words[] = {"auth", "token", "key", "secret", "cookie",    "session",
+                                        "pass", "pwd",   "sig", "jwt",    "credential"};
     char low[128];
     size_t n = 0;
     for (; name[n] && n + 1 < sizeof low; n++)

@@ -65,7 +65,7 @@ struct r2m_probe_result {
     char page_ptr[R2M_PROBE_PTR_MAX];
     char page_param[64];
     char page_foreign[R2M_PROBE_PTR_MAX]; /* a next page on this other origin: no paginate */
-    int etag, last_modified; /* samples that carried them */
+    int etag, last_modified;              /* samples that carried them */
 };
 
 /* Analyses n (1..R2M_PROBE_MAX_SAMPLES) samples of one endpoint into *out.

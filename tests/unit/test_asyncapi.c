@@ -212,6 +212,19 @@ static void yaml_form(void **state)
     r2m_json_doc_free(jd);
 }
 
+static const char hostile_text[] = "mqtt:\n"
+                                   "  url: \"mqtts://bridge:p@ss/w?rd#x@broker.example:8883\"\n"
+                                   "endpoints:\n"
+                                   "  - name: x\n"
+                                   "    url: http://127.0.0.1:1/x\n"
+                                   "    topic: \"{prefix}/{/a_b}/{/a/b}/{/a~1b}/{/a}/{/a}\"\n"
+                                   "    state_topic: \"{prefix}/x/{op}\"\n"
+                                   "  - name: x-state\n"
+                                   "    url: http://127.0.0.1:1/y\n"
+                                   "    items: /data\n"
+                                   "    key: /id\n"
+                                   "    topic: \"{prefix}/{key}/{op}/{key}\"\n";
+
 /* A config an operator could write that the generator got wrong: a
  * password with '@' and '/' in mqtt.url, pointers that map to one
  * parameter name, a placeholder used twice, {op} in a state topic (always
@@ -220,21 +233,10 @@ static void yaml_form(void **state)
 static void hostile_config(void **state)
 {
     (void)state;
-    static const char text[] = "mqtt:\n"
-                               "  url: \"mqtts://bridge:p@ss/w?rd#x@broker.example:8883\"\n"
-                               "endpoints:\n"
-                               "  - name: x\n"
-                               "    url: http://127.0.0.1:1/x\n"
-                               "    topic: \"{prefix}/{/a_b}/{/a/b}/{/a~1b}/{/a}/{/a}\"\n"
-                               "    state_topic: \"{prefix}/x/{op}\"\n"
-                               "  - name: x-state\n"
-                               "    url: http://127.0.0.1:1/y\n"
-                               "    items: /data\n"
-                               "    key: /id\n"
-                               "    topic: \"{prefix}/{key}/{op}/{key}\"\n";
     struct doc d = {0};
     struct r2m_diag diag = {0};
-    assert_int_equal(r2m_config_parse("h.yaml", text, strlen(text), &d.cfg, &diag), 0);
+    assert_int_equal(r2m_config_parse("h.yaml", hostile_text, strlen(hostile_text), &d.cfg, &diag),
+                     0);
     r2m_diag_free(&diag);
     r2m_buf_init(&d.text, 1 << 22);
     assert_int_equal(r2m_asyncapi_json(d.cfg, &d.text), 0);
@@ -262,22 +264,23 @@ static void hostile_config(void **state)
     r2m_config_free(d.cfg);
 }
 
+static const char unsafe_text[] = "mqtt:\n"
+                                  "  client_id: \"c\\u2028x\\x7f\\\"y\"\n"
+                                  "  topic_prefix: \"p\\u0085q\"\n"
+                                  "instance: \"i\\u2029j\"\n"
+                                  "endpoints:\n"
+                                  "  - name: x\n"
+                                  "    url: http://127.0.0.1:1/x\n";
+
 /* The YAML form reads back (libyaml, as PyYAML and most tools) as the
  * JSON form says, also for strings holding what YAML folds (U+2028, NEL)
  * or refuses (DEL): a client id, topic prefix or instance may. */
 static void yaml_reads_back(void **state)
 {
     (void)state;
-    static const char text[] = "mqtt:\n"
-                               "  client_id: \"c\\u2028x\\x7f\\\"y\"\n"
-                               "  topic_prefix: \"p\\u0085q\"\n"
-                               "instance: \"i\\u2029j\"\n"
-                               "endpoints:\n"
-                               "  - name: x\n"
-                               "    url: http://127.0.0.1:1/x\n";
     struct r2m_config *cfg = NULL;
     struct r2m_diag diag = {0};
-    assert_int_equal(r2m_config_parse("u.yaml", text, strlen(text), &cfg, &diag), 0);
+    assert_int_equal(r2m_config_parse("u.yaml", unsafe_text, strlen(unsafe_text), &cfg, &diag), 0);
     r2m_diag_free(&diag);
     struct r2m_buf y;
     r2m_buf_init(&y, 1 << 22);
@@ -295,7 +298,8 @@ static void yaml_reads_back(void **state)
         n = r2m_yamltree_find(n, path[i]);
     assert_non_null(n);
     assert_string_equal(n->text, "c\xe2\x80\xa8x\x7f\"y");
-    n = r2m_yamltree_find(r2m_yamltree_find(r2m_yamltree_find(root, "channels"), "ep-x"), "address");
+    n = r2m_yamltree_find(r2m_yamltree_find(r2m_yamltree_find(root, "channels"), "ep-x"),
+                          "address");
     assert_non_null(n);
     assert_string_equal(n->text, "p\xc2\x85q/x");
     r2m_yamltree_free(root);

@@ -241,8 +241,9 @@ static void names(void **state)
 static void key_string_and_number_collide(void **state)
 {
     (void)state;
-    const char *t[] = {"[{\"id\":1,\"sku\":\"a\"},{\"id\":\"1\",\"sku\":\"b\"},{\"id\":2,\"sku\":\"c\"}]",
-                       "[{\"id\":1,\"sku\":\"a\"},{\"id\":\"1\",\"sku\":\"b\"},{\"id\":2,\"sku\":\"c\"}]"};
+    const char *t[] = {
+        "[{\"id\":1,\"sku\":\"a\"},{\"id\":\"1\",\"sku\":\"b\"},{\"id\":2,\"sku\":\"c\"}]",
+        "[{\"id\":1,\"sku\":\"a\"},{\"id\":\"1\",\"sku\":\"b\"},{\"id\":2,\"sku\":\"c\"}]"};
     struct run *r = analyse(t, 2, NULL);
     assert_true(r->res.collection);
     assert_int_equal(r->res.n_key, 1);
@@ -259,7 +260,8 @@ static int paginate_at(const char *url, const char *link, const char *body)
     assert_non_null(r);
     char err[256];
     assert_int_equal(r2m_json_doc_new(&r->doc[0], NULL), 0);
-    assert_int_equal(r2m_json_parse(r->doc[0], body, strlen(body), &r->s[0].root, err, sizeof err), 0);
+    assert_int_equal(r2m_json_parse(r->doc[0], body, strlen(body), &r->s[0].root, err, sizeof err),
+                     0);
     r->s[0].url = url;
     r->s[0].link = link;
     assert_int_equal(r2m_probe_analyse(r->s, 1, &r->res, err, sizeof err), 0);
@@ -269,7 +271,8 @@ static int paginate_at(const char *url, const char *link, const char *body)
         r2m_buf_init(&b, 1 << 20);
         struct r2m_probe_request q = {.name = "p", .url = url};
         assert_int_equal(r2m_probe_render(&r->res, &q, &b), 0);
-        assert_non_null(strstr(b.data, "the next page is on another origin (http://evil.example:80)"));
+        assert_non_null(
+            strstr(b.data, "the next page is on another origin (http://evil.example:80)"));
         r2m_buf_free(&b);
     }
     run_free(r);
@@ -287,9 +290,10 @@ static void pagination_other_origin(void **state)
     assert_int_equal(paginate_at(base, "<x?p=2>; rel=\"next\"", list), R2M_PROBE_PAGE_LINK);
     assert_int_equal(paginate_at(base, "<HTTP://127.0.0.1:8080/x?p=2>; rel=\"next\"", list),
                      R2M_PROBE_PAGE_LINK);
-    assert_int_equal(paginate_at(base, NULL,
-                                 "{\"data\":[{\"id\":1},{\"id\":2}],\"next\":\"http://evil.example/2\"}"),
-                     0);
+    assert_int_equal(
+        paginate_at(base, NULL,
+                    "{\"data\":[{\"id\":1},{\"id\":2}],\"next\":\"http://evil.example/2\"}"),
+        0);
     assert_int_equal(paginate_at("http://h/x", NULL,
                                  "{\"data\":[{\"id\":1},{\"id\":2}],\"next\":\"http://h:80/2\"}"),
                      R2M_PROBE_PAGE_NEXT);
@@ -300,13 +304,43 @@ static void pagination_other_origin(void **state)
 /* Member names and strings an API may send that YAML or JSON Pointer treat
  * specially: separators, indicators, booleans, ${, line and paragraph
  * separators (YAML line breaks), DEL, C1 controls, U+FFFE, astral. */
-static const char *const hostile[] = {
-    "id",     "Id",       "_id",        "name",         "a/b",          "~",
-    "~1",     "*",        "",           "x: y",         "#c",           "yes",
-    "no",     "null",     "&a",         "*x",           "\xc3\xbcn\xc3\xaf", "a\xe2\x80\xa8" "b",
-    "c\xe2\x80\xa9", "\x7f", "n\xc2\x85", "\xc2\x9f", "${env:X}", "$",
-    " ",      "\"",       "\\",         "next",         "nextUrl",      "next_cursor",
-    "a\tb",   "\xef\xbf\xbe", "\xf0\x9f\x98\x80", "seenAt", "- x", "? y"};
+static const char *const hostile[] = {"id",
+                                      "Id",
+                                      "_id",
+                                      "name",
+                                      "a/b",
+                                      "~",
+                                      "~1",
+                                      "*",
+                                      "",
+                                      "x: y",
+                                      "#c",
+                                      "yes",
+                                      "no",
+                                      "null",
+                                      "&a",
+                                      "*x",
+                                      "\xc3\xbcn\xc3\xaf",
+                                      "a\xe2\x80\xa8"
+                                      "b",
+                                      "c\xe2\x80\xa9",
+                                      "\x7f",
+                                      "n\xc2\x85",
+                                      "\xc2\x9f",
+                                      "${env:X}",
+                                      "$",
+                                      " ",
+                                      "\"",
+                                      "\\",
+                                      "next",
+                                      "nextUrl",
+                                      "next_cursor",
+                                      "a\tb",
+                                      "\xef\xbf\xbe",
+                                      "\xf0\x9f\x98\x80",
+                                      "seenAt",
+                                      "- x",
+                                      "? y"};
 #define N_HOSTILE (sizeof hostile / sizeof *hostile)
 
 static unsigned rnd(unsigned *seed)
@@ -400,7 +434,8 @@ static void check_generated(unsigned seed0)
     struct run *r = analyse((const char *const *)texts, 3, NULL);
     /* the URL (and so the comment naming it) may hold what YAML breaks on */
     struct r2m_probe_request q = {.name = "gen",
-                                  .url = "file:///tmp/a\xe2\x80\xa8" "b\x7f.json",
+                                  .url = "file:///tmp/a\xe2\x80\xa8"
+                                         "b\x7f.json",
                                   .comment = "  # rest2mqtt probe: GET file:///tmp/a\xe2\x80\xa8"
                                              "  url: x\xc2\x85y\n"};
     struct r2m_buf y;
