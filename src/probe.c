@@ -748,10 +748,23 @@ static int put_comment_text(struct r2m_buf *b, const char *s)
     return r;
 }
 
+/* Whether a name ([a-z0-9_-]) reads as something else than text when
+ * plain: "null" is no value to the config, and YAML 1.1 tools read
+ * booleans and numbers. */
+static int name_needs_quotes(const char *n)
+{
+    static const char *const words[] = {"null", "true", "false", "yes", "no",
+                                        "on",   "off",  "y",     "n"};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (!strcmp(n, words[i]))
+            return 1;
+    return !isalpha((unsigned char)n[0]);
+}
+
 static int render_request(const struct r2m_probe_request *q, struct r2m_buf *b)
 {
     int r = r2m_buf_puts(b, "  - name: ");
-    r = r ? r : r2m_buf_puts(b, q->name);
+    r = r ? r : name_needs_quotes(q->name) ? put_given(b, q->name) : r2m_buf_puts(b, q->name);
     r = r ? r : r2m_buf_puts(b, "\n    url: ");
     r = r ? r : put_given(b, q->url);
     if (!r && q->method && strcmp(q->method, "GET")) {
@@ -761,6 +774,10 @@ static int render_request(const struct r2m_probe_request *q, struct r2m_buf *b)
         r = r2m_buf_puts(b, "\n    body: ");
         r = r ? r : put_given(b, q->body);
     }
+    if (!r && q->timeout_ms > 0)
+        r = r2m_buf_printf(b, "\n    timeout: %lldms", q->timeout_ms);
+    if (!r && q->max_body > 0)
+        r = r2m_buf_printf(b, "\n    max_body: %llu", q->max_body);
     if (!r && q->n_headers) {
         r = r2m_buf_puts(b, "\n    headers:");
         for (size_t i = 0; i < q->n_headers && !r; i++) {

@@ -34,6 +34,7 @@ struct probe_args {
     unsigned samples;
     int64_t every_ms, timeout_ms;
     uint64_t max_body;
+    int timeout_given, max_body_given; /* then the entry carries them too */
 };
 
 static void args_free(struct probe_args *a)
@@ -145,10 +146,12 @@ static int parse_args(int argc, char **argv, struct probe_args *a)
         case 'T':
             if (r2m_units_duration(optarg, c == 'E' ? &a->every_ms : &a->timeout_ms))
                 return usage("--every and --timeout take a duration such as 2s or 500ms");
+            a->timeout_given |= c == 'T';
             break;
         case 'M':
             if (r2m_units_size(optarg, &a->max_body))
                 return usage("--max-body takes a size such as 32MiB");
+            a->max_body_given = 1;
             break;
         case 'H': {
             const char *colon = strchr(optarg, ':');
@@ -591,6 +594,8 @@ static int run_probe(const struct probe_args *a, const struct r2m_endpoint_cfg *
         .auth = sh.auth,
         .n_auth = a->n_auth,
         .comment = sh.comment.data,
+        .timeout_ms = a->timeout_given ? (long long)a->timeout_ms : 0,
+        .max_body = a->max_body_given ? (unsigned long long)a->max_body : 0,
     };
     if (r2m_probe_render(res, &req, &out)) {
         fprintf(stderr, "rest2mqtt probe: the entry is too large to print\n");

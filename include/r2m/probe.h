@@ -88,7 +88,9 @@ struct r2m_probe_request {
     size_t n_headers;
     const char *const *auth; /* key/value pairs of the auth mapping, or NULL */
     size_t n_auth;
-    const char *comment; /* extra comment lines (each starting "# "), or NULL */
+    const char *comment;         /* extra comment lines (each starting "# "), or NULL */
+    long long timeout_ms;        /* > 0: written (the probe needed it, so will the bridge) */
+    unsigned long long max_body; /* > 0: written */
 };
 
 /* Appends the commented YAML entry (a list item indented by two spaces, to

@@ -312,6 +312,11 @@ def probe_hostile_answers_and_careless_secrets(t):
           in out and "bob:${env:Q_URL_PASSWORD}@" in out, "query secrets as references: %s", out)
     check_entry(t, out, "q", env={"Q_API_KEY": "k", "Q_ACCESS_TOKEN": "a", "Q_URL_PASSWORD": "p",
                                   "PROBE_SIG": "s", "Q_PASSWD": "d"})
+    # what the probe needed to get an answer, the bridge needs too
+    out, _ = probe(t, api.url("/q"), "--samples", "1", "--timeout", "3s", "--max-body", "2MiB")
+    check(entry_value(out, "timeout") == "3000ms" and entry_value(out, "max_body") == "2097152",
+          "--timeout and --max-body go into the entry: %s", out)
+    check_entry(t, out, "limits")
     # -n is the name, never more YAML
     probe(t, api.url("/q"), "--samples", "1", "-n", "x\n    redirects: any", expect=1)
     _, err = probe(t, api.url("/q"), "--samples", "1", "-n", "n" * 65, expect=1)

@@ -437,7 +437,9 @@ static void check_generated(unsigned seed0)
                                   .url = "file:///tmp/a\xe2\x80\xa8"
                                          "b\x7f.json",
                                   .comment = "  # rest2mqtt probe: GET file:///tmp/a\xe2\x80\xa8"
-                                             "  url: x\xc2\x85y\n"};
+                                             "  url: x\xc2\x85y\n",
+                                  .timeout_ms = 1500,
+                                  .max_body = 1048576};
     struct r2m_buf y;
     r2m_buf_init(&y, 1 << 22);
     assert_int_equal(r2m_buf_puts(&y, "endpoints:\n"), 0);
@@ -452,6 +454,7 @@ static void check_generated(unsigned seed0)
     ok = ok && e->n_key == (r->res.collection ? r->res.n_key : 0);
     for (size_t i = 0; ok && i < e->n_key; i++)
         ok = same_str(e->key[i], r->res.key[i]);
+    ok = ok && e->timeout_ms == 1500 && e->max_body == 1048576; /* what the probe needed */
     ok = ok && e->n_ignore == r->res.n_vol;
     for (size_t i = 0; ok && i < e->n_ignore; i++)
         ok = same_str(e->ignore[i], r->res.vol[i].pattern);
@@ -470,6 +473,25 @@ static void check_generated(unsigned seed0)
 static void generated_entries_pass_check(void **state)
 {
     (void)state;
+    /* a name from the URL ("http://h/null") the config must read as a name */
+    static const char *const names[] = {"null", "no", "1e3", "-x", "ok"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        struct r2m_probe_result res = {.n_samples = 1};
+        struct r2m_probe_request q = {.name = names[i], .url = "http://h/x"};
+        struct r2m_buf y;
+        r2m_buf_init(&y, 1 << 16);
+        assert_int_equal(r2m_buf_puts(&y, "endpoints:\n"), 0);
+        assert_int_equal(r2m_probe_render(&res, &q, &y), 0);
+        struct r2m_config *cfg = NULL;
+        struct r2m_diag diag = {0};
+        if (r2m_config_parse("probe entry", y.data, y.len, &cfg, &diag))
+            fail_msg("name %s: entry refused (%s):\n%s", names[i], diag.n ? diag.lines[0] : "?",
+                     y.data);
+        assert_string_equal(cfg->endpoints[0].name, names[i]);
+        r2m_config_free(cfg);
+        r2m_diag_free(&diag);
+        r2m_buf_free(&y);
+    }
     for (unsigned seed = 1; seed <= 30000; seed++)
         check_generated(seed);
 }
