@@ -346,6 +346,13 @@ static void server(struct w *w, const struct r2m_config *cfg)
     str(w, h);
     putf(w, ",\"protocol\":\"%s\",\"protocolVersion\":\"%s\",", proto,
          cfg->mqtt.version == 5 ? "5" : "3.1.1");
+    size_t pl = strcspn(host + hl, "?#"); /* a WebSocket broker's path ("/mqtt") */
+    if (proto[0] == 'w' && pl > 1) {
+        snprintf(h, sizeof h, "%.*s", (int)pl, host + hl);
+        put(w, "\"pathname\":");
+        str(w, h);
+        put(w, ",");
+    }
     put(w, "\"description\":\"The broker rest2mqtt publishes to (mqtt.url).\",");
     put(w, "\"bindings\":{\"mqtt\":{\"clientId\":");
     str(w, cfg->mqtt.client_id);

@@ -213,7 +213,7 @@ def asyncapi_examples_parse(t):
     # that map to one parameter name, a placeholder twice, {op} in a state
     # topic, an endpoint named like another's state channel
     hostile = t.write("hostile.yaml", (
-        'mqtt:\n  url: "mqtts://bridge:pw@s3/cr#3t@127.0.0.1:8883"\n  status_topic: "{prefix}/st"\n'
+        'mqtt:\n  url: "wss://bridge:pw@s3/cr#3t@127.0.0.1:8883/mqtt"\n  status_topic: "{prefix}/st"\n'
         'state:\n  path: %s\nendpoints:\n'
         '  - name: x\n    url: http://127.0.0.1:1/x\n'
         '    topic: "{prefix}/{/a_b}/{/a/b}/{/a~1b}/{/a~0b}/{/a}/{/a}"\n'

@@ -212,18 +212,19 @@ static void yaml_form(void **state)
     r2m_json_doc_free(jd);
 }
 
-static const char hostile_text[] = "mqtt:\n"
-                                   "  url: \"mqtts://bridge:p@ss/w?rd#x@broker.example:8883\"\n"
-                                   "endpoints:\n"
-                                   "  - name: x\n"
-                                   "    url: http://127.0.0.1:1/x\n"
-                                   "    topic: \"{prefix}/{/a_b}/{/a/b}/{/a~1b}/{/a}/{/a}\"\n"
-                                   "    state_topic: \"{prefix}/x/{op}\"\n"
-                                   "  - name: x-state\n"
-                                   "    url: http://127.0.0.1:1/y\n"
-                                   "    items: /data\n"
-                                   "    key: /id\n"
-                                   "    topic: \"{prefix}/{key}/{op}/{key}\"\n";
+static const char hostile_text[] =
+    "mqtt:\n"
+    "  url: \"wss://bridge:p@ss/w?rd#x@broker.example:8883/mqtt?q=1\"\n"
+    "endpoints:\n"
+    "  - name: x\n"
+    "    url: http://127.0.0.1:1/x\n"
+    "    topic: \"{prefix}/{/a_b}/{/a/b}/{/a~1b}/{/a}/{/a}\"\n"
+    "    state_topic: \"{prefix}/x/{op}\"\n"
+    "  - name: x-state\n"
+    "    url: http://127.0.0.1:1/y\n"
+    "    items: /data\n"
+    "    key: /id\n"
+    "    topic: \"{prefix}/{key}/{op}/{key}\"\n";
 
 /* A config an operator could write that the generator got wrong: a
  * password with '@' and '/' in mqtt.url, pointers that map to one
@@ -245,6 +246,7 @@ static void hostile_config(void **state)
     if (r2m_json_parse(d.jd, d.text.data, d.text.len, &d.root, err, sizeof err))
         fail_msg("not JSON: %s\n%s", err, d.text.data);
     assert_string_equal(str_at(&d, "/servers/broker/host"), "broker.example:8883");
+    assert_string_equal(str_at(&d, "/servers/broker/pathname"), "/mqtt"); /* ws needs it */
     assert_null(strstr(d.text.data, "ss/w"));
     assert_null(strstr(d.text.data, "rd#x"));
     assert_string_equal(str_at(&d, "/channels/ep-x/address"),
