@@ -611,7 +611,8 @@ static void find_page_member(const struct r2m_json *v, const char *path, const c
         }
         for (size_t k = 0; k < sizeof cursors / sizeof *cursors; k++)
             if (!strcmp(name, cursors[k].name) && !url_like(&m->value) &&
-                ((m->value.type == R2M_JSON_STRING && m->value.n) ||
+                ((m->value.type == R2M_JSON_STRING && m->value.n &&
+                  !memmem(m->value.u.str, m->value.n, "://", 3)) || /* ftp://..., no cursor */
                  m->value.type == R2M_JSON_NUMBER)) {
                 res->paginate = R2M_PROBE_PAGE_CURSOR;
                 snprintf(res->page_ptr, sizeof res->page_ptr, "%s", sub);

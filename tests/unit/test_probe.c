@@ -253,7 +253,8 @@ static void key_string_and_number_collide(void **state)
 
 /* The bridge follows next pages on the endpoint's origin only (a poll
  * with a foreign next page fails): such pagination is not proposed, and
- * the entry says why. Relative and same-origin links still are. */
+ * the entry says why. Relative and same-origin links still are. Returns
+ * the paginate kind, 0 when refused for its origin, -1 for none. */
 static int paginate_at(const char *url, const char *link, const char *body)
 {
     struct run *r = calloc(1, sizeof *r);
@@ -265,8 +266,8 @@ static int paginate_at(const char *url, const char *link, const char *body)
     r->s[0].url = url;
     r->s[0].link = link;
     assert_int_equal(r2m_probe_analyse(r->s, 1, &r->res, err, sizeof err), 0);
-    int p = r->res.paginate;
-    if (!p) {
+    int p = r->res.paginate ? r->res.paginate : r->res.page_foreign[0] ? 0 : -1;
+    if (!p) { /* refused for its origin: the entry says so */
         struct r2m_buf b;
         r2m_buf_init(&b, 1 << 20);
         struct r2m_probe_request q = {.name = "p", .url = url};
@@ -294,6 +295,9 @@ static void pagination_other_origin(void **state)
         paginate_at(base, NULL,
                     "{\"data\":[{\"id\":1},{\"id\":2}],\"next\":\"http://evil.example/2\"}"),
         0);
+    /* a next URL of another scheme is neither a page to follow nor a cursor */
+    assert_int_equal(
+        paginate_at(base, NULL, "{\"data\":[{\"id\":1},{\"id\":2}],\"next\":\"ftp://h/2\"}"), -1);
     assert_int_equal(paginate_at("http://h/x", NULL,
                                  "{\"data\":[{\"id\":1},{\"id\":2}],\"next\":\"http://h:80/2\"}"),
                      R2M_PROBE_PAGE_NEXT);
