@@ -125,6 +125,8 @@ int r2m_status_health(const struct r2m_status *s, struct r2m_buf *buf, int *http
 /* Longest string from the snapshot shown whole (URLs, errors); longer
  * ones are cut (a character cut in two becomes U+FFFD). */
 #define TEXT_MAX 4096
+/* Ceiling of the cleaned copy: each invalid byte becomes 3 (U+FFFD). */
+#define CLEAN_MAX (3 * TEXT_MAX)
 
 /* Copies s into t (reset first) with every invalid UTF-8 sequence replaced
  * by U+FFFD: an error message cut inside a character (a %.100s of an
@@ -359,7 +361,7 @@ int r2m_status_html(const struct r2m_status *s, unsigned refresh_s, struct r2m_b
 {
     struct out o = {buf, 0};
     struct r2m_buf t;
-    r2m_buf_init(&t, TEXT_MAX + 8);
+    r2m_buf_init(&t, CLEAN_MAX);
     put(&o, "%s", html_head);
     if (refresh_s)
         put(&o, "<meta http-equiv=\"refresh\" content=\"%u\">\n", refresh_s);
@@ -441,7 +443,7 @@ int r2m_status_json(const struct r2m_status *s, struct r2m_buf *buf)
 {
     struct out o = {buf, 0};
     struct r2m_buf t;
-    r2m_buf_init(&t, TEXT_MAX + 8);
+    r2m_buf_init(&t, CLEAN_MAX);
     put(&o, "{\"version\":");
     json_text(&o, &t, s->version ? s->version : "");
     json_time(&o, "now", s->now_wall);

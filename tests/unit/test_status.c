@@ -375,6 +375,15 @@ static void invalid_utf8_in_an_error_is_replaced(void **state)
     r2m_buf_reset(out);
     assert_int_equal(r2m_status_html(&s, 5, out), 0);
     offset_of(out->data, "item &quot;caf\xEF\xBF\xBD&quot; unreadable");
+    /* nothing but invalid bytes, longer than any error: still a page */
+    char junk[5000];
+    memset(junk, 0xFF, sizeof junk - 1);
+    junk[sizeof junk - 1] = '\0';
+    f->eps[1].last_error = junk;
+    r2m_buf_reset(out);
+    assert_int_equal(r2m_status_json(&s, out), 0);
+    assert_int_equal(r2m_json_parse(doc, out->data, out->len, &root, NULL, 0), 0);
+    assert_int_equal(r2m_json_pointer(root, "/endpoints/0/last_error")->n, 3 * 4096);
     r2m_json_doc_free(doc);
 }
 
