@@ -193,7 +193,8 @@ static const char *rfc3339(int64_t ms, char out[32])
 }
 
 /* "250ms", "10s", "1m 30s", "2h 5m", "3d 4h": the two largest units. */
-static const char *duration(int64_t ms, char out[32])
+#define DURATION_LEN 48 /* two int64 numbers, units, a space */
+static const char *duration(int64_t ms, char out[DURATION_LEN])
 {
     static const struct {
         const char *unit;
@@ -203,9 +204,10 @@ static const char *duration(int64_t ms, char out[32])
         ms = 0;
     if (ms < 1000 || (ms < 60000 && ms % 1000)) {
         if (ms < 1000)
-            snprintf(out, 32, "%lldms", (long long)ms);
+            snprintf(out, DURATION_LEN, "%lldms", (long long)ms);
         else
-            snprintf(out, 32, "%lld.%llds", (long long)(ms / 1000), (long long)(ms % 1000 / 100));
+            snprintf(out, DURATION_LEN, "%lld.%llds", (long long)(ms / 1000),
+                     (long long)(ms % 1000 / 100));
         return out;
     }
     size_t i = 0;
@@ -213,10 +215,10 @@ static const char *duration(int64_t ms, char out[32])
         i++;
     int64_t a = ms / u[i].ms, rest = ms % u[i].ms;
     if (i + 1 < sizeof u / sizeof u[0] && rest / u[i + 1].ms)
-        snprintf(out, 32, "%lld%s %lld%s", (long long)a, u[i].unit, (long long)(rest / u[i + 1].ms),
-                 u[i + 1].unit);
+        snprintf(out, DURATION_LEN, "%lld%s %lld%s", (long long)a, u[i].unit,
+                 (long long)(rest / u[i + 1].ms), u[i + 1].unit);
     else
-        snprintf(out, 32, "%lld%s", (long long)a, u[i].unit);
+        snprintf(out, DURATION_LEN, "%lld%s", (long long)a, u[i].unit);
     return out;
 }
 
@@ -259,7 +261,7 @@ static size_t failing_count(const struct r2m_status *s)
 /* A <td> holding a point in time: absolute (UTC) and how long ago. */
 static void html_time(struct out *o, const struct r2m_status *s, const char *cls, int64_t ms)
 {
-    char ts[32], d[32];
+    char ts[32], d[DURATION_LEN];
     if (ms <= 0) {
         put(o, "<td class=\"%s none\">never</td>", cls);
         return;
@@ -293,7 +295,7 @@ static const char html_style[] =
 
 static void html_summary(struct out *o, struct r2m_buf *t, const struct r2m_status *s)
 {
-    char d[32], ts[32];
+    char d[DURATION_LEN], ts[32];
     put(o, "<h1>rest2mqtt ");
     html_text(o, t, s->version ? s->version : "");
     put(o, "</h1>\n<dl class=\"summary\">\n");
@@ -320,7 +322,7 @@ static void html_endpoint(struct out *o, struct r2m_buf *t, const struct r2m_sta
                           const struct r2m_status_endpoint *e, size_t nth)
 {
     (void)nth;
-    char d[32];
+    char d[DURATION_LEN];
     int bad = failing(e);
     put(o, "<tr class=\"%s\" data-endpoint=\"", bad ? "failing" : e->last_poll_wall ? "ok" : "new");
     html_text(o, t, e->name);
