@@ -221,8 +221,8 @@ struct sink {
 /* Stands in for the bridge's emit. The persist step (the SQLite
  * transaction that stores the snapshot and the outbox rows) is not run:
  * the budget covers the in-memory pipeline only. */
-static int count_emit(void *ctx, const struct r2m_batch *b, r2m_persist_fn *persist, void *pctx,
-                      char *err, size_t errlen)
+static int count_emit(void *ctx, const struct r2m_poller_batch *b, r2m_poller_persist_fn *persist,
+                      void *pctx, char *err, size_t errlen)
 {
     struct sink *s = ctx;
     (void)persist, (void)pctx, (void)err, (void)errlen;
@@ -230,7 +230,7 @@ static int count_emit(void *ctx, const struct r2m_batch *b, r2m_persist_fn *pers
     s->msgs += b->n;
     s->bytes += b->bytes.len;
     for (size_t i = 0; i < b->n; i++) {
-        const char *t = r2m_batch_topic(b, i);
+        const char *t = r2m_poller_batch_topic(b, i);
         size_t tl = b->msgs[i].topic_len;
         if (tl < 8 || memcmp(t + tl - 8, "/updated", 8) != 0)
             s->updated_only = 0;
@@ -243,7 +243,7 @@ struct rig {
     struct r2m_endpoint_cfg ep;
     char *keys[1];
     char *ignore[1];
-    struct r2m_poll_env env;
+    struct r2m_poller_env env;
     struct sink sink;
     void *state;
     char err[512];
@@ -271,8 +271,8 @@ static void rig_init(struct rig *r)
     r->cfg.mqtt.topic_prefix = "r2m";
     r->cfg.endpoints = &r->ep;
     r->cfg.n_endpoints = 1;
-    if (r2m_poll_env_init(&r->env, &r->cfg)) {
-        fprintf(stderr, "r2m_poll_env_init failed\n");
+    if (r2m_poller_env_init(&r->env, &r->cfg)) {
+        fprintf(stderr, "r2m_poller_env_init failed\n");
         exit(2);
     }
     r->env.emit = count_emit;
@@ -289,7 +289,7 @@ static void rig_init(struct rig *r)
 static void rig_free(struct rig *r)
 {
     r2m_poller_collection.destroy(r->state);
-    r2m_poll_env_cleanup(&r->env);
+    r2m_poller_env_cleanup(&r->env);
 }
 
 /* One poll; returns its wall time and checks the number of messages. */

@@ -10,7 +10,7 @@
  * CloudEvents "rest2mqtt.item.updated" event (before, after and a JSON Patch
  * of an order, the shape src/event.c renders) on rest2mqtt/orders/<key>/updated,
  * distinct per i, QoS 1, MQTT 5 with the content-type property the real
- * publisher adds, at most R2M_PUB_WINDOW (64) unacknowledged. Each path
+ * publisher adds, at most R2M_PUBLISH_WINDOW (64) unacknowledged. Each path
  * renders each message once as it produces it (about 1 us).
  *
  *   raw       a minimal MQTTAsync publisher written here: createWithOptions
@@ -19,14 +19,14 @@
  *             onSuccess5 (PUBACK) under a mutex. Rate: messages / time from the
  *             first send until the last PUBACK.
  *   outbox    the real modules, driven the way src/bridge.c drives them: one
- *             loop thread with epoll on r2m_pub_fd. A turn is epoll_wait,
- *             r2m_pub_dispatch, then the producer, then r2m_pub_dispatch and
+ *             loop thread with epoll on r2m_publish_fd. A turn is epoll_wait,
+ *             r2m_publish_dispatch, then the producer, then r2m_publish_dispatch and
  *             the ack flush. The producer commits events like emit_publish:
  *             r2m_store_begin, r2m_store_outbox_add per event,
- *             r2m_store_commit, then r2m_pub_enqueue of copies with the row
+ *             r2m_store_commit, then r2m_publish_enqueue of copies with the row
  *             ids. It commits B events per transaction (B=1: one event per
  *             poll, the common case; B=10) and keeps going while
- *             r2m_pub_pending < 4 windows. The ack callback collects ids, and
+ *             r2m_publish_pending < 4 windows. The ack callback collects ids, and
  *             the flush deletes them in one transaction per turn (like
  *             bridge.c on_ack / flush_acks). Rate: events / time from the
  *             first commit until every event is acknowledged AND deleted; the
@@ -34,7 +34,7 @@
  *             The real store, with state.sync normal (the default) and full.
  *   turn      (context) the outbox path on the real store with one event per
  *             poll, but the polls of a loop turn share one transaction, committed
- *             before the turn's r2m_pub_dispatch: group commit, as bridge.c
+ *             before the turn's r2m_publish_dispatch: group commit, as bridge.c
  *             could do it. "commits/event" shows what it amortises.
  *   sqlite    the same loop on a copy of the store's outbox code written
  *             here with sqlite3 directly: the same pragmas (EXCLUSIVE
@@ -96,7 +96,7 @@
 #include "r2m/store.h"
 
 #define SEED       UINT64_C(0x0b0c5eed7a11ce55)
-#define WINDOW     R2M_PUB_WINDOW
+#define WINDOW     R2M_PUBLISH_WINDOW
 #define TOP_UP     (4 * WINDOW) /* the producer runs while fewer are pending */
 #define MAX_QUEUED 100000       /* state.outbox_max's default */
 #define MAX_N      1000000u
@@ -453,14 +453,14 @@ static void sink_open(struct sink *s, int kind, const char *path)
     memset(s, 0, sizeof *s);
     if (kind == P_STORE || kind == P_STORE_NORMAL) {
         char err[512];
-        if (r2m_store_open(&s->store, path, err, sizeof err))
+        if (r2m_store_new(&(struct r2m_store_params){.path = path}, err, sizeof err, &s->store))
             die("%s", err);
         /* state.sync: normal (the default) or full, as the bridge sets it */
         if (r2m_store_set_sync(s->store, kind == P_STORE))
             die("%s: cannot set synchronous", path);
         return;
     }
-    /* the pragmas of r2m_store_open, except synchronous */
+    /* the pragmas of r2m_store_new, except synchronous */
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK)
         die("%s: cannot open", path);
@@ -486,7 +486,7 @@ static void sink_open(struct sink *s, int kind, const char *path)
 static void sink_close(struct sink *s)
 {
     if (s->store)
-        r2m_store_close(s->store);
+        r2m_store_free(s->store);
     for (int i = 0; i < S__N; i++)
         sqlite3_finalize(s->q[i]);
     if (s->db)
@@ -618,22 +618,22 @@ static void run_outbox(const struct path *pa, uint64_t n, double cut, struct out
     cfg.state.path = path;
     cfg.state.outbox_max = MAX_QUEUED;
 
-    struct r2m_pub *p;
-    if (r2m_pub_new(&p, &cfg, MAX_QUEUED))
-        die("r2m_pub_new failed");
+    struct r2m_publish *p;
+    if (r2m_publish_new(&cfg, MAX_QUEUED, &p))
+        die("r2m_publish_new failed");
     struct acks a = {.ids = NULL};
-    r2m_pub_on_ack(p, on_ack, &a);
+    r2m_publish_on_ack(p, on_ack, &a);
     int epfd = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event reg = {.events = EPOLLIN};
-    if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, r2m_pub_fd(p), &reg))
+    if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, r2m_publish_fd(p), &reg))
         die("epoll: %s", strerror(errno));
-    r2m_pub_connect(p, r2m_http_now_ms());
-    for (int i = 0; i < 500 && !r2m_pub_connected(p); i++) {
+    r2m_publish_connect(p, r2m_http_now_ms());
+    for (int i = 0; i < 500 && !r2m_publish_connected(p); i++) {
         struct epoll_event ev;
         epoll_wait(epfd, &ev, 1, 20);
-        r2m_pub_dispatch(p, r2m_http_now_ms());
+        r2m_publish_dispatch(p, r2m_http_now_ms());
     }
-    if (!r2m_pub_connected(p))
+    if (!r2m_publish_connected(p))
         die("outbox: cannot connect to %s", opt.mqtt_url);
 
     size_t most = pa->batch ? pa->batch : TOP_UP; /* events in one transaction */
@@ -645,17 +645,17 @@ static void run_outbox(const struct path *pa, uint64_t n, double cut, struct out
     double t0 = now_s(), progress = t0;
     while (a.deleted < n) {
         struct epoll_event e;
-        int produce = produced < n && r2m_pub_pending(p) < TOP_UP;
+        int produce = produced < n && r2m_publish_pending(p) < TOP_UP;
         epoll_wait(epfd, &e, 1, produce ? 0 : 1000);
-        r2m_pub_dispatch(p, r2m_http_now_ms());
+        r2m_publish_dispatch(p, r2m_http_now_ms());
         /* the polls of this turn: one emit_publish each (batch 0: all of
          * them in one transaction, committed before the turn's dispatch) */
-        while (produced < n && r2m_pub_pending(p) < TOP_UP) {
+        while (produced < n && r2m_publish_pending(p) < TOP_UP) {
             if (cut > 0 && now_s() - t0 >= cut) {
                 n = produced;
                 break;
             }
-            size_t b = pa->batch ? pa->batch : TOP_UP - r2m_pub_pending(p);
+            size_t b = pa->batch ? pa->batch : TOP_UP - r2m_publish_pending(p);
             if (b > n - produced)
                 b = (size_t)(n - produced);
             int r = sink_begin(&s);
@@ -674,13 +674,13 @@ static void run_outbox(const struct path *pa, uint64_t n, double cut, struct out
                 if (!t || !pl)
                     die("out of memory");
                 memcpy(pl, ev->payload, ev->len + 1);
-                if (r2m_pub_enqueue(p, t, pl, ev->len, 0, ids[k]))
-                    die("r2m_pub_enqueue refused a message");
+                if (r2m_publish_enqueue(p, t, pl, ev->len, 0, ids[k]))
+                    die("r2m_publish_enqueue refused a message");
             }
             produced += b;
         }
         /* end of the turn, as in bridge.c turn() */
-        r2m_pub_dispatch(p, r2m_http_now_ms());
+        r2m_publish_dispatch(p, r2m_http_now_ms());
         flush_acks(&a, &s);
         if (a.deleted != last_deleted) {
             last_deleted = a.deleted;
@@ -693,10 +693,10 @@ static void run_outbox(const struct path *pa, uint64_t n, double cut, struct out
     double t1 = now_s();
 
     int64_t left = sink_count(&s);
-    if (left != 0 || a.deleted != n || r2m_pub_acked(p) != n || r2m_pub_pending(p) != 0)
+    if (left != 0 || a.deleted != n || r2m_publish_acked(p) != n || r2m_publish_pending(p) != 0)
         die("outbox not drained: %" PRId64 " rows left, %" PRIu64 " deleted, %" PRIu64
             " acknowledged, %zu pending, %" PRIu64 " produced",
-            left, a.deleted, r2m_pub_acked(p), r2m_pub_pending(p), n);
+            left, a.deleted, r2m_publish_acked(p), r2m_publish_pending(p), n);
     res->done = n;
     res->rate = (double)n / (t1 - t0);
     res->commits_per_event = n ? (double)s.commits / (double)n : 0;
@@ -704,7 +704,7 @@ static void run_outbox(const struct path *pa, uint64_t n, double cut, struct out
     free(ids);
     free(evs);
     free(a.ids);
-    r2m_pub_free(p);
+    r2m_publish_free(p);
     close(epfd);
     sink_close(&s);
     remove_db();

@@ -155,17 +155,7 @@ static int entry_cmp(const void *a, const void *b, void *s)
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 64;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * elem);
-    if (!q)
-        return R2M_E_NOMEM;
-    *p = q;
-    *cap = n;
-    return 0;
+    return r2m_grow(p, cap, need, elem) ? R2M_E_NOMEM : 0;
 }
 
 /* cur's entry for a key, or NULL. Most APIs list their items in the same
@@ -378,12 +368,12 @@ static int item_record(struct coll_state *s, size_t i, struct r2m_json *item)
         return R2M_E_TOO_BIG;
     if ((r = r2m_buf_append(h, s->key.data, s->key.len + 1)) || (r = r2m_json_canonical(item, h)) ||
         (r = r2m_buf_putc(h, '\0')))
-        goto undo;
+        goto out;
     size_t item_off = off + s->key.len + 1;
     size_t item_len = h->len - 1 - item_off;
     if (item_len > UINT32_MAX) {
         r = R2M_E_TOO_BIG;
-        goto undo;
+        goto out;
     }
     struct entry e = {
         .off = (uint32_t)off,
@@ -401,18 +391,19 @@ static int item_record(struct coll_state *s, size_t i, struct r2m_json *item)
     s->next_bytes += record_size(&e);
     if (s->next_bytes > s->limit) {
         r = R2M_E_TOO_BIG;
-        goto undo;
+        goto out;
     }
     if ((r = grow((void **)&nx->e, &nx->cap, nx->n + 1, sizeof *nx->e)) ||
         (r = grow((void **)&s->match, &s->cap_match, nx->n + 1, sizeof *s->match)))
-        goto undo;
+        goto out;
     s->match[nx->n] = old ? (uint32_t)(old - s->cur.e) : NONE;
     nx->e[nx->n++] = e;
-    return 0;
-undo:
-    h->len = off;
-    if (h->data)
-        h->data[off] = '\0';
+out:
+    if (r) { /* the heap as it was */
+        h->len = off;
+        if (h->data)
+            h->data[off] = '\0';
+    }
     return r;
 }
 
@@ -525,7 +516,7 @@ static int finish_items(struct coll_state *s, const struct r2m_endpoint_cfg *cfg
 /* Adds one event (and its state message) to the batch. old/new may be NULL. */
 /* Queues the retained state message of one item: its canonical text, or an
  * empty message (text NULL) that clears the retained state of a deleted item. */
-static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poller_env *env,
                      struct r2m_topic_vars *tv, const char *text, size_t len, char *err,
                      size_t errlen)
 {
@@ -537,8 +528,8 @@ static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *en
                  cfg->state_topic, tv->key);
         return r;
     }
-    if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, text ? text : "",
-                           text ? len : 0, 1, R2M_EVENT_TYPE_NONE))) {
+    if ((r = r2m_poller_batch_add(&env->batch, env->topic.data, env->topic.len, text ? text : "",
+                                  text ? len : 0, 1, R2M_EVENT_TYPE_NONE))) {
         snprintf(err, errlen, "state messages of this poll exceed the batch limit");
         return r;
     }
@@ -546,7 +537,7 @@ static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *en
 }
 
 static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
-                     struct r2m_poll_env *env, const struct entry *old, const struct entry *nw,
+                     struct r2m_poller_env *env, const struct entry *old, const struct entry *nw,
                      char *err, size_t errlen)
 {
     const char *op = !old ? "created" : !nw ? "deleted" : "updated";
@@ -624,21 +615,20 @@ static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
                  cfg->topic, key);
         return r;
     }
-    if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
-                           env->event.len, 0, type)))
-        goto full;
+    if ((r = r2m_poller_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
+                                  env->event.len, 0, type))) {
+        snprintf(err, errlen, "events of this poll exceed the batch limit");
+        return r;
+    }
     if (!cfg->state_topic)
         return 0;
     return add_state(cfg, env, &tv, ev.after, ev.after_len, err, errlen);
-full:
-    snprintf(err, errlen, "events of this poll exceed the batch limit");
-    return r;
 }
 
 /* Queues the quiet baseline's retained state messages, so that a late
  * subscriber sees every item, not only those changed since the start. */
 static int add_baseline_states(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
-                               struct r2m_poll_env *env, char *err, size_t errlen)
+                               struct r2m_poller_env *env, char *err, size_t errlen)
 {
     /* the item's tree is needed only when the topic takes {/pointer}s */
     int needs_item = strstr(cfg->state_topic, "{/") != NULL;
@@ -794,7 +784,7 @@ static int inside_items(const char *items, const char *p)
  * parsed document (valid until the next parse of env->doc) without the
  * items; *n_items their number. */
 static int take_page(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
-                     struct r2m_poll_env *env, const char *body, size_t len,
+                     struct r2m_poller_env *env, const char *body, size_t len,
                      struct r2m_json **root_out, size_t *n_items, char *err, size_t errlen)
 {
     struct take t = {.s = s, .cfg = cfg, .base = s->next.n};
@@ -845,7 +835,7 @@ static int take_page(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
 
 /* Diffs s->next against s->cur, emits, and commits on success. */
 static int diff_and_emit(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
-                         struct r2m_poll_env *env, char *err, size_t errlen)
+                         struct r2m_poller_env *env, char *err, size_t errlen)
 {
     int r;
     s->cfg = cfg; /* a reload that keeps this endpoint frees the config we were created with */
@@ -853,7 +843,7 @@ static int diff_and_emit(struct coll_state *s, const struct r2m_endpoint_cfg *cf
         return r;
     r2m_json_doc_set_depth(env->prev_doc, cfg->max_depth);
     r2m_json_doc_set_depth(env->item_doc, cfg->max_depth);
-    r2m_batch_reset(&env->batch);
+    r2m_poller_batch_reset(&env->batch);
     s->n_changes = 0;
     s->baseline = !s->has;
     if (!s->has && !cfg->initial_emit && !env->emit_initial) {
@@ -908,7 +898,7 @@ static int diff_and_emit(struct coll_state *s, const struct r2m_endpoint_cfg *cf
     return 0;
 }
 
-static int coll_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+static int coll_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poller_env *env,
                         const char *body, size_t len, char *err, size_t errlen)
 {
     struct coll_state *s = state;
@@ -927,35 +917,7 @@ static int coll_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct 
     return r;
 }
 
-/* The next cursor or URL at ptr into *out: a string or a number. Missing,
- * null, false and "" end the list (*out = NULL). Anything else (an object
- * such as HAL's {"href": ...}, an array, true) cannot be read as a next
- * page: the poll fails rather than taking it for the last page, which
- * would read as the deletion of every item on the pages after it. */
-static int next_value(struct r2m_json *root, const char *ptr, const char **out, char *err,
-                      size_t errlen)
-{
-    struct r2m_json *v = r2m_json_pointer(root, ptr);
-    *out = NULL;
-    if (!v || v->type == R2M_JSON_NULL || v->type == R2M_JSON_FALSE)
-        return 0;
-    if (v->type == R2M_JSON_STRING && memchr(v->u.str, '\0', v->n)) {
-        /* as a C string it would name another page than the API did */
-        snprintf(err, errlen, "next page value at %s contains a NUL (\\u0000)", ptr);
-        return R2M_E_INVALID;
-    }
-    if (v->type == R2M_JSON_STRING || v->type == R2M_JSON_NUMBER) {
-        *out = v->n ? v->u.str : NULL;
-        return 0;
-    }
-    snprintf(err, errlen,
-             "next page value at %s is %s, not a string or a number (null, false or \"\" end "
-             "the list); pagination stops here, so nothing is taken as deleted",
-             ptr, type_name(v));
-    return R2M_E_INVALID;
-}
-
-static int coll_on_page(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+static int coll_on_page(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poller_env *env,
                         const char *body, size_t len, const struct r2m_page *pg,
                         struct r2m_page_next *next, char *err, size_t errlen)
 {
@@ -972,35 +934,11 @@ static int coll_on_page(void *state, const struct r2m_endpoint_cfg *cfg, struct 
         snprintf(err + k, errlen - k, " (page %u)", pg->index + 1);
         return r;
     }
-    const char *v = NULL;
-    switch (cfg->paginate.kind) {
-    case R2M_PAGE_LINK:
-        return r2m_page_link(pg, next, err, errlen);
-    case R2M_PAGE_NEXT:
-    case R2M_PAGE_CURSOR:
-        if ((r = next_value(root, cfg->paginate.pointer, &v, err, errlen))) {
-            size_t k = strlen(err);
-            snprintf(err + k, errlen - k, " (page %u)", pg->index + 1);
-            return r;
-        }
-        if (!v)
-            return 0;
-        if (cfg->paginate.kind == R2M_PAGE_NEXT)
-            return r2m_page_resolve(pg->url, v, next, err, errlen);
-        return r2m_page_param(cfg->url, cfg->paginate.param, v, next, err, errlen);
-    case R2M_PAGE_NUMBER: {
-        if (n == 0)
-            return 0; /* an empty page ends the list */
-        char num[24];
-        snprintf(num, sizeof num, "%lld", (long long)(cfg->paginate.start + pg->index + 1));
-        return r2m_page_param(cfg->url, cfg->paginate.param, num, next, err, errlen);
-    }
-    }
-    return 0;
+    return r2m_page_next_url(cfg, pg, root, n, next, err, errlen);
 }
 
 static int coll_on_pages_done(void *state, const struct r2m_endpoint_cfg *cfg,
-                              struct r2m_poll_env *env, char *err, size_t errlen)
+                              struct r2m_poller_env *env, char *err, size_t errlen)
 {
     return diff_and_emit(state, cfg, env, err, errlen);
 }

@@ -87,7 +87,7 @@ static int doc_persist(void *pctx, struct r2m_store *store)
 }
 
 /* Queues the current document, retained, for subscribers that come later. */
-static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poller_env *env,
                      struct r2m_json *root, char *err, size_t errlen)
 {
     struct r2m_topic_vars tv = {
@@ -99,16 +99,16 @@ static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *en
                  cfg->state_topic);
         return r;
     }
-    if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->canon.data,
-                           env->canon.len, 1, R2M_EVENT_TYPE_NONE)))
+    if ((r = r2m_poller_batch_add(&env->batch, env->topic.data, env->topic.len, env->canon.data,
+                                  env->canon.len, 1, R2M_EVENT_TYPE_NONE)))
         snprintf(err, errlen, "state message too large for the batch: %s", r2m_strerror(r));
     return r;
 }
 
 /* Fills env->batch with the change event (and the retained state message). */
 static int build_event(struct doc_state *s, const struct r2m_endpoint_cfg *cfg,
-                       struct r2m_poll_env *env, struct r2m_json *root, struct r2m_fp fp, char *err,
-                       size_t errlen)
+                       struct r2m_poller_env *env, struct r2m_json *root, struct r2m_fp fp,
+                       char *err, size_t errlen)
 {
     struct r2m_json *before = NULL;
     int r;
@@ -160,23 +160,22 @@ static int build_event(struct doc_state *s, const struct r2m_endpoint_cfg *cfg,
                  cfg->topic);
         return r;
     }
-    if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
-                           env->event.len, 0, R2M_EVENT_DOCUMENT_CHANGED)))
-        goto too_big;
+    if ((r = r2m_poller_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
+                                  env->event.len, 0, R2M_EVENT_DOCUMENT_CHANGED))) {
+        snprintf(err, errlen, "event too large for the batch: %s", r2m_strerror(r));
+        return r;
+    }
     return cfg->state_topic ? add_state(cfg, env, root, err, errlen) : 0;
-too_big:
-    snprintf(err, errlen, "event too large for the batch: %s", r2m_strerror(r));
-    return r;
 }
 
 static int doc_accept(struct doc_state *s, const struct r2m_endpoint_cfg *cfg,
-                      struct r2m_poll_env *env, const char *body, size_t len, char *err,
+                      struct r2m_poller_env *env, const char *body, size_t len, char *err,
                       size_t errlen);
 
 /* The byte-identical body of the last accepted poll needs no parsing: the
  * cheapest unchanged poll. The hash is only kept after a poll succeeded, so
  * a refused emit or a failure is always looked at again. */
-static int doc_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+static int doc_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poller_env *env,
                        const char *body, size_t len, char *err, size_t errlen)
 {
     struct doc_state *s = state;
@@ -190,7 +189,7 @@ static int doc_on_body(void *state, const struct r2m_endpoint_cfg *cfg, struct r
 }
 
 static int doc_accept(struct doc_state *s, const struct r2m_endpoint_cfg *cfg,
-                      struct r2m_poll_env *env, const char *body, size_t len, char *err,
+                      struct r2m_poller_env *env, const char *body, size_t len, char *err,
                       size_t errlen)
 {
     struct r2m_json *root;
@@ -212,7 +211,7 @@ static int doc_accept(struct doc_state *s, const struct r2m_endpoint_cfg *cfg,
 
     /* quiet start: the first poll is a baseline, stored without events */
     int quiet = !s->has && !cfg->initial_emit && !env->emit_initial;
-    r2m_batch_reset(&env->batch);
+    r2m_poller_batch_reset(&env->batch);
     if (!quiet && (r = build_event(s, cfg, env, root, fp, err, errlen)))
         return r;
     if (quiet && cfg->state_topic && (r = add_state(cfg, env, root, err, errlen)))

@@ -1,5 +1,6 @@
-/* page.c - next-page URLs: the Link header (RFC 8288), resolving a reference
- * against its page, query parameters. */
+/* page.c - next-page URLs: the pagination styles of paginate: (Link header
+ * per RFC 8288, a next pointer in the body, a cursor, a page number),
+ * resolving a reference against its page, query parameters. */
 #include "r2m/page.h"
 
 #include <curl/curl.h>
@@ -10,6 +11,7 @@
 
 #include "r2m/error.h"
 #include "r2m/http.h"
+#include "r2m/json.h"
 
 /* ---- the Link header ---- */
 
@@ -210,8 +212,8 @@ static int link_next(const char *value, size_t len, const char **url, size_t *ur
     }
 }
 
-int r2m_link_next(const char *value, size_t len, const char **url, size_t *url_len, char *err,
-                  size_t errlen)
+int r2m_page_link_next(const char *value, size_t len, const char **url, size_t *url_len, char *err,
+                       size_t errlen)
 {
     *url = NULL;
     *url_len = 0;
@@ -244,7 +246,7 @@ int r2m_page_link(const struct r2m_page *pg, struct r2m_page_next *next, char *e
             break;
         const char *u;
         size_t ulen;
-        if ((r = r2m_link_next(v, strlen(v), &u, &ulen, why, sizeof why))) {
+        if ((r = r2m_page_link_next(v, strlen(v), &u, &ulen, why, sizeof why))) {
             page_name(pg, where, sizeof where);
             if (i > 0)
                 snprintf(err, errlen, "%s (field line %zu; %s)", why, i + 1, where);
@@ -372,6 +374,86 @@ out:
     return r;
 }
 
+/* ---- pagination styles ---- */
+
+void r2m_page_http_opts(const struct r2m_endpoint_cfg *cfg, struct r2m_http_opts *out)
+{
+    out->link_headers = cfg->paginate.kind == R2M_PAGE_LINK;
+    out->conditional = cfg->paginate.kind == R2M_PAGE_NONE;
+}
+
+int r2m_page_first(const struct r2m_endpoint_cfg *cfg, struct r2m_page_next *next, char *err,
+                   size_t errlen)
+{
+    next->url[0] = '\0';
+    if (cfg->paginate.kind != R2M_PAGE_NUMBER)
+        return 0;
+    char num[24];
+    snprintf(num, sizeof num, "%lld", (long long)cfg->paginate.start);
+    return r2m_page_param(cfg->url, cfg->paginate.param, num, next, err, errlen);
+}
+
+/* The next cursor or URL at ptr into *out: a string or a number. Missing,
+ * null, false and "" end the list (*out = NULL). Anything else (an object
+ * such as HAL's {"href": ...}, an array, true) cannot be read as a next
+ * page: the poll fails rather than taking it for the last page, which
+ * would read as the deletion of every item on the pages after it. */
+static int next_value(struct r2m_json *root, const char *ptr, unsigned index, const char **out,
+                      char *err, size_t errlen)
+{
+    struct r2m_json *v = root ? r2m_json_pointer(root, ptr) : NULL;
+    *out = NULL;
+    if (!v || v->type == R2M_JSON_NULL || v->type == R2M_JSON_FALSE)
+        return 0;
+    if (v->type == R2M_JSON_STRING && memchr(v->u.str, '\0', v->n)) {
+        /* as a C string it would name another page than the API did */
+        snprintf(err, errlen, "next page value at %s contains a NUL (\\u0000) (page %u)", ptr,
+                 index + 1);
+        return R2M_E_INVALID;
+    }
+    if (v->type == R2M_JSON_STRING || v->type == R2M_JSON_NUMBER) {
+        *out = v->n ? v->u.str : NULL;
+        return 0;
+    }
+    /* null, false, strings and numbers are handled above */
+    const char *what = v->type == R2M_JSON_OBJECT  ? "an object"
+                       : v->type == R2M_JSON_ARRAY ? "an array"
+                                                   : "true";
+    snprintf(err, errlen,
+             "next page value at %s is %s, not a string or a number (null, false or \"\" end "
+             "the list); pagination stops here, so nothing is taken as deleted (page %u)",
+             ptr, what, index + 1);
+    return R2M_E_INVALID;
+}
+
+int r2m_page_next_url(const struct r2m_endpoint_cfg *cfg, const struct r2m_page *pg,
+                      struct r2m_json *root, size_t n_items, struct r2m_page_next *next, char *err,
+                      size_t errlen)
+{
+    const char *v = NULL;
+    char num[24];
+    int r;
+    next->url[0] = '\0';
+    switch (cfg->paginate.kind) {
+    case R2M_PAGE_LINK:
+        return r2m_page_link(pg, next, err, errlen);
+    case R2M_PAGE_NEXT:
+    case R2M_PAGE_CURSOR:
+        if ((r = next_value(root, cfg->paginate.pointer, pg->index, &v, err, errlen)) || !v)
+            return r;
+        if (cfg->paginate.kind == R2M_PAGE_NEXT)
+            return r2m_page_resolve(pg->url, v, next, err, errlen);
+        return r2m_page_param(cfg->url, cfg->paginate.param, v, next, err, errlen);
+    case R2M_PAGE_NUMBER:
+        if (n_items == 0)
+            return 0; /* an empty page ends the list */
+        snprintf(num, sizeof num, "%lld", (long long)(cfg->paginate.start + pg->index + 1));
+        return r2m_page_param(cfg->url, cfg->paginate.param, num, next, err, errlen);
+    default:
+        return 0;
+    }
+}
+
 struct sink {
     char *out;
     size_t cap, n;
@@ -388,6 +470,16 @@ static void sink_put(struct sink *k, const char *p, size_t len)
     }
 }
 
+/* One part of a parsed URL (curl_free it), or NULL when the URL has none
+ * (or libcurl cannot say): a masked URL shows "?" or nothing there. */
+static char *url_part(CURLU *u, CURLUPart what)
+{
+    char *v = NULL;
+    if (curl_url_get(u, what, &v, 0) != CURLUE_OK)
+        return NULL;
+    return v;
+}
+
 void r2m_page_mask_url(const char *url, char *out, size_t outlen)
 {
     CURLU *u = curl_url();
@@ -398,11 +490,11 @@ void r2m_page_mask_url(const char *url, char *out, size_t outlen)
     snprintf(out, outlen, "?");
     if (!u || !url || curl_url_set(u, CURLUPART_URL, url, 0))
         goto out;
-    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-    curl_url_get(u, CURLUPART_HOST, &host, 0);
-    curl_url_get(u, CURLUPART_PORT, &port, 0);
-    curl_url_get(u, CURLUPART_PATH, &path, 0);
-    curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    scheme = url_part(u, CURLUPART_SCHEME);
+    host = url_part(u, CURLUPART_HOST);
+    port = url_part(u, CURLUPART_PORT);
+    path = url_part(u, CURLUPART_PATH);
+    query = url_part(u, CURLUPART_QUERY);
     const char *parts[] = {scheme ? scheme : "?", "://",
                            host ? host : "?",     port ? ":" : "",
                            port ? port : "",      path ? path : ""};

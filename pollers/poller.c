@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
+
 #include "r2m/error.h"
 #include "r2m/http.h"
 #include "r2m/log.h"
@@ -14,7 +17,7 @@ const struct r2m_poller_kind *r2m_poller_for(const struct r2m_endpoint_cfg *cfg)
     return cfg->items ? &r2m_poller_collection : &r2m_poller_document;
 }
 
-void r2m_poll_env_limits(struct r2m_poll_env *env, const struct r2m_config *cfg)
+void r2m_poller_env_limits(struct r2m_poller_env *env, const struct r2m_config *cfg)
 {
     uint64_t max = 0;
     for (size_t i = 0; i < cfg->n_endpoints; i++)
@@ -30,7 +33,7 @@ void r2m_poll_env_limits(struct r2m_poll_env *env, const struct r2m_config *cfg)
     env->batch.bytes.max = canon_max * 8;
 }
 
-int r2m_poll_env_init(struct r2m_poll_env *env, const struct r2m_config *cfg)
+int r2m_poller_env_init(struct r2m_poller_env *env, const struct r2m_config *cfg)
 {
     memset(env, 0, sizeof *env);
     env->cfg = cfg;
@@ -39,18 +42,18 @@ int r2m_poll_env_init(struct r2m_poll_env *env, const struct r2m_config *cfg)
     r2m_buf_init(&env->event, 0);
     r2m_buf_init(&env->topic, 65535);
     r2m_buf_init(&env->batch.bytes, 0);
-    r2m_poll_env_limits(env, cfg);
+    r2m_poller_env_limits(env, cfg);
     int r = r2m_json_doc_new(&env->doc, NULL);
     if (!r)
         r = r2m_json_doc_new(&env->prev_doc, NULL);
     if (!r)
         r = r2m_json_doc_new(&env->item_doc, NULL);
     if (r)
-        r2m_poll_env_cleanup(env);
+        r2m_poller_env_cleanup(env);
     return r;
 }
 
-void r2m_poll_env_cleanup(struct r2m_poll_env *env)
+void r2m_poller_env_cleanup(struct r2m_poller_env *env)
 {
     r2m_json_doc_free(env->doc);
     r2m_json_doc_free(env->prev_doc);
@@ -66,20 +69,21 @@ void r2m_poll_env_cleanup(struct r2m_poll_env *env)
     env->batch.n = env->batch.cap = 0;
 }
 
-void r2m_batch_reset(struct r2m_batch *b)
+void r2m_poller_batch_reset(struct r2m_poller_batch *b)
 {
     r2m_buf_reset(&b->bytes);
     b->n = 0;
 }
 
-int r2m_batch_add(struct r2m_batch *b, const char *topic, size_t topic_len, const char *payload,
-                  size_t payload_len, int retained, enum r2m_event_type type)
+int r2m_poller_batch_add(struct r2m_poller_batch *b, const char *topic, size_t topic_len,
+                         const char *payload, size_t payload_len, int retained,
+                         enum r2m_event_type type)
 {
     int r = r2m_grow(&b->msgs, &b->cap, b->n + 1, sizeof *b->msgs);
     if (r)
         return r;
     size_t mark = b->bytes.len;
-    struct r2m_batch_msg m = {
+    struct r2m_poller_batch_msg m = {
         .topic = mark, .topic_len = topic_len, .retained = retained, .type = type};
     r = r2m_buf_append(&b->bytes, topic, topic_len);
     if (!r)
@@ -98,21 +102,40 @@ int r2m_batch_add(struct r2m_batch *b, const char *topic, size_t topic_len, cons
     return 0;
 }
 
+/* Feeds "tag" "value" NUL to the hash; 0, or -1 when xxHash refuses. */
+static int settings_field(XXH3_state_t *st, const char *tag, const char *value)
+{
+    return XXH3_128bits_update(st, tag, strlen(tag)) == XXH_OK &&
+                   XXH3_128bits_update(st, value, strlen(value) + 1) == XXH_OK
+               ? 0
+               : -1;
+}
+
 struct r2m_fp r2m_poller_settings(const struct r2m_endpoint_cfg *cfg)
 {
-    struct r2m_buf b;
-    r2m_buf_init(&b, 1 << 20);
     /* NUL-separated, with a tag per field, so shifting text between fields
-     * changes the fingerprint */
-    r2m_buf_printf(&b, "v1%ckind=%s%c", 0, cfg->items ? "collection" : "document", 0);
-    if (cfg->items)
-        r2m_buf_printf(&b, "items=%s%c", cfg->items, 0);
-    for (size_t i = 0; i < cfg->n_key; i++)
-        r2m_buf_printf(&b, "key=%s%c", cfg->key[i], 0);
-    for (size_t i = 0; i < cfg->n_ignore; i++)
-        r2m_buf_printf(&b, "ignore=%s%c", cfg->ignore[i], 0);
-    struct r2m_fp fp = r2m_json_fingerprint(b.data ? b.data : "", b.len);
-    r2m_buf_free(&b);
+     * changes the fingerprint; hashed as it streams (the same value as
+     * r2m_json_fingerprint of the concatenation), so no buffer can run out */
+    XXH3_state_t st;
+    int r = XXH3_128bits_reset(&st) == XXH_OK ? 0 : -1;
+    if (!r)
+        r = settings_field(&st, "v1", "");
+    if (!r)
+        r = settings_field(&st, "kind=", cfg->items ? "collection" : "document");
+    if (!r && cfg->items)
+        r = settings_field(&st, "items=", cfg->items);
+    for (size_t i = 0; i < cfg->n_key && !r; i++)
+        r = settings_field(&st, "key=", cfg->key[i]);
+    for (size_t i = 0; i < cfg->n_ignore && !r; i++)
+        r = settings_field(&st, "ignore=", cfg->ignore[i]);
+    /* xxHash refuses only NULL arguments; were it to, {0, 0} matches no
+     * stored fingerprint: the endpoint re-baselines, it loses nothing */
+    struct r2m_fp fp = {0, 0};
+    if (!r) {
+        XXH128_hash_t h = XXH3_128bits_digest(&st);
+        fp.hi = h.high64;
+        fp.lo = h.low64;
+    }
     return fp;
 }
 

@@ -48,8 +48,8 @@ struct endpoint {
     /* OAuth2 client credentials: a second transfer fetches the token */
     struct r2m_oauth2 *oauth2;
     struct r2m_http_xfer *token_xfer;
-    int saved;              /* this poll committed to the store */
-    int validators_unsaved; /* new validators arrived with an unchanged body */
+    int saved;                     /* this poll committed to the store */
+    int validators_unsaved;        /* new validators arrived with an unchanged body */
     struct r2m_status_endpoint st; /* counters for /metrics (names filled on demand) */
     char last_error[256];          /* cause of the last failure, for /healthz */
     int64_t next_due;              /* monotonic ms of the next poll; 0: none */
@@ -61,7 +61,7 @@ struct endpoint {
     struct endpoint *park_next;
 };
 
-/* Requests in flight per origin (DESIGN.md invariant 9). Due polls of an
+/* Requests in flight per origin (README guarantee 8). Due polls of an
  * origin that may not start now wait in its queue, in due order, without
  * holding up polls of other origins. */
 struct origin {
@@ -76,15 +76,15 @@ struct r2m_bridge {
     int epfd, sigfd;
     struct r2m_sched *sched;
     struct r2m_http *http;
-    struct r2m_pub *pub;
+    struct r2m_publish *pub;
     struct r2m_store *store;
     struct r2m_outbox *outbox;
     struct endpoint *current; /* the endpoint whose poll is being committed */
     struct r2m_metrics *metrics;
-    struct r2m_histo http_seconds, publish_seconds;
+    struct r2m_metrics_histo http_seconds, publish_seconds;
     uint64_t events_by_type[R2M_EVENT_TYPES];
     int64_t started; /* monotonic ms of the start, for uptime */
-    struct r2m_poll_env env;
+    struct r2m_poller_env env;
     struct endpoint **eps; /* each allocated alone: transfers point at them */
     size_t n_eps;
     struct r2m_config *reloaded; /* the config of the last SIGHUP reload, owned */
@@ -113,10 +113,10 @@ static int64_t wall_ms(void)
 
 /* Counts committed events by the type their poller gave them; retained
  * state messages are not events. */
-static void count_events(struct r2m_bridge *b, struct endpoint *ep, const struct r2m_batch *batch)
+static void count_events(struct r2m_bridge *b, struct endpoint *ep, const struct r2m_poller_batch *batch)
 {
     for (size_t i = 0; i < batch->n; i++) {
-        const struct r2m_batch_msg *m = &batch->msgs[i];
+        const struct r2m_poller_batch_msg *m = &batch->msgs[i];
         if (m->retained)
             continue;
         b->events_by_type[m->type]++;
@@ -129,7 +129,7 @@ static void count_events(struct r2m_bridge *b, struct endpoint *ep, const struct
 }
 
 /* The poller's result goes to the transactional outbox (r2m/outbox.h). */
-static int emit_publish(void *ctx, const struct r2m_batch *batch, r2m_persist_fn *persist,
+static int emit_publish(void *ctx, const struct r2m_poller_batch *batch, r2m_poller_persist_fn *persist,
                         void *pctx, char *err, size_t errlen)
 {
     struct r2m_bridge *b = ctx;
@@ -152,7 +152,7 @@ static int emit_publish(void *ctx, const struct r2m_batch *batch, r2m_persist_fn
 static void on_ack(void *ctx, int64_t id, int64_t latency_ms)
 {
     struct r2m_bridge *b = ctx;
-    r2m_histo_observe(&b->publish_seconds, (double)latency_ms / 1000.0);
+    r2m_metrics_histo_observe(&b->publish_seconds, (double)latency_ms / 1000.0);
     r2m_outbox_on_ack(b->outbox, id);
 }
 
@@ -166,22 +166,21 @@ static void on_dead(void *ctx, int64_t id, const char *topic, const char *payloa
 /* The publisher, as the outbox sees it. */
 static size_t sink_room(void *ctx)
 {
-    return r2m_pub_room(ctx);
+    return r2m_publish_room(ctx);
 }
 
 static size_t sink_pending(void *ctx)
 {
-    return r2m_pub_pending(ctx);
+    return r2m_publish_pending(ctx);
 }
 
-static int sink_enqueue(void *ctx, char *topic, char *payload, size_t len, int retained,
-                        int64_t id)
+static int sink_enqueue(void *ctx, char *topic, char *payload, size_t len, int retained, int64_t id)
 {
-    return r2m_pub_enqueue(ctx, topic, payload, len, retained, id);
+    return r2m_publish_enqueue(ctx, topic, payload, len, retained, id);
 }
 
-static int emit_print(void *ctx, const struct r2m_batch *batch, r2m_persist_fn *persist, void *pctx,
-                      char *err, size_t errlen)
+static int emit_print(void *ctx, const struct r2m_poller_batch *batch,
+                      r2m_poller_persist_fn *persist, void *pctx, char *err, size_t errlen)
 {
     (void)ctx;
     (void)persist; /* `once` keeps no state */
@@ -191,7 +190,7 @@ static int emit_print(void *ctx, const struct r2m_batch *batch, r2m_persist_fn *
     for (size_t i = 0; i < batch->n; i++) {
         if (batch->msgs[i].retained)
             continue; /* state messages are for subscribers, not for reading */
-        fwrite(r2m_batch_payload(batch, i), 1, batch->msgs[i].payload_len, stdout);
+        fwrite(r2m_poller_batch_payload(batch, i), 1, batch->msgs[i].payload_len, stdout);
         fputc('\n', stdout);
     }
     fflush(stdout);
@@ -298,14 +297,12 @@ static void start_main(struct r2m_bridge *b, struct endpoint *ep, const char *ur
 {
     struct r2m_page_next first;
     char err[512];
-    if (!url && ep->cfg->paginate.kind == R2M_PAGE_NUMBER) {
-        char num[24];
-        snprintf(num, sizeof num, "%lld", (long long)ep->cfg->paginate.start);
-        if (r2m_page_param(ep->cfg->url, ep->cfg->paginate.param, num, &first, err, sizeof err)) {
+    if (!url) {
+        if (r2m_page_first(ep->cfg, &first, err, sizeof err)) {
             poll_end(b, ep, R2M_E_INVALID, err);
             return;
         }
-        url = first.url;
+        url = first.url[0] ? first.url : NULL;
     }
     if (r2m_http_start_url(ep->xfer, url))
         poll_end(b, ep, R2M_E_HTTP, "could not start the HTTP transfer");
@@ -357,7 +354,7 @@ static void http_done(void *owner, struct r2m_http_xfer *x, const struct r2m_htt
         token_done(b, ep, res);
         return;
     }
-    r2m_histo_observe(&b->http_seconds, res->total_s);
+    r2m_metrics_histo_observe(&b->http_seconds, res->total_s);
     if (res->result) {
         if (res->status == 401 && ep->oauth2 && r2m_oauth2_unauthorized(ep->oauth2)) {
             /* the token was revoked or expired early: fetch one, retry once */
@@ -523,17 +520,15 @@ static int snapshot_take(struct r2m_bridge *b, struct snapshot *m)
         e->interval_ms = ep->cfg->interval_ms;
         e->failures = ep->failures;
         e->last_error = ep->failures ? ep->last_error : "";
-        e->next_poll_in_ms = !ep->next_due       ? -1
-                             : ep->next_due < b->now ? 0
-                                                     : ep->next_due - b->now;
+        e->next_poll_in_ms = !ep->next_due ? -1 : ep->next_due < b->now ? 0 : ep->next_due - b->now;
     }
     for (size_t i = 0; i < n_dead; i++)
         m->dead[i] = (struct r2m_status_dead){dc[i].endpoint, dc[i].reason, dc[i].n};
     m->s = (struct r2m_status){.version = R2M_VERSION,
                                .now_wall = wall_ms(),
                                .uptime_ms = b->now - b->started,
-                               .broker_connected = r2m_pub_connected(b->pub),
-                               .outbox = r2m_pub_pending(b->pub),
+                               .broker_connected = r2m_publish_connected(b->pub),
+                               .outbox = r2m_publish_pending(b->pub),
                                .eps = m->eps,
                                .n_eps = b->n_eps,
                                .dead = m->dead,
@@ -727,12 +722,17 @@ static int endpoint_new(struct r2m_bridge *b, const struct r2m_endpoint_cfg *ec,
         ep->kind = NULL;
         goto fail;
     }
-    if ((r = r2m_http_xfer_new(b->http, &ep->xfer, ec, ep)))
+    struct r2m_http_opts ho;
+    r2m_page_http_opts(ec, &ho);
+    if ((r = r2m_http_xfer_new(b->http, ec, &ho, ep, &ep->xfer)))
         goto fail;
-    /* OAuth2: a second transfer of the same endpoint fetches the token */
+    /* OAuth2: a second transfer of the same endpoint fetches the token
+     * (one page, never conditional) */
+    struct r2m_http_opts token_ho = {0};
     if (ec->auth.type == R2M_AUTH_OAUTH2 &&
         ((r = r2m_oauth2_new(&ep->oauth2, ec)) ||
-         (r = r2m_http_xfer_new(b->http, &ep->token_xfer, r2m_oauth2_request(ep->oauth2), ep))))
+         (r = r2m_http_xfer_new(b->http, r2m_oauth2_request(ep->oauth2), &token_ho, ep,
+                                &ep->token_xfer))))
         goto fail;
     *out = ep;
     return 0;
@@ -772,7 +772,8 @@ static int setup_run(struct r2m_bridge *b, char *err, size_t errlen, int *err_se
     const struct r2m_config *cfg = b->cfg;
     int r;
     *err_set = 1;
-    if ((r = r2m_store_open(&b->store, cfg->state.path, err, errlen)))
+    if ((r = r2m_store_new(&(struct r2m_store_params){.path = cfg->state.path}, err, errlen,
+                           &b->store)))
         return r;
     if ((r = r2m_store_set_sync(b->store, cfg->state.sync_full))) {
         snprintf(err, errlen, "state file %s: cannot set state.sync", cfg->state.path);
@@ -780,7 +781,7 @@ static int setup_run(struct r2m_bridge *b, char *err, size_t errlen, int *err_se
     }
     b->env.epoch = r2m_store_epoch(b->store);
     *err_set = 0;
-    if ((r = r2m_pub_new(&b->pub, cfg, cfg->state.outbox_max)))
+    if ((r = r2m_publish_new(cfg, cfg->state.outbox_max, &b->pub)))
         return r;
     struct r2m_outbox_sink sink = {b->pub, sink_room, sink_pending, sink_enqueue};
     if ((r = r2m_outbox_new(&b->outbox, b->store, cfg->state.path, cfg->state.outbox_max, &sink)))
@@ -790,16 +791,15 @@ static int setup_run(struct r2m_bridge *b, char *err, size_t errlen, int *err_se
         r2m_log(R2M_LOG_WARN,
                 "TLS certificate verification is OFF for the broker (mqtt.tls.insecure)", "broker",
                 r2m_log_url(cfg->mqtt.url, shown, sizeof shown), NULL);
-    r2m_pub_on_ack(b->pub, on_ack, b);
-    r2m_pub_on_dead(b->pub, on_dead, b);
+    r2m_publish_on_ack(b->pub, on_ack, b);
+    r2m_publish_on_dead(b->pub, on_dead, b);
     *err_set = 1;
-    if (cfg->metrics.listen &&
-        (r = r2m_metrics_new(&b->metrics, cfg->metrics.listen, b->epfd, TAG_METRICS,
-                             metrics_handler, b, err, errlen)))
+    if (cfg->metrics.listen && (r = r2m_metrics_new(cfg->metrics.listen, b->epfd, TAG_METRICS,
+                                                    metrics_handler, b, &b->metrics, err, errlen)))
         return r;
     *err_set = 0;
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_PUB};
-    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, r2m_pub_fd(b->pub), &ev) < 0)
+    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, r2m_publish_fd(b->pub), &ev) < 0)
         return R2M_E_SYSTEM;
     b->env.emit = emit_publish;
     return 0;
@@ -862,8 +862,7 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
     b->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 40);
     b->started = r2m_http_now_ms();
     if ((r = setup_loop(b)) || (r = r2m_sched_new(&b->sched)) ||
-        (r = r2m_http_new(&b->http, b->epfd, http_done)) ||
-        (r = r2m_poll_env_init(&b->env, cfg)))
+        (r = r2m_http_new(b->epfd, http_done, &b->http)) || (r = r2m_poller_env_init(&b->env, cfg)))
         goto out;
     /* `once` keeps no state: its ids only need to be unique per run */
     b->env.epoch = b->rng ^ 0x5bd1e995u;
@@ -904,11 +903,11 @@ void r2m_bridge_free(struct r2m_bridge *b)
     r2m_config_free(b->reloaded);
     r2m_http_free(b->http);
     r2m_metrics_free(b->metrics);
-    r2m_pub_free(b->pub);
+    r2m_publish_free(b->pub);
     r2m_outbox_free(b->outbox);
-    r2m_store_close(b->store);
+    r2m_store_free(b->store);
     r2m_sched_free(b->sched);
-    r2m_poll_env_cleanup(&b->env);
+    r2m_poller_env_cleanup(&b->env);
     if (b->sigfd >= 0)
         close(b->sigfd);
     if (b->epfd >= 0)
@@ -1105,7 +1104,7 @@ static void reload(struct r2m_bridge *b)
         b->fatal = R2M_E_NOMEM;
         b->stopping = 1;
     }
-    r2m_poll_env_limits(&b->env, nc);
+    r2m_poller_env_limits(&b->env, nc);
     /* every endpoint now points into nc; the previous reload's config can go */
     r2m_config_free(b->reloaded);
     b->reloaded = nc;
@@ -1160,7 +1159,7 @@ static int wait_ms(struct r2m_bridge *b, int64_t extra_deadline)
     if (!b->stopping && r2m_http_active(b->http) < b->cfg->max_concurrent)
         deadline = min64(deadline, r2m_sched_next(b->sched));
     if (b->pub)
-        deadline = min64(deadline, r2m_pub_deadline(b->pub));
+        deadline = min64(deadline, r2m_publish_deadline(b->pub));
     b->now = r2m_http_now_ms();
     if (b->metrics) {
         int64_t t = r2m_metrics_timeout_ms(b->metrics);
@@ -1178,7 +1177,7 @@ static void dispatch(struct r2m_bridge *b, const struct epoll_event *evs, int n)
         if (tag == TAG_SIGNAL)
             on_signal(b);
         else if (tag == TAG_PUB)
-            r2m_pub_dispatch(b->pub, b->now);
+            r2m_publish_dispatch(b->pub, b->now);
         else if (tag == TAG_METRICS)
             r2m_metrics_run(b->metrics);
         else if (tag == R2M_HTTP_EPOLL_TAG)
@@ -1206,14 +1205,14 @@ static int turn(struct r2m_bridge *b, int64_t extra_deadline)
     }
     if (b->now >= r2m_http_deadline(b->http))
         r2m_http_on_timeout(b->http);
-    if (b->pub && b->now >= r2m_pub_deadline(b->pub))
-        r2m_pub_dispatch(b->pub, b->now);
+    if (b->pub && b->now >= r2m_publish_deadline(b->pub))
+        r2m_publish_dispatch(b->pub, b->now);
     if (b->metrics && r2m_metrics_timeout_ms(b->metrics) == 0)
         r2m_metrics_run(b->metrics);
     start_due(b);
     /* events emitted by this turn's polls go out now, not at the next wake-up */
     if (b->pub) {
-        r2m_pub_dispatch(b->pub, b->now);
+        r2m_publish_dispatch(b->pub, b->now);
         r2m_outbox_flush(b->outbox, wall_ms());
     }
     return 0;
@@ -1237,7 +1236,7 @@ int r2m_bridge_run(struct r2m_bridge *b)
         snprintf(n, sizeof n, "%zu", b->n_eps);
         r2m_log(R2M_LOG_INFO, "starting", "endpoints", n, "broker",
                 r2m_log_url(b->cfg->mqtt.url, (char[512]){0}, 512), NULL);
-        r2m_pub_connect(b->pub, b->now);
+        r2m_publish_connect(b->pub, b->now);
     }
 
     while (!b->stopping) {
@@ -1260,19 +1259,19 @@ int r2m_bridge_run(struct r2m_bridge *b)
     while (r2m_http_active(b->http) && b->now < http_end)
         if ((r = turn(b, http_end)))
             return r;
-    while (r2m_pub_pending(b->pub) && b->now < end)
+    while (r2m_publish_pending(b->pub) && b->now < end)
         if ((r = turn(b, end)))
             return r;
-    if (r2m_pub_pending(b->pub)) {
+    if (r2m_publish_pending(b->pub)) {
         char n[24];
-        snprintf(n, sizeof n, "%zu", r2m_pub_pending(b->pub));
+        snprintf(n, sizeof n, "%zu", r2m_publish_pending(b->pub));
         r2m_log(R2M_LOG_WARN,
                 "shutdown_timeout reached with events unacknowledged; they stay in the outbox "
                 "and are delivered after the next start",
                 "count", n, NULL);
     }
     int64_t left = end - b->now;
-    r2m_pub_goodbye(b->pub, left > 1000 ? left : 1000);
+    r2m_publish_goodbye(b->pub, left > 1000 ? left : 1000);
     r2m_outbox_flush(b->outbox, wall_ms());
     save_validators(b);
     r2m_log(R2M_LOG_INFO, "stopped", NULL);

@@ -72,6 +72,7 @@ struct r2m_http_xfer {
     char *body;                 /* POST body, our own copy (NULL: GET) */
     size_t body_len;            /* its length */
     char *token;                /* OAuth2 access token, or NULL */
+    struct r2m_http_opts opts;
     int too_big;
     int is_file;
     int conditional; /* validators were sent with this request */
@@ -170,6 +171,16 @@ static void undoom(struct r2m_http *h, CURL *easy)
         }
 }
 
+/* Takes a handle out of the multi; libcurl refuses only a handle it does
+ * not hold, which leaves nothing to undo. */
+static void multi_remove(struct r2m_http *h, CURL *easy)
+{
+    CURLMcode mc = curl_multi_remove_handle(h->multi, easy);
+    if (mc != CURLM_OK)
+        r2m_log(R2M_LOG_WARN, "libcurl refused to remove a transfer", "error",
+                curl_multi_strerror(mc), NULL);
+}
+
 int r2m_http_origin(const char *url, char *out, size_t outlen)
 {
     int r = R2M_E_INVALID;
@@ -195,7 +206,8 @@ int r2m_http_origin(const char *url, char *out, size_t outlen)
             goto out;
         break;
     }
-    curl_url_get(u, CURLUPART_ZONEID, &zone, 0);
+    if (curl_url_get(u, CURLUPART_ZONEID, &zone, 0) != CURLUE_OK)
+        zone = NULL; /* most hosts have none */
     if ((strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) || !*host)
         goto out;
     int n = snprintf(out, outlen, "%s://%s%s%s:%s", scheme, idn ? idn : host, zone ? "%25" : "",
@@ -275,7 +287,8 @@ static char *foreign_url(const struct r2m_http_xfer *x, const char *url)
         if (curl_url_set(u, CURLUPART_QUERY, k ? keep : NULL, 0))
             goto out;
     }
-    curl_url_get(u, CURLUPART_URL, &out, 0);
+    if (curl_url_get(u, CURLUPART_URL, &out, 0) != CURLUE_OK)
+        out = NULL;
 out:
     if (q)
         explicit_bzero(q, strlen(q));
@@ -299,7 +312,8 @@ static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *so
          * it from the set, ENOENT/EBADF); whatever the result, nothing
          * waits on a socket being removed, so no transfer is left hanging */
         (void)epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
-        curl_multi_assign(h->multi, fd, NULL);
+        /* refused only for an fd libcurl no longer knows: nothing to forget */
+        (void)curl_multi_assign(h->multi, fd, NULL);
         return 0;
     }
     ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
@@ -311,7 +325,9 @@ static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *so
         if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
             (errno != EEXIST || epoll_ctl(h->epfd, EPOLL_CTL_MOD, fd, &ev) < 0))
             return watch_failed(h, easy);
-        curl_multi_assign(h->multi, fd, h);
+        /* without the mark the next call ADDs again, and EEXIST turns
+         * that into the MOD it should have been */
+        (void)curl_multi_assign(h->multi, fd, h);
     }
     return 0;
 }
@@ -326,7 +342,7 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-int r2m_http_new(struct r2m_http **out, int epfd, r2m_http_done_fn *done)
+int r2m_http_new(int epfd, r2m_http_done_fn *done, struct r2m_http **out)
 {
     static int global_ok;
     if (!global_ok) {
@@ -345,12 +361,15 @@ int r2m_http_new(struct r2m_http **out, int epfd, r2m_http_done_fn *done)
     h->epfd = epfd;
     h->deadline = INT64_MAX;
     h->done = done;
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
     /* many endpoints on one legacy host: keep their connections */
-    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    if (curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, sock_cb) != CURLM_OK ||
+        curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h) != CURLM_OK ||
+        curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb) != CURLM_OK ||
+        curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h) != CURLM_OK ||
+        curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 1024L) != CURLM_OK) {
+        r2m_http_free(h);
+        return R2M_E_HTTP;
+    }
     *out = h;
     return 0;
 }
@@ -359,7 +378,8 @@ void r2m_http_free(struct r2m_http *h)
 {
     if (!h)
         return;
-    curl_multi_cleanup(h->multi);
+    /* refused only for a handle that is not a multi: nothing to undo */
+    (void)curl_multi_cleanup(h->multi);
     for (struct slot *sl = h->free_slots, *next; sl; sl = next) {
         next = sl->next;
         slot_free(sl);
@@ -405,7 +425,7 @@ static size_t header_cb(char *p, size_t size, size_t nitems, void *userp)
     struct r2m_http_xfer *x = userp;
     struct slot *sl = x->slot;
     size_t n = size * nitems;
-    if (!sl)
+    if (!sl || !x->opts.link_headers)
         return n;
     if (n >= 5 && !memcmp(p, "HTTP/", 5)) {
         links_reset(sl); /* a new response: a 1xx's fields are not the answer's */
@@ -482,14 +502,14 @@ static int build_headers(struct r2m_http_xfer *x)
         r = add_header(&list, "Authorization", "Bearer ", x->token);
     if (!r && cfg->auth.type == R2M_AUTH_HEADER)
         r = add_header(&list, cfg->auth.name, "", cfg->auth.value);
-    /* conditional GET; not for paginated endpoints: a 304 for page 1 says
-     * nothing about the other pages */
+    /* conditional GET, when the transfer's options allow it (not for
+     * paginated endpoints: a 304 for page 1 says nothing about the others) */
     x->conditional = 0;
-    if (!r && !cfg->paginate.kind && x->etag) {
+    if (!r && x->opts.conditional && x->etag) {
         r = add_header(&list, "If-None-Match", "", x->etag);
         x->conditional = 1;
     }
-    if (!r && !cfg->paginate.kind && x->last_modified) {
+    if (!r && x->opts.conditional && x->last_modified) {
         r = add_header(&list, "If-Modified-Since", "", x->last_modified);
         x->conditional = 1;
     }
@@ -540,8 +560,8 @@ static int has_param(const char *url, const char *name)
     return 0;
 }
 
-int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
-                      const struct r2m_endpoint_cfg *cfg, void *owner)
+int r2m_http_xfer_new(struct r2m_http *h, const struct r2m_endpoint_cfg *cfg,
+                      const struct r2m_http_opts *opts, void *owner, struct r2m_http_xfer **out)
 {
     int r = R2M_E_NOMEM;
     struct r2m_http_xfer *x = calloc(1, sizeof *x);
@@ -549,6 +569,7 @@ int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
         return R2M_E_NOMEM;
     x->h = h;
     x->cfg = cfg;
+    x->opts = *opts;
     x->owner = owner;
     x->is_file = strncasecmp(cfg->url, "file://", 7) == 0;
     x->url = cfg->auth.type == R2M_AUTH_QUERY
@@ -585,48 +606,71 @@ out:
     return r;
 }
 
-/* Sets every option of a request on a (reset) easy handle. */
-static void apply_options(struct r2m_http_xfer *x, CURL *e, const char *url)
+/* curl_easy_setopt unless an earlier one failed: *rc keeps the first
+ * failure, so a list of options is set in order and checked once. */
+#define SETOPT(rc, e, opt, val)                                                                    \
+    do {                                                                                           \
+        if (*(rc) == CURLE_OK)                                                                     \
+            *(rc) = curl_easy_setopt((e), (opt), (val));                                           \
+    } while (0)
+
+/* The options about credentials: none once the request left the origin. */
+static void apply_auth_options(const struct r2m_http_xfer *x, CURL *e, CURLcode *rc)
 {
     const struct r2m_endpoint_cfg *cfg = x->cfg;
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L); /* paho makes us multi-threaded */
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->slot->errbuf);
+    if (cfg->auth.type == R2M_AUTH_BASIC && !x->foreign) {
+        SETOPT(rc, e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        SETOPT(rc, e, CURLOPT_USERNAME, cfg->auth.username);
+        SETOPT(rc, e, CURLOPT_PASSWORD, cfg->auth.password);
+    }
+    if (cfg->tls.ca_file)
+        SETOPT(rc, e, CURLOPT_CAINFO, cfg->tls.ca_file);
+    /* a client certificate is a credential too: never shown to a server
+     * off the origin (it would learn who we are, and may accept it) */
+    if (cfg->tls.cert_file && !x->foreign)
+        SETOPT(rc, e, CURLOPT_SSLCERT, cfg->tls.cert_file);
+    if (cfg->tls.key_file && !x->foreign)
+        SETOPT(rc, e, CURLOPT_SSLKEY, cfg->tls.key_file);
+    if (cfg->tls.insecure) {
+        SETOPT(rc, e, CURLOPT_SSL_VERIFYPEER, 0L);
+        SETOPT(rc, e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+}
+
+/* Sets every option of a request on a (reset) easy handle. 0, or
+ * R2M_E_HTTP with the slot's msg naming libcurl's refusal (an option this
+ * libcurl lacks, out of memory): a request set up halfway is never sent. */
+static int apply_options(struct r2m_http_xfer *x, CURL *e, const char *url)
+{
+    const struct r2m_endpoint_cfg *cfg = x->cfg;
+    CURLcode rc = CURLE_OK;
+    SETOPT(&rc, e, CURLOPT_URL, url);
+    SETOPT(&rc, e, CURLOPT_PRIVATE, x);
+    SETOPT(&rc, e, CURLOPT_NOSIGNAL, 1L); /* paho makes us multi-threaded */
+    SETOPT(&rc, e, CURLOPT_WRITEFUNCTION, write_cb);
+    SETOPT(&rc, e, CURLOPT_WRITEDATA, x);
+    SETOPT(&rc, e, CURLOPT_HEADERFUNCTION, header_cb);
+    SETOPT(&rc, e, CURLOPT_HEADERDATA, x);
+    SETOPT(&rc, e, CURLOPT_ERRORBUFFER, x->slot->errbuf);
     /* one timeout for the request and all its redirects */
     int64_t left = cfg->timeout_ms - (r2m_http_now_ms() - x->t0);
     if (left < 1)
         left = 1;
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)left);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)left);
-    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cfg->max_body);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->foreign ? x->bare : x->headers);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "rest2mqtt/" R2M_VERSION);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* every decoder libcurl has */
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,file");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* follow() decides */
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    if (cfg->auth.type == R2M_AUTH_BASIC && !x->foreign) {
-        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(e, CURLOPT_USERNAME, cfg->auth.username);
-        curl_easy_setopt(e, CURLOPT_PASSWORD, cfg->auth.password);
-    }
-    if (cfg->tls.ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->tls.ca_file);
-    /* a client certificate is a credential too: never shown to a server
-     * off the origin (it would learn who we are, and may accept it) */
-    if (cfg->tls.cert_file && !x->foreign)
-        curl_easy_setopt(e, CURLOPT_SSLCERT, cfg->tls.cert_file);
-    if (cfg->tls.key_file && !x->foreign)
-        curl_easy_setopt(e, CURLOPT_SSLKEY, cfg->tls.key_file);
-    if (cfg->tls.insecure) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
+    SETOPT(&rc, e, CURLOPT_TIMEOUT_MS, (long)left);
+    SETOPT(&rc, e, CURLOPT_CONNECTTIMEOUT_MS, (long)left);
+    SETOPT(&rc, e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cfg->max_body);
+    SETOPT(&rc, e, CURLOPT_HTTPHEADER, x->foreign ? x->bare : x->headers);
+    SETOPT(&rc, e, CURLOPT_USERAGENT, "rest2mqtt/" R2M_VERSION);
+    SETOPT(&rc, e, CURLOPT_ACCEPT_ENCODING, ""); /* every decoder libcurl has */
+    SETOPT(&rc, e, CURLOPT_PROTOCOLS_STR, "http,https,file");
+    SETOPT(&rc, e, CURLOPT_FOLLOWLOCATION, 0L); /* follow() decides */
+    SETOPT(&rc, e, CURLOPT_TCP_KEEPALIVE, 1L);
+    apply_auth_options(x, e, &rc);
+    if (rc == CURLE_OK)
+        return 0;
+    snprintf(x->slot->msg, sizeof x->slot->msg, "cannot set up the request: libcurl: %s",
+             curl_easy_strerror(rc));
+    return R2M_E_HTTP;
 }
 
 /* The POST body, from the transfer's own copy (see r2m_http_xfer_new). */
@@ -654,7 +698,7 @@ void r2m_http_xfer_free(struct r2m_http_xfer *x)
         return;
     if (x->slot) {
         undoom(x->h, x->slot->easy);
-        curl_multi_remove_handle(x->h->multi, x->slot->easy);
+        multi_remove(x->h, x->slot->easy);
         x->h->active--;
         slot_put(x->h, x->slot);
     }
@@ -707,11 +751,11 @@ int r2m_http_start_url(struct r2m_http_xfer *x, const char *url)
         return R2M_E_NOMEM;
     }
     x->slot = sl;
-    apply_options(x, sl->easy, url ? url : x->url);
+    int r = apply_options(x, sl->easy, url ? url : x->url);
     if (with_key)
         explicit_bzero(with_key, strlen(with_key));
     free(with_key); /* libcurl copied it */
-    if (set_body(x, sl->easy)) {
+    if (r || set_body(x, sl->easy)) {
         x->slot = NULL;
         slot_put(x->h, sl);
         return R2M_E_HTTP;
@@ -965,7 +1009,7 @@ const char *r2m_http_header(const void *result, const char *name, size_t index)
 
 int r2m_http_commit_validators(struct r2m_http_xfer *x)
 {
-    if (x->cfg->paginate.kind || x->is_file)
+    if (!x->opts.conditional || x->is_file)
         return 0;
     if (str_same(x->etag, x->p_etag) && str_same(x->last_modified, x->p_last_modified))
         return 0;
@@ -1035,10 +1079,10 @@ static int follow(struct r2m_http_xfer *x, long status)
     const struct r2m_endpoint_cfg *cfg = x->cfg;
     char *loc = NULL, *eff = NULL;
     char from[R2M_HTTP_ORIGIN_MAX], to[R2M_HTTP_ORIGIN_MAX];
-    curl_easy_getinfo(sl->easy, CURLINFO_REDIRECT_URL, &loc);
-    if (!loc)
-        return -1;
-    curl_easy_getinfo(sl->easy, CURLINFO_EFFECTIVE_URL, &eff);
+    if (curl_easy_getinfo(sl->easy, CURLINFO_REDIRECT_URL, &loc) != CURLE_OK || !loc)
+        return -1; /* an ordinary status: the caller judges it */
+    if (curl_easy_getinfo(sl->easy, CURLINFO_EFFECTIVE_URL, &eff) != CURLE_OK)
+        eff = NULL; /* then "from" is the configured origin */
     if (r2m_http_origin(eff, from, sizeof from))
         snprintf(from, sizeof from, "%s", x->origin);
     if (r2m_http_origin(loc, to, sizeof to)) {
@@ -1098,9 +1142,11 @@ static int follow(struct r2m_http_xfer *x, long status)
     if (status == 301 || status == 302 || status == 303)
         x->as_get = 1;
     curl_easy_reset(sl->easy);
-    apply_options(x, sl->easy, next);
+    int r = apply_options(x, sl->easy, next);
     explicit_bzero(next, strlen(next));
     free(next);
+    if (r)
+        return r; /* msg says why */
     if (set_body(x, sl->easy)) {
         snprintf(sl->msg, sizeof sl->msg, "cannot follow the redirect from %.120s to %.120s", from,
                  to);
@@ -1120,18 +1166,91 @@ static int follow(struct r2m_http_xfer *x, long status)
     return 0;
 }
 
+/* The transfer an easy handle runs for (CURLOPT_PRIVATE, set with every
+ * request), or NULL for a handle that is not ours. */
+static struct r2m_http_xfer *xfer_of(CURL *easy)
+{
+    struct r2m_http_xfer *x = NULL;
+    if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x) != CURLE_OK)
+        return NULL;
+    return x;
+}
+
+/* The ETag and Last-Modified of a 2xx answer, as pending validators. */
+static void keep_validators(struct r2m_http_xfer *x, CURL *easy)
+{
+    char v[VALIDATOR_MAX];
+    header_value(easy, "ETag", v, sizeof v);
+    if (!str_same(v, x->p_etag) && set_str(&x->p_etag, v))
+        set_str(&x->p_etag, NULL);
+    header_value(easy, "Last-Modified", v, sizeof v);
+    if (!str_same(v, x->p_last_modified) && set_str(&x->p_last_modified, v))
+        set_str(&x->p_last_modified, NULL);
+}
+
+/* Judges a finished request (not a redirect followed) into res: result
+ * and sl->msg on failure; body, validators and URL on success. */
+static void judge(struct r2m_http_xfer *x, struct slot *sl, CURL *easy, CURLcode code,
+                  struct r2m_http_result *res)
+{
+    char *eff = NULL;
+    if (x->too_big || code == CURLE_FILESIZE_EXCEEDED) {
+        res->result = R2M_E_BODY_TOO_LARGE;
+        snprintf(sl->msg, sizeof sl->msg, "response body larger than max_body (%llu bytes)",
+                 (unsigned long long)x->cfg->max_body);
+    } else if (code == CURLE_OPERATION_TIMEDOUT) {
+        res->result = R2M_E_TIMEOUT;
+        snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms", (long long)x->cfg->timeout_ms);
+    } else if (code == CURLE_OUT_OF_MEMORY) {
+        /* what libcurl 7.88 reports for a header line over its fixed
+         * CURL_MAX_HTTP_HEADER; a real allocation failure is far rarer */
+        res->result = R2M_E_HTTP;
+        snprintf(sl->msg, sizeof sl->msg,
+                 "response header larger than curl's limit of 100 KiB (libcurl: out of memory)");
+    } else if (code != CURLE_OK) {
+        res->result = R2M_E_HTTP;
+        /* libcurl's error buffer names host and port, never credentials */
+        snprintf(sl->msg, sizeof sl->msg, "%s",
+                 sl->errbuf[0] ? sl->errbuf : curl_easy_strerror(code));
+    } else if (!x->is_file && res->status == 304 && x->conditional) {
+        res->not_modified = 1; /* success: nothing changed, nothing to parse */
+    } else if (!x->is_file && !status_ok(x->cfg, res->status)) {
+        res->result = R2M_E_HTTP_STATUS;
+        snprintf(sl->msg, sizeof sl->msg, "HTTP status %ld", res->status);
+        if (res->status == 429 || res->status == 503)
+            res->retry_after_ms = retry_after(x, easy);
+    } else {
+        res->body = sl->body.data ? sl->body.data : "";
+        res->len = sl->body.len;
+        if (!x->is_file && x->opts.conditional)
+            keep_validators(x, easy);
+        /* unknown: the caller takes the configured URL */
+        if (curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK)
+            res->url = eff;
+    }
+}
+
 /* Turns a finished transfer into a result and reports it. */
 static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
 {
-    struct r2m_http_xfer *x = NULL;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    struct r2m_http_xfer *x = xfer_of(easy);
     undoom(h, easy);
-    curl_multi_remove_handle(h->multi, easy);
+    multi_remove(h, easy);
     h->active--;
+    if (!x) {
+        r2m_log(R2M_LOG_ERROR, "libcurl finished a transfer that is not ours", NULL);
+        return;
+    }
     struct r2m_http_result res = {0};
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &res.status);
-    curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME, &res.total_s);
     int refused = 0;
+    if (code == CURLE_OK &&
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &res.status) != CURLE_OK) {
+        /* without a status nothing can be judged: fail the request */
+        code = CURLE_BAD_FUNCTION_ARGUMENT;
+        snprintf(x->slot->errbuf, sizeof x->slot->errbuf, "cannot read the response status");
+    }
+    if (curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME, &res.total_s) != CURLE_OK)
+        res.total_s = 0; /* only a metric */
     if (code == CURLE_OK && !x->too_big && !x->is_file &&
         (res.status == 301 || res.status == 302 || res.status == 303 || res.status == 307 ||
          res.status == 308)) {
@@ -1143,52 +1262,13 @@ static void finish(struct r2m_http *h, CURL *easy, CURLcode code)
      * and done() may already start this endpoint's next request */
     struct slot *sl = x->slot;
     x->slot = NULL;
-    if (refused > 0) {
+    if (refused > 0)
         res.result = refused;
-    } else if (x->too_big || code == CURLE_FILESIZE_EXCEEDED) {
-        res.result = R2M_E_BODY_TOO_LARGE;
-        snprintf(sl->msg, sizeof sl->msg, "response body larger than max_body (%llu bytes)",
-                 (unsigned long long)x->cfg->max_body);
-    } else if (code == CURLE_OPERATION_TIMEDOUT) {
-        res.result = R2M_E_TIMEOUT;
-        snprintf(sl->msg, sizeof sl->msg, "timed out after %lld ms", (long long)x->cfg->timeout_ms);
-    } else if (code == CURLE_OUT_OF_MEMORY) {
-        /* what libcurl 7.88 reports for a header line over its fixed
-         * CURL_MAX_HTTP_HEADER; a real allocation failure is far rarer */
-        res.result = R2M_E_HTTP;
-        snprintf(sl->msg, sizeof sl->msg,
-                 "response header larger than curl's limit of 100 KiB (libcurl: out of memory)");
-    } else if (code != CURLE_OK) {
-        res.result = R2M_E_HTTP;
-        /* libcurl's error buffer names host and port, never credentials */
-        snprintf(sl->msg, sizeof sl->msg, "%s",
-                 sl->errbuf[0] ? sl->errbuf : curl_easy_strerror(code));
-    } else if (!x->is_file && res.status == 304 && x->conditional) {
-        res.not_modified = 1; /* success: nothing changed, nothing to parse */
-    } else if (!x->is_file && !status_ok(x->cfg, res.status)) {
-        res.result = R2M_E_HTTP_STATUS;
-        snprintf(sl->msg, sizeof sl->msg, "HTTP status %ld", res.status);
-        if (res.status == 429 || res.status == 503)
-            res.retry_after_ms = retry_after(x, easy);
-    } else {
-        res.body = sl->body.data ? sl->body.data : "";
-        res.len = sl->body.len;
-        if (!x->is_file && !x->cfg->paginate.kind) {
-            char v[VALIDATOR_MAX];
-            header_value(easy, "ETag", v, sizeof v);
-            if (!str_same(v, x->p_etag) && set_str(&x->p_etag, v))
-                set_str(&x->p_etag, NULL);
-            header_value(easy, "Last-Modified", v, sizeof v);
-            if (!str_same(v, x->p_last_modified) && set_str(&x->p_last_modified, v))
-                set_str(&x->p_last_modified, NULL);
-        }
-        char *eff = NULL;
-        curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &eff);
-        res.url = eff;
-    }
+    else
+        judge(x, sl, easy, code, &res);
     res.err = res.result ? sl->msg : NULL;
     res.easy_ = easy;
-    res.slot_ = sl;
+    res.slot_ = x->opts.link_headers ? sl : NULL; /* else Link is read through libcurl */
     h->done(x->owner, x, &res);
     slot_put(h, sl);
 }
@@ -1200,11 +1280,11 @@ static void fail_doomed(struct r2m_http *h)
     while (h->n_doomed) {
         size_t i = --h->n_doomed;
         CURL *easy = h->doomed[i];
-        struct r2m_http_xfer *x = NULL;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
-        snprintf(x->slot->errbuf, sizeof x->slot->errbuf,
-                 "cannot watch the connection's socket (epoll_ctl: %s)",
-                 strerror(h->doomed_errno[i]));
+        struct r2m_http_xfer *x = xfer_of(easy);
+        if (x && x->slot)
+            snprintf(x->slot->errbuf, sizeof x->slot->errbuf,
+                     "cannot watch the connection's socket (epoll_ctl: %s)",
+                     strerror(h->doomed_errno[i]));
         finish(h, easy, CURLE_SEND_ERROR);
     }
 }
@@ -1219,23 +1299,32 @@ static void drain(struct r2m_http *h)
             finish(h, m->easy_handle, m->data.result);
 }
 
+/* curl_multi_socket_action, and what finished. libcurl fails this call only
+ * for a bad handle or out of memory; its transfers then end by timeout. */
+static void socket_action(struct r2m_http *h, curl_socket_t fd, int mask)
+{
+    int running;
+    CURLMcode mc = curl_multi_socket_action(h->multi, fd, mask, &running);
+    if (mc != CURLM_OK)
+        r2m_log(R2M_LOG_ERROR, "libcurl could not drive its transfers", "error",
+                curl_multi_strerror(mc), NULL);
+    drain(h);
+}
+
 void r2m_http_on_socket(struct r2m_http *h, int fd, uint32_t events)
 {
-    int mask = 0, running;
+    int mask = 0;
     if (events & EPOLLIN)
         mask |= CURL_CSELECT_IN;
     if (events & EPOLLOUT)
         mask |= CURL_CSELECT_OUT;
     if (events & (EPOLLERR | EPOLLHUP))
         mask |= CURL_CSELECT_ERR;
-    curl_multi_socket_action(h->multi, fd, mask, &running);
-    drain(h);
+    socket_action(h, fd, mask);
 }
 
 void r2m_http_on_timeout(struct r2m_http *h)
 {
-    int running;
     h->deadline = INT64_MAX;
-    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    drain(h);
+    socket_action(h, CURL_SOCKET_TIMEOUT, 0);
 }

@@ -923,6 +923,51 @@ static int is_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* Says in err why a parse stopped that a callback (or a limit) cancelled:
+ * rc is the cause, the byte offset comes from yajl. */
+static void explain_stop(const struct r2m_json_doc *doc, yajl_handle h, size_t len, int at_end,
+                         int rc, char *err, size_t errlen)
+{
+    size_t at = at_end ? len : yajl_get_bytes_consumed(h);
+    if (at > 0 && !at_end)
+        at--;
+    if (doc->fn_failed) {
+        set_err(err, errlen, "item %zu (ending at byte %zu) refused: %s", doc->item_index, at,
+                r2m_strerror(rc));
+        return;
+    }
+    switch (rc) {
+    case R2M_E_JSON_SYNTAX:
+        if (doc->bad_what[0])
+            set_err(err, errlen, "invalid JSON at byte %zu: %s", doc->bad_at, doc->bad_what);
+        else
+            set_err(err, errlen, "invalid JSON at byte %zu", at);
+        break;
+    case R2M_E_JSON_DEPTH:
+        set_err(err, errlen, "JSON nested deeper than %u levels at byte %zu", doc->lim.max_depth,
+                at);
+        break;
+    case R2M_E_JSON_NODES:
+        set_err(err, errlen, "JSON has more than %zu values", doc->lim.max_nodes);
+        break;
+    case R2M_E_JSON_DUPKEY: {
+        char key[64];
+        printable(key, sizeof key, doc->dup_key, doc->dup_len);
+        set_err(err, errlen, "duplicate key \"%s\" in object ending at byte %zu", key, at);
+        break;
+    }
+    case R2M_E_TOO_BIG:
+        set_err(err, errlen, "JSON string longer than 4 GiB at byte %zu", at);
+        break;
+    case R2M_E_NOMEM:
+        set_err(err, errlen, "out of memory");
+        break;
+    default:
+        set_err(err, errlen, "invalid JSON at byte %zu", at);
+        break;
+    }
+}
+
 /* The parse behind both entry points; doc->stream and the segments are set
  * up by the caller. */
 static int parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r2m_json **root,
@@ -956,8 +1001,12 @@ static int parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r
         set_err(err, errlen, "out of memory");
         goto out;
     }
-    yajl_config(h, yajl_allow_comments, 0);
-    yajl_config(h, yajl_dont_validate_strings, 1); /* check_string does it, strictly */
+    /* comments off; strings are checked by check_string, strictly */
+    if (!yajl_config(h, yajl_allow_comments, 0) || !yajl_config(h, yajl_dont_validate_strings, 1)) {
+        rc = R2M_E_INVALID;
+        set_err(err, errlen, "cannot configure the JSON parser");
+        goto out;
+    }
     doc->buf = buf;
     doc->len = len;
     doc->h = h;
@@ -992,44 +1041,7 @@ static int parse(struct r2m_json_doc *doc, const char *buf, size_t len, struct r
     }
 
     rc = doc->err ? doc->err : R2M_E_JSON_SYNTAX;
-    size_t at = at_end ? len : yajl_get_bytes_consumed(h);
-    if (at > 0 && !at_end)
-        at--;
-    if (doc->fn_failed) {
-        set_err(err, errlen, "item %zu (ending at byte %zu) refused: %s", doc->item_index, at,
-                r2m_strerror(rc));
-        goto out;
-    }
-    switch (rc) {
-    case R2M_E_JSON_SYNTAX:
-        if (doc->bad_what[0])
-            set_err(err, errlen, "invalid JSON at byte %zu: %s", doc->bad_at, doc->bad_what);
-        else
-            set_err(err, errlen, "invalid JSON at byte %zu", at);
-        break;
-    case R2M_E_JSON_DEPTH:
-        set_err(err, errlen, "JSON nested deeper than %u levels at byte %zu", doc->lim.max_depth,
-                at);
-        break;
-    case R2M_E_JSON_NODES:
-        set_err(err, errlen, "JSON has more than %zu values", doc->lim.max_nodes);
-        break;
-    case R2M_E_JSON_DUPKEY: {
-        char key[64];
-        printable(key, sizeof key, doc->dup_key, doc->dup_len);
-        set_err(err, errlen, "duplicate key \"%s\" in object ending at byte %zu", key, at);
-        break;
-    }
-    case R2M_E_TOO_BIG:
-        set_err(err, errlen, "JSON string longer than 4 GiB at byte %zu", at);
-        break;
-    case R2M_E_NOMEM:
-        set_err(err, errlen, "out of memory");
-        break;
-    default:
-        set_err(err, errlen, "invalid JSON at byte %zu", at);
-        break;
-    }
+    explain_stop(doc, h, len, at_end, rc, err, errlen);
 
 out:
     doc->h = NULL;
@@ -1167,12 +1179,23 @@ static char *put_big_exp(char *o, const char *ed, size_t edn, int64_t delta)
     return o + (m - f);
 }
 
-int r2m_json_number_canonical(const char *in, size_t len, char *out)
+/* A JSON number split into its parts (pointers into the input text). */
+struct num_parts {
+    int neg, exp_neg;
+    const char *ip, *fp, *ed; /* integer, fraction and exponent digits */
+    size_t il, fl, el;
+};
+
+/* Checks the RFC 8259 number grammar and splits the text into its parts.
+ * Returns 1 when the text is a plain integer that is already canonical
+ * (the fast path: nearly every number in real documents), 0 for any other
+ * valid number, -1 for text that is not a number. */
+static int number_scan(const char *in, size_t len, struct num_parts *p)
 {
     size_t i = 0;
-    int neg = 0;
+    *p = (struct num_parts){0};
     if (i < len && in[i] == '-') {
-        neg = 1;
+        p->neg = 1;
         i++;
     }
     if (i >= len || !is_digit(in[i]))
@@ -1183,48 +1206,95 @@ int r2m_json_number_canonical(const char *in, size_t len, char *out)
     else
         while (i < len && is_digit(in[i]))
             i++;
-    size_t il = i - int_beg;
-
-    /* Fast path: a plain integer of at most 21 digits is already canonical
-     * (except "-0"). This is nearly every number in real documents. */
-    if (i == len && il <= 21 && !(neg && in[int_beg] == '0')) {
-        memcpy(out, in, len);
-        out[len] = '\0';
-        return (int)len;
-    }
-
-    size_t frac_beg = i, fl = 0;
+    p->ip = in + int_beg;
+    p->il = i - int_beg;
+    /* a plain integer of at most 21 digits is canonical, except "-0" */
+    if (i == len && p->il <= 21 && !(p->neg && in[int_beg] == '0'))
+        return 1;
+    p->fp = in + i;
     if (i < len && in[i] == '.') {
-        frac_beg = ++i;
+        p->fp = in + ++i;
         while (i < len && is_digit(in[i]))
             i++;
-        fl = i - frac_beg;
-        if (!fl)
+        p->fl = (size_t)(in + i - p->fp);
+        if (!p->fl)
             return -1;
     }
-    int exp_neg = 0;
-    size_t exp_beg = i, el = 0;
+    p->ed = in + i;
     if (i < len && (in[i] == 'e' || in[i] == 'E')) {
         i++;
         if (i < len && (in[i] == '+' || in[i] == '-'))
-            exp_neg = in[i++] == '-';
-        exp_beg = i;
+            p->exp_neg = in[i++] == '-';
+        p->ed = in + i;
         while (i < len && is_digit(in[i]))
             i++;
-        el = i - exp_beg;
-        if (!el)
+        p->el = (size_t)(in + i - p->ed);
+        if (!p->el)
             return -1;
     }
     if (i != len || len > INT32_MAX - 32)
         return -1;
+    return 0;
+}
 
-    const char *ip = in + int_beg, *fp = in + frac_beg;
-    size_t total = il + fl;
+/* Writes the significant digits fz.. (k of them) of a number whose decimal
+ * point sits n digits after the first significant one (value = 0.D x 10^n),
+ * in ECMAScript's Number::toString layout; big: the exponent has more than
+ * 17 digits and n was not computed. Returns the end of what was written. */
+static char *number_render(char *o, const struct num_parts *p, size_t fz, size_t k, int64_t n,
+                           int big)
+{
+    const char *ip = p->ip, *fp = p->fp;
+    size_t il = p->il;
+    if (!big && (int64_t)k <= n && n <= 21) {
+        o = copy_digits(o, ip, il, fp, fz, k);
+        return put_zeros(o, (size_t)n - k);
+    }
+    if (!big && 0 < n && n <= 21) {
+        o = copy_digits(o, ip, il, fp, fz, (size_t)n);
+        *o++ = '.';
+        return copy_digits(o, ip, il, fp, fz + (size_t)n, k - (size_t)n);
+    }
+    if (!big && -6 < n && n <= 0) {
+        *o++ = '0';
+        *o++ = '.';
+        o = put_zeros(o, (size_t)-n);
+        return copy_digits(o, ip, il, fp, fz, k);
+    }
+    o = copy_digits(o, ip, il, fp, fz, 1);
+    if (k > 1) {
+        *o++ = '.';
+        o = copy_digits(o, ip, il, fp, fz + 1, k - 1);
+    }
+    *o++ = 'e';
+    if (!big) {
+        int64_t x = n - 1;
+        *o++ = x < 0 ? '-' : '+';
+        return put_u64(o, x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x);
+    }
+    /* exponent = E + (il - fz - 1), applied to |E|'s digits */
+    int64_t adj = (int64_t)il - (int64_t)fz - 1;
+    *o++ = p->exp_neg ? '-' : '+';
+    return put_big_exp(o, p->ed, p->el, p->exp_neg ? -adj : adj);
+}
+
+int r2m_json_number_canonical(const char *in, size_t len, char *out)
+{
+    struct num_parts p;
+    int r = number_scan(in, len, &p);
+    if (r < 0)
+        return -1;
+    if (r == 1) {
+        memcpy(out, in, len);
+        out[len] = '\0';
+        return (int)len;
+    }
+    const char *ip = p.ip, *fp = p.fp;
+    size_t il = p.il, total = p.il + p.fl;
     /* First and last significant digit in the combined digit sequence. */
     size_t fz = 0;
     while (fz < total && (fz < il ? ip[fz] : fp[fz - il]) == '0')
         fz++;
-    char *o = out;
     if (fz == total) { /* zero, whatever its sign or exponent */
         out[0] = '0';
         out[1] = '\0';
@@ -1234,55 +1304,24 @@ int r2m_json_number_canonical(const char *in, size_t len, char *out)
     while ((lz < il ? ip[lz] : fp[lz - il]) == '0')
         lz--;
     size_t k = lz - fz + 1;
-
-    const char *ed = in + exp_beg;
-    while (el > 1 && *ed == '0') {
-        ed++;
-        el--;
+    while (p.el > 1 && *p.ed == '0') {
+        p.ed++;
+        p.el--;
     }
     /* n: position of the decimal point relative to the first significant
      * digit (value = 0.D x 10^n), as in ECMAScript's Number::toString. */
-    int big = el > 17;
+    int big = p.el > 17;
     int64_t n = 0;
     if (!big) {
         int64_t e = 0;
-        for (size_t j = 0; j < el; j++)
-            e = e * 10 + (ed[j] - '0');
-        n = (int64_t)il - (int64_t)fz + (exp_neg ? -e : e);
+        for (size_t j = 0; j < p.el; j++)
+            e = e * 10 + (p.ed[j] - '0');
+        n = (int64_t)il - (int64_t)fz + (p.exp_neg ? -e : e);
     }
-
-    if (neg)
+    char *o = out;
+    if (p.neg)
         *o++ = '-';
-    if (!big && (int64_t)k <= n && n <= 21) {
-        o = copy_digits(o, ip, il, fp, fz, k);
-        o = put_zeros(o, (size_t)n - k);
-    } else if (!big && 0 < n && n <= 21) {
-        o = copy_digits(o, ip, il, fp, fz, (size_t)n);
-        *o++ = '.';
-        o = copy_digits(o, ip, il, fp, fz + (size_t)n, k - (size_t)n);
-    } else if (!big && -6 < n && n <= 0) {
-        *o++ = '0';
-        *o++ = '.';
-        o = put_zeros(o, (size_t)-n);
-        o = copy_digits(o, ip, il, fp, fz, k);
-    } else {
-        o = copy_digits(o, ip, il, fp, fz, 1);
-        if (k > 1) {
-            *o++ = '.';
-            o = copy_digits(o, ip, il, fp, fz + 1, k - 1);
-        }
-        *o++ = 'e';
-        if (!big) {
-            int64_t x = n - 1;
-            *o++ = x < 0 ? '-' : '+';
-            o = put_u64(o, x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x);
-        } else {
-            /* exponent = E + (il - fz - 1), applied to |E|'s digits */
-            int64_t adj = (int64_t)il - (int64_t)fz - 1;
-            *o++ = exp_neg ? '-' : '+';
-            o = put_big_exp(o, ed, el, exp_neg ? -adj : adj);
-        }
-    }
+    o = number_render(o, &p, fz, k, n, big);
     *o = '\0';
     return (int)(o - out);
 }

@@ -7,7 +7,6 @@
 #include <time.h>
 
 #include "r2m/buf.h"
-#include "r2m/config.h"
 #include "r2m/json.h"
 
 int r2m_log_level_current = R2M_LOG_INFO;

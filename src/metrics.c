@@ -65,9 +65,10 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     return r;
 }
 
-int r2m_metrics_new(struct r2m_metrics **out, const char *listen, int epfd, uint64_t tag,
-                    r2m_metrics_handler *handler, void *ctx, char *err, size_t errlen)
+int r2m_metrics_new(const char *listen, int epfd, uint64_t tag, r2m_metrics_handler *handler,
+                    void *ctx, struct r2m_metrics **out, char *err, size_t errlen)
 {
+    int r = R2M_E_SYSTEM;
     struct r2m_metrics *m = calloc(1, sizeof *m);
     if (!m)
         return R2M_E_NOMEM;
@@ -83,7 +84,7 @@ int r2m_metrics_new(struct r2m_metrics **out, const char *listen, int epfd, uint
     a.sin_port = htons((uint16_t)atoi(colon ? colon + 1 : "0"));
     if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
         snprintf(err, errlen, "metrics.listen %s: not an IPv4 address and port", listen);
-        goto fail;
+        goto out;
     }
     /* no thread of its own: the daemon is driven from our loop */
     m->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, m,
@@ -95,20 +96,21 @@ int r2m_metrics_new(struct r2m_metrics **out, const char *listen, int epfd, uint
                  "cannot listen on %s for metrics (address in use, or not an address of this "
                  "host); change metrics.listen",
                  listen);
-        goto fail;
+        goto out;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_EPOLL_FD);
     m->fd = info ? info->epoll_fd : -1;
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
     if (m->fd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, m->fd, &ev) < 0) {
         snprintf(err, errlen, "metrics server: cannot watch its epoll fd");
-        goto fail;
+        goto out;
     }
     *out = m;
-    return 0;
-fail:
+    m = NULL;
+    r = 0;
+out:
     r2m_metrics_free(m);
-    return R2M_E_SYSTEM;
+    return r;
 }
 
 void r2m_metrics_free(struct r2m_metrics *m)
@@ -138,28 +140,28 @@ int64_t r2m_metrics_timeout_ms(struct r2m_metrics *m)
 
 /* Upper bounds in seconds: from 1 ms (a local broker's ack) to 30 s (a
  * slow legacy API). */
-static const double bounds[R2M_HISTO_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                 0.1,   0.25,   0.5,   1,    5,     30};
+static const double bounds[R2M_METRICS_HISTO_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                         0.1,   0.25,   0.5,   1,    5,     30};
 
-void r2m_histo_observe(struct r2m_histo *h, double seconds)
+void r2m_metrics_histo_observe(struct r2m_metrics_histo *h, double seconds)
 {
     size_t i = 0;
-    while (i < R2M_HISTO_BUCKETS && seconds > bounds[i])
+    while (i < R2M_METRICS_HISTO_BUCKETS && seconds > bounds[i])
         i++;
     h->counts[i]++;
     h->sum += seconds;
     h->count++;
 }
 
-int r2m_histo_render(const struct r2m_histo *h, const char *name, const char *labels,
-                     struct r2m_buf *out)
+int r2m_metrics_histo_render(const struct r2m_metrics_histo *h, const char *name,
+                             const char *labels, struct r2m_buf *out)
 {
     const char *sep = labels[0] ? "," : "";
     uint64_t cum = 0;
     int r = 0;
-    for (size_t i = 0; i <= R2M_HISTO_BUCKETS && !r; i++) {
+    for (size_t i = 0; i <= R2M_METRICS_HISTO_BUCKETS && !r; i++) {
         cum += h->counts[i];
-        if (i < R2M_HISTO_BUCKETS)
+        if (i < R2M_METRICS_HISTO_BUCKETS)
             r = r2m_buf_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i],
                                (unsigned long long)cum);
         else

@@ -147,8 +147,8 @@ static int check_room(struct r2m_outbox *o, size_t n, char *err, size_t errlen)
 }
 
 /* The one transaction: snapshot, validators, events. */
-static int commit(struct r2m_outbox *o, const struct r2m_batch *batch, r2m_persist_fn *persist,
-                  void *pctx, const struct r2m_outbox_from *from)
+static int commit(struct r2m_outbox *o, const struct r2m_poller_batch *batch,
+                  r2m_poller_persist_fn *persist, void *pctx, const struct r2m_outbox_from *from)
 {
     int r;
     if ((r = r2m_store_begin(o->store)) || (r = persist(pctx, o->store)))
@@ -157,17 +157,18 @@ static int commit(struct r2m_outbox *o, const struct r2m_batch *batch, r2m_persi
         (r = r2m_store_validators_put(o->store, from->endpoint, from->etag, from->last_modified)))
         return r;
     for (size_t i = 0; i < batch->n; i++) {
-        const struct r2m_batch_msg *m = &batch->msgs[i];
-        if ((r = r2m_store_outbox_add(o->store, from->endpoint, r2m_batch_topic(batch, i),
-                                      m->topic_len, r2m_batch_payload(batch, i), m->payload_len,
-                                      m->retained, &o->ids[i])))
+        const struct r2m_poller_batch_msg *m = &batch->msgs[i];
+        if ((r = r2m_store_outbox_add(o->store, from->endpoint, r2m_poller_batch_topic(batch, i),
+                                      m->topic_len, r2m_poller_batch_payload(batch, i),
+                                      m->payload_len, m->retained, &o->ids[i])))
             return r;
     }
     return r2m_store_commit(o->store);
 }
 
-int r2m_outbox_emit(struct r2m_outbox *o, const struct r2m_batch *batch, r2m_persist_fn *persist,
-                    void *pctx, const struct r2m_outbox_from *from, char *err, size_t errlen)
+int r2m_outbox_emit(struct r2m_outbox *o, const struct r2m_poller_batch *batch,
+                    r2m_poller_persist_fn *persist, void *pctx, const struct r2m_outbox_from *from,
+                    char *err, size_t errlen)
 {
     int r;
     if ((r = check_room(o, batch->n, err, errlen)))
@@ -183,9 +184,9 @@ int r2m_outbox_emit(struct r2m_outbox *o, const struct r2m_batch *batch, r2m_per
     /* committed: from here on the events exist; memory failures below only
      * delay them until the next start (they are in the outbox) */
     for (size_t i = 0; i < batch->n; i++) {
-        const struct r2m_batch_msg *m = &batch->msgs[i];
-        if (queue(o, r2m_batch_topic(batch, i), r2m_batch_payload(batch, i), m->payload_len,
-                  m->retained, o->ids[i]))
+        const struct r2m_poller_batch_msg *m = &batch->msgs[i];
+        if (queue(o, r2m_poller_batch_topic(batch, i), r2m_poller_batch_payload(batch, i),
+                  m->payload_len, m->retained, o->ids[i]))
             r2m_log(R2M_LOG_ERROR,
                     "out of memory queueing a committed event; it stays in the "
                     "outbox and is sent after a restart",

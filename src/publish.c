@@ -52,7 +52,21 @@ struct msg {
 
 enum conn_state { ST_IDLE, ST_CONNECTING, ST_UP, ST_DOWN };
 
-struct r2m_pub {
+/* What paho's context pointer of a publish points at: the publisher and the
+ * send id, in a ring inside the publisher. The entry of a send is
+ * send_id % PUB_CTX_RING; with at most R2M_PUBLISH_WINDOW sends in flight an
+ * entry is rewritten only PUB_CTX_RING sends after its last use, long
+ * after its callback, even one from a client that a reconnect destroyed
+ * (whose send ids then match no message and change nothing). The ring
+ * lives as long as the publisher, so no callback reads freed memory; p is
+ * set once before any client exists, send_id is guarded by p->lock. */
+#define PUB_CTX_RING 4096
+struct pub_ctx {
+    struct r2m_publish *p;
+    uint64_t send_id;
+};
+
+struct r2m_publish {
     const struct r2m_config *cfg;
     MQTTAsync client;
     int efd;
@@ -76,17 +90,18 @@ struct r2m_pub {
     struct msg *head, *tail; /* waiting, oldest first */
     size_t queued, max_queued;
     size_t n_status; /* status messages among queued and in flight */
-    struct msg *inflight[R2M_PUB_WINDOW];
+    struct msg *inflight[R2M_PUBLISH_WINDOW];
     size_t n_inflight;
-    size_t window; /* R2M_PUB_WINDOW, or less when the broker's Receive Maximum is */
+    size_t window; /* R2M_PUBLISH_WINDOW, or less when the broker's Receive Maximum is */
     uint64_t next_seq, next_send_id, acked;
-    r2m_pub_ack_fn *on_ack;
+    r2m_publish_ack_fn *on_ack;
     void *ack_ctx;
-    r2m_pub_dead_fn *on_dead;
+    r2m_publish_dead_fn *on_dead;
     void *dead_ctx;
     uint64_t dead;
 
-    pthread_mutex_t lock; /* guards reports only */
+    pthread_mutex_t lock; /* guards reports and ctx[].send_id */
+    struct pub_ctx ctx[PUB_CTX_RING];
     struct report *reports;
     size_t n_reports, cap_reports;
     int report_overflow;
@@ -100,31 +115,22 @@ static int64_t mono_ms(void);
 
 /* ---- paho threads: only record and wake ---- */
 
-static void report_val(struct r2m_pub *p, int kind, int code, uint64_t send_id, int64_t val)
+static void report_val(struct r2m_publish *p, int kind, int code, uint64_t send_id, int64_t val)
 {
     pthread_mutex_lock(&p->lock);
-    if (p->n_reports == p->cap_reports) {
-        size_t cap = p->cap_reports ? p->cap_reports * 2 : 64;
-        struct report *r = realloc(p->reports, cap * sizeof *r);
-        if (!r) {
-            /* cannot record it: the loop treats this as a lost connection,
-             * which resends everything in flight - safe, at-least-once */
-            p->report_overflow = 1;
-            pthread_mutex_unlock(&p->lock);
-            goto wake;
-        }
-        p->reports = r;
-        p->cap_reports = cap;
-    }
-    p->reports[p->n_reports++] = (struct report){kind, code, send_id, val};
+    if (r2m_grow(&p->reports, &p->cap_reports, p->n_reports + 1, sizeof *p->reports))
+        /* cannot record it: the loop treats this as a lost connection,
+         * which resends everything in flight - safe, at-least-once */
+        p->report_overflow = 1;
+    else
+        p->reports[p->n_reports++] = (struct report){kind, code, send_id, val};
     pthread_mutex_unlock(&p->lock);
-wake:;
     uint64_t one = 1;
     ssize_t w = write(p->efd, &one, sizeof one);
     (void)w; /* EAGAIN means the counter is already non-zero: loop will wake */
 }
 
-static void report(struct r2m_pub *p, int kind, int code, uint64_t send_id)
+static void report(struct r2m_publish *p, int kind, int code, uint64_t send_id)
 {
     report_val(p, kind, code, send_id, 0);
 }
@@ -151,7 +157,7 @@ static void on_conn_ok5(void *ctx, MQTTAsync_successData5 *d)
     report_val(ctx, REP_CONNECTED, rm > 0 ? rm : 0, 0, mp > 0 ? mp : 0);
 }
 
-static void diagnose(struct r2m_pub *p, int code, const char *message);
+static void diagnose(struct r2m_publish *p, int code, const char *message);
 
 static void on_conn_fail(void *ctx, MQTTAsync_failureData *d)
 {
@@ -171,7 +177,7 @@ static void on_conn_fail5(void *ctx, MQTTAsync_failureData5 *d)
 /* OpenSSL's error queue, handed over by paho during a TLS handshake. */
 static int on_ssl_error(const char *str, size_t len, void *ctx)
 {
-    struct r2m_pub *p = ctx;
+    struct r2m_publish *p = ctx;
     pthread_mutex_lock(&p->lock);
     snprintf(p->tls_err, sizeof p->tls_err, "%.*s", (int)len, str);
     pthread_mutex_unlock(&p->lock);
@@ -202,31 +208,38 @@ static int on_message(void *ctx, char *topic, int len, MQTTAsync_message *m)
     return 1;
 }
 
-/* The per-publish context is the send id itself, not a pointer and not
- * paho's token (which has been seen as 0 in failure reports). */
-static struct r2m_pub *the_pub; /* contexts carry ids, so the pub comes from here */
+/* A publish's context is its struct pub_ctx entry, never paho's token
+ * (which has been seen as 0 in failure reports). */
+static void report_send(void *ctx, int kind, int code)
+{
+    struct pub_ctx *c = ctx;
+    struct r2m_publish *p = c->p;
+    pthread_mutex_lock(&p->lock);
+    uint64_t send_id = c->send_id;
+    pthread_mutex_unlock(&p->lock);
+    report(p, kind, code, send_id);
+}
 
 static void on_pub_ok(void *ctx, MQTTAsync_successData *d)
 {
     (void)d;
-    report(the_pub, REP_PUB_OK, 0, (uint64_t)(uintptr_t)ctx);
+    report_send(ctx, REP_PUB_OK, 0);
 }
 
 static void on_pub_ok5(void *ctx, MQTTAsync_successData5 *d)
 {
     (void)d;
-    report(the_pub, REP_PUB_OK, 0, (uint64_t)(uintptr_t)ctx);
+    report_send(ctx, REP_PUB_OK, 0);
 }
 
 static void on_pub_fail(void *ctx, MQTTAsync_failureData *d)
 {
-    report(the_pub, REP_PUB_FAIL, d ? d->code : -1, (uint64_t)(uintptr_t)ctx);
+    report_send(ctx, REP_PUB_FAIL, d ? d->code : -1);
 }
 
 static void on_pub_fail5(void *ctx, MQTTAsync_failureData5 *d)
 {
-    report(the_pub, REP_PUB_FAIL, d ? (d->reasonCode ? (int)d->reasonCode : d->code) : -1,
-           (uint64_t)(uintptr_t)ctx);
+    report_send(ctx, REP_PUB_FAIL, d ? (d->reasonCode ? (int)d->reasonCode : d->code) : -1);
 }
 
 /* ---- refusals and failures, in words ---- */
@@ -335,13 +348,13 @@ static const struct code_info *code_info(int code)
     return NULL;
 }
 
-const char *r2m_pub_refusal(int code)
+const char *r2m_publish_refusal(int code)
 {
     const struct code_info *c = code_info(code);
     return c && c->refuses ? c->token : NULL;
 }
 
-const char *r2m_pub_code_words(int version, int code)
+const char *r2m_publish_code_words(int version, int code)
 {
     if (version != 5 && code > 0 && code < (int)(sizeof connack311 / sizeof *connack311))
         return connack311[code];
@@ -356,8 +369,8 @@ static size_t varint_len(uint64_t n)
     return n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : 4;
 }
 
-uint64_t r2m_pub_packet_size(int version, int qos, size_t topic_len, size_t props_len,
-                             size_t payload_len)
+uint64_t r2m_publish_packet_size(int version, int qos, size_t topic_len, size_t props_len,
+                                 size_t payload_len)
 {
     /* topic (length-prefixed), packet identifier for QoS > 0, MQTT 5
      * properties (length-prefixed), payload; then the fixed header */
@@ -487,7 +500,7 @@ static void probe(const char *uri, char *why, size_t n)
 }
 
 /* Runs on paho's thread after a failed attempt: the words for the log. */
-static void diagnose(struct r2m_pub *p, int code, const char *message)
+static void diagnose(struct r2m_publish *p, int code, const char *message)
 {
     char why[384], tls[256];
     pthread_mutex_lock(&p->lock);
@@ -501,7 +514,7 @@ static void diagnose(struct r2m_pub *p, int code, const char *message)
                  "not authorized: the broker refused this client or its credentials (check "
                  "mqtt.username, mqtt.password and the broker's ACL)");
     else if (code > 0)
-        snprintf(why, sizeof why, "%s", r2m_pub_code_words(v, code));
+        snprintf(why, sizeof why, "%s", r2m_publish_code_words(v, code));
     else if (message && strstr(message, "timeout"))
         snprintf(why, sizeof why, "timeout: the broker did not complete the connection in time");
     else if (tls[0])
@@ -539,7 +552,7 @@ static char *server_uri(const char *url)
 }
 
 /* A new paho client for p->uri. */
-static int make_client(struct r2m_pub *p)
+static int make_client(struct r2m_publish *p)
 {
     MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
     if (p->cfg->mqtt.version == 5)
@@ -547,30 +560,37 @@ static int make_client(struct r2m_pub *p)
     /* paho counts its own buffered commands against this limit even while
      * connected; keep it well above our window so it acts only as
      * back-pressure */
-    co.maxBufferedMessages = 16 * R2M_PUB_WINDOW;
+    co.maxBufferedMessages = 16 * R2M_PUBLISH_WINDOW;
     if (MQTTAsync_createWithOptions(&p->client, p->uri, p->cfg->mqtt.client_id,
                                     MQTTCLIENT_PERSISTENCE_NONE, NULL, &co) != MQTTASYNC_SUCCESS) {
         p->client = NULL;
         return R2M_E_MQTT;
     }
-    MQTTAsync_setCallbacks(p->client, p, on_lost, on_message, NULL);
-    if (p->cfg->mqtt.version == 5)
-        MQTTAsync_setDisconnected(p->client, p, on_disconnected);
+    /* a client that would not report losses could never reconnect */
+    if (MQTTAsync_setCallbacks(p->client, p, on_lost, on_message, NULL) != MQTTASYNC_SUCCESS ||
+        (p->cfg->mqtt.version == 5 &&
+         MQTTAsync_setDisconnected(p->client, p, on_disconnected) != MQTTASYNC_SUCCESS)) {
+        MQTTAsync_destroy(&p->client);
+        p->client = NULL;
+        return R2M_E_MQTT;
+    }
     return 0;
 }
 
-int r2m_pub_new(struct r2m_pub **out, const struct r2m_config *cfg, size_t max_queued)
+int r2m_publish_new(const struct r2m_config *cfg, size_t max_queued, struct r2m_publish **out)
 {
     int r = R2M_E_NOMEM;
-    struct r2m_pub *p = calloc(1, sizeof *p);
+    struct r2m_publish *p = calloc(1, sizeof *p);
     if (!p)
         return R2M_E_NOMEM;
     p->cfg = cfg;
     p->efd = -1;
     p->max_queued = max_queued;
     p->backoff_ms = 1000;
-    p->window = R2M_PUB_WINDOW;
+    p->window = R2M_PUBLISH_WINDOW;
     p->rng = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+    for (size_t i = 0; i < PUB_CTX_RING; i++)
+        p->ctx[i].p = p;
     pthread_mutex_init(&p->lock, NULL);
     p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (p->efd < 0) {
@@ -593,54 +613,53 @@ int r2m_pub_new(struct r2m_pub **out, const struct r2m_config *cfg, size_t max_q
     }
     if ((r = make_client(p)))
         goto out;
-    the_pub = p;
     *out = p;
     return 0;
 out:
-    r2m_pub_free(p);
+    r2m_publish_free(p);
     return r;
 }
 
-int r2m_pub_fd(const struct r2m_pub *p)
+int r2m_publish_fd(const struct r2m_publish *p)
 {
     return p->efd;
 }
 
-int r2m_pub_connected(const struct r2m_pub *p)
+int r2m_publish_connected(const struct r2m_publish *p)
 {
     return p->state == ST_UP;
 }
 
 /* Messages queued or in flight, status messages included. */
-static size_t total(const struct r2m_pub *p)
+static size_t total(const struct r2m_publish *p)
 {
     return p->queued + p->n_inflight;
 }
 
 /* Events only: the status message is no outbox row, so it neither takes a
  * place of state.outbox_max nor counts as an event waiting at a stop. */
-size_t r2m_pub_pending(const struct r2m_pub *p)
+size_t r2m_publish_pending(const struct r2m_publish *p)
 {
     return total(p) - p->n_status;
 }
 
-size_t r2m_pub_window(const struct r2m_pub *p)
+size_t r2m_publish_window(const struct r2m_publish *p)
 {
     return p->window;
 }
 
-size_t r2m_pub_room(const struct r2m_pub *p)
+size_t r2m_publish_room(const struct r2m_publish *p)
 {
-    size_t used = r2m_pub_pending(p);
+    size_t used = r2m_publish_pending(p);
     return used >= p->max_queued ? 0 : p->max_queued - used;
 }
 
-uint64_t r2m_pub_acked(const struct r2m_pub *p)
+uint64_t r2m_publish_acked(const struct r2m_publish *p)
 {
     return p->acked;
 }
 
-int64_t r2m_pub_deadline(const struct r2m_pub *p)
+int64_t r2m_publish_deadline(const struct r2m_publish *p)
 {
     if (p->state == ST_DOWN)
         return p->retry_at;
@@ -649,7 +668,7 @@ int64_t r2m_pub_deadline(const struct r2m_pub *p)
     return INT64_MAX;
 }
 
-int r2m_pub_connect(struct r2m_pub *p, int64_t now_ms)
+int r2m_publish_connect(struct r2m_publish *p, int64_t now_ms)
 {
     const struct r2m_config *cfg = p->cfg;
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
@@ -665,7 +684,7 @@ int r2m_pub_connect(struct r2m_pub *p, int64_t now_ms)
         o->cleanstart = 1;
     else
         o->cleansession = 1;
-    o->maxInflight = R2M_PUB_WINDOW;
+    o->maxInflight = R2M_PUBLISH_WINDOW;
     o->connectTimeout = 10;
     o->automaticReconnect = 0; /* we reconnect ourselves, with our own backoff */
     o->username = cfg->mqtt.username;
@@ -705,7 +724,7 @@ int r2m_pub_connect(struct r2m_pub *p, int64_t now_ms)
         snprintf(code, sizeof code, "%d", rc);
         if (r2m_log_limit_hit(&p->conn_log, rc))
             r2m_log(R2M_LOG_ERROR, "mqtt connect could not start", "broker", p->shown_url, "reason",
-                    r2m_pub_code_words(cfg->mqtt.version, rc), "code", code, NULL);
+                    r2m_publish_code_words(cfg->mqtt.version, rc), "code", code, NULL);
         p->state = ST_DOWN;
         p->retry_at = now_ms + p->backoff_ms;
         return R2M_E_MQTT;
@@ -713,24 +732,24 @@ int r2m_pub_connect(struct r2m_pub *p, int64_t now_ms)
     return 0;
 }
 
-void r2m_pub_on_ack(struct r2m_pub *p, r2m_pub_ack_fn *fn, void *ctx)
+void r2m_publish_on_ack(struct r2m_publish *p, r2m_publish_ack_fn *fn, void *ctx)
 {
     p->on_ack = fn;
     p->ack_ctx = ctx;
 }
 
-void r2m_pub_on_dead(struct r2m_pub *p, r2m_pub_dead_fn *fn, void *ctx)
+void r2m_publish_on_dead(struct r2m_publish *p, r2m_publish_dead_fn *fn, void *ctx)
 {
     p->on_dead = fn;
     p->dead_ctx = ctx;
 }
 
-uint64_t r2m_pub_dead(const struct r2m_pub *p)
+uint64_t r2m_publish_dead(const struct r2m_publish *p)
 {
     return p->dead;
 }
 
-uint64_t r2m_pub_max_packet(const struct r2m_pub *p)
+uint64_t r2m_publish_max_packet(const struct r2m_publish *p)
 {
     uint64_t m = R2M_MQTT_MAX_PACKET_SIZE;
     if (p->cfg->mqtt.max_packet_size && p->cfg->mqtt.max_packet_size < m)
@@ -741,7 +760,7 @@ uint64_t r2m_pub_max_packet(const struct r2m_pub *p)
 }
 
 /* Queues m at the end, in enqueue order. */
-static void append(struct r2m_pub *p, struct msg *m)
+static void append(struct r2m_publish *p, struct msg *m)
 {
     m->seq = p->next_seq++;
     if (p->tail)
@@ -752,10 +771,10 @@ static void append(struct r2m_pub *p, struct msg *m)
     p->queued++;
 }
 
-int r2m_pub_enqueue(struct r2m_pub *p, char *topic, char *payload, size_t len, int retained,
-                    int64_t id)
+int r2m_publish_enqueue(struct r2m_publish *p, char *topic, char *payload, size_t len, int retained,
+                        int64_t id)
 {
-    if (r2m_pub_pending(p) >= p->max_queued) {
+    if (r2m_publish_pending(p) >= p->max_queued) {
         free(topic);
         free(payload);
         return R2M_E_TOO_BIG;
@@ -780,7 +799,7 @@ int r2m_pub_enqueue(struct r2m_pub *p, char *topic, char *payload, size_t len, i
  * what was sent is older than what waits, so the walk ends within the few
  * messages requeued before it. Its send_id stays: an acknowledgement of
  * that attempt can still arrive and is then honoured (take_queued). */
-static void put_back(struct r2m_pub *p, struct msg *m)
+static void put_back(struct r2m_publish *p, struct msg *m)
 {
     struct msg **at = &p->head;
     while (*at && (*at)->seq < m->seq)
@@ -793,7 +812,7 @@ static void put_back(struct r2m_pub *p, struct msg *m)
 }
 
 /* Puts every in-flight message back into the queue, oldest first. */
-static void requeue_inflight(struct r2m_pub *p)
+static void requeue_inflight(struct r2m_publish *p)
 {
     for (size_t i = 0; i < p->n_inflight; i++)
         put_back(p, p->inflight[i]);
@@ -801,7 +820,7 @@ static void requeue_inflight(struct r2m_pub *p)
 }
 
 /* Removes the in-flight message of this send attempt; NULL if none. */
-static struct msg *take_inflight(struct r2m_pub *p, uint64_t send_id)
+static struct msg *take_inflight(struct r2m_publish *p, uint64_t send_id)
 {
     for (size_t i = 0; i < p->n_inflight; i++)
         if (p->inflight[i]->send_id == send_id) {
@@ -815,10 +834,10 @@ static struct msg *take_inflight(struct r2m_pub *p, uint64_t send_id)
 /* An acknowledgement for a message that was put back into the queue (the
  * connection dropped, or its report came late): the broker has it, so it
  * must not be sent again. Requeued messages are at the front. */
-static struct msg *take_queued(struct r2m_pub *p, uint64_t send_id)
+static struct msg *take_queued(struct r2m_publish *p, uint64_t send_id)
 {
     struct msg **at = &p->head, *prev = NULL;
-    for (size_t i = 0; send_id && *at && i <= R2M_PUB_WINDOW; i++) {
+    for (size_t i = 0; send_id && *at && i <= R2M_PUBLISH_WINDOW; i++) {
         if ((*at)->send_id == send_id) {
             struct msg *m = *at;
             *at = m->next;
@@ -838,16 +857,16 @@ static struct msg *take_queued(struct r2m_pub *p, uint64_t send_id)
  * adds: the content type, on MQTT 5, for everything but the status topic. */
 static const char content_type[] = "application/cloudevents+json";
 
-static uint64_t packet_size(const struct r2m_pub *p, const struct msg *m)
+static uint64_t packet_size(const struct r2m_publish *p, const struct msg *m)
 {
     size_t props = p->cfg->mqtt.version == 5 && !m->status ? 3 + strlen(content_type) : 0;
-    return r2m_pub_packet_size(p->cfg->mqtt.version, p->cfg->mqtt.qos, strlen(m->topic), props,
-                               m->len);
+    return r2m_publish_packet_size(p->cfg->mqtt.version, p->cfg->mqtt.qos, strlen(m->topic), props,
+                                   m->len);
 }
 
 /* A message refused for good: it leaves the publisher (the bridge moves it
  * to the dead-letter table), so everything behind it flows on. */
-static void refuse(struct r2m_pub *p, struct msg *m, const char *reason, const char *words)
+static void refuse(struct r2m_publish *p, struct msg *m, const char *reason, const char *words)
 {
     p->dead++;
     p->n_status -= m->status;
@@ -857,7 +876,7 @@ static void refuse(struct r2m_pub *p, struct msg *m, const char *reason, const c
     msg_free(m);
 }
 
-static struct msg *unlink_head(struct r2m_pub *p)
+static struct msg *unlink_head(struct r2m_publish *p)
 {
     struct msg *m = p->head;
     p->head = m->next;
@@ -870,7 +889,7 @@ static struct msg *unlink_head(struct r2m_pub *p)
 
 /* Removes the status messages waiting in the queue (none is in flight
  * while the connection is down: requeue_inflight put them back). */
-static void drop_status(struct r2m_pub *p)
+static void drop_status(struct r2m_publish *p)
 {
     struct msg **at = &p->head, *prev = NULL;
     while (*at) {
@@ -891,7 +910,7 @@ static void drop_status(struct r2m_pub *p)
 
 /* Queues the retained status message at the front or at the end; it takes
  * no place of max_queued. Out of memory it is left out. */
-static void queue_status(struct r2m_pub *p, const char *text, int front)
+static void queue_status(struct r2m_publish *p, const char *text, int front)
 {
     struct msg *m = calloc(1, sizeof *m);
     char *t = strdup(p->status_topic), *pl = strdup(text);
@@ -922,13 +941,13 @@ static void queue_status(struct r2m_pub *p, const char *text, int front)
 /* kinds for the connection's log limit besides the failure codes */
 enum { KIND_LOST = -100000, KIND_OTHER = -100001 };
 
-static uint64_t packet_size(const struct r2m_pub *p, const struct msg *m);
+static uint64_t packet_size(const struct r2m_publish *p, const struct msg *m);
 
 /* An MQTT 3.1.1 broker cannot refuse one message: mosquitto closes the
  * connection on a packet over its max_packet_size, on every resend, and
  * nothing behind it moves. The same event oldest in flight at two quick
  * drops in a row is told once, with what to do. */
-static void suspect_drop(struct r2m_pub *p)
+static void suspect_drop(struct r2m_publish *p)
 {
     const struct msg *o = NULL;
     for (size_t i = 0; i < p->n_inflight; i++)
@@ -956,16 +975,17 @@ static void suspect_drop(struct r2m_pub *p)
             "topic", o->topic, "size", size, NULL);
 }
 
-static void went_down(struct r2m_pub *p, int64_t now, const char *why, int code, const char *reason)
+static void went_down(struct r2m_publish *p, int64_t now, const char *why, int code,
+                      const char *reason)
 {
     int was_up = p->state == ST_UP;
-    if (was_up && p->cfg->mqtt.version != 5 && now - p->up_since < R2M_PUB_STABLE_MS)
+    if (was_up && p->cfg->mqtt.version != 5 && now - p->up_since < R2M_PUBLISH_STABLE_MS)
         suspect_drop(p);
     requeue_inflight(p);
     p->state = ST_DOWN;
     /* the backoff starts over only after a connection that lasted: a broker
      * that accepts and then drops every connection is retried ever slower */
-    if (was_up && now - p->up_since >= R2M_PUB_STABLE_MS) {
+    if (was_up && now - p->up_since >= R2M_PUBLISH_STABLE_MS) {
         p->backoff_ms = 1000;
         r2m_log_limit_clear(&p->conn_log);
     }
@@ -992,23 +1012,23 @@ static void went_down(struct r2m_pub *p, int64_t now, const char *why, int code,
 
 /* The connection is gone (paho's connection-lost callback, a publish
  * failing because of it, or paho saying it is not connected). */
-static void connection_lost(struct r2m_pub *p, int64_t now)
+static void connection_lost(struct r2m_publish *p, int64_t now)
 {
     if (p->state == ST_UP)
         went_down(p, now, "mqtt connection lost, will reconnect", 0,
-                  now - p->up_since < R2M_PUB_STABLE_MS
+                  now - p->up_since < R2M_PUBLISH_STABLE_MS
                       ? "the broker closed the connection soon after accepting it"
                       : "the connection dropped");
 }
 
-static void send_some(struct r2m_pub *p, int64_t now)
+static void send_some(struct r2m_publish *p, int64_t now)
 {
     if (p->state != ST_UP || (p->hold_until && now < p->hold_until))
         return;
     p->hold_until = 0;
     while (p->head && p->n_inflight < p->window) {
         struct msg *m = p->head;
-        uint64_t size = packet_size(p, m), max = r2m_pub_max_packet(p);
+        uint64_t size = packet_size(p, m), max = r2m_publish_max_packet(p);
         if (size > max) {
             /* checked before sending: the broker would refuse it, or (MQTT
              * 3.1.1) drop the connection, on every attempt */
@@ -1028,15 +1048,23 @@ static void send_some(struct r2m_pub *p, int64_t now)
         pm.qos = p->cfg->mqtt.qos;
         pm.retained = m->retained;
         m->send_id = ++p->next_send_id;
-        ro.context = (void *)(uintptr_t)m->send_id;
+        struct pub_ctx *c = &p->ctx[m->send_id % PUB_CTX_RING];
+        pthread_mutex_lock(&p->lock);
+        c->send_id = m->send_id;
+        pthread_mutex_unlock(&p->lock);
+        ro.context = c;
         if (p->cfg->mqtt.version == 5) {
             ro.onSuccess5 = on_pub_ok5;
             ro.onFailure5 = on_pub_fail5;
-            if (!m->status) {
-                prop.identifier = MQTTPROPERTY_CODE_CONTENT_TYPE;
-                prop.value.data.data = (char *)content_type;
-                prop.value.data.len = (int)strlen(content_type);
-                MQTTProperties_add(&pm.properties, &prop);
+            prop.identifier = MQTTPROPERTY_CODE_CONTENT_TYPE;
+            prop.value.data.data = (char *)content_type;
+            prop.value.data.len = (int)strlen(content_type);
+            if (!m->status && MQTTProperties_add(&pm.properties, &prop)) {
+                /* out of memory: try again shortly, like a full buffer */
+                MQTTProperties_free(&pm.properties);
+                m->send_id = 0;
+                p->hold_until = now + 50;
+                return;
             }
         } else {
             ro.onSuccess = on_pub_ok;
@@ -1050,10 +1078,10 @@ static void send_some(struct r2m_pub *p, int64_t now)
             p->hold_until = now + 50;
             return;
         }
-        if (rc != MQTTASYNC_SUCCESS && r2m_pub_refusal(rc)) {
+        if (rc != MQTTASYNC_SUCCESS && r2m_publish_refusal(rc)) {
             /* paho refuses this message, and would again on every resend */
-            refuse(p, unlink_head(p), r2m_pub_refusal(rc),
-                   r2m_pub_code_words(p->cfg->mqtt.version, rc));
+            refuse(p, unlink_head(p), r2m_publish_refusal(rc),
+                   r2m_publish_code_words(p->cfg->mqtt.version, rc));
             continue;
         }
         if (rc == MQTTASYNC_DISCONNECTED) {
@@ -1066,14 +1094,125 @@ static void send_some(struct r2m_pub *p, int64_t now)
             /* not sent: leave it at the head and treat the link as broken */
             m->send_id = 0;
             went_down(p, now, "mqtt publish refused by client library", rc,
-                      r2m_pub_code_words(p->cfg->mqtt.version, rc));
+                      r2m_publish_code_words(p->cfg->mqtt.version, rc));
             return;
         }
         p->inflight[p->n_inflight++] = unlink_head(p);
     }
 }
 
-void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
+/* CONNACK: up, with the broker's limits; "online" first in the queue. */
+static void handle_connected(struct r2m_publish *p, const struct report *r, int64_t now)
+{
+    if (p->state == ST_UP)
+        return;
+    p->state = ST_UP;
+    p->up_since = now;
+    p->window =
+        r->code > 0 && (size_t)r->code < R2M_PUBLISH_WINDOW ? (size_t)r->code : R2M_PUBLISH_WINDOW;
+    p->broker_max_packet = (uint64_t)r->val;
+    p->ever_connected = 1;
+    /* the recovery from failed attempts is always told; a broker
+     * that keeps dropping the connection is told as rarely as the
+     * drops are */
+    if (p->conn_log.last != KIND_LOST || p->told_down) {
+        char mp[24];
+        snprintf(mp, sizeof mp, "%llu", (unsigned long long)r->val);
+        r2m_log(R2M_LOG_INFO, "mqtt connected", "broker", p->shown_url, "max_packet_size",
+                r->val ? mp : "none", NULL);
+    }
+    if (p->status_topic) {
+        /* "online" goes first so it precedes any event of this
+         * session; one that a dropped connection left unsent is
+         * stale: it goes, or every reconnect would add one more */
+        drop_status(p);
+        queue_status(p, "online", 1);
+    }
+}
+
+/* The broker has a message: it leaves for good, and the outbox hears. */
+static void handle_pub_ok(struct r2m_publish *p, const struct report *r, int64_t now)
+{
+    struct msg *m;
+    /* not in flight any more: requeued by a lost connection, yet
+     * the broker has it - it must not go out again */
+    if (!(m = take_inflight(p, r->send_id)) && !(m = take_queued(p, r->send_id)))
+        return;
+    if (m->id && p->on_ack)
+        p->on_ack(p->ack_ctx, m->id, now - m->enq_ms);
+    p->n_status -= m->status;
+    msg_free(m);
+    p->acked++;
+    r2m_log_limit_clear(&p->pub_log);
+}
+
+/* A publish failed: refused for good (dead letter), lost with the
+ * connection, or transient (back to its place, resent later). */
+static void handle_pub_fail(struct r2m_publish *p, const struct report *r, int64_t now)
+{
+    struct msg *m;
+    const char *reason;
+    if (!(m = take_inflight(p, r->send_id)))
+        return;
+    if ((reason = r2m_publish_refusal(r->code))) {
+        refuse(p, m, reason, r2m_publish_code_words(p->cfg->mqtt.version, r->code));
+        return;
+    }
+    if (r->code == MQTTASYNC_OPERATION_INCOMPLETE || r->code == MQTTASYNC_DISCONNECTED) {
+        /* paho discards what was in flight when the connection
+         * closes, before it reports the loss: that is one event,
+         * told once, not a failed publish per message */
+        if (p->state == ST_UP) {
+            /* back among those in flight: went_down requeues them
+             * all and sees which one was the oldest */
+            p->inflight[p->n_inflight++] = m;
+            connection_lost(p, now);
+        } else {
+            put_back(p, m);
+        }
+        return;
+    }
+    if (p->state == ST_UP) {
+        if (r2m_log_limit_hit(&p->pub_log, r->code ? r->code : -1000)) {
+            char c[16], k[24];
+            snprintf(c, sizeof c, "%d", r->code);
+            snprintf(k, sizeof k, "%lu", p->pub_log.count);
+            r2m_log(R2M_LOG_WARN, "mqtt publish failed, will resend", "topic", m->topic, "reason",
+                    r2m_publish_code_words(p->cfg->mqtt.version, r->code), "code", c, "consecutive",
+                    k, NULL);
+        }
+        p->hold_until = now + 1000;
+    }
+    /* only this one goes back, to its place; the others in flight
+     * stay there and get their acknowledgements */
+    put_back(p, m);
+}
+
+/* After the backoff: a new client, and a new connection attempt. */
+static void reconnect_if_due(struct r2m_publish *p, int64_t now)
+{
+    if (p->state != ST_DOWN || now < p->retry_at)
+        return;
+    /* a new client for every new connection: paho keeps the publish
+     * commands it had not written yet when the connection dropped
+     * ("outside the scope of the MQTT session") and sends them after
+     * the next CONNACK - besides the copies requeue_inflight put back,
+     * so one event would go out twice on one connection, the stale
+     * copies first. Destroying the client drops them (their failure
+     * reports carry old send ids and change nothing). */
+    MQTTAsync_destroy(&p->client);
+    if (make_client(p)) {
+        p->retry_at = now + p->backoff_ms;
+        if (r2m_log_limit_hit(&p->conn_log, KIND_OTHER))
+            r2m_log(R2M_LOG_ERROR, "mqtt client could not be created; will retry", "broker",
+                    p->shown_url, NULL);
+    } else {
+        /* a failure is logged there and retried at retry_at */
+        (void)r2m_publish_connect(p, now);
+    }
+}
+
+void r2m_publish_dispatch(struct r2m_publish *p, int64_t now)
 {
     uint64_t cnt;
     ssize_t rd = read(p->efd, &cnt, sizeof cnt);
@@ -1089,35 +1228,10 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
 
     for (size_t i = 0; i < n; i++) {
         struct report *r = &reps[i];
-        struct msg *m;
-        const char *reason;
         char why[sizeof p->conn_why];
         switch (r->kind) {
         case REP_CONNECTED:
-            if (p->state == ST_UP)
-                break;
-            p->state = ST_UP;
-            p->up_since = now;
-            p->window =
-                r->code > 0 && (size_t)r->code < R2M_PUB_WINDOW ? (size_t)r->code : R2M_PUB_WINDOW;
-            p->broker_max_packet = (uint64_t)r->val;
-            p->ever_connected = 1;
-            /* the recovery from failed attempts is always told; a broker
-             * that keeps dropping the connection is told as rarely as the
-             * drops are */
-            if (p->conn_log.last != KIND_LOST || p->told_down) {
-                char mp[24];
-                snprintf(mp, sizeof mp, "%llu", (unsigned long long)r->val);
-                r2m_log(R2M_LOG_INFO, "mqtt connected", "broker", p->shown_url, "max_packet_size",
-                        r->val ? mp : "none", NULL);
-            }
-            if (p->status_topic) {
-                /* "online" goes first so it precedes any event of this
-                 * session; one that a dropped connection left unsent is
-                 * stale: it goes, or every reconnect would add one more */
-                drop_status(p);
-                queue_status(p, "online", 1);
-            }
+            handle_connected(p, r, now);
             break;
         case REP_CONNECT_FAILED:
             if (p->state != ST_CONNECTING)
@@ -1126,7 +1240,7 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
             snprintf(why, sizeof why, "%s", p->conn_why);
             pthread_mutex_unlock(&p->lock);
             went_down(p, now, "mqtt connect failed, will retry", r->code,
-                      why[0] ? why : r2m_pub_code_words(p->cfg->mqtt.version, r->code));
+                      why[0] ? why : r2m_publish_code_words(p->cfg->mqtt.version, r->code));
             break;
         case REP_LOST:
             connection_lost(p, now);
@@ -1139,80 +1253,21 @@ void r2m_pub_dispatch(struct r2m_pub *p, int64_t now)
              * client id) */
             if (p->state == ST_UP)
                 went_down(p, now, "mqtt connection closed by the broker, will reconnect", r->code,
-                          r->code ? r2m_pub_code_words(5, r->code)
+                          r->code ? r2m_publish_code_words(5, r->code)
                                   : "the broker ended the connection (normal disconnection)");
             break;
         case REP_PUB_OK:
-            /* not in flight any more: requeued by a lost connection, yet
-             * the broker has it - it must not go out again */
-            if (!(m = take_inflight(p, r->send_id)) && !(m = take_queued(p, r->send_id)))
-                break;
-            if (m->id && p->on_ack)
-                p->on_ack(p->ack_ctx, m->id, now - m->enq_ms);
-            p->n_status -= m->status;
-            msg_free(m);
-            p->acked++;
-            r2m_log_limit_clear(&p->pub_log);
+            handle_pub_ok(p, r, now);
             break;
         case REP_PUB_FAIL:
-            if (!(m = take_inflight(p, r->send_id)))
-                break;
-            if ((reason = r2m_pub_refusal(r->code))) {
-                refuse(p, m, reason, r2m_pub_code_words(p->cfg->mqtt.version, r->code));
-                break;
-            }
-            if (r->code == MQTTASYNC_OPERATION_INCOMPLETE || r->code == MQTTASYNC_DISCONNECTED) {
-                /* paho discards what was in flight when the connection
-                 * closes, before it reports the loss: that is one event,
-                 * told once, not a failed publish per message */
-                if (p->state == ST_UP) {
-                    /* back among those in flight: went_down requeues them
-                     * all and sees which one was the oldest */
-                    p->inflight[p->n_inflight++] = m;
-                    connection_lost(p, now);
-                } else {
-                    put_back(p, m);
-                }
-                break;
-            }
-            if (p->state == ST_UP) {
-                if (r2m_log_limit_hit(&p->pub_log, r->code ? r->code : -1000)) {
-                    char c[16], k[24];
-                    snprintf(c, sizeof c, "%d", r->code);
-                    snprintf(k, sizeof k, "%lu", p->pub_log.count);
-                    r2m_log(R2M_LOG_WARN, "mqtt publish failed, will resend", "topic", m->topic,
-                            "reason", r2m_pub_code_words(p->cfg->mqtt.version, r->code), "code", c,
-                            "consecutive", k, NULL);
-                }
-                p->hold_until = now + 1000;
-            }
-            /* only this one goes back, to its place; the others in flight
-             * stay there and get their acknowledgements */
-            put_back(p, m);
+            handle_pub_fail(p, r, now);
             break;
         }
     }
     free(reps);
     if (overflow && p->state == ST_UP)
         went_down(p, now, "mqtt report queue overflow", 0, "out of memory recording reports");
-    if (p->state == ST_DOWN && now >= p->retry_at) {
-        /* a new client for every new connection: paho keeps the publish
-         * commands it had not written yet when the connection dropped
-         * ("outside the scope of the MQTT session") and sends them after
-         * the next CONNACK - besides the copies requeue_inflight put back,
-         * so one event would go out twice on one connection, the stale
-         * copies first. Destroying the client drops them (their failure
-         * reports carry old send ids and change nothing). */
-        MQTTAsync_destroy(&p->client);
-        if (make_client(p)) {
-            p->retry_at = now + p->backoff_ms;
-            if (r2m_log_limit_hit(&p->conn_log, KIND_OTHER))
-                r2m_log(R2M_LOG_ERROR, "mqtt client could not be created; will retry", "broker",
-                        p->shown_url, NULL);
-        } else {
-            r2m_pub_connect(p, now);
-        }
-    }
+    reconnect_if_due(p, now);
     send_some(p, now);
 }
 
@@ -1223,7 +1278,7 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void r2m_pub_goodbye(struct r2m_pub *p, int64_t timeout_ms)
+void r2m_publish_goodbye(struct r2m_publish *p, int64_t timeout_ms)
 {
     if (!p || p->state != ST_UP)
         return;
@@ -1235,33 +1290,33 @@ void r2m_pub_goodbye(struct r2m_pub *p, int64_t timeout_ms)
         while (total(p) && p->state == ST_UP && mono_ms() < end) {
             struct timespec ts = {0, 5 * 1000000};
             nanosleep(&ts, NULL);
-            r2m_pub_dispatch(p, mono_ms());
+            r2m_publish_dispatch(p, mono_ms());
         }
     }
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
     d.timeout = 1000;
-    MQTTAsync_disconnect(p->client, &d);
-    for (int i = 0; i < 200 && MQTTAsync_isConnected(p->client); i++) {
+    /* refused: nothing to wait for (r2m_publish_free destroys the client) */
+    int rc = MQTTAsync_disconnect(p->client, &d);
+    for (int i = 0; rc == MQTTASYNC_SUCCESS && i < 200 && MQTTAsync_isConnected(p->client); i++) {
         struct timespec ts = {0, 5 * 1000000};
         nanosleep(&ts, NULL);
     }
     p->state = ST_IDLE;
 }
 
-void r2m_pub_free(struct r2m_pub *p)
+void r2m_publish_free(struct r2m_publish *p)
 {
     if (!p)
         return;
     if (p->client) {
-        if (MQTTAsync_isConnected(p->client)) {
-            MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-            d.timeout = 1000;
-            MQTTAsync_disconnect(p->client, &d);
-        }
+        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+        d.timeout = 1000;
+        /* refused (not connected after all): destroying is all there is */
+        if (MQTTAsync_isConnected(p->client) &&
+            MQTTAsync_disconnect(p->client, &d) != MQTTASYNC_SUCCESS)
+            r2m_log(R2M_LOG_DEBUG, "mqtt disconnect refused; closing anyway", NULL);
         MQTTAsync_destroy(&p->client);
     }
-    if (the_pub == p)
-        the_pub = NULL;
     requeue_inflight(p);
     for (struct msg *m = p->head, *next; m; m = next) {
         next = m->next;

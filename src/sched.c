@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "r2m/buf.h"
 #include "r2m/error.h"
 
 struct entry {
@@ -41,14 +42,8 @@ static int before(const struct entry *a, const struct entry *b)
 
 int r2m_sched_add(struct r2m_sched *s, uint32_t id, int64_t due_ms)
 {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        struct entry *h = realloc(s->heap, cap * sizeof *h);
-        if (!h)
-            return R2M_E_NOMEM;
-        s->heap = h;
-        s->cap = cap;
-    }
+    if (r2m_grow(&s->heap, &s->cap, s->n + 1, sizeof *s->heap))
+        return R2M_E_NOMEM;
     struct entry e = {due_ms, s->counter++, id};
     size_t i = s->n++;
     while (i > 0) {

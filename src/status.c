@@ -32,11 +32,11 @@ __attribute__((format(printf, 2, 3))) static void put(struct out *o, const char 
     free(p);
 }
 
-static void histo(struct out *o, const struct r2m_histo *h, const char *name)
+static void histo(struct out *o, const struct r2m_metrics_histo *h, const char *name)
 {
-    static const struct r2m_histo none;
+    static const struct r2m_metrics_histo none;
     if (!o->r)
-        o->r = r2m_histo_render(h ? h : &none, name, "", o->buf);
+        o->r = r2m_metrics_histo_render(h ? h : &none, name, "", o->buf);
 }
 
 static void endpoint_counters(struct out *o, const struct r2m_status *s)

@@ -284,9 +284,15 @@ def cmd_events(a):
 # ---- the final table -------------------------------------------------------------------
 
 def cmd_table(a):
-    rows = [line.rstrip("\n").split("\t") for line in open(a.results) if line.strip()]
-    head = ["#", "figure", "rest2mqtt", "baseline", "ratio", "target", "verdict"]
-    rows = [r + [""] * (len(head) - len(r)) for r in rows]
+    # results.tsv: benchmark figure value unit baseline baseline-value ratio target verdict
+    rows = []
+    for line in open(a.results):
+        if not line.strip():
+            continue
+        f = line.rstrip("\n").split("\t") + [""] * 9
+        base = f[4] if f[5] in ("", "-") else "%s %s %s" % (f[4], f[5], f[3])
+        rows.append([f[0], f[1], "%s %s" % (f[2], f[3]), base, f[6], f[7], f[8]])
+    head = ["benchmark", "figure", "rest2mqtt", "baseline", "ratio", "target", "verdict"]
     w = [max(len(head[k]), *(len(r[k]) for r in rows)) if rows else len(head[k])
          for k in range(len(head))]
     fmt = "  ".join("%%-%ds" % x for x in w)

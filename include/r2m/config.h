@@ -1,10 +1,11 @@
 /* r2m/config.h - the YAML configuration: loading, validation, diagnostics.
  *
- * The loader reads YAML with libyaml's event parser (aliases and anchors are
- * refused: they allow "billion laughs" expansion and serve no purpose here),
- * expands ${env:NAME} and ${file:/path} in every scalar ("$${" is a literal
- * "${"), applies `defaults:` to every endpoint, and validates everything it
- * can before the bridge starts. Every problem becomes one diagnostic line
+ * The loader reads YAML into a tree (r2m/yamltree.h: aliases and anchors
+ * are refused, they allow "billion laughs" expansion and serve no purpose
+ * here), expands ${env:NAME} and ${file:/path} in every scalar a known key
+ * reads (r2m/expand.h; "$${" is a literal "${"), applies `defaults:` to
+ * every endpoint, and validates everything it can before the bridge starts.
+ * Every problem becomes one diagnostic line (r2m/diag.h)
  *     FILE:LINE:COLUMN: error: WHAT. HINT
  * (lines and columns 1-based); unknown keys get a "did you mean 'x'?" hint.
  * All problems are reported, not only the first. Pure apart from reading
@@ -14,6 +15,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "r2m/diag.h"  /* struct r2m_diag */
+#include "r2m/units.h" /* R2M_DURATION_MAX_MS */
 
 struct r2m_header {
     char *name;
@@ -104,8 +108,6 @@ enum r2m_paginate {
     R2M_PAGE_NUMBER, /* param: page, start: 1 - stop at an empty page */
 };
 
-enum r2m_log_format { R2M_LOG_TEXT = 0, R2M_LOG_JSON };
-
 struct r2m_config {
     char *file;     /* path given to the loader */
     char *instance; /* default: mqtt.client_id */
@@ -146,13 +148,6 @@ struct r2m_config {
     size_t n_endpoints;
 };
 
-/* Diagnostics collected by the loader, in file order. */
-struct r2m_diag {
-    char **lines; /* "file:line:col: error: ..." without trailing newline */
-    size_t n;
-};
-void r2m_diag_free(struct r2m_diag *d); /* frees the lines, keeps d reusable */
-
 /* Loads and validates path. On success returns 0 and *out (free with
  * r2m_config_free). On any error returns R2M_E_CONFIG (or R2M_E_IO when the
  * file cannot be read, R2M_E_NOMEM when memory runs out), *out is NULL, and
@@ -167,17 +162,22 @@ void r2m_config_free(struct r2m_config *cfg);
  * did not change across a reload (secrets included, never printed). */
 uint64_t r2m_config_endpoint_hash(const struct r2m_endpoint_cfg *e);
 
-/* The longest duration a configuration may give (365 days): no interval,
- * timeout or backoff needs more, and every sum of a monotonic time and such
- * durations stays far from overflowing. */
-#define R2M_DURATION_MAX_MS (365ll * 86400000)
+/* The schema, for documentation checks and tools: where a key may be written. */
+enum {
+    R2M_CONFIG_IN_GLOBAL = 1,   /* a global section (section names it) */
+    R2M_CONFIG_IN_DEFAULTS = 2, /* defaults: */
+    R2M_CONFIG_IN_ENDPOINT = 4, /* an entry of endpoints: */
+};
+struct r2m_config_key {
+    const char *section; /* "" (top level), "mqtt", "mqtt.tls", "state", "log", "metrics",
+                            "endpoint", "endpoint.auth", "endpoint.tls", ... (static) */
+    const char *name;    /* as written in the file (static) */
+    unsigned in;         /* R2M_CONFIG_IN_* */
+};
+/* The i-th key of the schema (from 0, sections in a fixed order): 0, or
+ * R2M_E_INVALID past the last. */
+int r2m_config_key(size_t i, struct r2m_config_key *out);
 
-/* "250ms" "15s" "5m" "1h" "1d", also combined "1m30s"; a bare number is an
- * error (units are required). 0 or R2M_E_INVALID. */
-int r2m_parse_duration(const char *s, int64_t *ms);
-/* "512", "512B", "64KiB", "32MiB", "1GiB", also KB/MB/GB (= 1000^n).
- * 0 or R2M_E_INVALID (also on overflow). */
-int r2m_parse_size(const char *s, uint64_t *bytes);
 /* MQTT's largest packet: 268,435,455 bytes of Remaining Length plus at most
  * 5 bytes of fixed header. */
 #define R2M_MQTT_MAX_PACKET_SIZE (268435455ull + 5)

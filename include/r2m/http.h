@@ -79,19 +79,32 @@ typedef void r2m_http_done_fn(void *owner, struct r2m_http_xfer *x,
 #define R2M_HTTP_ORIGIN_MAX 320
 int r2m_http_origin(const char *url, char *out, size_t outlen);
 
-int r2m_http_new(struct r2m_http **out, int epfd, r2m_http_done_fn *done);
+int r2m_http_new(int epfd, r2m_http_done_fn *done, struct r2m_http **out);
 /* Aborts running transfers (without calling done) and frees the multi handle. */
 void r2m_http_free(struct r2m_http *h);
 
+/* What a transfer does beyond the request its endpoint configures; the
+ * caller decides (for pagination: r2m_page_http_opts). */
+struct r2m_http_opts {
+    /* keep the answer's Link field lines as they arrive, so reading them
+     * all through r2m_http_header costs linear time (Link pagination);
+     * without it r2m_http_header reads Link through libcurl */
+    int link_headers;
+    /* conditional GET: send the committed validators and keep the new
+     * ones of each 2xx answer (see r2m_http_commit_validators) */
+    int conditional;
+};
+
 /* Creates the reusable transfer of an endpoint. cfg must stay valid until
  * the transfer is freed or retargeted. The transfer keeps its own copies of
- * everything a request in flight reads (URL, headers, POST body), so a
- * reload may free cfg while a request runs, once it has retargeted. */
-int r2m_http_xfer_new(struct r2m_http *h, struct r2m_http_xfer **out,
-                      const struct r2m_endpoint_cfg *cfg, void *owner);
+ * everything a request in flight reads (URL, headers, POST body, opts), so
+ * a reload may free cfg while a request runs, once it has retargeted. */
+int r2m_http_xfer_new(struct r2m_http *h, const struct r2m_endpoint_cfg *cfg,
+                      const struct r2m_http_opts *opts, void *owner, struct r2m_http_xfer **out);
 void r2m_http_xfer_free(struct r2m_http_xfer *x);
 /* Points the transfer at an identical copy of its configuration (a reload
- * that left the endpoint unchanged); a transfer in progress continues. */
+ * that left the endpoint unchanged, so its opts too); a transfer in
+ * progress continues. */
 void r2m_http_xfer_retarget(struct r2m_http_xfer *x, const struct r2m_endpoint_cfg *cfg);
 
 /* Starts a fetch; done is called exactly once for it later (never from
@@ -101,10 +114,11 @@ int r2m_http_start(struct r2m_http_xfer *x);
  * query auth parameter is added when the URL lacks it. */
 int r2m_http_start_url(struct r2m_http_xfer *x, const char *url);
 
-/* Conditional GET. The ETag / Last-Modified of the last 2xx answer are held
- * as pending; the bridge commits them only when the whole poll succeeded,
- * so a poll that failed after the transfer can never be skipped by a 304
- * later. Endpoints with paginate: never send validators. */
+/* Conditional GET (opts.conditional). The ETag / Last-Modified of the last
+ * 2xx answer are held as pending; the bridge commits them only when the
+ * whole poll succeeded, so a poll that failed after the transfer can never
+ * be skipped by a 304 later. Without opts.conditional no validators are
+ * sent, kept or committed. */
 /* Returns 1 when the validators changed. */
 int r2m_http_commit_validators(struct r2m_http_xfer *x);
 void r2m_http_set_validators(struct r2m_http_xfer *x, const char *etag, const char *last_modified);

@@ -10,6 +10,8 @@
 #include <stddef.h>
 
 enum r2m_log_level { R2M_LOG_ERROR = 0, R2M_LOG_WARN, R2M_LOG_INFO, R2M_LOG_DEBUG };
+/* log.format: the configuration names one, the logger owns the meaning */
+enum r2m_log_format { R2M_LOG_TEXT = 0, R2M_LOG_JSON };
 
 void r2m_log_setup(int level, int format); /* format: enum r2m_log_format */
 /* Fixes the level (e.g. from --log-level) so later r2m_log_setup calls, such

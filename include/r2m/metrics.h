@@ -21,8 +21,8 @@ typedef void r2m_metrics_handler(void *ctx, const char *path, struct r2m_buf *ou
 
 /* listen is "IPv4:PORT". The server's fd is added to epfd with epoll data
  * tag. err names the address and the cause when binding fails. */
-int r2m_metrics_new(struct r2m_metrics **out, const char *listen, int epfd, uint64_t tag,
-                    r2m_metrics_handler *handler, void *ctx, char *err, size_t errlen);
+int r2m_metrics_new(const char *listen, int epfd, uint64_t tag, r2m_metrics_handler *handler,
+                    void *ctx, struct r2m_metrics **out, char *err, size_t errlen);
 void r2m_metrics_free(struct r2m_metrics *m);
 /* Serves ready connections; call when the fd is readable or the deadline passed. */
 void r2m_metrics_run(struct r2m_metrics *m);
@@ -30,16 +30,16 @@ void r2m_metrics_run(struct r2m_metrics *m);
 int64_t r2m_metrics_timeout_ms(struct r2m_metrics *m);
 
 /* A Prometheus histogram with fixed upper bounds (seconds). */
-#define R2M_HISTO_BUCKETS 12
-struct r2m_histo {
-    uint64_t counts[R2M_HISTO_BUCKETS + 1]; /* last: +Inf */
+#define R2M_METRICS_HISTO_BUCKETS 12
+struct r2m_metrics_histo {
+    uint64_t counts[R2M_METRICS_HISTO_BUCKETS + 1]; /* last: +Inf */
     double sum;
     uint64_t count;
 };
-void r2m_histo_observe(struct r2m_histo *h, double seconds);
+void r2m_metrics_histo_observe(struct r2m_metrics_histo *h, double seconds);
 /* Appends name_bucket{labels,le=...}, name_sum and name_count lines.
  * labels is "" or 'endpoint="x"'. */
-int r2m_histo_render(const struct r2m_histo *h, const char *name, const char *labels,
-                     struct r2m_buf *out);
+int r2m_metrics_histo_render(const struct r2m_metrics_histo *h, const char *name,
+                             const char *labels, struct r2m_buf *out);
 
 #endif

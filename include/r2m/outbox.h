@@ -69,14 +69,15 @@ int r2m_outbox_load(struct r2m_outbox *o, char *err, size_t errlen);
  * every message) and queues its messages. 0; R2M_E_TOO_BIG when the batch
  * does not fit (now, or ever); R2M_E_IO when the transaction failed. On
  * error nothing is stored or queued and err says why. Matches
- * r2m_emit_fn's contract (r2m/poller.h). */
-int r2m_outbox_emit(struct r2m_outbox *o, const struct r2m_batch *batch, r2m_persist_fn *persist,
-                    void *pctx, const struct r2m_outbox_from *from, char *err, size_t errlen);
+ * r2m_poller_emit_fn's contract (r2m/poller.h). */
+int r2m_outbox_emit(struct r2m_outbox *o, const struct r2m_poller_batch *batch,
+                    r2m_poller_persist_fn *persist, void *pctx, const struct r2m_outbox_from *from,
+                    char *err, size_t errlen);
 
 /* The broker acknowledged row id: deleted at the next flush. */
 void r2m_outbox_on_ack(struct r2m_outbox *o, int64_t id);
 /* The broker refused row id for good (id 0: a message not in the outbox,
- * only logged); arguments as r2m_pub_dead_fn (r2m/publish.h), copied. */
+ * only logged); arguments as r2m_publish_dead_fn (r2m/publish.h), copied. */
 void r2m_outbox_on_dead(struct r2m_outbox *o, int64_t id, const char *topic, const char *payload,
                         size_t len, uint64_t size, const char *reason, const char *words);
 /* Deletes acknowledged rows and moves refused ones to the dead-letter table

@@ -6,7 +6,7 @@
  * collections and paginated lists slot in beside it) and are chosen by
  * r2m_poller_for() from the endpoint's configuration.
  *
- * Contract for on_body (invariant 1 of DESIGN.md): either every event of the
+ * Contract for on_body (README guarantee 1): either every event of the
  * poll is emitted and the poller's snapshot advances, or the call returns an
  * error, nothing was emitted and the snapshot is untouched. An unchanged
  * body must cost parse + canonicalise + hash only: no allocation once the
@@ -26,26 +26,27 @@
 
 /* The messages one poll produces, in publishing order. Topics and payloads
  * are stored back to back in `bytes`, each followed by a NUL. */
-struct r2m_batch_msg {
+struct r2m_poller_batch_msg {
     size_t topic, topic_len; /* offsets into bytes */
     size_t payload, payload_len;
     int retained;
     enum r2m_event_type type; /* R2M_EVENT_TYPE_NONE for state messages */
 };
-struct r2m_batch {
+struct r2m_poller_batch {
     struct r2m_buf bytes;
-    struct r2m_batch_msg *msgs;
+    struct r2m_poller_batch_msg *msgs;
     size_t n, cap;
 };
-void r2m_batch_reset(struct r2m_batch *b);
+void r2m_poller_batch_reset(struct r2m_poller_batch *b);
 /* type: what the message is, for counting (r2m/event.h). */
-int r2m_batch_add(struct r2m_batch *b, const char *topic, size_t topic_len, const char *payload,
-                  size_t payload_len, int retained, enum r2m_event_type type);
-static inline const char *r2m_batch_topic(const struct r2m_batch *b, size_t i)
+int r2m_poller_batch_add(struct r2m_poller_batch *b, const char *topic, size_t topic_len,
+                         const char *payload, size_t payload_len, int retained,
+                         enum r2m_event_type type);
+static inline const char *r2m_poller_batch_topic(const struct r2m_poller_batch *b, size_t i)
 {
     return b->bytes.data + b->msgs[i].topic;
 }
-static inline const char *r2m_batch_payload(const struct r2m_batch *b, size_t i)
+static inline const char *r2m_poller_batch_payload(const struct r2m_poller_batch *b, size_t i)
 {
     return b->bytes.data + b->msgs[i].payload;
 }
@@ -54,7 +55,7 @@ struct r2m_store;
 
 /* Writes a poller's new snapshot into the store, inside the transaction
  * that also adds the poll's events to the outbox. */
-typedef int r2m_persist_fn(void *pctx, struct r2m_store *store);
+typedef int r2m_poller_persist_fn(void *pctx, struct r2m_store *store);
 
 /* Where a poll's result goes: the batch of messages (possibly empty) and the
  * new snapshot, all of them or none. With a store, emit runs persist and
@@ -63,11 +64,12 @@ typedef int r2m_persist_fn(void *pctx, struct r2m_store *store);
  * no room for the whole batch, R2M_E_IO when the transaction failed), in
  * which case nothing was queued or stored, err says why, and the poller
  * must not advance its in-memory snapshot either. */
-typedef int r2m_emit_fn(void *ctx, const struct r2m_batch *batch, r2m_persist_fn *persist,
-                        void *pctx, char *err, size_t errlen);
+typedef int r2m_poller_emit_fn(void *ctx, const struct r2m_poller_batch *batch,
+                               r2m_poller_persist_fn *persist, void *pctx, char *err,
+                               size_t errlen);
 
 /* Shared, single-threaded scratch space for all pollers; owned by the bridge. */
-struct r2m_poll_env {
+struct r2m_poller_env {
     const struct r2m_config *cfg;
     struct r2m_json_doc *doc;      /* arena for the new body */
     struct r2m_json_doc *prev_doc; /* arena for re-reading a stored snapshot */
@@ -76,11 +78,11 @@ struct r2m_poll_env {
     struct r2m_buf patch;
     struct r2m_buf event;
     struct r2m_buf topic;
-    struct r2m_batch batch; /* the poll's messages, handed to emit */
-    int64_t wall_ms;        /* wall-clock time of this poll, for event `time` */
-    uint64_t epoch;         /* goes into event ids, see r2m_event_id */
-    int emit_initial;       /* the first poll emits instead of recording a baseline */
-    r2m_emit_fn *emit;
+    struct r2m_poller_batch batch; /* the poll's messages, handed to emit */
+    int64_t wall_ms;               /* wall-clock time of this poll, for event `time` */
+    uint64_t epoch;                /* goes into event ids, see r2m_event_id */
+    int emit_initial;              /* the first poll emits instead of recording a baseline */
+    r2m_poller_emit_fn *emit;
     void *emit_ctx;
 };
 
@@ -89,10 +91,10 @@ struct r2m_poll_env {
  * dropped and the endpoint re-baselines silently. */
 struct r2m_fp r2m_poller_settings(const struct r2m_endpoint_cfg *cfg);
 
-int r2m_poll_env_init(struct r2m_poll_env *env, const struct r2m_config *cfg);
-void r2m_poll_env_cleanup(struct r2m_poll_env *env);
+int r2m_poller_env_init(struct r2m_poller_env *env, const struct r2m_config *cfg);
+void r2m_poller_env_cleanup(struct r2m_poller_env *env);
 /* Sets the buffers' ceilings from the endpoints' max_body (after a reload). */
-void r2m_poll_env_limits(struct r2m_poll_env *env, const struct r2m_config *cfg);
+void r2m_poller_env_limits(struct r2m_poller_env *env, const struct r2m_config *cfg);
 
 /* Pagination: struct r2m_page (what the bridge tells a poller about a page)
  * and struct r2m_page_next (where the next one is) are in r2m/page.h. */
@@ -114,17 +116,17 @@ struct r2m_poller_kind {
     int (*restore)(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_store *store,
                    const struct r2m_store_endpoint *row, int *partial);
     /* err receives a one-line cause on failure (never secrets). */
-    int (*on_body)(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+    int (*on_body)(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poller_env *env,
                    const char *body, size_t len, char *err, size_t errlen);
     /* Paginated endpoints (NULL for kinds without pages): on_page takes each
      * page's body and says where the next one is; after the last page,
      * on_pages_done diffs all pages as one collection. A failure of either
      * fails the whole poll: nothing emitted, snapshot untouched. */
-    int (*on_page)(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
+    int (*on_page)(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poller_env *env,
                    const char *body, size_t len, const struct r2m_page *pg,
                    struct r2m_page_next *next, char *err, size_t errlen);
-    int (*on_pages_done)(void *state, const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *env,
-                         char *err, size_t errlen);
+    int (*on_pages_done)(void *state, const struct r2m_endpoint_cfg *cfg,
+                         struct r2m_poller_env *env, char *err, size_t errlen);
 };
 
 extern const struct r2m_poller_kind r2m_poller_document;

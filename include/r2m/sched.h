@@ -43,8 +43,8 @@ int64_t r2m_sched_at(int64_t base_ms, int64_t delay_ms);
  * failure, never above cap_ms (and without overflowing on the way). */
 int64_t r2m_sched_backoff(int64_t delay_ms, uint32_t failures, int64_t cap_ms);
 
-/* The admission rule for one more request in flight (DESIGN.md invariant
- * 9). total: requests in flight; origin_busy: those of the origin asking;
+/* The admission rule for one more request in flight (README guarantee
+ * 8). total: requests in flight; origin_busy: those of the origin asking;
  * idle_origins: configured origins with none in flight. An origin may start
  * a request while it has fewer than max_per_origin in flight and the total
  * is below max_total; its first request needs nothing more, a further one

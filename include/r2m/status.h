@@ -53,8 +53,8 @@ struct r2m_status {
     size_t n_eps;
     const struct r2m_status_dead *dead;
     size_t n_dead;
-    const struct r2m_histo *http_seconds;    /* NULL: none */
-    const struct r2m_histo *publish_seconds; /* NULL: none */
+    const struct r2m_metrics_histo *http_seconds;    /* NULL: none */
+    const struct r2m_metrics_histo *publish_seconds; /* NULL: none */
 };
 
 /* Appends the Prometheus text exposition (format 0.0.4) of s to out.

@@ -1,7 +1,7 @@
 /* Fuzz target: the Link header parser (RFC 8288) and Link pagination.
  *
  * Properties:
- *  - r2m_link_next never crashes or reads outside the input;
+ *  - r2m_page_link_next never crashes or reads outside the input;
  *  - on success a next URL is exactly the bytes between a '<' and a '>' of
  *    the input, at most R2M_PAGE_URL_MAX long; on failure there is none and
  *    err says something;
@@ -34,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n, n2;
     char err[256], err2[256];
     err[0] = err2[0] = '\0';
-    int r = r2m_link_next(v, size, &u, &n, err, sizeof err);
-    int r2 = r2m_link_next(v, size, &u2, &n2, err2, sizeof err2);
+    int r = r2m_page_link_next(v, size, &u, &n, err, sizeof err);
+    int r2 = r2m_page_link_next(v, size, &u2, &n2, err2, sizeof err2);
     if (r != r2 || u != u2 || n != n2 || strcmp(err, err2))
         abort(); /* not deterministic */
     if (r) {

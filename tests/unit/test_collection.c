@@ -33,8 +33,8 @@ struct sink {
     struct msg m[MAX_MSGS];
 };
 
-static int record(void *ctx, const struct r2m_batch *b, r2m_persist_fn *persist, void *pctx,
-                  char *err, size_t errlen)
+static int record(void *ctx, const struct r2m_poller_batch *b, r2m_poller_persist_fn *persist,
+                  void *pctx, char *err, size_t errlen)
 {
     struct sink *s = ctx;
     assert_non_null(persist); /* every accepted poll hands over its new snapshot */
@@ -49,8 +49,9 @@ static int record(void *ctx, const struct r2m_batch *b, r2m_persist_fn *persist,
         assert_int_equal(r2m_store_commit(s->store), 0);
     }
     for (size_t i = 0; i < b->n && s->n < MAX_MSGS; i++, s->n++) {
-        snprintf(s->m[s->n].topic, sizeof s->m[s->n].topic, "%s", r2m_batch_topic(b, i));
-        snprintf(s->m[s->n].payload, sizeof s->m[s->n].payload, "%s", r2m_batch_payload(b, i));
+        snprintf(s->m[s->n].topic, sizeof s->m[s->n].topic, "%s", r2m_poller_batch_topic(b, i));
+        snprintf(s->m[s->n].payload, sizeof s->m[s->n].payload, "%s",
+                 r2m_poller_batch_payload(b, i));
         s->m[s->n].retained = b->msgs[i].retained;
         s->m[s->n].type = b->msgs[i].type;
     }
@@ -60,7 +61,7 @@ static int record(void *ctx, const struct r2m_batch *b, r2m_persist_fn *persist,
 struct fixture {
     struct r2m_config cfg;
     struct r2m_endpoint_cfg ep;
-    struct r2m_poll_env env;
+    struct r2m_poller_env env;
     struct sink sink;
     void *state;
     char err[512];
@@ -91,7 +92,7 @@ static int setup(void **state)
     f->cfg.mqtt.topic_prefix = "r2m";
     f->cfg.endpoints = &f->ep;
     f->cfg.n_endpoints = 1;
-    if (r2m_poll_env_init(&f->env, &f->cfg))
+    if (r2m_poller_env_init(&f->env, &f->cfg))
         return -1;
     f->env.emit = record;
     f->env.emit_ctx = &f->sink;
@@ -107,7 +108,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     r2m_poller_collection.destroy(f->state);
-    r2m_poll_env_cleanup(&f->env);
+    r2m_poller_env_cleanup(&f->env);
     free(f);
     return 0;
 }
@@ -662,7 +663,9 @@ static void many_polls_share_compact_persist_and_restore(void **state)
     char dir[] = "/tmp/r2m-test-coll-XXXXXX", path[64], err[256];
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/state.db", dir);
-    assert_int_equal(r2m_store_open(&f->sink.store, path, err, sizeof err), 0);
+    assert_int_equal(
+        r2m_store_new(&(struct r2m_store_params){.path = path}, err, sizeof err, &f->sink.store),
+        0);
     f->env.epoch = r2m_store_epoch(f->sink.store);
 
     char *body = model_body(0, N);
@@ -704,7 +707,7 @@ static void many_polls_share_compact_persist_and_restore(void **state)
     free(row.doc);
     free(row.etag);
     free(row.last_modified);
-    r2m_store_close(f->sink.store);
+    r2m_store_free(f->sink.store);
     f->sink.store = NULL;
     body = model_body(POLLS, N);
     f->sink.n = 0;
@@ -746,7 +749,8 @@ static void stored_items_with_invalid_text_are_forgotten(void **state)
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/state.db", dir);
     struct r2m_store *st;
-    assert_int_equal(r2m_store_open(&st, path, err, sizeof err), 0);
+    assert_int_equal(r2m_store_new(&(struct r2m_store_params){.path = path}, err, sizeof err, &st),
+                     0);
     struct r2m_fp fp = {1, 2};
     assert_int_equal(r2m_store_begin(st), 0);
     assert_int_equal(r2m_store_endpoint_put(st, "shipments", fp, 5, NULL, 0, fp), 0);
@@ -769,7 +773,7 @@ static void stored_items_with_invalid_text_are_forgotten(void **state)
     int rows = 0;
     assert_int_equal(r2m_store_items(st, "shipments", count_rows, &rows), 0);
     assert_int_equal(rows, 1); /* only item 1 is left in the store */
-    r2m_store_close(st);
+    r2m_store_free(st);
     /* item 1 unchanged, item 2 is back (created), nothing else happens */
     assert_int_equal(ok(f, "{\"data\":[{\"id\":1},{\"id\":2,\"s\":\"x\"}]}"), 1);
     assert_string_equal(f->sink.m[0].topic, "r2m/shipments/2/created");

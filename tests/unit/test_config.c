@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1363,118 +1364,146 @@ static void test_load(void **state)
     free(bad);
 }
 
-/* ---- durations and sizes -------------------------------------------------- */
+/* ---- the schema table ------------------------------------------------------ */
 
-static void test_parse_duration(void **state)
+/* README.md's configuration reference, read whole. */
+static char *read_readme(void)
 {
-    (void)state;
-    static const struct {
-        const char *in;
-        int64_t ms;
-    } good[] = {
-        {"250ms", 250},     {"15s", 15000},         {"5m", 300000},
-        {"1h", 3600000},    {"1d", 86400000},       {"1m30s", 90000},
-        {"1d2h", 93600000}, {"1h1m1s1ms", 3661001}, {"0s", 0},
-        {"0ms", 0},         {"007s", 7000},         {"9223372036854775807ms", INT64_MAX},
-    };
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        int64_t ms = -1;
-        if (r2m_parse_duration(good[i].in, &ms))
-            fail_msg("'%s' refused", good[i].in);
-        assert_int_equal(ms, good[i].ms);
-    }
-    static const char *const bad[] = {
-        "",
-        "30",
-        "abc",
-        "s",
-        "ms",
-        "1x",
-        "1.5s",
-        "-1s",
-        " 1s",
-        "1s ",
-        "30s1m",
-        "1s1s",
-        "1mss",
-        "1S",
-        "1sec",
-        "1 s",
-        "1m30",
-        "+1s",
-        "1e3ms",
-        "0x10s",
-        "9223372036854775808ms", /* one past INT64_MAX */
-        "99999999999999999999s", /* the digits alone overflow */
-        "106751991168d",         /* the multiplication overflows */
-        "106751991167d23h",      /* the sum overflows */
-    };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        int64_t ms = 12345;
-        if (r2m_parse_duration(bad[i], &ms) != R2M_E_INVALID)
-            fail_msg("'%s' accepted", bad[i]);
-        assert_int_equal(ms, 12345);
-    }
-    int64_t ms;
-    assert_int_equal(r2m_parse_duration(NULL, &ms), R2M_E_INVALID);
+    const char *root = getenv("R2M_SOURCE_ROOT");
+    char path[1024];
+    assert_non_null(root);
+    snprintf(path, sizeof path, "%s/README.md", root);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *t = strdup(text);
+    assert_non_null(t);
+    return t;
 }
 
-static void test_parse_size(void **state)
+/* s holds word as a key: "`word`", "word:", "word," or "word }" not inside another word */
+static int written_as_key(const char *s, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = strstr(s, word); p; p = strstr(p + 1, word)) {
+        if (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
+            continue;
+        if (p[n] == '`' || p[n] == ':' || p[n] == ',' || !strncmp(p + n, " }", 2))
+            return 1;
+    }
+    return 0;
+}
+
+/* every key of the schema is in README.md: endpoint keys as a row of the
+ * endpoint key table, the others written as keys somewhere in it */
+static void test_schema_documented(void **state)
 {
     (void)state;
+    char *readme = read_readme();
+    struct r2m_config_key k;
+    size_t n = 0, missing = 0;
+    for (size_t i = 0; r2m_config_key(i, &k) == 0; i++, n++) {
+        char row[96];
+        snprintf(row, sizeof row, "| `%s` |", k.name);
+        int ok = !strcmp(k.section, "endpoint") ? strstr(readme, row) != NULL
+                                                : written_as_key(readme, k.name);
+        if (!ok) {
+            print_message("not documented in README.md: %s%s%s\n", k.section, *k.section ? "." : "",
+                          k.name);
+            missing++;
+        }
+    }
+    assert_true(n > 60); /* the whole schema was listed */
+    assert_int_equal(missing, 0);
+    free(readme);
+}
+
+/* The YAML that gives key k the value `[[1]]` (a list in a list: no key
+ * takes that) in its section, and the line it is on. */
+static int place_key(const struct r2m_config_key *k, int in_defaults, char *y, size_t len)
+{
     static const struct {
-        const char *in;
-        uint64_t bytes;
-    } good[] = {
-        {"512", 512},
-        {"512B", 512},
-        {"0", 0},
-        {"64KiB", 65536},
-        {"32MiB", 33554432},
-        {"1GiB", 1073741824},
-        {"2TiB", 2ull << 40},
-        {"1KB", 1000},
-        {"2MB", 2000000},
-        {"3GB", 3000000000ull},
-        {"1TB", 1000000000000ull},
-        {"18446744073709551615", UINT64_MAX},
-        {"18446744073709551615B", UINT64_MAX},
-        {"16777215TiB", 16777215ull << 40},
+        const char *name, *others; /* auth: a type the key belongs to, and its other fields */
+    } auth[] = {
+        {"type", ""},
+        {"username", "type: basic, password: p"},
+        {"password", "type: basic, username: u"},
+        {"token", "type: bearer"},
+        {"name", "type: header, value: v"},
+        {"value", "type: header, name: X-A"},
+        {"token_url", "type: oauth2, client_id: i, client_secret: s"},
+        {"client_id", "type: oauth2, token_url: http://t, client_secret: s"},
+        {"client_secret", "type: oauth2, token_url: http://t, client_id: i"},
+        {"scope", "type: oauth2, token_url: http://t, client_id: i, client_secret: s"},
     };
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        uint64_t b = 1;
-        if (r2m_parse_size(good[i].in, &b))
-            fail_msg("'%s' refused", good[i].in);
-        assert_true(b == good[i].bytes);
+    const char *s = k->section;
+    if (!*s) {
+        snprintf(y, len, "%s: [[1]]\n%s", k->name, strcmp(k->name, "endpoints") ? EP : "");
+        return 1;
     }
-    static const char *const bad[] = {
-        "",
-        "KiB",
-        "B",
-        "1.5MiB",
-        "-1",
-        "+1",
-        "1 KiB",
-        "1kib",
-        "1kb",
-        "1KiBB",
-        "1x",
-        " 1",
-        "1 ",
-        "1K",
-        "0x10",
-        "18446744073709551616", /* one past UINT64_MAX */
-        "16777216TiB",          /* 2^64 */
-        "18446744073709552KB",  /* multiplication overflows */
-    };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        uint64_t b = 7;
-        if (r2m_parse_size(bad[i], &b) != R2M_E_INVALID)
-            fail_msg("'%s' accepted", bad[i]);
-        assert_true(b == 7);
+    if (!strcmp(s, "mqtt.tls")) {
+        snprintf(y, len, "mqtt:\n  url: mqtts://h\n  tls:\n    %s: [[1]]\n" EP, k->name);
+        return 4;
     }
-    uint64_t b;
-    assert_int_equal(r2m_parse_size(NULL, &b), R2M_E_INVALID);
+    if (!strncmp(s, "endpoint.", 9)) {
+        const char *others = "";
+        for (size_t i = 0; i < sizeof auth / sizeof auth[0]; i++)
+            if (!strcmp(s, "endpoint.auth") && !strcmp(auth[i].name, k->name))
+                others = auth[i].others;
+        snprintf(y, len, EP "    %s: { %s%s%s: [[1]] }\n", s + 9, others, *others ? ", " : "",
+                 k->name);
+        return 4;
+    }
+    if (!strcmp(s, "endpoint")) {
+        if (in_defaults) {
+            snprintf(y, len, "defaults:\n  %s: [[1]]\n" EP, k->name);
+            return 2;
+        }
+        snprintf(y, len, "endpoints:\n  - %s: [[1]]\n%s%s", k->name,
+                 strcmp(k->name, "name") ? "    name: a\n" : "    url: http://x\n",
+                 strcmp(k->name, "url") ? "    url: http://x\n" : "");
+        return 2;
+    }
+    snprintf(y, len, "%s:\n  %s: [[1]]\n" EP, s, k->name);
+    return 2;
+}
+
+/* every key of the table has a parser that reads its value: a value no key
+ * takes is refused on its line, never taken for an unknown key; a key not
+ * allowed in defaults: says so */
+static void test_schema_keys_read(void **state)
+{
+    (void)state;
+    struct r2m_config_key k;
+    for (size_t i = 0; r2m_config_key(i, &k) == 0; i++) {
+        for (int def = 0; def < 2; def++) {
+            if (def && strcmp(k.section, "endpoint"))
+                continue;
+            char y[512], at[32];
+            int line = place_key(&k, def, y, sizeof y);
+            struct r2m_config *cfg = NULL;
+            struct r2m_diag d = {0};
+            assert_int_equal(parse(y, &cfg, &d), R2M_E_CONFIG);
+            snprintf(at, sizeof at, "t.yaml:%d:", line);
+            int on_line = 0, unknown = 0;
+            for (size_t j = 0; j < d.n; j++) {
+                on_line |= !strncmp(d.lines[j], at, strlen(at));
+                unknown |= strstr(d.lines[j], "unknown key") != NULL;
+            }
+            if (!on_line || unknown) {
+                print_message("yaml:\n%s", y);
+                dump(&d);
+                fail_msg("key %s.%s not read by its parser", k.section, k.name);
+            }
+            if (def && !(k.in & R2M_CONFIG_IN_DEFAULTS))
+                assert_true(has_line(&d, 2, 3, "cannot be set in defaults:"));
+            r2m_diag_free(&d);
+        }
+    }
 }
 
 static void test_diag_free_reusable(void **state)
@@ -1551,9 +1580,9 @@ int main(void)
         cmocka_unit_test(test_tls_rules),
         cmocka_unit_test(test_many_errors),
         cmocka_unit_test(test_load),
-        cmocka_unit_test(test_parse_duration),
-        cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_diag_free_reusable),
+        cmocka_unit_test(test_schema_documented),
+        cmocka_unit_test(test_schema_keys_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

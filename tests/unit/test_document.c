@@ -22,8 +22,8 @@ struct sink {
     char payload[8192];
 };
 
-static int record(void *ctx, const struct r2m_batch *b, r2m_persist_fn *persist, void *pctx,
-                  char *err, size_t errlen)
+static int record(void *ctx, const struct r2m_poller_batch *b, r2m_poller_persist_fn *persist,
+                  void *pctx, char *err, size_t errlen)
 {
     struct sink *s = ctx;
     assert_non_null(persist); /* every accepted poll hands over its new snapshot */
@@ -36,8 +36,8 @@ static int record(void *ctx, const struct r2m_batch *b, r2m_persist_fn *persist,
     if (b->n == 0)
         return 0; /* a silent baseline */
     s->n++;
-    snprintf(s->topic, sizeof s->topic, "%s", r2m_batch_topic(b, 0));
-    snprintf(s->payload, sizeof s->payload, "%s", r2m_batch_payload(b, 0));
+    snprintf(s->topic, sizeof s->topic, "%s", r2m_poller_batch_topic(b, 0));
+    snprintf(s->payload, sizeof s->payload, "%s", r2m_poller_batch_payload(b, 0));
     assert_int_equal(b->msgs[0].retained, 0);
     assert_int_equal(b->msgs[0].type, R2M_EVENT_DOCUMENT_CHANGED);
     return 0;
@@ -46,7 +46,7 @@ static int record(void *ctx, const struct r2m_batch *b, r2m_persist_fn *persist,
 struct fixture {
     struct r2m_config cfg;
     struct r2m_endpoint_cfg ep;
-    struct r2m_poll_env env;
+    struct r2m_poller_env env;
     struct sink sink;
     void *state;
     char err[256];
@@ -70,7 +70,7 @@ static int setup(void **state)
     f->cfg.mqtt.topic_prefix = "r2m";
     f->cfg.endpoints = &f->ep;
     f->cfg.n_endpoints = 1;
-    if (r2m_poll_env_init(&f->env, &f->cfg))
+    if (r2m_poller_env_init(&f->env, &f->cfg))
         return -1;
     f->env.emit = record;
     f->env.emit_ctx = &f->sink;
@@ -86,7 +86,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     r2m_poller_document.destroy(f->state);
-    r2m_poll_env_cleanup(&f->env);
+    r2m_poller_env_cleanup(&f->env);
     free(f);
     return 0;
 }

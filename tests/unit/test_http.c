@@ -239,6 +239,11 @@ static void on_done(void *owner, struct r2m_http_xfer *x, const struct r2m_http_
 
 static struct outcome fetch_url(struct r2m_endpoint_cfg *cfg, const char *page_url);
 
+/* The transfer options of fetch (by default Link lines collected and
+ * conditional GET), and a committed ETag to start with (NULL: none). */
+static struct r2m_http_opts fetch_opts = {.link_headers = 1, .conditional = 1};
+static const char *fetch_etag;
+
 static struct outcome fetch(struct r2m_endpoint_cfg *cfg)
 {
     return fetch_url(cfg, NULL);
@@ -251,8 +256,10 @@ static struct outcome fetch_url(struct r2m_endpoint_cfg *cfg, const char *page_u
     int ep = epoll_create1(0);
     struct r2m_http *h;
     struct r2m_http_xfer *x;
-    assert_int_equal(r2m_http_new(&h, ep, on_done), 0);
-    assert_int_equal(r2m_http_xfer_new(h, &x, cfg, &o), 0);
+    assert_int_equal(r2m_http_new(ep, on_done, &h), 0);
+    assert_int_equal(r2m_http_xfer_new(h, cfg, &fetch_opts, &o, &x), 0);
+    if (fetch_etag)
+        r2m_http_set_validators(x, fetch_etag, NULL);
     assert_int_equal(r2m_http_start_url(x, page_url), 0);
     assert_int_equal(r2m_http_start(x), R2M_E_INVALID); /* one poll at a time */
     assert_int_equal(r2m_http_active(h), 1);
@@ -370,8 +377,8 @@ static void unwatchable_socket_fails_the_transfer(void **state)
     assert_true(notep >= 0);
     struct r2m_http *h;
     struct r2m_http_xfer *x;
-    assert_int_equal(r2m_http_new(&h, notep, on_done), 0);
-    assert_int_equal(r2m_http_xfer_new(h, &x, &c, &o), 0);
+    assert_int_equal(r2m_http_new(notep, on_done, &h), 0);
+    assert_int_equal(r2m_http_xfer_new(h, &c, &fetch_opts, &o, &x), 0);
     assert_int_equal(r2m_http_start(x), 0);
     int64_t t0 = r2m_http_now_ms();
     while (!o.done && r2m_http_now_ms() - t0 < 4000) {
@@ -554,6 +561,29 @@ static void link_lines_of_the_answer_only(void **state)
     assert_string_equal(o.link[0], "</p2>; rel=next");
 }
 
+/* Without link_headers the Link lines are not collected, and still read
+ * (through libcurl); without conditional no validator is sent or kept. */
+static void transfer_options_decide_links_and_validators(void **state)
+{
+    (void)state;
+    srv.reply = R_LINKS;
+    struct r2m_endpoint_cfg c = endpoint("/links");
+    fetch_opts = (struct r2m_http_opts){.link_headers = 0, .conditional = 0};
+    fetch_etag = "\"v1\"";
+    struct outcome o = fetch(&c);
+    assert_int_equal(o.result, 0);
+    assert_int_equal(o.n_link, 2);
+    assert_string_equal(o.link[1], "</p2>; title=\"a, b\"; rel=next");
+    assert_null(strstr(srv.last_request, "If-None-Match"));
+
+    fetch_opts.conditional = 1;
+    o = fetch(&c);
+    assert_int_equal(o.result, 0);
+    assert_non_null(strstr(srv.last_request, "If-None-Match: \"v1\"\r\n"));
+    fetch_opts = (struct r2m_http_opts){.link_headers = 1, .conditional = 1};
+    fetch_etag = NULL;
+}
+
 static void header_over_curls_limit_says_so(void **state)
 {
     (void)state;
@@ -623,6 +653,7 @@ int main(void)
         cmocka_unit_test(link_field_lines_are_read_raw),
         cmocka_unit_test(many_link_lines_read_in_linear_time),
         cmocka_unit_test(link_lines_of_the_answer_only),
+        cmocka_unit_test(transfer_options_decide_links_and_validators),
         cmocka_unit_test(header_over_curls_limit_says_so),
         cmocka_unit_test(retry_after_forms),
     };

@@ -22,14 +22,14 @@
 static void histogram_buckets_are_cumulative(void **state)
 {
     (void)state;
-    struct r2m_histo h = {0};
-    r2m_histo_observe(&h, 0.0005); /* <= 1 ms */
-    r2m_histo_observe(&h, 0.001);  /* le is inclusive */
-    r2m_histo_observe(&h, 0.3);
-    r2m_histo_observe(&h, 100); /* only +Inf */
+    struct r2m_metrics_histo h = {0};
+    r2m_metrics_histo_observe(&h, 0.0005); /* <= 1 ms */
+    r2m_metrics_histo_observe(&h, 0.001);  /* le is inclusive */
+    r2m_metrics_histo_observe(&h, 0.3);
+    r2m_metrics_histo_observe(&h, 100); /* only +Inf */
     struct r2m_buf b;
     r2m_buf_init(&b, 1 << 16);
-    assert_int_equal(r2m_histo_render(&h, "x_seconds", "endpoint=\"a\"", &b), 0);
+    assert_int_equal(r2m_metrics_histo_render(&h, "x_seconds", "endpoint=\"a\"", &b), 0);
     assert_non_null(strstr(b.data, "x_seconds_bucket{endpoint=\"a\",le=\"0.001\"} 2\n"));
     assert_non_null(strstr(b.data, "x_seconds_bucket{endpoint=\"a\",le=\"0.25\"} 2\n"));
     assert_non_null(strstr(b.data, "x_seconds_bucket{endpoint=\"a\",le=\"0.5\"} 3\n"));
@@ -38,7 +38,7 @@ static void histogram_buckets_are_cumulative(void **state)
     assert_non_null(strstr(b.data, "x_seconds_sum{endpoint=\"a\"} 100.301500\n"));
     assert_non_null(strstr(b.data, "x_seconds_count{endpoint=\"a\"} 4\n"));
     r2m_buf_reset(&b);
-    assert_int_equal(r2m_histo_render(&h, "y", "", &b), 0);
+    assert_int_equal(r2m_metrics_histo_render(&h, "y", "", &b), 0);
     assert_non_null(strstr(b.data, "y_bucket{le=\"+Inf\"} 4\ny_sum 100.301500\ny_count 4\n"));
     r2m_buf_free(&b);
 }
@@ -99,7 +99,7 @@ static void serves_from_the_callers_loop(void **state)
     char listen[32], err[256];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     struct r2m_metrics *m = NULL;
-    assert_int_equal(r2m_metrics_new(&m, listen, epfd, 42, handler, NULL, err, sizeof err), 0);
+    assert_int_equal(r2m_metrics_new(listen, epfd, 42, handler, NULL, &m, err, sizeof err), 0);
     char resp[4096];
     request(m, epfd, port, "/metrics", resp, sizeof resp);
     assert_non_null(strstr(resp, "HTTP/1.1 200"));
@@ -110,7 +110,7 @@ static void serves_from_the_callers_loop(void **state)
     assert_int_equal(hits, 2);
     /* the port is taken now: a second server reports it clearly */
     struct r2m_metrics *m2 = NULL;
-    assert_int_equal(r2m_metrics_new(&m2, listen, epfd, 43, handler, NULL, err, sizeof err),
+    assert_int_equal(r2m_metrics_new(listen, epfd, 43, handler, NULL, &m2, err, sizeof err),
                      R2M_E_SYSTEM);
     assert_non_null(strstr(err, listen));
     r2m_metrics_free(m);

@@ -58,7 +58,7 @@ struct fixture {
     struct r2m_store *store;
     struct r2m_outbox *o;
     struct fake_pub pub;
-    struct r2m_batch batch;
+    struct r2m_poller_batch batch;
     int persisted;
     int persist_fails;
 };
@@ -80,7 +80,7 @@ static void open_outbox(struct fixture *f, uint64_t max)
     char err[512];
     memset(&f->pub, 0, sizeof f->pub);
     f->pub.room = 1000;
-    if (r2m_store_open(&f->store, path, err, sizeof err))
+    if (r2m_store_new(&(struct r2m_store_params){.path = path}, err, sizeof err, &f->store))
         fail_msg("open failed: %s", err);
     struct r2m_outbox_sink sink = {&f->pub, fake_room, fake_pending, fake_enqueue};
     assert_int_equal(r2m_outbox_new(&f->o, f->store, path, max, &sink), 0);
@@ -89,7 +89,7 @@ static void open_outbox(struct fixture *f, uint64_t max)
 static void close_outbox(struct fixture *f)
 {
     r2m_outbox_free(f->o);
-    r2m_store_close(f->store);
+    r2m_store_free(f->store);
     f->o = NULL;
     f->store = NULL;
 }
@@ -124,14 +124,14 @@ static int teardown(void **state)
 /* A batch of n events e<first>..; their payloads carry a CloudEvents id. */
 static void fill(struct fixture *f, int first, int n)
 {
-    r2m_batch_reset(&f->batch);
+    r2m_poller_batch_reset(&f->batch);
     for (int i = first; i < first + n; i++) {
         char topic[32], payload[96];
         snprintf(topic, sizeof topic, "t/e%d", i);
         snprintf(payload, sizeof payload, "{\"specversion\":\"1.0\",\"id\":\"id%d\",\"n\":%d}", i,
                  i);
-        assert_int_equal(r2m_batch_add(&f->batch, topic, strlen(topic), payload, strlen(payload), 0,
-                                       R2M_EVENT_ITEM_CREATED),
+        assert_int_equal(r2m_poller_batch_add(&f->batch, topic, strlen(topic), payload,
+                                              strlen(payload), 0, R2M_EVENT_ITEM_CREATED),
                          0);
     }
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "r2m/error.h"
+#include "r2m/json.h"
 #include "r2m/page.h"
 
 /* header callback over a NULL-terminated list of Link field values */
@@ -249,17 +250,18 @@ static void link_next_points_into_the_value(void **state)
     char err[256];
     /* not NUL-terminated: the length bounds the scan */
     const char v[] = "</a>; rel=prev, </b>; rel=next</c>";
-    assert_int_equal(r2m_link_next(v, 30, &u, &n, err, sizeof err), 0);
+    assert_int_equal(r2m_page_link_next(v, 30, &u, &n, err, sizeof err), 0);
     assert_ptr_equal(u, v + 17);
     assert_int_equal(n, 2);
-    assert_int_equal(r2m_link_next(v, sizeof v - 1, &u, &n, err, sizeof err), R2M_E_INVALID);
+    assert_int_equal(r2m_page_link_next(v, sizeof v - 1, &u, &n, err, sizeof err), R2M_E_INVALID);
     assert_null(u);
-    assert_int_equal(r2m_link_next("", 0, &u, &n, err, sizeof err), 0);
+    assert_int_equal(r2m_page_link_next("", 0, &u, &n, err, sizeof err), 0);
     assert_null(u);
     /* an empty target is a target (the page itself); NUL is a control character */
-    assert_int_equal(r2m_link_next("<>; rel=next", 12, &u, &n, err, sizeof err), 0);
+    assert_int_equal(r2m_page_link_next("<>; rel=next", 12, &u, &n, err, sizeof err), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(r2m_link_next("<a\0b>; rel=next", 15, &u, &n, err, sizeof err), R2M_E_INVALID);
+    assert_int_equal(r2m_page_link_next("<a\0b>; rel=next", 15, &u, &n, err, sizeof err),
+                     R2M_E_INVALID);
 }
 
 static void next_pages_stay_on_the_same_origin(void **state)
@@ -316,6 +318,167 @@ static void masked_urls_hide_query_values_and_user_info(void **state)
     assert_string_equal(out, "https://h/aaaaaa...");
 }
 
+/* ---- pagination styles: r2m_page_first and r2m_page_next_url ---- */
+
+static struct r2m_page_next next_buf;
+
+/* The next page after page `index` (0-based) whose body is `body`. */
+static int next_of(const struct r2m_endpoint_cfg *cfg, unsigned index, const char *page_url,
+                   const char *body, size_t n_items, char *err, size_t errlen)
+{
+    struct r2m_json_doc *doc;
+    struct r2m_json *root = NULL;
+    assert_int_equal(r2m_json_doc_new(&doc, NULL), 0);
+    if (body)
+        assert_int_equal(r2m_json_parse(doc, body, strlen(body), &root, NULL, 0), 0);
+    struct r2m_page pg = {index, page_url, NULL, NULL};
+    memset(next_buf.url, 'x', 16); /* must be overwritten, also with "" */
+    int r = r2m_page_next_url(cfg, &pg, root, n_items, &next_buf, err, errlen);
+    r2m_json_doc_free(doc);
+    return r;
+}
+
+static void first_page_is_the_url_unless_pages_are_numbered(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    struct r2m_endpoint_cfg cfg = {.url = "https://h/items?x=1"};
+    struct r2m_page_next first;
+    cfg.paginate.kind = R2M_PAGE_CURSOR;
+    cfg.paginate.param = "cursor";
+    assert_int_equal(r2m_page_first(&cfg, &first, err, sizeof err), 0);
+    assert_string_equal(first.url, "");
+
+    cfg.paginate.kind = R2M_PAGE_NUMBER;
+    cfg.paginate.param = "page";
+    cfg.paginate.start = 0;
+    assert_int_equal(r2m_page_first(&cfg, &first, err, sizeof err), 0);
+    assert_string_equal(first.url, "https://h/items?x=1&page=0");
+    cfg.paginate.start = 1;
+    assert_int_equal(r2m_page_first(&cfg, &first, err, sizeof err), 0);
+    assert_string_equal(first.url, "https://h/items?x=1&page=1");
+
+    cfg.url = "not a url";
+    assert_int_equal(r2m_page_first(&cfg, &first, err, sizeof err), R2M_E_INVALID);
+    assert_non_null(strstr(err, "cannot build the next page URL"));
+}
+
+static void body_pointer_pages_resolve_against_the_page(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    struct r2m_endpoint_cfg cfg = {
+        .url = "https://h/api/items",
+        .paginate = {.kind = R2M_PAGE_NEXT, .pointer = "/links/next"},
+    };
+    assert_int_equal(next_of(&cfg, 1, "https://h/api/items?p=2",
+                             "{\"links\":{\"next\":\"items?p=3\"}}", 5, err, sizeof err),
+                     0);
+    assert_string_equal(next_buf.url, "https://h/api/items?p=3");
+    /* missing, null, false and "" end the list */
+    const char *ends[] = {"{}", "{\"links\":{\"next\":null}}", "{\"links\":{\"next\":false}}",
+                          "{\"links\":{\"next\":\"\"}}"};
+    for (size_t i = 0; i < sizeof ends / sizeof *ends; i++) {
+        assert_int_equal(next_of(&cfg, 0, cfg.url, ends[i], 5, err, sizeof err), 0);
+        assert_string_equal(next_buf.url, "");
+    }
+    /* another origin is refused, never followed with credentials */
+    assert_int_equal(
+        next_of(&cfg, 0, cfg.url, "{\"links\":{\"next\":\"https://evil/x\"}}", 5, err, sizeof err),
+        R2M_E_INVALID);
+    assert_non_null(strstr(err, "another origin"));
+}
+
+static void unreadable_next_values_fail_instead_of_ending_the_list(void **state)
+{
+    (void)state;
+    struct r2m_endpoint_cfg cfg = {
+        .url = "https://h/items",
+        .paginate = {.kind = R2M_PAGE_CURSOR, .pointer = "/next", .param = "c"},
+    };
+    char err[512] = "";
+    static const struct {
+        const char *body, *what;
+    } bad[] = {{"{\"next\":{\"href\":\"x\"}}", "is an object"},
+               {"{\"next\":[1]}", "is an array"},
+               {"{\"next\":true}", "is true"},
+               {"{\"next\":\"a\\u0000b\"}", "contains a NUL"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err[0] = '\0';
+        assert_int_equal(next_of(&cfg, 2, cfg.url, bad[i].body, 5, err, sizeof err), R2M_E_INVALID);
+        assert_non_null(strstr(err, bad[i].what));
+        assert_non_null(strstr(err, "(page 3)"));
+        assert_string_equal(next_buf.url, "");
+    }
+}
+
+static void cursors_and_page_numbers_go_into_the_configured_url(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    struct r2m_endpoint_cfg cfg = {
+        .url = "https://h/items?limit=2",
+        .paginate = {.kind = R2M_PAGE_CURSOR, .pointer = "/meta/cursor", .param = "after"},
+    };
+    /* a cursor is set on the configured URL, not the page's, and encoded */
+    assert_int_equal(next_of(&cfg, 4, "https://h/items?limit=2&after=old",
+                             "{\"meta\":{\"cursor\":\"a b&c\"}}", 2, err, sizeof err),
+                     0);
+    assert_string_equal(next_buf.url, "https://h/items?limit=2&after=a+b%26c");
+    assert_int_equal(next_of(&cfg, 0, cfg.url, "{\"meta\":{\"cursor\":42}}", 2, err, sizeof err),
+                     0);
+    assert_string_equal(next_buf.url, "https://h/items?limit=2&after=42");
+
+    cfg.paginate.kind = R2M_PAGE_NUMBER;
+    cfg.paginate.pointer = NULL;
+    cfg.paginate.param = "page";
+    cfg.paginate.start = 1;
+    assert_int_equal(next_of(&cfg, 0, cfg.url, NULL, 2, err, sizeof err), 0);
+    assert_string_equal(next_buf.url, "https://h/items?limit=2&page=2");
+    assert_int_equal(next_of(&cfg, 6, cfg.url, NULL, 1, err, sizeof err), 0);
+    assert_string_equal(next_buf.url, "https://h/items?limit=2&page=8");
+    /* an empty page is the last */
+    assert_int_equal(next_of(&cfg, 7, cfg.url, NULL, 0, err, sizeof err), 0);
+    assert_string_equal(next_buf.url, "");
+}
+
+static void link_pages_follow_the_header_and_no_pagination_has_no_next(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    struct r2m_endpoint_cfg cfg = {.url = "https://h/items"};
+    cfg.paginate.kind = R2M_PAGE_LINK;
+    const char *fields[] = {"</items?page=2>; rel=\"next\"", NULL};
+    struct r2m_page pg = {0, "https://h/items", fields_header, fields};
+    assert_int_equal(r2m_page_next_url(&cfg, &pg, NULL, 0, &next_buf, err, sizeof err), 0);
+    assert_string_equal(next_buf.url, "https://h/items?page=2");
+
+    cfg.paginate.kind = R2M_PAGE_NONE;
+    assert_int_equal(r2m_page_next_url(&cfg, &pg, NULL, 3, &next_buf, err, sizeof err), 0);
+    assert_string_equal(next_buf.url, "");
+}
+
+/* Link lines are collected for link: only; a paginated endpoint never
+ * makes conditional requests, a single document does. */
+static void transfers_get_the_options_their_pagination_needs(void **state)
+{
+    (void)state;
+    static const struct {
+        int kind, link_headers, conditional;
+    } cases[] = {{R2M_PAGE_NONE, 0, 1},
+                 {R2M_PAGE_LINK, 1, 0},
+                 {R2M_PAGE_NEXT, 0, 0},
+                 {R2M_PAGE_CURSOR, 0, 0},
+                 {R2M_PAGE_NUMBER, 0, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct r2m_endpoint_cfg cfg = {.url = "https://h/", .paginate = {.kind = cases[i].kind}};
+        struct r2m_http_opts o = {-1, -1};
+        r2m_page_http_opts(&cfg, &o);
+        assert_int_equal(o.link_headers, cases[i].link_headers);
+        assert_int_equal(o.conditional, cases[i].conditional);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +489,12 @@ int main(void)
         cmocka_unit_test(next_pages_stay_on_the_same_origin),
         cmocka_unit_test(page_parameters_are_encoded),
         cmocka_unit_test(masked_urls_hide_query_values_and_user_info),
+        cmocka_unit_test(first_page_is_the_url_unless_pages_are_numbered),
+        cmocka_unit_test(body_pointer_pages_resolve_against_the_page),
+        cmocka_unit_test(unreadable_next_values_fail_instead_of_ending_the_list),
+        cmocka_unit_test(cursors_and_page_numbers_go_into_the_configured_url),
+        cmocka_unit_test(link_pages_follow_the_header_and_no_pagination_has_no_next),
+        cmocka_unit_test(transfers_get_the_options_their_pagination_needs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,7 @@
  *
  * Each case starts its own broker (R2M_MOSQUITTO, else /usr/sbin/mosquitto)
  * on a free port. The cases drive the publisher the way the bridge does:
- * epoll on its eventfd, r2m_pub_dispatch on wake-ups and deadlines. */
+ * epoll on its eventfd, r2m_publish_dispatch on wake-ups and deadlines. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -78,7 +78,7 @@ struct fx {
     char dir[64];
     int port;
     pid_t broker;
-    struct r2m_pub *pub;
+    struct r2m_publish *pub;
     int epfd;
 };
 
@@ -109,7 +109,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    r2m_pub_free(f->pub);
+    r2m_publish_free(f->pub);
     stop_broker(f->broker, SIGTERM);
     close(f->epfd);
     char cmd[128];
@@ -122,10 +122,10 @@ static int teardown(void **state)
 
 static void make_pub(struct fx *f, size_t max_queued)
 {
-    assert_int_equal(r2m_pub_new(&f->pub, &f->cfg, max_queued), 0);
+    assert_int_equal(r2m_publish_new(&f->cfg, max_queued, &f->pub), 0);
     struct epoll_event ev = {.events = EPOLLIN};
-    epoll_ctl(f->epfd, EPOLL_CTL_ADD, r2m_pub_fd(f->pub), &ev);
-    assert_int_equal(r2m_pub_connect(f->pub, r2m_http_now_ms()), 0);
+    epoll_ctl(f->epfd, EPOLL_CTL_ADD, r2m_publish_fd(f->pub), &ev);
+    assert_int_equal(r2m_publish_connect(f->pub, r2m_http_now_ms()), 0);
 }
 
 /* Turns the loop until cond() holds or ms pass; returns cond(). */
@@ -144,7 +144,7 @@ static int pump(struct fx *f, int ms, int (*cond)(struct fx *), int *counter)
     while (!cond(f) && r2m_http_now_ms() < end) {
         struct epoll_event ev;
         epoll_wait(f->epfd, &ev, 1, 20);
-        r2m_pub_dispatch(f->pub, r2m_http_now_ms());
+        r2m_publish_dispatch(f->pub, r2m_http_now_ms());
         if (counter)
             (*counter)++;
     }
@@ -153,24 +153,24 @@ static int pump(struct fx *f, int ms, int (*cond)(struct fx *), int *counter)
 
 static int is_connected(struct fx *f)
 {
-    return r2m_pub_connected(f->pub);
+    return r2m_publish_connected(f->pub);
 }
 
 static int retry_scheduled(struct fx *f)
 {
-    return r2m_pub_deadline(f->pub) != INT64_MAX;
+    return r2m_publish_deadline(f->pub) != INT64_MAX;
 }
 
 static int is_drained(struct fx *f)
 {
-    return r2m_pub_pending(f->pub) == 0;
+    return r2m_publish_pending(f->pub) == 0;
 }
 
 static void enqueue(struct fx *f, int i)
 {
     char *t = strdup("t/unit"), *p = malloc(32);
     int n = snprintf(p, 32, "{\"n\":%d}", i);
-    assert_int_equal(r2m_pub_enqueue(f->pub, t, p, (size_t)n, 0, i + 1), 0);
+    assert_int_equal(r2m_publish_enqueue(f->pub, t, p, (size_t)n, 0, i + 1), 0);
 }
 
 static void publishes_are_acknowledged(void **state)
@@ -181,12 +181,43 @@ static void publishes_are_acknowledged(void **state)
     assert_true(pump(f, 5000, is_connected, NULL));
     /* mosquitto announces Receive Maximum 20 by default (MQTT 5): more in
      * flight would make paho hold messages back for a second */
-    assert_int_equal(r2m_pub_window(f->pub), 20);
+    assert_int_equal(r2m_publish_window(f->pub), 20);
     for (int i = 0; i < 1000; i++)
         enqueue(f, i);
-    assert_int_equal(r2m_pub_pending(f->pub), 1000);
+    assert_int_equal(r2m_publish_pending(f->pub), 1000);
     assert_true(pump(f, 10000, is_drained, NULL));
-    assert_int_equal(r2m_pub_acked(f->pub), 1000);
+    assert_int_equal(r2m_publish_acked(f->pub), 1000);
+}
+
+/* Each publisher hears its own acknowledgements: paho's callbacks find
+ * their publisher through the context they carry, nothing process-wide
+ * (they used to reach whichever publisher was created last). */
+static void two_publishers_each_get_their_acks(void **state)
+{
+    struct fx *f = *state;
+    f->broker = start_broker(f->port, f->dir);
+    struct r2m_config cfg2 = f->cfg;
+    cfg2.mqtt.client_id = "r2m-unit-publish-2";
+    make_pub(f, 1000);
+    struct r2m_publish *other;
+    assert_int_equal(r2m_publish_new(&cfg2, 1000, &other), 0);
+    struct epoll_event ev = {.events = EPOLLIN};
+    epoll_ctl(f->epfd, EPOLL_CTL_ADD, r2m_publish_fd(other), &ev);
+    assert_int_equal(r2m_publish_connect(other, r2m_http_now_ms()), 0);
+    for (int i = 0; i < 100; i++) {
+        enqueue(f, i);
+        char *t = strdup("t/other"), *p = strdup("{}");
+        assert_int_equal(r2m_publish_enqueue(other, t, p, 2, 0, i + 1), 0);
+    }
+    int64_t end = r2m_http_now_ms() + 10000 * (int64_t)time_scale();
+    while ((r2m_publish_pending(f->pub) || r2m_publish_pending(other)) && r2m_http_now_ms() < end) {
+        epoll_wait(f->epfd, &ev, 1, 20);
+        r2m_publish_dispatch(f->pub, r2m_http_now_ms());
+        r2m_publish_dispatch(other, r2m_http_now_ms());
+    }
+    assert_int_equal(r2m_publish_acked(f->pub), 100);
+    assert_int_equal(r2m_publish_acked(other), 100);
+    r2m_publish_free(other);
 }
 
 static void queue_has_a_ceiling(void **state)
@@ -196,8 +227,8 @@ static void queue_has_a_ceiling(void **state)
     for (int i = 0; i < 3; i++)
         enqueue(f, i);
     char *t = strdup("t/unit"), *p = strdup("{}");
-    assert_int_equal(r2m_pub_enqueue(f->pub, t, p, 2, 0, 0), R2M_E_TOO_BIG);
-    assert_int_equal(r2m_pub_pending(f->pub), 3);
+    assert_int_equal(r2m_publish_enqueue(f->pub, t, p, 2, 0, 0), R2M_E_TOO_BIG);
+    assert_int_equal(r2m_publish_pending(f->pub), 3);
 }
 
 static void broker_absent_at_start_then_appears(void **state)
@@ -210,11 +241,11 @@ static void broker_absent_at_start_then_appears(void **state)
      * the retry, not for a fixed time: under valgrind the retry itself may
      * already be under way after any fixed time) */
     assert_true(pump(f, 300, retry_scheduled, NULL));
-    assert_false(r2m_pub_connected(f->pub));
-    assert_int_equal(r2m_pub_pending(f->pub), 10);
+    assert_false(r2m_publish_connected(f->pub));
+    assert_int_equal(r2m_publish_pending(f->pub), 10);
     f->broker = start_broker(f->port, f->dir);
     assert_true(pump(f, 10000, is_drained, NULL));
-    assert_int_equal(r2m_pub_acked(f->pub), 10);
+    assert_int_equal(r2m_publish_acked(f->pub), 10);
 }
 
 static void broker_killed_mid_stream_loses_nothing(void **state)
@@ -227,17 +258,17 @@ static void broker_killed_mid_stream_loses_nothing(void **state)
         enqueue(f, i);
     /* let some go out, then kill the broker while messages are in flight */
     int turns = 0;
-    while (r2m_pub_acked(f->pub) < 2000 && turns < 100000)
+    while (r2m_publish_acked(f->pub) < 2000 && turns < 100000)
         pump(f, 1, is_drained, &turns);
-    assert_true(r2m_pub_pending(f->pub) > 0);
+    assert_true(r2m_publish_pending(f->pub) > 0);
     stop_broker(f->broker, SIGKILL);
     f->broker = 0;
     pump(f, 300, is_drained, NULL);
-    assert_false(r2m_pub_connected(f->pub));
+    assert_false(r2m_publish_connected(f->pub));
     f->broker = start_broker(f->port, f->dir);
     assert_true(pump(f, 20000, is_drained, NULL));
     /* every message acknowledged exactly once from our side */
-    assert_int_equal(r2m_pub_acked(f->pub), 20000);
+    assert_int_equal(r2m_publish_acked(f->pub), 20000);
 }
 
 /* ---- refusals, packet sizes ---- */
@@ -265,7 +296,7 @@ static void reason_codes_are_classified(void **state)
         {-7, "topic_name_truncated"},
     };
     for (size_t i = 0; i < sizeof permanent / sizeof *permanent; i++) {
-        const char *t = r2m_pub_refusal(permanent[i].code);
+        const char *t = r2m_publish_refusal(permanent[i].code);
         if (!t || strcmp(t, permanent[i].token))
             fail_msg("code %d: expected %s, got %s", permanent[i].code, permanent[i].token,
                      t ? t : "transient");
@@ -274,37 +305,37 @@ static void reason_codes_are_classified(void **state)
                                     0x8B, 0x8C, 0x8D, 0x8E, 0x91, 0x93, 0x96, 0x98,
                                     0x9C, 0x9F, -1,   -3,   -11,  -12};
     for (size_t i = 0; i < sizeof transient / sizeof *transient; i++)
-        if (r2m_pub_refusal(transient[i]))
+        if (r2m_publish_refusal(transient[i]))
             fail_msg("code %d must be transient, got %s", transient[i],
-                     r2m_pub_refusal(transient[i]));
+                     r2m_publish_refusal(transient[i]));
     /* every code of the family has words: none was left undecided */
     for (int c = 0x80; c <= 0xA2; c++)
-        if (!strcmp(r2m_pub_code_words(5, c), "unknown reason code"))
+        if (!strcmp(r2m_publish_code_words(5, c), "unknown reason code"))
             fail_msg("reason code 0x%02X has no entry", c);
-    assert_non_null(strstr(r2m_pub_code_words(5, 0x86), "bad user name or password"));
-    assert_non_null(strstr(r2m_pub_code_words(4, 4), "bad user name or password"));
-    assert_non_null(strstr(r2m_pub_code_words(4, 5), "not authorized"));
-    assert_non_null(strstr(r2m_pub_code_words(4, 1), "protocol version"));
-    assert_non_null(strstr(r2m_pub_code_words(5, -5), "UTF-8"));
+    assert_non_null(strstr(r2m_publish_code_words(5, 0x86), "bad user name or password"));
+    assert_non_null(strstr(r2m_publish_code_words(4, 4), "bad user name or password"));
+    assert_non_null(strstr(r2m_publish_code_words(4, 5), "not authorized"));
+    assert_non_null(strstr(r2m_publish_code_words(4, 1), "protocol version"));
+    assert_non_null(strstr(r2m_publish_code_words(5, -5), "UTF-8"));
 }
 
 static void packet_size_is_the_encoded_publish(void **state)
 {
     (void)state;
     /* 3.1.1, QoS 1: fixed header 1 + length 1, topic 2+3, packet id 2, payload 10 */
-    assert_int_equal(r2m_pub_packet_size(4, 1, 3, 0, 10), 19);
+    assert_int_equal(r2m_publish_packet_size(4, 1, 3, 0, 10), 19);
     /* QoS 0 has no packet identifier */
-    assert_int_equal(r2m_pub_packet_size(4, 0, 3, 0, 10), 17);
+    assert_int_equal(r2m_publish_packet_size(4, 0, 3, 0, 10), 17);
     /* MQTT 5: properties length (1) + properties (31: the content type) */
-    assert_int_equal(r2m_pub_packet_size(5, 1, 3, 31, 10), 19 + 1 + 31);
+    assert_int_equal(r2m_publish_packet_size(5, 1, 3, 31, 10), 19 + 1 + 31);
     /* MQTT 5 without properties still has their length byte */
-    assert_int_equal(r2m_pub_packet_size(5, 1, 3, 0, 10), 20);
+    assert_int_equal(r2m_publish_packet_size(5, 1, 3, 0, 10), 20);
     /* the remaining length grows from 1 to 2 bytes at 128 */
-    assert_int_equal(r2m_pub_packet_size(4, 1, 0, 0, 123), 1 + 1 + 127);
-    assert_int_equal(r2m_pub_packet_size(4, 1, 0, 0, 124), 1 + 2 + 128);
+    assert_int_equal(r2m_publish_packet_size(4, 1, 0, 0, 123), 1 + 1 + 127);
+    assert_int_equal(r2m_publish_packet_size(4, 1, 0, 0, 124), 1 + 2 + 128);
     /* 3 bytes from 16384, 4 from 2097152 */
-    assert_int_equal(r2m_pub_packet_size(4, 1, 0, 0, 16380), 1 + 3 + 16384);
-    assert_int_equal(r2m_pub_packet_size(4, 1, 0, 0, 2097148), 1 + 4 + 2097152);
+    assert_int_equal(r2m_publish_packet_size(4, 1, 0, 0, 16380), 1 + 3 + 16384);
+    assert_int_equal(r2m_publish_packet_size(4, 1, 0, 0, 2097148), 1 + 4 + 2097152);
 }
 
 struct dead_seen {
@@ -333,7 +364,7 @@ static void enqueue_sized(struct fx *f, size_t len, int64_t id)
     char *t = strdup("t/unit"), *p = malloc(len + 1);
     memset(p, 'x', len);
     p[len] = '\0';
-    assert_int_equal(r2m_pub_enqueue(f->pub, t, p, len, 0, id), 0);
+    assert_int_equal(r2m_publish_enqueue(f->pub, t, p, len, 0, id), 0);
 }
 
 /* mosquitto announces max_packet_size in CONNACK (MQTT 5): a packet of
@@ -346,23 +377,23 @@ static void packet_over_broker_maximum_is_dead_lettered(void **state)
     f->broker = start_broker_with(f->port, f->dir, "max_packet_size 1000\n");
     make_pub(f, 100);
     struct dead_seen d = {0};
-    r2m_pub_on_dead(f->pub, on_dead_cb, &d);
+    r2m_publish_on_dead(f->pub, on_dead_cb, &d);
     assert_true(pump(f, 5000, is_connected, NULL));
-    assert_int_equal(r2m_pub_max_packet(f->pub), 1000);
+    assert_int_equal(r2m_publish_max_packet(f->pub), 1000);
     /* topic 6, QoS 1, content type property 31 + its length 1 */
     size_t fit = 1000 - (1 + 2 + 2 + 6 + 2 + 1 + 31);
-    assert_int_equal(r2m_pub_packet_size(5, 1, 6, 31, fit), 1000);
+    assert_int_equal(r2m_publish_packet_size(5, 1, 6, 31, fit), 1000);
     enqueue_sized(f, fit, 1);
     enqueue_sized(f, fit + 1, 2);
     enqueue_sized(f, 10, 3);
     assert_true(pump(f, 10000, is_drained, NULL));
-    assert_int_equal(r2m_pub_acked(f->pub), 2);
+    assert_int_equal(r2m_publish_acked(f->pub), 2);
     assert_int_equal(d.n, 1);
     assert_int_equal(d.id, 2);
     assert_int_equal(d.size, 1001);
     assert_string_equal(d.reason, "packet_too_large");
-    assert_int_equal(r2m_pub_dead(f->pub), 1);
-    assert_true(r2m_pub_connected(f->pub)); /* nothing too big went out */
+    assert_int_equal(r2m_publish_dead(f->pub), 1);
+    assert_true(r2m_publish_connected(f->pub)); /* nothing too big went out */
 }
 
 /* mqtt.max_packet_size is the limit when the broker announces none, and
@@ -375,14 +406,14 @@ static void configured_max_packet_size_applies(void **state)
     f->cfg.mqtt.max_packet_size = 200;
     make_pub(f, 100);
     struct dead_seen d = {0};
-    r2m_pub_on_dead(f->pub, on_dead_cb, &d);
+    r2m_publish_on_dead(f->pub, on_dead_cb, &d);
     assert_true(pump(f, 5000, is_connected, NULL));
-    assert_int_equal(r2m_pub_max_packet(f->pub), 200);
+    assert_int_equal(r2m_publish_max_packet(f->pub), 200);
     size_t fit = 200 - (1 + 2 + 2 + 6 + 2);
     enqueue_sized(f, fit + 1, 7);
     enqueue_sized(f, fit, 8);
     assert_true(pump(f, 10000, is_drained, NULL));
-    assert_int_equal(r2m_pub_acked(f->pub), 1);
+    assert_int_equal(r2m_publish_acked(f->pub), 1);
     assert_int_equal(d.n, 1);
     assert_int_equal(d.id, 7);
     assert_string_equal(d.reason, "packet_too_large");
@@ -394,6 +425,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(publishes_are_acknowledged),
+        T(two_publishers_each_get_their_acks),
         T(queue_has_a_ceiling),
         T(broker_absent_at_start_then_appears),
         T(broker_killed_mid_stream_loses_nothing),

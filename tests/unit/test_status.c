@@ -76,8 +76,8 @@ static void prometheus_text_is_unchanged(void **state)
     (void)state;
     struct r2m_status_endpoint eps[1] = {alpha()};
     struct r2m_status_dead dead[1] = {{"alpha", "packet_too_large", 2}};
-    struct r2m_histo http = {0}, pub = {0};
-    r2m_histo_observe(&http, 0.2);
+    struct r2m_metrics_histo http = {0}, pub = {0};
+    r2m_metrics_histo_observe(&http, 0.2);
     struct r2m_status s = {.version = "1.2.3",
                            .broker_connected = 1,
                            .outbox = 12,
@@ -94,16 +94,17 @@ static void prometheus_text_is_unchanged(void **state)
     r2m_buf_init(&out, 1 << 20);
     r2m_buf_init(&want, 1 << 20);
     assert_int_equal(r2m_status_prometheus(&s, &out), 0);
-    /* the histograms as r2m_histo_render writes them, after their headers */
+    /* the histograms as r2m_metrics_histo_render writes them, after their headers */
     assert_int_equal(r2m_buf_puts(&want, expected_head), 0);
-    assert_int_equal(r2m_histo_render(&http, "rest2mqtt_http_request_duration_seconds", "", &want),
-                     0);
+    assert_int_equal(
+        r2m_metrics_histo_render(&http, "rest2mqtt_http_request_duration_seconds", "", &want), 0);
     assert_int_equal(r2m_buf_puts(&want,
                                   "# HELP rest2mqtt_publish_latency_seconds Time from committing "
                                   "an event to the broker's acknowledgement.\n"
                                   "# TYPE rest2mqtt_publish_latency_seconds histogram\n"),
                      0);
-    assert_int_equal(r2m_histo_render(&pub, "rest2mqtt_publish_latency_seconds", "", &want), 0);
+    assert_int_equal(r2m_metrics_histo_render(&pub, "rest2mqtt_publish_latency_seconds", "", &want),
+                     0);
     assert_string_equal(out.data, want.data);
     assert_non_null(strstr(out.data, "rest2mqtt_http_request_duration_seconds_count 1\n"));
     r2m_buf_free(&out);
