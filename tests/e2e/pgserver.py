@@ -31,6 +31,7 @@ R2M_PG_USER (the unprivileged user when running as root), R2M_E2E_KEEP=1
 keeps the temporary directory.
 """
 
+import ctypes
 import glob
 import os
 import pwd
@@ -69,6 +70,16 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _die_with_parent():
+    """In the server's child process (after it became the server user): if
+    the test process dies, even by SIGKILL, the kernel sends the postmaster
+    SIGQUIT (immediate shutdown, which also ends its backends), so no server
+    outlives its test."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_PDEATHSIG = 1
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGQUIT)
 
 
 def _tail(path, n=30):
@@ -189,7 +200,8 @@ class PgServer:
             log.write(b"--- start %d\n" % self.starts)
             log.flush()
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         start_new_session=True, **self._as_user())
+                                         start_new_session=True, preexec_fn=_die_with_parent,
+                                         **self._as_user())
 
     def _wait_ready(self, deadline):
         """None when the server accepts connections, else why not (it exited,
@@ -369,6 +381,8 @@ def main(argv):
     if argv[:1] != ["--"] or len(argv) < 2:
         sys.stderr.write(__doc__)
         return 2
+    # meson's timeout sends SIGTERM: stop the server on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     srv = PgServer()
     try:
         srv.start()

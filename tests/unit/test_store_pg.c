@@ -1,0 +1,459 @@
+/* test_store_pg.c - the PostgreSQL store against a real server.
+ *
+ * Run through tests/e2e/pgserver.py, which starts a private PostgreSQL and
+ * sets R2M_PG_CONNINFO (meson does that); without it every case fails.
+ * Each case starts from empty tables. Two stores play two replicas, A and
+ * B, each with its own connection. A lease "running out" is made by moving
+ * a member's heartbeat into the past with SQL (the rows use the database's
+ * clock), never by sleeping. The races between a claim and a commit are
+ * made deterministic with a lock timeout and with a thread that is seen
+ * waiting for the row lock before the other side commits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+
+#include "r2m/error.h"
+#include "r2m/store_pg.h"
+
+#define LEASE_MS 10000
+
+struct fixture {
+    PGconn *admin; /* the test's own connection, raw SQL */
+    struct r2m_store_pg *a, *b;
+};
+
+static const char *conninfo(void)
+{
+    const char *c = getenv("R2M_PG_CONNINFO");
+    if (!c || !*c)
+        fail_msg("R2M_PG_CONNINFO is not set: run through tests/e2e/pgserver.py -- %s",
+                 "test_store_pg");
+    return c;
+}
+
+/* Every connection of the test waits at most this long for a lock: a fence
+ * that is broken so that two sides wait on each other fails the case
+ * instead of hanging the suite. */
+#define LOCK_GUARD " options='-c lock_timeout=10000'"
+
+static PGconn *admin_connect(void)
+{
+    char ci[512];
+    snprintf(ci, sizeof ci, "%s" LOCK_GUARD, conninfo());
+    PGconn *c = PQconnectdb(ci);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("connecting: %s", PQerrorMessage(c));
+    return c;
+}
+
+static void admin_sql(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+}
+
+/* The first column of the first row of sql, as text ("" when no row). */
+static void admin_get(PGconn *c, const char *sql, char *out, size_t n)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    snprintf(out, n, "%s", PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+}
+
+static struct r2m_store_pg *open_store(const char *extra)
+{
+    char ci[512], err[256] = "";
+    snprintf(ci, sizeof ci, "%s%s", conninfo(), extra ? extra : LOCK_GUARD);
+    struct r2m_store_pg *s = NULL;
+    int rc = r2m_store_pg_open(&s, ci, err, sizeof err);
+    if (rc)
+        fail_msg("r2m_store_pg_open: %s (%s)", err, r2m_strerror(rc));
+    return s;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->admin = admin_connect();
+    f->a = open_store(NULL); /* creates the schema on the first run */
+    admin_sql(f->admin, "TRUNCATE r2m_member, r2m_ownership, r2m_endpoint, r2m_item, "
+                        "r2m_outbox, r2m_dead_letter");
+    f->b = open_store(NULL);
+    assert_int_equal(r2m_store_pg_join(f->a, "A", 1, LEASE_MS, NULL, 0), 0);
+    assert_int_equal(r2m_store_pg_join(f->b, "B", 2, LEASE_MS, NULL, 0), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    r2m_store_pg_close(f->a);
+    r2m_store_pg_close(f->b);
+    PQfinish(f->admin);
+    free(f);
+    return 0;
+}
+
+/* Moves member's heartbeat past the lease: the others count it dead. */
+static void expire(struct fixture *f, const char *member)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "UPDATE r2m_member SET heartbeat = now() - interval '1 hour' WHERE name = '%s'",
+             member);
+    admin_sql(f->admin, sql);
+}
+
+static void test_open_shares_one_epoch(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(r2m_store_pg_epoch(f->a), r2m_store_pg_epoch(f->b));
+    char v[64];
+    admin_get(f->admin, "SELECT v FROM r2m_meta WHERE k = 'epoch'", v, sizeof v);
+    assert_int_equal((int64_t)r2m_store_pg_epoch(f->a), strtoll(v, NULL, 10));
+    /* a database from a newer version is refused, not used */
+    admin_sql(f->admin, "UPDATE r2m_meta SET v = 99 WHERE k = 'schema'");
+    struct r2m_store_pg *s = NULL;
+    char err[256] = "";
+    assert_int_equal(r2m_store_pg_open(&s, conninfo(), err, sizeof err), R2M_E_IO);
+    assert_null(s);
+    assert_non_null(strstr(err, "schema version 99"));
+    admin_sql(f->admin, "UPDATE r2m_meta SET v = 1 WHERE k = 'schema'");
+}
+
+static void test_open_unreachable_fails_without_password(void **state)
+{
+    (void)state;
+    struct r2m_store_pg *s = NULL;
+    char err[256] = "";
+    assert_int_equal(r2m_store_pg_open(&s,
+                                       "host=127.0.0.1 port=1 user=x password=hunter2 "
+                                       "connect_timeout=5",
+                                       err, sizeof err),
+                     R2M_E_IO);
+    assert_null(s);
+    assert_non_null(strstr(err, "connecting to PostgreSQL"));
+    assert_null(strstr(err, "hunter2"));
+}
+
+static int collect(void *ctx, const char *member)
+{
+    char *buf = ctx;
+    strcat(buf, member);
+    strcat(buf, ",");
+    return 0;
+}
+
+static void test_membership(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "", live[64] = "";
+    /* a second process with A's name while A is live: refused */
+    assert_int_equal(r2m_store_pg_join(f->b, "A", 99, LEASE_MS, err, sizeof err), R2M_E_CONFIG);
+    assert_non_null(strstr(err, "\"A\" is in use"));
+    /* A itself may join again (same incarnation) */
+    assert_int_equal(r2m_store_pg_join(f->a, "A", 1, LEASE_MS, err, sizeof err), 0);
+    assert_int_equal(r2m_store_pg_members(f->a, LEASE_MS, collect, live), 0);
+    assert_string_equal(live, "A,B,");
+
+    expire(f, "A");
+    live[0] = '\0';
+    assert_int_equal(r2m_store_pg_members(f->b, LEASE_MS, collect, live), 0);
+    assert_string_equal(live, "B,");
+    /* a dead member's name is free; the old process then learns it lost it */
+    assert_int_equal(r2m_store_pg_join(f->b, "A", 99, LEASE_MS, err, sizeof err), 0);
+    assert_int_equal(r2m_store_pg_renew(f->a, "A", 1), R2M_E_FENCED);
+    assert_int_equal(r2m_store_pg_renew(f->b, "A", 99), 0);
+    assert_int_equal(r2m_store_pg_renew(f->b, "B", 2), 0);
+}
+
+static int count_rows(PGconn *c, const char *sql)
+{
+    char v[32];
+    admin_get(c, sql, v, sizeof v);
+    return atoi(v);
+}
+
+static struct r2m_fp fp_of(uint64_t x)
+{
+    struct r2m_fp fp = {x, ~x};
+    return fp;
+}
+
+struct outbox_seen {
+    int n;
+    int64_t ids[8];
+    char topics[8][32];
+};
+
+static int collect_outbox(void *ctx, int64_t id, const char *topic, const char *payload,
+                          size_t payload_len, int retained)
+{
+    struct outbox_seen *o = ctx;
+    (void)payload;
+    (void)payload_len;
+    (void)retained;
+    assert_true(o->n < 8);
+    o->ids[o->n] = id;
+    snprintf(o->topics[o->n++], sizeof o->topics[0], "%s", topic);
+    return 0;
+}
+
+/* The heart of it: once B has taken the endpoint over, A - still running,
+ * still believing it owns it under generation 1 - cannot commit for it; B
+ * continues from A's state and A's unacknowledged events, with their ids. */
+static void test_stale_generation_cannot_commit(void **state)
+{
+    struct fixture *f = *state;
+    int64_t ga = 0, gb = 0, id1 = 0, id2 = 0;
+    assert_int_equal(r2m_store_pg_claim(f->a, "shipments", "A", LEASE_MS, &ga), 0);
+    assert_int_equal(ga, 1);
+    /* A is live: B may not take it */
+    assert_int_equal(r2m_store_pg_claim(f->b, "shipments", "B", LEASE_MS, &gb), R2M_E_FENCED);
+
+    assert_int_equal(r2m_store_pg_begin(f->a, "shipments", "A", ga), 0);
+    assert_int_equal(r2m_store_pg_endpoint_put(f->a, fp_of(7), 41, NULL, 0, fp_of(0)), 0);
+    assert_int_equal(r2m_store_pg_outbox_add(f->a, "t/1", 3, "{}", 2, 0, &id1), 0);
+    assert_int_equal(r2m_store_pg_commit(f->a), 0);
+
+    expire(f, "A");
+    assert_int_equal(r2m_store_pg_claim(f->b, "shipments", "B", LEASE_MS, &gb), 0);
+    assert_int_equal(gb, 2);
+
+    /* A wakes up: fenced, and nothing it tries reaches the tables */
+    assert_int_equal(r2m_store_pg_begin(f->a, "shipments", "A", ga), R2M_E_FENCED);
+    assert_non_null(strstr(r2m_store_pg_errmsg(f->a), "fenced"));
+    assert_int_equal(r2m_store_pg_endpoint_put(f->a, fp_of(7), 42, NULL, 0, fp_of(0)),
+                     R2M_E_INVALID);
+    assert_int_equal(r2m_store_pg_outbox_add(f->a, "t/2", 3, "{}", 2, 0, &id2), R2M_E_INVALID);
+    /* nor under B's generation, which is not A's to use */
+    assert_int_equal(r2m_store_pg_begin(f->a, "shipments", "A", gb), R2M_E_FENCED);
+    assert_int_equal(count_rows(f->admin, "SELECT seq FROM r2m_endpoint"), 41);
+    assert_int_equal(count_rows(f->admin, "SELECT count(*) FROM r2m_outbox"), 1);
+
+    /* B continues from A's state and publishes A's unacknowledged event */
+    struct r2m_store_endpoint ep;
+    assert_int_equal(r2m_store_pg_endpoint_get(f->b, "shipments", &ep), 0);
+    assert_true(ep.found);
+    assert_int_equal(ep.seq, 41);
+    assert_int_equal(ep.settings.hi, 7);
+    assert_int_equal(ep.settings.lo, ~(uint64_t)7);
+    assert_false(ep.has_doc);
+    struct outbox_seen seen = {0};
+    assert_int_equal(r2m_store_pg_outbox(f->b, "B", collect_outbox, &seen), 0);
+    assert_int_equal(seen.n, 1);
+    assert_int_equal(seen.ids[0], id1);
+    assert_string_equal(seen.topics[0], "t/1");
+    seen.n = 0;
+    assert_int_equal(r2m_store_pg_outbox(f->a, "A", collect_outbox, &seen), 0);
+    assert_int_equal(seen.n, 0);
+    assert_int_equal(r2m_store_pg_begin(f->b, "shipments", "B", gb), 0);
+    assert_int_equal(r2m_store_pg_endpoint_put(f->b, fp_of(7), 42, NULL, 0, fp_of(0)), 0);
+    assert_int_equal(r2m_store_pg_commit(f->b), 0);
+    assert_int_equal(count_rows(f->admin, "SELECT seq FROM r2m_endpoint"), 42);
+}
+
+/* A claim waits for the owner's commit in progress (here: gives up after
+ * B's lock_timeout), and takes the endpoint once it is done. */
+static void test_claim_waits_for_commit_in_progress(void **state)
+{
+    struct fixture *f = *state;
+    struct r2m_store_pg *b = open_store(" options='-c lock_timeout=200'");
+    int64_t ga = 0, gb = 0;
+    assert_int_equal(r2m_store_pg_claim(f->a, "flights", "A", LEASE_MS, &ga), 0);
+    assert_int_equal(r2m_store_pg_begin(f->a, "flights", "A", ga), 0);
+    expire(f, "A");
+    assert_int_equal(r2m_store_pg_claim(b, "flights", "B", LEASE_MS, &gb), R2M_E_IO);
+    assert_non_null(strstr(r2m_store_pg_errmsg(b), "lock timeout"));
+    assert_int_equal(r2m_store_pg_endpoint_put(f->a, fp_of(1), 5, "[1]", 3, fp_of(2)), 0);
+    assert_int_equal(r2m_store_pg_commit(f->a), 0);
+    assert_int_equal(r2m_store_pg_claim(b, "flights", "B", LEASE_MS, &gb), 0);
+    assert_int_equal(gb, ga + 1);
+    struct r2m_store_endpoint ep;
+    assert_int_equal(r2m_store_pg_endpoint_get(b, "flights", &ep), 0);
+    assert_int_equal(ep.seq, 5); /* the commit that finished first is kept */
+    assert_int_equal(ep.doc_len, 3);
+    assert_memory_equal(ep.doc, "[1]", 3);
+    free(ep.doc);
+    free(ep.etag);
+    free(ep.last_modified);
+    r2m_store_pg_close(b);
+}
+
+struct begin_call {
+    struct r2m_store_pg *s;
+    int64_t generation;
+    int rc;
+};
+
+static void *begin_thread(void *arg)
+{
+    struct begin_call *c = arg;
+    c->rc = r2m_store_pg_begin(c->s, "flights", "A", c->generation);
+    return NULL;
+}
+
+/* The other order: a claim has updated the row but not committed; A's
+ * fence check waits on the row lock, and once the claim commits it sees
+ * the new owner and fails - it does not read the row as it was. */
+static void test_fence_rechecks_after_claim_commits(void **state)
+{
+    struct fixture *f = *state;
+    int64_t ga = 0;
+    assert_int_equal(r2m_store_pg_claim(f->a, "flights", "A", LEASE_MS, &ga), 0);
+    PGconn *claimer = admin_connect();
+    admin_sql(claimer, "BEGIN");
+    admin_sql(claimer, "UPDATE r2m_ownership SET member = 'B', generation = generation + 1 "
+                       "WHERE endpoint = 'flights'");
+
+    struct begin_call call = {f->a, ga, -1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, begin_thread, &call), 0);
+    /* wait (bounded) until A's backend is blocked on the row lock */
+    int waiting = 0;
+    for (int i = 0; i < 1000 && !waiting; i++) {
+        waiting = count_rows(f->admin, "SELECT count(*) FROM pg_locks WHERE NOT granted");
+        if (!waiting)
+            nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    assert_true(waiting);
+    assert_int_equal(call.rc, -1); /* still waiting */
+    admin_sql(claimer, "COMMIT");
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(call.rc, R2M_E_FENCED);
+    PQfinish(claimer);
+}
+
+/* The generation, not only the name, fences: a new process under a dead
+ * member's name takes the endpoint over, and the old process - same name,
+ * old generation - cannot commit for it any more. */
+static void test_same_name_new_process_fences_old_one(void **state)
+{
+    struct fixture *f = *state;
+    int64_t old_gen = 0, new_gen = 0;
+    assert_int_equal(r2m_store_pg_claim(f->a, "docs", "A", LEASE_MS, &old_gen), 0);
+    expire(f, "A");
+    struct r2m_store_pg *again = open_store(NULL);
+    assert_int_equal(r2m_store_pg_join(again, "A", 77, LEASE_MS, NULL, 0), 0);
+    assert_int_equal(r2m_store_pg_claim(again, "docs", "A", LEASE_MS, &new_gen), 0);
+    assert_true(new_gen > old_gen);
+    assert_int_equal(r2m_store_pg_begin(f->a, "docs", "A", old_gen), R2M_E_FENCED);
+    assert_int_equal(r2m_store_pg_begin(again, "docs", "A", new_gen), 0);
+    assert_int_equal(r2m_store_pg_commit(again), 0);
+    r2m_store_pg_close(again);
+}
+
+static void test_release_and_leave_hand_over(void **state)
+{
+    struct fixture *f = *state;
+    int64_t g1 = 0, g2 = 0, gb = 0;
+    assert_int_equal(r2m_store_pg_claim(f->a, "e1", "A", LEASE_MS, &g1), 0);
+    assert_int_equal(r2m_store_pg_claim(f->a, "e2", "A", LEASE_MS, &g2), 0);
+    assert_int_equal(r2m_store_pg_release(f->a, "e1", "A", g1 + 1), R2M_E_FENCED);
+    assert_int_equal(r2m_store_pg_release(f->a, "e1", "A", g1), 0);
+    /* released: A may no longer commit, B takes it while A is live */
+    assert_int_equal(r2m_store_pg_begin(f->a, "e1", "A", g1), R2M_E_FENCED);
+    assert_int_equal(r2m_store_pg_claim(f->b, "e1", "B", LEASE_MS, &gb), 0);
+    assert_int_equal(gb, g1 + 2);
+    assert_int_equal(r2m_store_pg_claim(f->b, "e2", "B", LEASE_MS, &gb), R2M_E_FENCED);
+    /* a graceful exit gives everything up at once */
+    assert_int_equal(r2m_store_pg_leave(f->a, "A", 1), 0);
+    assert_int_equal(r2m_store_pg_begin(f->a, "e2", "A", g2), R2M_E_FENCED);
+    assert_int_equal(r2m_store_pg_claim(f->b, "e2", "B", LEASE_MS, &gb), 0);
+    assert_int_equal(count_rows(f->admin, "SELECT count(*) FROM r2m_member"), 1);
+    /* a process that no longer holds the name releases nothing */
+    assert_int_equal(r2m_store_pg_leave(f->a, "B", 1), 0);
+    assert_int_equal(count_rows(f->admin, "SELECT count(*) FROM r2m_ownership "
+                                          "WHERE member = 'B'"),
+                     2);
+}
+
+struct items_seen {
+    int n;
+    char keys[4][8];
+    size_t key_len[4];
+};
+
+static int collect_item(void *ctx, const char *key, size_t key_len, struct r2m_fp fp,
+                        const char *body, size_t body_len)
+{
+    struct items_seen *it = ctx;
+    assert_true(it->n < 4 && key_len < 8);
+    assert_int_equal(fp.lo, ~fp.hi);
+    assert_true(body_len >= 2 && body[0] == '{');
+    memcpy(it->keys[it->n], key, key_len);
+    it->key_len[it->n++] = key_len;
+    return 0;
+}
+
+static void test_items_and_validators(void **state)
+{
+    struct fixture *f = *state;
+    int64_t g = 0;
+    assert_int_equal(r2m_store_pg_claim(f->a, "col", "A", LEASE_MS, &g), 0);
+    assert_int_equal(r2m_store_pg_begin(f->a, "col", "A", g), 0);
+    assert_int_equal(r2m_store_pg_endpoint_put(f->a, fp_of(3), 1, NULL, 0, fp_of(0)), 0);
+    assert_int_equal(r2m_store_pg_validators_put(f->a, "\"v1\"", NULL), 0);
+    assert_int_equal(r2m_store_pg_item_put(f->a, "\xff", 1, fp_of(1), "{}", 2), 0);
+    assert_int_equal(r2m_store_pg_item_put(f->a, "b\0c", 3, fp_of(2), "{\"x\":1}", 7), 0);
+    assert_int_equal(r2m_store_pg_item_put(f->a, "a", 1, fp_of(3), "{}", 2), 0);
+    assert_int_equal(r2m_store_pg_item_put(f->a, "gone", 4, fp_of(4), "{}", 2), 0);
+    assert_int_equal(r2m_store_pg_item_delete(f->a, "gone", 4), 0);
+    assert_int_equal(r2m_store_pg_commit(f->a), 0);
+
+    struct items_seen it = {0};
+    assert_int_equal(r2m_store_pg_items(f->b, "col", collect_item, &it), 0);
+    assert_int_equal(it.n, 3); /* bytewise order, NUL inside a key kept */
+    assert_int_equal(it.key_len[0], 1);
+    assert_memory_equal(it.keys[0], "a", 1);
+    assert_int_equal(it.key_len[1], 3);
+    assert_memory_equal(it.keys[1], "b\0c", 3);
+    assert_memory_equal(it.keys[2], "\xff", 1);
+
+    struct r2m_store_endpoint ep;
+    assert_int_equal(r2m_store_pg_endpoint_get(f->b, "col", &ep), 0);
+    assert_string_equal(ep.etag, "\"v1\"");
+    assert_null(ep.last_modified);
+    free(ep.etag);
+    /* a new snapshot drops the old validators */
+    assert_int_equal(r2m_store_pg_begin(f->a, "col", "A", g), 0);
+    assert_int_equal(r2m_store_pg_endpoint_put(f->a, fp_of(3), 2, NULL, 0, fp_of(0)), 0);
+    assert_int_equal(r2m_store_pg_commit(f->a), 0);
+    assert_int_equal(r2m_store_pg_endpoint_get(f->b, "col", &ep), 0);
+    assert_null(ep.etag);
+    assert_int_equal(ep.seq, 2);
+    assert_int_equal(r2m_store_pg_endpoint_get(f->b, "nope", &ep), 0);
+    assert_false(ep.found);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_shares_one_epoch, setup, teardown),
+        cmocka_unit_test(test_open_unreachable_fails_without_password),
+        cmocka_unit_test_setup_teardown(test_membership, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_generation_cannot_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_waits_for_commit_in_progress, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fence_rechecks_after_claim_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_name_new_process_fences_old_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_and_leave_hand_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_items_and_validators, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
