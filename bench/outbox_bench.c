@@ -453,14 +453,14 @@ static void sink_open(struct sink *s, int kind, const char *path)
     memset(s, 0, sizeof *s);
     if (kind == P_STORE || kind == P_STORE_NORMAL) {
         char err[512];
-        if (r2m_store_open(&s->store, path, err, sizeof err))
+        if (r2m_store_new(&(struct r2m_store_params){.path = path}, err, sizeof err, &s->store))
             die("%s", err);
         /* state.sync: normal (the default) or full, as the bridge sets it */
         if (r2m_store_set_sync(s->store, kind == P_STORE))
             die("%s: cannot set synchronous", path);
         return;
     }
-    /* the pragmas of r2m_store_open, except synchronous */
+    /* the pragmas of r2m_store_new, except synchronous */
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK)
         die("%s: cannot open", path);
@@ -486,7 +486,7 @@ static void sink_open(struct sink *s, int kind, const char *path)
 static void sink_close(struct sink *s)
 {
     if (s->store)
-        r2m_store_close(s->store);
+        r2m_store_free(s->store);
     for (int i = 0; i < S__N; i++)
         sqlite3_finalize(s->q[i]);
     if (s->db)

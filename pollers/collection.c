@@ -538,7 +538,7 @@ static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *en
         return r;
     }
     if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, text ? text : "",
-                           text ? len : 0, 1))) {
+                           text ? len : 0, 1, R2M_EVENT_TYPE_NONE))) {
         snprintf(err, errlen, "state messages of this poll exceed the batch limit");
         return r;
     }
@@ -578,9 +578,10 @@ static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
         .after_len = nw ? nw->item_len : 0,
         .time_ms = env->wall_ms,
     };
-    ev.type = !old  ? "rest2mqtt.item.created"
-              : !nw ? "rest2mqtt.item.deleted"
-                    : "rest2mqtt.item.updated";
+    enum r2m_event_type type = !old  ? R2M_EVENT_ITEM_CREATED
+                               : !nw ? R2M_EVENT_ITEM_DELETED
+                                     : R2M_EVENT_ITEM_UPDATED;
+    ev.type = r2m_event_type_name(type);
     switch (cfg->payload) {
     case R2M_PAYLOAD_PATCH:
         ev.fields = R2M_EVENT_PATCH;
@@ -624,7 +625,7 @@ static int add_event(struct coll_state *s, const struct r2m_endpoint_cfg *cfg,
         return r;
     }
     if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
-                           env->event.len, 0)))
+                           env->event.len, 0, type)))
         goto full;
     if (!cfg->state_topic)
         return 0;

@@ -100,7 +100,7 @@ static int add_state(const struct r2m_endpoint_cfg *cfg, struct r2m_poll_env *en
         return r;
     }
     if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->canon.data,
-                           env->canon.len, 1)))
+                           env->canon.len, 1, R2M_EVENT_TYPE_NONE)))
         snprintf(err, errlen, "state message too large for the batch: %s", r2m_strerror(r));
     return r;
 }
@@ -128,7 +128,7 @@ static int build_event(struct doc_state *s, const struct r2m_endpoint_cfg *cfg,
     struct r2m_event ev = {
         .instance = env->cfg->instance,
         .endpoint = cfg->name,
-        .type = "rest2mqtt.document.changed",
+        .type = r2m_event_type_name(R2M_EVENT_DOCUMENT_CHANGED),
         .op = "changed",
         .before = s->has ? s->canon : NULL,
         .before_len = s->canon_len,
@@ -161,7 +161,7 @@ static int build_event(struct doc_state *s, const struct r2m_endpoint_cfg *cfg,
         return r;
     }
     if ((r = r2m_batch_add(&env->batch, env->topic.data, env->topic.len, env->event.data,
-                           env->event.len, 0)))
+                           env->event.len, 0, R2M_EVENT_DOCUMENT_CHANGED)))
         goto too_big;
     return cfg->state_topic ? add_state(cfg, env, root, err, errlen) : 0;
 too_big:

@@ -73,19 +73,15 @@ void r2m_batch_reset(struct r2m_batch *b)
 }
 
 int r2m_batch_add(struct r2m_batch *b, const char *topic, size_t topic_len, const char *payload,
-                  size_t payload_len, int retained)
+                  size_t payload_len, int retained, enum r2m_event_type type)
 {
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 16;
-        struct r2m_batch_msg *m = realloc(b->msgs, cap * sizeof *m);
-        if (!m)
-            return R2M_E_NOMEM;
-        b->msgs = m;
-        b->cap = cap;
-    }
+    int r = r2m_grow(&b->msgs, &b->cap, b->n + 1, sizeof *b->msgs);
+    if (r)
+        return r;
     size_t mark = b->bytes.len;
-    struct r2m_batch_msg m = {.topic = mark, .topic_len = topic_len, .retained = retained};
-    int r = r2m_buf_append(&b->bytes, topic, topic_len);
+    struct r2m_batch_msg m = {
+        .topic = mark, .topic_len = topic_len, .retained = retained, .type = type};
+    r = r2m_buf_append(&b->bytes, topic, topic_len);
     if (!r)
         r = r2m_buf_putc(&b->bytes, '\0');
     m.payload = b->bytes.len;

@@ -1,7 +1,6 @@
 /* bridge.c - the single-threaded event loop: schedule -> fetch -> poller -> publish. */
 #include "r2m/bridge.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -19,9 +18,13 @@
 #include "r2m/http.h"
 #include "r2m/log.h"
 #include "r2m/metrics.h"
+#include "r2m/oauth2.h"
+#include "r2m/outbox.h"
 #include "r2m/poller.h"
 #include "r2m/publish.h"
+#include "r2m/reload.h"
 #include "r2m/sched.h"
+#include "r2m/status.h"
 #include "r2m/store.h"
 
 #define TAG_SIGNAL  (2ull << 32)
@@ -43,16 +46,13 @@ struct endpoint {
     int64_t retry_after_ms; /* the server's Retry-After of the last failure */
     unsigned page;          /* page of the poll in progress (paginate:) */
     /* OAuth2 client credentials: a second transfer fetches the token */
-    struct r2m_endpoint_cfg token_cfg;
+    struct r2m_oauth2 *oauth2;
     struct r2m_http_xfer *token_xfer;
-    char *token_body;
-    int64_t token_expires;  /* monotonic ms; 0 = no token */
-    int auth_retried;       /* this poll already refetched the token after a 401 */
-    int saved;              /* this poll committed to the store */
-    int validators_unsaved; /* new validators arrived with an unchanged body */
-    uint64_t polls, errors, not_modified, events;
-    int64_t last_ok_wall; /* wall ms of the last successful poll */
-    char last_error[256]; /* cause of the last failure, for /healthz */
+    int saved;                     /* this poll committed to the store */
+    int validators_unsaved;        /* new validators arrived with an unchanged body */
+    struct r2m_status_endpoint st; /* counters for /metrics (names filled on demand) */
+    char last_error[256];          /* cause of the last failure, for /healthz */
+    int64_t next_due;              /* monotonic ms of the next poll; 0: none */
     /* origin (scheme, host, port of url) for the per-origin cap */
     uint32_t origin;  /* index into the bridge's origins */
     int in_poll;      /* a poll is in progress: counted in its origin */
@@ -70,27 +70,6 @@ struct origin {
     struct endpoint *park_head, *park_tail;
 };
 
-/* Event types counted for /metrics, in the order of the metric's labels. */
-static const char *const event_types[] = {"rest2mqtt.document.changed", "rest2mqtt.item.created",
-                                          "rest2mqtt.item.updated", "rest2mqtt.item.deleted"};
-#define N_EVENT_TYPES 4
-
-/* A message the broker refused for good, waiting to be moved from the
- * outbox to the dead-letter table with this turn's acknowledgements. */
-struct dead_letter {
-    int64_t id; /* outbox row; 0: not in the outbox (the status message) */
-    char *topic, *words, *event_id;
-    const char *reason; /* static token from r2m/publish.h */
-    uint64_t size;
-};
-
-/* rest2mqtt_dead_letters_total{endpoint,reason} */
-struct dead_count {
-    char *endpoint;
-    const char *reason;
-    uint64_t n;
-};
-
 struct r2m_bridge {
     const struct r2m_config *cfg;
     int mode;
@@ -99,20 +78,12 @@ struct r2m_bridge {
     struct r2m_http *http;
     struct r2m_pub *pub;
     struct r2m_store *store;
-    int64_t *ids; /* outbox rows of the batch being committed */
-    size_t cap_ids;
-    int64_t *acked; /* outbox rows acknowledged, deleted after each turn */
-    size_t n_acked, cap_acked;
-    struct dead_letter *dead; /* refused for good, moved after each turn */
-    size_t n_dead, cap_dead;
-    struct dead_count *dead_counts;
-    size_t n_dead_counts;
-    struct r2m_log_limit flush_log; /* the outbox cannot be written */
-    int outbox_full;                /* warned about a full outbox; cleared when there is room */
-    struct endpoint *current;       /* the endpoint whose poll is being committed */
+    struct r2m_outbox *outbox;
+    struct endpoint *current; /* the endpoint whose poll is being committed */
     struct r2m_metrics *metrics;
     struct r2m_histo http_seconds, publish_seconds;
-    uint64_t events_by_type[N_EVENT_TYPES];
+    uint64_t events_by_type[R2M_EVENT_TYPES];
+    int64_t started; /* monotonic ms of the start, for uptime */
     struct r2m_poll_env env;
     struct endpoint **eps; /* each allocated alone: transfers point at them */
     size_t n_eps;
@@ -140,266 +111,72 @@ static int64_t wall_ms(void)
 
 /* ---- events out ---- */
 
-static int grow_ids(int64_t **v, size_t *cap, size_t need)
+/* Counts committed events by the type their poller gave them; retained
+ * state messages are not events. */
+static void count_events(struct r2m_bridge *b, struct endpoint *ep, const struct r2m_batch *batch)
 {
-    if (need <= *cap)
-        return 0;
-    size_t cap2 = *cap ? *cap : 64;
-    while (cap2 < need)
-        cap2 *= 2;
-    int64_t *p = realloc(*v, cap2 * sizeof *p);
-    if (!p)
-        return R2M_E_NOMEM;
-    *v = p;
-    *cap = cap2;
-    return 0;
+    for (size_t i = 0; i < batch->n; i++) {
+        const struct r2m_batch_msg *m = &batch->msgs[i];
+        if (m->retained)
+            continue;
+        b->events_by_type[m->type]++;
+        if (!ep)
+            continue;
+        ep->st.events++;
+        ep->st.events_by_type[m->type]++;
+        ep->st.last_change_wall = b->env.wall_ms;
+    }
 }
 
-/* Counts an event by its CloudEvents type (rendered by us, so the "type"
- * member is always there); retained state messages are not events. */
-static void count_event(struct r2m_bridge *b, const char *payload, int retained)
-{
-    if (retained)
-        return;
-    if (b->current)
-        b->current->events++;
-    const char *t = strstr(payload, "\"type\":\"");
-    for (int k = 0; t && k < N_EVENT_TYPES; k++)
-        if (!strncmp(t + 8, event_types[k], strlen(event_types[k])) &&
-            t[8 + strlen(event_types[k])] == '"') {
-            b->events_by_type[k]++;
-            return;
-        }
-}
-
-/* The transactional outbox: the poller's new snapshot and the poll's events
- * commit together, then the events are queued for publishing. */
+/* The poller's result goes to the transactional outbox (r2m/outbox.h). */
 static int emit_publish(void *ctx, const struct r2m_batch *batch, r2m_persist_fn *persist,
                         void *pctx, char *err, size_t errlen)
 {
     struct r2m_bridge *b = ctx;
-    int r;
-    if (batch->n > b->cfg->state.outbox_max) {
-        /* not "outbox full": no acknowledgement makes room for this one,
-         * every later poll finds the same change (or a bigger one) */
-        snprintf(err, errlen,
-                 "this poll's change is %zu events, more than state.outbox_max (%llu) can ever "
-                 "hold; snapshot not advanced, nothing published - raise state.outbox_max and "
-                 "restart to deliver it",
-                 batch->n, (unsigned long long)b->cfg->state.outbox_max);
-        return R2M_E_TOO_BIG;
-    }
-    if (r2m_pub_room(b->pub) < batch->n) {
-        snprintf(err, errlen,
-                 "outbox full (%zu events wait for the broker, state.outbox_max is %llu); "
-                 "snapshot not advanced, the change will be delivered by a later poll",
-                 r2m_pub_pending(b->pub), (unsigned long long)b->cfg->state.outbox_max);
-        if (!b->outbox_full) {
-            char n[24];
-            snprintf(n, sizeof n, "%llu", (unsigned long long)b->cfg->state.outbox_max);
-            r2m_log(R2M_LOG_WARN,
-                    "outbox full: endpoints stop advancing their snapshots until the broker "
-                    "acknowledges events; no change is lost",
-                    "outbox_max", n, NULL);
-        }
-        b->outbox_full = 1;
-        return R2M_E_TOO_BIG;
-    }
-    b->outbox_full = 0;
-    if ((r = grow_ids(&b->ids, &b->cap_ids, batch->n)))
+    struct endpoint *ep = b->current;
+    struct r2m_outbox_from from = {0};
+    if (ep)
+        from = (struct r2m_outbox_from){ep->cfg->name, r2m_http_etag(ep->xfer),
+                                        r2m_http_last_modified(ep->xfer)};
+    int r = r2m_outbox_emit(b->outbox, batch, persist, pctx, &from, err, errlen);
+    if (r)
         return r;
-    if ((r = r2m_store_begin(b->store)))
-        goto fail;
-    if ((r = persist(pctx, b->store)))
-        goto fail;
-    if (b->current && (r = r2m_store_validators_put(b->store, b->current->cfg->name,
-                                                    r2m_http_etag(b->current->xfer),
-                                                    r2m_http_last_modified(b->current->xfer))))
-        goto fail;
-    for (size_t i = 0; i < batch->n; i++) {
-        const struct r2m_batch_msg *m = &batch->msgs[i];
-        if ((r = r2m_store_outbox_add(b->store, b->current ? b->current->cfg->name : NULL,
-                                      r2m_batch_topic(batch, i), m->topic_len,
-                                      r2m_batch_payload(batch, i), m->payload_len, m->retained,
-                                      &b->ids[i])))
-            goto fail;
+    if (ep) {
+        ep->saved = 1;
+        ep->validators_unsaved = 0;
     }
-    if ((r = r2m_store_commit(b->store)))
-        goto fail;
-    if (b->current) {
-        b->current->saved = 1;
-        b->current->validators_unsaved = 0;
-    }
-    /* committed: from here on the events exist; memory failures below only
-     * delay them until the next start (they are in the outbox) */
-    for (size_t i = 0; i < batch->n; i++) {
-        const struct r2m_batch_msg *m = &batch->msgs[i];
-        count_event(b, r2m_batch_payload(batch, i), m->retained);
-        char *t = strdup(r2m_batch_topic(batch, i));
-        char *p = malloc(m->payload_len + 1);
-        if (!t || !p) {
-            free(t);
-            free(p);
-            r2m_log(R2M_LOG_ERROR,
-                    "out of memory queueing a committed event; it stays in the "
-                    "outbox and is sent after a restart",
-                    NULL);
-            continue;
-        }
-        memcpy(p, r2m_batch_payload(batch, i), m->payload_len + 1);
-        r2m_pub_enqueue(b->pub, t, p, m->payload_len, m->retained, b->ids[i]);
-    }
+    count_events(b, ep, batch);
     return 0;
-fail:
-    snprintf(err, errlen, "state not saved (%s: %s); snapshot not advanced, nothing published",
-             b->cfg->state.path, r2m_store_errmsg(b->store));
-    r2m_store_rollback(b->store);
-    return R2M_E_IO;
 }
 
 static void on_ack(void *ctx, int64_t id, int64_t latency_ms)
 {
     struct r2m_bridge *b = ctx;
     r2m_histo_observe(&b->publish_seconds, (double)latency_ms / 1000.0);
-    if (grow_ids(&b->acked, &b->cap_acked, b->n_acked + 1)) {
-        /* not deleted now: it will be sent again after a restart (same id) */
-        return;
-    }
-    b->acked[b->n_acked++] = id;
-}
-
-/* The CloudEvents id of a payload we rendered (r2m/event.h puts it first);
- * NULL for other messages (retained item states). malloc'd. */
-static char *event_id_of(const char *payload, size_t len)
-{
-    static const char head[] = "{\"specversion\":\"1.0\",\"id\":\"";
-    size_t h = sizeof head - 1;
-    if (len <= h || memcmp(payload, head, h))
-        return NULL;
-    const char *end = memchr(payload + h, '"', len - h);
-    return end ? strndup(payload + h, (size_t)(end - payload - h)) : NULL;
+    r2m_outbox_on_ack(b->outbox, id);
 }
 
 static void on_dead(void *ctx, int64_t id, const char *topic, const char *payload, size_t len,
                     uint64_t size, const char *reason, const char *words)
 {
     struct r2m_bridge *b = ctx;
-    if (b->n_dead == b->cap_dead) {
-        size_t cap = b->cap_dead ? b->cap_dead * 2 : 16;
-        struct dead_letter *d = realloc(b->dead, cap * sizeof *d);
-        if (!d)
-            goto oom;
-        b->dead = d;
-        b->cap_dead = cap;
-    }
-    struct dead_letter d = {id,     strdup(topic), strdup(words), event_id_of(payload, len),
-                            reason, size};
-    if (!d.topic || !d.words) {
-        free(d.topic);
-        free(d.words);
-        free(d.event_id);
-        goto oom;
-    }
-    b->dead[b->n_dead++] = d;
-    return;
-oom:
-    r2m_log(R2M_LOG_ERROR,
-            "out of memory recording an event the broker refused; it stays in the outbox and "
-            "is tried again after a restart",
-            "topic", topic, NULL);
+    r2m_outbox_on_dead(b->outbox, id, topic, payload, len, size, reason, words);
 }
 
-static void count_dead(struct r2m_bridge *b, const char *endpoint, const char *reason)
+/* The publisher, as the outbox sees it. */
+static size_t sink_room(void *ctx)
 {
-    for (size_t i = 0; i < b->n_dead_counts; i++)
-        if (!strcmp(b->dead_counts[i].endpoint, endpoint) && b->dead_counts[i].reason == reason) {
-            b->dead_counts[i].n++;
-            return;
-        }
-    struct dead_count *v = realloc(b->dead_counts, (b->n_dead_counts + 1) * sizeof *v);
-    char *e = strdup(endpoint);
-    if (v)
-        b->dead_counts = v;
-    if (!v || !e) {
-        free(e);
-        return; /* the metric misses one; the log line and the table have it */
-    }
-    b->dead_counts[b->n_dead_counts++] = (struct dead_count){e, reason, 1};
+    return r2m_pub_room(ctx);
 }
 
-/* Tells the operator, once per refused message, after its move committed. */
-static void dead_logged(struct r2m_bridge *b, const struct dead_letter *d, const char *endpoint)
+static size_t sink_pending(void *ctx)
 {
-    char size[24];
-    snprintf(size, sizeof size, "%llu", (unsigned long long)d->size);
-    if (!d->id) {
-        r2m_log(R2M_LOG_ERROR, "status message refused by the broker for good; dropped", "topic",
-                d->topic, "size", size, "reason", d->reason, "detail", d->words, NULL);
-        return;
-    }
-    count_dead(b, endpoint, d->reason);
-    r2m_log(R2M_LOG_ERROR,
-            "event refused by the broker for good; moved to the dead-letter table, later events "
-            "flow on",
-            "endpoint", endpoint, "topic", d->topic, "size", size, "reason", d->reason, "detail",
-            d->words, "event_id", d->event_id ? d->event_id : "", "hint",
-            "fix the cause (broker ACL, mqtt.max_packet_size, ...), stop the bridge and run "
-            "`rest2mqtt state dead-letters --requeue`",
-            NULL);
+    return r2m_pub_pending(ctx);
 }
 
-static void dead_free(struct dead_letter *d)
+static int sink_enqueue(void *ctx, char *topic, char *payload, size_t len, int retained, int64_t id)
 {
-    free(d->topic);
-    free(d->words);
-    free(d->event_id);
-}
-
-/* Deletes acknowledged events from the outbox and moves refused ones to the
- * dead-letter table, one transaction per turn. */
-static void flush_acks(struct r2m_bridge *b)
-{
-    if (!b->n_acked && !b->n_dead)
-        return;
-    char(*eps)[128] = b->n_dead ? calloc(b->n_dead, sizeof *eps) : NULL;
-    int r = b->n_dead && !eps ? R2M_E_NOMEM : r2m_store_begin(b->store);
-    for (size_t i = 0; !r && i < b->n_acked; i++)
-        r = r2m_store_outbox_delete(b->store, b->acked[i]);
-    for (size_t i = 0; !r && i < b->n_dead; i++)
-        if (b->dead[i].id)
-            r = r2m_store_dead_letter_add(b->store, b->dead[i].id, b->dead[i].size,
-                                          b->dead[i].reason, b->dead[i].event_id, wall_ms(), eps[i],
-                                          sizeof eps[i]);
-    if (!r)
-        r = r2m_store_commit(b->store);
-    if (r) {
-        r2m_store_rollback(b->store);
-        free(eps);
-        /* a full disk fails this on every turn: rate limited like polls */
-        if (r2m_log_limit_hit(&b->flush_log, r)) {
-            char n[24];
-            snprintf(n, sizeof n, "%lu", b->flush_log.count);
-            r2m_log(R2M_LOG_WARN,
-                    "could not update the outbox (acknowledged or refused events); retrying",
-                    "path", b->cfg->state.path, "error",
-                    r == R2M_E_NOMEM ? r2m_strerror(r) : r2m_store_errmsg(b->store), "consecutive",
-                    n, NULL);
-        }
-        return;
-    }
-    unsigned long failed = r2m_log_limit_clear(&b->flush_log);
-    if (failed) {
-        char n[24];
-        snprintf(n, sizeof n, "%lu", failed);
-        r2m_log(R2M_LOG_INFO, "outbox writable again", "failed_turns", n, NULL);
-    }
-    for (size_t i = 0; i < b->n_dead; i++) {
-        dead_logged(b, &b->dead[i], eps[i][0] ? eps[i] : "unknown");
-        dead_free(&b->dead[i]);
-    }
-    free(eps);
-    b->n_acked = 0;
-    b->n_dead = 0;
+    return r2m_pub_enqueue(ctx, topic, payload, len, retained, id);
 }
 
 static int emit_print(void *ctx, const struct r2m_batch *batch, r2m_persist_fn *persist, void *pctx,
@@ -422,6 +199,18 @@ static int emit_print(void *ctx, const struct r2m_batch *batch, r2m_persist_fn *
 
 /* ---- polls ---- */
 
+/* Puts ep's next poll at due (monotonic ms) on the schedule. */
+static int schedule(struct r2m_bridge *b, struct endpoint *ep, int64_t due)
+{
+    int r = r2m_sched_add(b->sched, ep->id, due);
+    if (r)
+        r2m_log(R2M_LOG_ERROR, "out of memory scheduling endpoint", "endpoint", ep->cfg->name,
+                NULL);
+    else
+        ep->next_due = due;
+    return r;
+}
+
 static void schedule_next(struct r2m_bridge *b, struct endpoint *ep)
 {
     if (b->mode == R2M_BRIDGE_ONCE || b->stopping)
@@ -442,17 +231,14 @@ static void schedule_next(struct r2m_bridge *b, struct endpoint *ep)
         base = b->now;
     }
     int64_t due = r2m_sched_at(base, delay);
-    if (due < b->now)
-        due = b->now;
-    if (r2m_sched_add(b->sched, ep->id, due))
-        r2m_log(R2M_LOG_ERROR, "out of memory scheduling endpoint", "endpoint", ep->cfg->name,
-                NULL);
+    schedule(b, ep, due < b->now ? b->now : due);
 }
 
 static void poll_failed(struct r2m_bridge *b, struct endpoint *ep, int code, const char *why)
 {
-    ep->errors++;
-    ep->failures++;
+    ep->st.errors++;
+    if (!ep->failures++)
+        ep->st.error_since_wall = ep->st.last_poll_wall;
     if (b->mode == R2M_BRIDGE_ONCE)
         b->once_failed = 1;
     /* rate limit: a new kind of failure (another code or another message)
@@ -484,7 +270,9 @@ static void origin_leave(struct r2m_bridge *b, struct endpoint *ep)
 static void poll_end(struct r2m_bridge *b, struct endpoint *ep, int code, const char *why)
 {
     origin_leave(b, ep);
-    ep->polls++;
+    ep->st.polls++;
+    ep->st.last_poll_wall = wall_ms();
+    ep->st.last_result = code;
     if (code) {
         snprintf(ep->last_error, sizeof ep->last_error, "%s", why ? why : r2m_strerror(code));
         poll_failed(b, ep, code, why);
@@ -498,17 +286,11 @@ static void poll_end(struct r2m_bridge *b, struct endpoint *ep, int code, const 
         ep->failures = 0;
         ep->last_result = 0;
         ep->retry_after_ms = 0;
-        ep->last_ok_wall = wall_ms();
+        ep->st.last_ok_wall = ep->st.last_poll_wall;
     }
     if (b->mode == R2M_BRIDGE_ONCE)
         b->once_left--;
     schedule_next(b, ep);
-}
-
-static int needs_token(const struct r2m_bridge *b, const struct endpoint *ep)
-{
-    /* refresh shortly before expiry, so no request carries a stale token */
-    return ep->token_xfer && (!ep->token_expires || b->now >= ep->token_expires - 30000);
 }
 
 static void start_main(struct r2m_bridge *b, struct endpoint *ep, const char *url)
@@ -536,8 +318,8 @@ static void start_poll(struct r2m_bridge *b, struct endpoint *ep)
     ep->in_poll = 1;
     ep->started = b->now;
     ep->page = 0;
-    ep->auth_retried = 0;
-    if (needs_token(b, ep)) {
+    ep->next_due = 0;
+    if (ep->oauth2 && r2m_oauth2_poll_start(ep->oauth2, b->now)) {
         if (r2m_http_start(ep->token_xfer))
             poll_end(b, ep, R2M_E_HTTP, "could not start the OAuth2 token request");
         return;
@@ -545,47 +327,21 @@ static void start_poll(struct r2m_bridge *b, struct endpoint *ep)
     start_main(b, ep, NULL);
 }
 
-/* The token endpoint answered: {"access_token": "...", "expires_in": 3600}. */
+/* The token endpoint answered: the poll goes on with the token, or ends. */
 static void token_done(struct r2m_bridge *b, struct endpoint *ep, const struct r2m_http_result *res)
 {
-    char err[512], why[600];
-    struct r2m_json *root;
-    if (res->result) {
-        snprintf(why, sizeof why, "OAuth2 token request to %s failed: %s",
-                 r2m_log_url(ep->cfg->auth.token_url, (char[256]){0}, 256), res->err);
-        poll_end(b, ep, res->result, why);
+    char why[600];
+    const char *token = NULL;
+    int r = r2m_oauth2_done(ep->oauth2, res, b->env.doc, b->now, &token, why, sizeof why);
+    if (r) {
+        poll_end(b, ep, r, why);
         return;
     }
-    if (r2m_json_parse(b->env.doc, res->body, res->len, &root, err, sizeof err)) {
-        snprintf(why, sizeof why, "OAuth2 token response is not JSON: %s", err);
-        poll_end(b, ep, R2M_E_JSON_SYNTAX, why);
-        return;
-    }
-    struct r2m_json *tok = r2m_json_pointer(root, "/access_token");
-    struct r2m_json *exp = r2m_json_pointer(root, "/expires_in");
-    if (!tok || tok->type != R2M_JSON_STRING || !tok->n) {
-        poll_end(b, ep, R2M_E_HTTP, "OAuth2 token response has no access_token");
-        return;
-    }
-    for (size_t i = 0; i < tok->n; i++) {
-        unsigned char ch = (unsigned char)tok->u.str[i];
-        if (ch < 0x20 || ch == 0x7f) {
-            /* it goes into an Authorization header: CR or LF would inject
-             * headers, NUL would cut it; never show the token itself */
-            poll_end(b, ep, R2M_E_HTTP,
-                     "OAuth2 token response's access_token contains CR, LF, NUL or another "
-                     "control character; not used");
-            return;
-        }
-    }
-    long long secs = exp && exp->type == R2M_JSON_NUMBER ? strtoll(exp->u.str, NULL, 10) : 3600;
-    if (secs <= 0 || secs > 86400 * 365)
-        secs = 3600;
-    if (r2m_http_set_token(ep->xfer, tok->u.str)) {
+    if (r2m_http_set_token(ep->xfer, token)) {
+        r2m_oauth2_forget(ep->oauth2);
         poll_end(b, ep, R2M_E_NOMEM, "out of memory storing the OAuth2 token");
         return;
     }
-    ep->token_expires = b->now + secs * 1000;
     start_main(b, ep, NULL);
 }
 
@@ -602,10 +358,8 @@ static void http_done(void *owner, struct r2m_http_xfer *x, const struct r2m_htt
     }
     r2m_histo_observe(&b->http_seconds, res->total_s);
     if (res->result) {
-        if (res->status == 401 && ep->token_xfer && !ep->auth_retried) {
+        if (res->status == 401 && ep->oauth2 && r2m_oauth2_unauthorized(ep->oauth2)) {
             /* the token was revoked or expired early: fetch one, retry once */
-            ep->auth_retried = 1;
-            ep->token_expires = 0;
             ep->page = 0;
             if (!r2m_http_start(ep->token_xfer))
                 return;
@@ -620,7 +374,7 @@ static void http_done(void *owner, struct r2m_http_xfer *x, const struct r2m_htt
         return;
     }
     if (res->not_modified) {
-        ep->not_modified++;
+        ep->st.not_modified++;
         poll_end(b, ep, 0, NULL); /* 304: nothing changed, nothing parsed */
         return;
     }
@@ -731,97 +485,89 @@ static void start_due(struct r2m_bridge *b)
 
 /* ---- metrics and health ---- */
 
-static void render_metrics(struct r2m_bridge *b, struct r2m_buf *o)
+/* The arrays a status snapshot points at (r2m/status.h). */
+struct snapshot {
+    struct r2m_status s;
+    struct r2m_status_endpoint *eps;
+    char (*urls)[256];
+    struct r2m_status_dead *dead;
+};
+
+static void snapshot_free(struct snapshot *m)
 {
-    r2m_buf_puts(o, "# HELP rest2mqtt_polls_total Polls by endpoint and result.\n"
-                    "# TYPE rest2mqtt_polls_total counter\n");
+    free(m->eps);
+    free(m->urls);
+    free(m->dead);
+}
+
+/* Fills m from the loop's counters; free with snapshot_free. */
+static int snapshot_take(struct r2m_bridge *b, struct snapshot *m)
+{
+    size_t n_dead = 0;
+    const struct r2m_outbox_dead_count *dc =
+        b->outbox ? r2m_outbox_dead_counts(b->outbox, &n_dead) : NULL;
+    *m = (struct snapshot){0};
+    m->eps = calloc(b->n_eps ? b->n_eps : 1, sizeof *m->eps);
+    m->urls = calloc(b->n_eps ? b->n_eps : 1, sizeof *m->urls);
+    m->dead = calloc(n_dead ? n_dead : 1, sizeof *m->dead);
+    if (!m->eps || !m->urls || !m->dead)
+        return R2M_E_NOMEM;
     for (size_t i = 0; i < b->n_eps; i++) {
         const struct endpoint *ep = b->eps[i];
-        const char *n = ep->cfg->name;
-        r2m_buf_printf(o, "rest2mqtt_polls_total{endpoint=\"%s\",result=\"ok\"} %llu\n", n,
-                       (unsigned long long)(ep->polls - ep->errors - ep->not_modified));
-        r2m_buf_printf(o, "rest2mqtt_polls_total{endpoint=\"%s\",result=\"not_modified\"} %llu\n",
-                       n, (unsigned long long)ep->not_modified);
-        r2m_buf_printf(o, "rest2mqtt_polls_total{endpoint=\"%s\",result=\"error\"} %llu\n", n,
-                       (unsigned long long)ep->errors);
+        struct r2m_status_endpoint *e = &m->eps[i];
+        *e = ep->st;
+        e->name = ep->cfg->name;
+        e->kind = ep->kind->name;
+        e->url = r2m_log_url(ep->cfg->url, m->urls[i], sizeof m->urls[i]);
+        e->interval_ms = ep->cfg->interval_ms;
+        e->failures = ep->failures;
+        e->last_error = ep->failures ? ep->last_error : "";
+        e->next_poll_in_ms = !ep->next_due ? -1 : ep->next_due < b->now ? 0 : ep->next_due - b->now;
     }
-    r2m_buf_puts(o, "# HELP rest2mqtt_endpoint_events_total Events committed, by endpoint.\n"
-                    "# TYPE rest2mqtt_endpoint_events_total counter\n");
-    for (size_t i = 0; i < b->n_eps; i++)
-        r2m_buf_printf(o, "rest2mqtt_endpoint_events_total{endpoint=\"%s\"} %llu\n",
-                       b->eps[i]->cfg->name, (unsigned long long)b->eps[i]->events);
-    r2m_buf_puts(o, "# HELP rest2mqtt_events_total Events committed, by CloudEvents type.\n"
-                    "# TYPE rest2mqtt_events_total counter\n");
-    for (int k = 0; k < N_EVENT_TYPES; k++)
-        r2m_buf_printf(o, "rest2mqtt_events_total{type=\"%s\"} %llu\n", event_types[k],
-                       (unsigned long long)b->events_by_type[k]);
-    r2m_buf_puts(o, "# HELP rest2mqtt_endpoint_consecutive_failures Failed polls in a row.\n"
-                    "# TYPE rest2mqtt_endpoint_consecutive_failures gauge\n");
-    for (size_t i = 0; i < b->n_eps; i++)
-        r2m_buf_printf(o, "rest2mqtt_endpoint_consecutive_failures{endpoint=\"%s\"} %u\n",
-                       b->eps[i]->cfg->name, b->eps[i]->failures);
-    r2m_buf_puts(o,
-                 "# HELP rest2mqtt_endpoint_last_success_timestamp_seconds Unix time of the last "
-                 "successful poll (0: none yet).\n"
-                 "# TYPE rest2mqtt_endpoint_last_success_timestamp_seconds gauge\n");
-    for (size_t i = 0; i < b->n_eps; i++)
-        r2m_buf_printf(o,
-                       "rest2mqtt_endpoint_last_success_timestamp_seconds{endpoint=\"%s\"} "
-                       "%.3f\n",
-                       b->eps[i]->cfg->name, (double)b->eps[i]->last_ok_wall / 1000.0);
-    r2m_buf_printf(o,
-                   "# HELP rest2mqtt_outbox_events Events committed but not yet acknowledged by "
-                   "the broker.\n# TYPE rest2mqtt_outbox_events gauge\nrest2mqtt_outbox_events "
-                   "%zu\n",
-                   r2m_pub_pending(b->pub));
-    r2m_buf_puts(o, "# HELP rest2mqtt_dead_letters_total Events the broker refused for good, "
-                    "moved to the dead-letter table (`rest2mqtt state dead-letters`).\n"
-                    "# TYPE rest2mqtt_dead_letters_total counter\n");
-    for (size_t i = 0; i < b->n_dead_counts; i++)
-        r2m_buf_printf(o, "rest2mqtt_dead_letters_total{endpoint=\"%s\",reason=\"%s\"} %llu\n",
-                       b->dead_counts[i].endpoint, b->dead_counts[i].reason,
-                       (unsigned long long)b->dead_counts[i].n);
-    r2m_buf_printf(o,
-                   "# HELP rest2mqtt_broker_connected 1 when connected to the MQTT broker.\n"
-                   "# TYPE rest2mqtt_broker_connected gauge\nrest2mqtt_broker_connected %d\n",
-                   r2m_pub_connected(b->pub));
-    r2m_buf_puts(o, "# HELP rest2mqtt_http_request_duration_seconds Time of each HTTP "
-                    "request.\n# TYPE rest2mqtt_http_request_duration_seconds histogram\n");
-    r2m_histo_render(&b->http_seconds, "rest2mqtt_http_request_duration_seconds", "", o);
-    r2m_buf_puts(o, "# HELP rest2mqtt_publish_latency_seconds Time from committing an event "
-                    "to the broker's acknowledgement.\n"
-                    "# TYPE rest2mqtt_publish_latency_seconds histogram\n");
-    r2m_histo_render(&b->publish_seconds, "rest2mqtt_publish_latency_seconds", "", o);
+    for (size_t i = 0; i < n_dead; i++)
+        m->dead[i] = (struct r2m_status_dead){dc[i].endpoint, dc[i].reason, dc[i].n};
+    m->s = (struct r2m_status){.version = R2M_VERSION,
+                               .uptime_ms = b->now - b->started,
+                               .broker_connected = r2m_pub_connected(b->pub),
+                               .outbox = r2m_pub_pending(b->pub),
+                               .eps = m->eps,
+                               .n_eps = b->n_eps,
+                               .dead = m->dead,
+                               .n_dead = n_dead,
+                               .http_seconds = &b->http_seconds,
+                               .publish_seconds = &b->publish_seconds};
+    memcpy(m->s.events_by_type, b->events_by_type, sizeof b->events_by_type);
+    return 0;
 }
 
 static void metrics_handler(void *ctx, const char *path, struct r2m_buf *out, int *status,
                             const char **ctype)
 {
     struct r2m_bridge *b = ctx;
-    if (!strcmp(path, "/metrics")) {
+    int metrics = !strcmp(path, "/metrics"), health = !strcmp(path, "/healthz");
+    if (!metrics && !health) {
+        *status = 404;
+        r2m_buf_puts(out, "not found; try /metrics or /healthz\n");
+        return;
+    }
+    struct snapshot m;
+    int r = snapshot_take(b, &m);
+    if (!r && metrics) {
         *status = 200;
         *ctype = "text/plain; version=0.0.4; charset=utf-8";
-        render_metrics(b, out);
-        return;
-    }
-    if (!strcmp(path, "/healthz")) {
+        r = r2m_status_prometheus(&m.s, out);
+    } else if (!r) {
         /* the loop is turning: it is the loop that answers this request */
-        size_t failing = 0;
-        for (size_t i = 0; i < b->n_eps; i++)
-            failing += b->eps[i]->failures > 0;
-        int up = r2m_pub_connected(b->pub);
-        *status = up ? 200 : 503;
         *ctype = "application/json";
-        r2m_buf_printf(out,
-                       "{\"status\":\"%s\",\"broker\":\"%s\",\"endpoints\":%zu,"
-                       "\"failing_endpoints\":%zu,\"outbox\":%zu%s}\n",
-                       up ? "ok" : "unhealthy", up ? "connected" : "disconnected", b->n_eps,
-                       failing, r2m_pub_pending(b->pub),
-                       up ? "" : ",\"reason\":\"not connected to the MQTT broker\"");
-        return;
+        r = r2m_status_health(&m.s, out, status);
     }
-    *status = 404;
-    r2m_buf_puts(out, "not found; try /metrics or /healthz\n");
+    snapshot_free(&m);
+    if (r) {
+        r2m_buf_reset(out);
+        *status = 500;
+        *ctype = "text/plain; charset=utf-8";
+        r2m_buf_printf(out, "%s\n", r2m_strerror(r));
+    }
 }
 
 /* ---- setup ---- */
@@ -898,53 +644,6 @@ out:
     return r;
 }
 
-/* The client-credentials request of an OAuth2 endpoint (RFC 6749 4.4). */
-static int token_xfer_new(struct r2m_bridge *b, struct endpoint *ep)
-{
-    const struct r2m_endpoint_cfg *ec = ep->cfg;
-    struct r2m_buf body;
-    r2m_buf_init(&body, 64 * 1024);
-    CURL *e = curl_easy_init();
-    if (!e)
-        return R2M_E_NOMEM;
-    char *id = curl_easy_escape(e, ec->auth.client_id, 0);
-    char *sec = curl_easy_escape(e, ec->auth.client_secret, 0);
-    char *scope = ec->auth.scope ? curl_easy_escape(e, ec->auth.scope, 0) : NULL;
-    int r = id && sec ? 0 : R2M_E_NOMEM;
-    if (!r)
-        r = r2m_buf_printf(&body, "grant_type=client_credentials&client_id=%s&client_secret=%s", id,
-                           sec);
-    if (!r && scope)
-        r = r2m_buf_printf(&body, "&scope=%s", scope);
-    curl_free(id);
-    if (sec)
-        explicit_bzero(sec, strlen(sec));
-    curl_free(sec);
-    curl_free(scope);
-    curl_easy_cleanup(e);
-    if (r) {
-        r2m_buf_free(&body);
-        return r;
-    }
-    ep->token_body = r2m_buf_take(&body);
-    struct r2m_endpoint_cfg *t = &ep->token_cfg;
-    t->name = ec->name;
-    t->url = ec->auth.token_url;
-    t->method = "POST";
-    t->body = ep->token_body;
-    t->content_type = "application/x-www-form-urlencoded";
-    t->timeout_ms = ec->timeout_ms;
-    t->max_body = 1 << 20;
-    t->max_depth = 16;
-    t->tls = ec->tls;
-    t->max_pages = 1;
-    /* the body holds the client secret: it never follows a redirect to
-     * another origin, whatever redirects: says for the endpoint */
-    t->redirects =
-        ec->redirects == R2M_REDIRECTS_NONE ? R2M_REDIRECTS_NONE : R2M_REDIRECTS_SAME_ORIGIN;
-    return r2m_http_xfer_new(b->http, &ep->token_xfer, t, ep);
-}
-
 /* Loads each endpoint's stored snapshot; drops it when the settings that
  * shape it changed (a silent re-baseline, logged). */
 static int restore_endpoint(struct r2m_bridge *b, struct endpoint *ep, char *err, size_t errlen)
@@ -990,33 +689,13 @@ fail:
     return r ? r : R2M_E_IO;
 }
 
-static int load_outbox_entry(void *ctx, int64_t id, const char *topic, const char *payload,
-                             size_t len, int retained)
-{
-    struct r2m_bridge *b = ctx;
-    char *t = strdup(topic), *p = malloc(len + 1);
-    if (!t || !p) {
-        free(t);
-        free(p);
-        return R2M_E_NOMEM;
-    }
-    if (len)
-        memcpy(p, payload, len);
-    p[len] = '\0';
-    /* at start the queue may hold more than outbox_max (a smaller limit
-     * than last time): everything stored is delivered */
-    return r2m_pub_enqueue(b->pub, t, p, len, retained, id) == R2M_E_NOMEM ? R2M_E_NOMEM : 0;
-}
-
 static void endpoint_free(struct endpoint *ep)
 {
     if (!ep)
         return;
     r2m_http_xfer_free(ep->xfer);
     r2m_http_xfer_free(ep->token_xfer);
-    if (ep->token_body)
-        explicit_bzero(ep->token_body, strlen(ep->token_body));
-    free(ep->token_body);
+    r2m_oauth2_free(ep->oauth2);
     if (ep->kind)
         ep->kind->destroy(ep->state);
     free(ep);
@@ -1036,8 +715,12 @@ static int endpoint_new(struct r2m_bridge *b, const struct r2m_endpoint_cfg *ec,
         ep->kind = NULL;
         goto fail;
     }
-    if ((r = r2m_http_xfer_new(b->http, &ep->xfer, ec, ep)) ||
-        (ec->auth.type == R2M_AUTH_OAUTH2 && (r = token_xfer_new(b, ep))))
+    if ((r = r2m_http_xfer_new(b->http, &ep->xfer, ec, ep)))
+        goto fail;
+    /* OAuth2: a second transfer of the same endpoint fetches the token */
+    if (ec->auth.type == R2M_AUTH_OAUTH2 &&
+        ((r = r2m_oauth2_new(&ep->oauth2, ec)) ||
+         (r = r2m_http_xfer_new(b->http, &ep->token_xfer, r2m_oauth2_request(ep->oauth2), ep))))
         goto fail;
     *out = ep;
     return 0;
@@ -1046,18 +729,10 @@ fail:
     return r;
 }
 
-int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mode,
-                   const char *only, char *err, size_t errlen)
+/* Blocks SIGINT, SIGTERM and SIGHUP and watches them through a signalfd
+ * in a new epoll. */
+static int setup_loop(struct r2m_bridge *b)
 {
-    int r = R2M_E_NOMEM;
-    struct r2m_bridge *b = calloc(1, sizeof *b);
-    if (!b)
-        return R2M_E_NOMEM;
-    b->cfg = cfg;
-    b->mode = mode;
-    b->epfd = b->sigfd = -1;
-    b->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 40);
-
     /* block the signals before paho starts threads, so they inherit the
      * mask and the signals arrive only through our signalfd */
     sigset_t set;
@@ -1065,70 +740,76 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
-    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) {
-        r = R2M_E_SYSTEM;
-        goto out;
-    }
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+        return R2M_E_SYSTEM;
     b->epfd = epoll_create1(EPOLL_CLOEXEC);
     b->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (b->epfd < 0 || b->sigfd < 0) {
-        r = R2M_E_SYSTEM;
-        goto out;
-    }
+    if (b->epfd < 0 || b->sigfd < 0)
+        return R2M_E_SYSTEM;
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_SIGNAL};
-    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->sigfd, &ev) < 0) {
-        r = R2M_E_SYSTEM;
-        goto out;
-    }
-    if ((r = r2m_sched_new(&b->sched)) || (r = r2m_http_new(&b->http, b->epfd, http_done)) ||
-        (r = r2m_poll_env_init(&b->env, cfg)))
-        goto out;
-    /* `once` keeps no state: its ids only need to be unique per run */
-    b->env.epoch = b->rng ^ 0x5bd1e995u;
-    if (mode == R2M_BRIDGE_RUN) {
-        if ((r = r2m_store_open(&b->store, cfg->state.path, err, errlen)))
-            goto out_err;
-        if ((r = r2m_store_set_sync(b->store, cfg->state.sync_full))) {
-            snprintf(err, errlen, "state file %s: cannot set state.sync", cfg->state.path);
-            goto out_err;
-        }
-        b->env.epoch = r2m_store_epoch(b->store);
-        if ((r = r2m_pub_new(&b->pub, cfg, cfg->state.outbox_max)))
-            goto out;
-        char shown[256];
-        if (cfg->mqtt.insecure)
-            r2m_log(R2M_LOG_WARN,
-                    "TLS certificate verification is OFF for the broker (mqtt.tls.insecure)",
-                    "broker", r2m_log_url(cfg->mqtt.url, shown, sizeof shown), NULL);
-        r2m_pub_on_ack(b->pub, on_ack, b);
-        r2m_pub_on_dead(b->pub, on_dead, b);
-        if (cfg->metrics.listen &&
-            (r = r2m_metrics_new(&b->metrics, cfg->metrics.listen, b->epfd, TAG_METRICS,
-                                 metrics_handler, b, err, errlen)))
-            goto out_err;
-        ev.data.u64 = TAG_PUB;
-        if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, r2m_pub_fd(b->pub), &ev) < 0) {
-            r = R2M_E_SYSTEM;
-            goto out;
-        }
-        b->env.emit = emit_publish;
-    } else {
-        b->env.emit = emit_print;
-        b->env.emit_initial = 1;
-    }
-    b->env.emit_ctx = b;
+    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->sigfd, &ev) < 0)
+        return R2M_E_SYSTEM;
+    return 0;
+}
 
-    b->eps = calloc(cfg->n_endpoints ? cfg->n_endpoints : 1, sizeof *b->eps);
-    if (!b->eps) {
-        r = R2M_E_NOMEM;
-        goto out;
+/* RUN mode: the state file, the publisher, the outbox between them and the
+ * metrics server. err is set when the error names a file or an address
+ * (*err_set), else the caller words it. */
+static int setup_run(struct r2m_bridge *b, char *err, size_t errlen, int *err_set)
+{
+    const struct r2m_config *cfg = b->cfg;
+    int r;
+    *err_set = 1;
+    if ((r = r2m_store_new(&(struct r2m_store_params){.path = cfg->state.path}, err, errlen,
+                           &b->store)))
+        return r;
+    if ((r = r2m_store_set_sync(b->store, cfg->state.sync_full))) {
+        snprintf(err, errlen, "state file %s: cannot set state.sync", cfg->state.path);
+        return r;
     }
+    b->env.epoch = r2m_store_epoch(b->store);
+    *err_set = 0;
+    if ((r = r2m_pub_new(&b->pub, cfg, cfg->state.outbox_max)))
+        return r;
+    struct r2m_outbox_sink sink = {b->pub, sink_room, sink_pending, sink_enqueue};
+    if ((r = r2m_outbox_new(&b->outbox, b->store, cfg->state.path, cfg->state.outbox_max, &sink)))
+        return r;
+    char shown[256];
+    if (cfg->mqtt.insecure)
+        r2m_log(R2M_LOG_WARN,
+                "TLS certificate verification is OFF for the broker (mqtt.tls.insecure)", "broker",
+                r2m_log_url(cfg->mqtt.url, shown, sizeof shown), NULL);
+    r2m_pub_on_ack(b->pub, on_ack, b);
+    r2m_pub_on_dead(b->pub, on_dead, b);
+    *err_set = 1;
+    if (cfg->metrics.listen && (r = r2m_metrics_new(&b->metrics, cfg->metrics.listen, b->epfd,
+                                                    TAG_METRICS, metrics_handler, b, err, errlen)))
+        return r;
+    *err_set = 0;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_PUB};
+    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, r2m_pub_fd(b->pub), &ev) < 0)
+        return R2M_E_SYSTEM;
+    b->env.emit = emit_publish;
+    return 0;
+}
+
+/* Creates the endpoints (all, or the one named only) and groups them by
+ * origin. err is set when *err_set. */
+static int setup_endpoints(struct r2m_bridge *b, const char *only, char *err, size_t errlen,
+                           int *err_set)
+{
+    const struct r2m_config *cfg = b->cfg;
+    int r;
+    *err_set = 0;
+    b->eps = calloc(cfg->n_endpoints ? cfg->n_endpoints : 1, sizeof *b->eps);
+    if (!b->eps)
+        return R2M_E_NOMEM;
     for (size_t i = 0; i < cfg->n_endpoints; i++) {
         const struct r2m_endpoint_cfg *ec = &cfg->endpoints[i];
         if (only && strcmp(only, ec->name) != 0)
             continue;
         if ((r = endpoint_new(b, ec, &b->eps[b->n_eps])))
-            goto out;
+            return r;
         if (ec->tls.insecure)
             r2m_log(R2M_LOG_WARN,
                     "TLS certificate verification is OFF for this endpoint (tls.insecure); "
@@ -1138,12 +819,12 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
         b->n_eps++;
     }
     if (only && b->n_eps == 0) {
-        r = R2M_E_NOT_FOUND;
+        *err_set = 1;
         snprintf(err, errlen, "no endpoint named '%s'", only);
-        goto out_err;
+        return R2M_E_NOT_FOUND;
     }
     if ((r = build_origins(b)))
-        goto out;
+        return r;
     if (b->n_origins > cfg->max_concurrent) {
         char n[24], m[24];
         snprintf(n, sizeof n, "%zu", b->n_origins);
@@ -1153,27 +834,47 @@ int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mo
                 "raise max_concurrent to at least the number of origins",
                 "origins", n, "max_concurrent", m, NULL);
     }
-    if (b->store) {
-        for (size_t i = 0; i < b->n_eps; i++)
-            if ((r = restore_endpoint(b, b->eps[i], err, errlen)))
-                goto out_err;
-        if ((r = r2m_store_outbox(b->store, load_outbox_entry, b))) {
-            snprintf(err, errlen, "cannot load the outbox from %s: %s", cfg->state.path,
-                     r2m_store_errmsg(b->store));
-            goto out_err;
-        }
-        if (r2m_pub_pending(b->pub)) {
-            char n[24];
-            snprintf(n, sizeof n, "%zu", r2m_pub_pending(b->pub));
-            r2m_log(R2M_LOG_INFO, "resuming: events from the outbox will be delivered first",
-                    "count", n, NULL);
-        }
+    return 0;
+}
+
+int r2m_bridge_new(struct r2m_bridge **out, const struct r2m_config *cfg, int mode,
+                   const char *only, char *err, size_t errlen)
+{
+    int r, err_set = 0;
+    struct r2m_bridge *b = calloc(1, sizeof *b);
+    if (!b)
+        return R2M_E_NOMEM;
+    b->cfg = cfg;
+    b->mode = mode;
+    b->epfd = b->sigfd = -1;
+    b->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 40);
+    b->started = r2m_http_now_ms();
+    if ((r = setup_loop(b)) || (r = r2m_sched_new(&b->sched)) ||
+        (r = r2m_http_new(&b->http, b->epfd, http_done)) || (r = r2m_poll_env_init(&b->env, cfg)))
+        goto out;
+    /* `once` keeps no state: its ids only need to be unique per run */
+    b->env.epoch = b->rng ^ 0x5bd1e995u;
+    if (mode == R2M_BRIDGE_RUN) {
+        if ((r = setup_run(b, err, errlen, &err_set)))
+            goto out;
+    } else {
+        b->env.emit = emit_print;
+        b->env.emit_initial = 1;
     }
+    b->env.emit_ctx = b;
+    if ((r = setup_endpoints(b, only, err, errlen, &err_set)))
+        goto out;
+    err_set = 1;
+    for (size_t i = 0; b->store && i < b->n_eps; i++)
+        if ((r = restore_endpoint(b, b->eps[i], err, errlen)))
+            goto out;
+    if (b->outbox && (r = r2m_outbox_load(b->outbox, err, errlen)))
+        goto out;
     *out = b;
     return 0;
 out:
-    snprintf(err, errlen, "%s", r2m_strerror(r));
-out_err:
+    if (!err_set)
+        snprintf(err, errlen, "%s", r2m_strerror(r));
     r2m_bridge_free(b);
     return r;
 }
@@ -1191,15 +892,8 @@ void r2m_bridge_free(struct r2m_bridge *b)
     r2m_http_free(b->http);
     r2m_metrics_free(b->metrics);
     r2m_pub_free(b->pub);
-    r2m_store_close(b->store);
-    free(b->ids);
-    free(b->acked);
-    for (size_t i = 0; i < b->n_dead; i++)
-        dead_free(&b->dead[i]);
-    free(b->dead);
-    for (size_t i = 0; i < b->n_dead_counts; i++)
-        free(b->dead_counts[i].endpoint);
-    free(b->dead_counts);
+    r2m_outbox_free(b->outbox);
+    r2m_store_free(b->store);
     r2m_sched_free(b->sched);
     r2m_poll_env_cleanup(&b->env);
     if (b->sigfd >= 0)
@@ -1241,50 +935,18 @@ static void save_validators(struct r2m_bridge *b)
 
 /* ---- reload (SIGHUP) ---- */
 
-static int str_eq(const char *a, const char *c)
-{
-    return a == c || (a && c && !strcmp(a, c));
-}
-
-/* Settings outside endpoints: are read once at start. */
-static int globals_differ(const struct r2m_config *a, const struct r2m_config *c)
-{
-    return !str_eq(a->instance, c->instance) || !str_eq(a->mqtt.url, c->mqtt.url) ||
-           !str_eq(a->mqtt.client_id, c->mqtt.client_id) ||
-           !str_eq(a->mqtt.username, c->mqtt.username) ||
-           !str_eq(a->mqtt.password, c->mqtt.password) || a->mqtt.version != c->mqtt.version ||
-           a->mqtt.qos != c->mqtt.qos || a->mqtt.keepalive_ms != c->mqtt.keepalive_ms ||
-           !str_eq(a->mqtt.topic_prefix, c->mqtt.topic_prefix) ||
-           !str_eq(a->mqtt.status_topic, c->mqtt.status_topic) ||
-           !str_eq(a->mqtt.ca_file, c->mqtt.ca_file) ||
-           !str_eq(a->mqtt.cert_file, c->mqtt.cert_file) ||
-           !str_eq(a->mqtt.key_file, c->mqtt.key_file) || a->mqtt.insecure != c->mqtt.insecure ||
-           a->mqtt.max_packet_size != c->mqtt.max_packet_size ||
-           !str_eq(a->state.path, c->state.path) || a->state.outbox_max != c->state.outbox_max ||
-           a->state.sync_full != c->state.sync_full ||
-           !str_eq(a->metrics.listen, c->metrics.listen) ||
-           a->shutdown_timeout_ms != c->shutdown_timeout_ms ||
-           a->max_concurrent != c->max_concurrent;
-}
-
 static void point_at(struct endpoint *ep, const struct r2m_endpoint_cfg *ec)
 {
     ep->cfg = ec;
     r2m_http_xfer_retarget(ep->xfer, ec);
-    if (ep->token_xfer) {
-        ep->token_cfg.name = ec->name;
-        ep->token_cfg.url = ec->auth.token_url;
-        ep->token_cfg.tls = ec->tls;
-    }
+    if (ep->oauth2)
+        r2m_oauth2_retarget(ep->oauth2, ec);
 }
 
-/* SIGHUP: endpoints added start, removed ones stop, changed ones restart
- * from their stored snapshot with the new settings (re-baselining only if
- * items/key/ignore changed); unchanged ones keep their schedule, their
- * transfer in progress and their state. An invalid file changes nothing. */
-static void reload(struct r2m_bridge *b)
+/* The file behind the running configuration, loaded again; NULL (logged)
+ * when it is invalid. */
+static struct r2m_config *reload_load(const char *file)
 {
-    const char *file = b->cfg->file;
     struct r2m_config *nc = NULL;
     struct r2m_diag d = {0};
     r2m_log(R2M_LOG_INFO, "reloading configuration", "file", file, NULL);
@@ -1293,29 +955,16 @@ static void reload(struct r2m_bridge *b)
             r2m_log(R2M_LOG_ERROR, "reload: configuration error", "error", d.lines[i], NULL);
         r2m_log(R2M_LOG_ERROR, "configuration reload rejected; the running configuration stays",
                 "file", file, NULL);
-        r2m_diag_free(&d);
-        return;
+        nc = NULL;
     }
     r2m_diag_free(&d);
-    if (globals_differ(b->cfg, nc))
-        r2m_log(R2M_LOG_WARN,
-                "settings outside endpoints: and log: (mqtt, state, metrics, instance, "
-                "shutdown_timeout, max_concurrent) changed; they take effect after a restart",
-                NULL);
-    r2m_log_setup(nc->log.level, nc->log.format);
+    return nc;
+}
 
-    struct endpoint **neps = calloc(nc->n_endpoints ? nc->n_endpoints : 1, sizeof *neps);
-    int64_t *due = calloc(b->n_eps ? b->n_eps : 1, sizeof *due);
-    char *moved = calloc(b->n_eps ? b->n_eps : 1, 1);
-    if (!neps || !due || !moved) {
-        free(neps);
-        free(due);
-        free(moved);
-        r2m_config_free(nc);
-        r2m_log(R2M_LOG_ERROR, "reload: out of memory; the running configuration stays", NULL);
-        return;
-    }
-    /* where each old endpoint stands in the schedule (INT64_MIN: in flight) */
+/* Where each endpoint stands in the schedule (due[id]; INT64_MIN: in
+ * flight), taking them all off it: the plan renumbers them. */
+static void unschedule_all(struct r2m_bridge *b, int64_t *due)
+{
     for (size_t i = 0; i < b->n_eps; i++)
         due[i] = INT64_MIN;
     uint32_t id;
@@ -1326,65 +975,120 @@ static void reload(struct r2m_bridge *b)
         struct endpoint *ep = unpark(b, 0);
         due[ep->id] = ep->park_due;
     }
+}
 
-    size_t n = 0, added = 0, changed = 0, unchanged = 0, removed = 0, failed = 0;
+/* What the applied plan did, for the log line. */
+struct reload_counts {
+    size_t added, changed, unchanged, removed, failed;
+};
+
+/* Applies plan to the endpoints (the new ones point into nc): unchanged
+ * ones keep their schedule, their transfer in progress and their state;
+ * changed and added ones start from their stored snapshot; the others
+ * stop (their stored state stays until `rest2mqtt state prune`).
+ * R2M_E_NOMEM changes nothing. */
+static int reload_apply(struct r2m_bridge *b, const struct r2m_config *nc,
+                        const struct r2m_reload_plan *plan, struct reload_counts *c)
+{
+    struct endpoint **neps = calloc(plan->n_steps ? plan->n_steps : 1, sizeof *neps);
+    int64_t *due = calloc(b->n_eps ? b->n_eps : 1, sizeof *due);
+    if (!neps || !due) {
+        free(neps);
+        free(due);
+        return R2M_E_NOMEM;
+    }
+    unschedule_all(b, due);
+    size_t n = 0;
     char err[1024];
-    for (size_t i = 0; i < nc->n_endpoints; i++) {
+    for (size_t i = 0; i < plan->n_steps; i++) {
         const struct r2m_endpoint_cfg *ec = &nc->endpoints[i];
-        size_t k = 0;
-        while (k < b->n_eps && (moved[k] || strcmp(b->eps[k]->cfg->name, ec->name)))
-            k++;
-        int found = k < b->n_eps;
-        if (found && r2m_config_endpoint_hash(b->eps[k]->cfg) == r2m_config_endpoint_hash(ec)) {
-            struct endpoint *ep = b->eps[k];
-            moved[k] = 1;
+        const struct r2m_reload_step *st = &plan->steps[i];
+        struct endpoint *ep = NULL;
+        if (st->action == R2M_RELOAD_UNCHANGED) {
+            ep = b->eps[st->old];
             point_at(ep, ec);
             ep->id = (uint32_t)n;
-            if (due[k] != INT64_MIN)
-                r2m_sched_add(b->sched, ep->id, due[k]);
             neps[n++] = ep;
-            unchanged++;
+            if (due[st->old] != INT64_MIN)
+                (void)schedule(b, ep, due[st->old]); /* failure logged */
+            c->unchanged++;
             continue;
         }
-        struct endpoint *ep = NULL;
         if (endpoint_new(b, ec, &ep) || restore_endpoint(b, ep, err, sizeof err)) {
             r2m_log(R2M_LOG_ERROR, "reload: endpoint could not be started", "endpoint", ec->name,
                     NULL);
             endpoint_free(ep);
-            failed++;
+            c->failed++;
             continue;
         }
         ep->id = (uint32_t)n;
-        r2m_sched_add(b->sched, ep->id,
-                      b->now + r2m_sched_first(ec->interval_ms, ec->jitter, &b->rng));
         neps[n++] = ep;
-        if (found)
-            changed++;
+        (void)schedule(b, ep, b->now + r2m_sched_first(ec->interval_ms, ec->jitter, &b->rng));
+        if (st->action == R2M_RELOAD_CHANGED)
+            c->changed++;
         else
-            added++;
+            c->added++;
     }
-    for (size_t k = 0; k < b->n_eps; k++) {
-        if (moved[k])
-            continue;
-        /* a changed endpoint's old copy, or one removed from the file; its
-         * stored state stays until `rest2mqtt state prune` */
-        int still = 0;
-        for (size_t i = 0; i < nc->n_endpoints && !still; i++)
-            still = !strcmp(nc->endpoints[i].name, b->eps[k]->cfg->name);
-        removed += !still;
-        endpoint_free(b->eps[k]);
-    }
+    for (size_t k = 0; k < b->n_eps; k++)
+        if (!plan->kept[k])
+            endpoint_free(b->eps[k]);
+    c->removed = plan->removed;
     free(b->eps);
     free(due);
-    free(moved);
     b->eps = neps;
     b->n_eps = n;
+    return 0;
+}
+
+static void reload_logged(const struct reload_counts *c)
+{
+    char a[24], ch[24], u[24], r[24], f[24];
+    snprintf(a, sizeof a, "%zu", c->added);
+    snprintf(ch, sizeof ch, "%zu", c->changed);
+    snprintf(u, sizeof u, "%zu", c->unchanged);
+    snprintf(r, sizeof r, "%zu", c->removed);
+    snprintf(f, sizeof f, "%zu", c->failed);
+    r2m_log(c->failed ? R2M_LOG_WARN : R2M_LOG_INFO, "configuration reloaded", "added", a,
+            "changed", ch, "unchanged", u, "removed", r, "failed", f, NULL);
+}
+
+/* SIGHUP: endpoints added start, removed ones stop, changed ones restart
+ * from their stored snapshot with the new settings (re-baselining only if
+ * items/key/ignore changed); unchanged ones keep their schedule, their
+ * transfer in progress and their state (r2m/reload.h plans, reload_apply
+ * applies). An invalid file changes nothing. */
+static void reload(struct r2m_bridge *b)
+{
+    struct r2m_config *nc = reload_load(b->cfg->file);
+    if (!nc)
+        return;
+    struct r2m_reload_plan plan = {0};
+    const struct r2m_endpoint_cfg **olds = calloc(b->n_eps ? b->n_eps : 1, sizeof *olds);
+    for (size_t i = 0; olds && i < b->n_eps; i++)
+        olds[i] = b->eps[i]->cfg;
+    int r = olds ? r2m_reload_plan_new(&plan, b->cfg, olds, b->n_eps, nc) : R2M_E_NOMEM;
+    free(olds);
+    if (!r && plan.globals_differ)
+        r2m_log(R2M_LOG_WARN,
+                "settings outside endpoints: and log: (mqtt, state, metrics, instance, "
+                "shutdown_timeout, max_concurrent) changed; they take effect after a restart",
+                NULL);
+    if (!r)
+        r2m_log_setup(nc->log.level, nc->log.format);
+    struct reload_counts c = {0};
+    if (r || (r = reload_apply(b, nc, &plan, &c))) {
+        r2m_reload_plan_free(&plan);
+        r2m_config_free(nc);
+        r2m_log(R2M_LOG_ERROR, "reload: out of memory; the running configuration stays", NULL);
+        return;
+    }
+    r2m_reload_plan_free(&plan);
     if (build_origins(b)) {
         /* the old table no longer matches the endpoints: cannot go on */
         r2m_log(R2M_LOG_ERROR, "reload: out of memory grouping endpoints by origin; stopping",
                 NULL);
-        for (size_t i = 0; i < n; i++)
-            neps[i]->in_poll = 0; /* their origin indices mean nothing now */
+        for (size_t i = 0; i < b->n_eps; i++)
+            b->eps[i]->in_poll = 0; /* their origin indices mean nothing now */
         b->fatal = R2M_E_NOMEM;
         b->stopping = 1;
     }
@@ -1392,14 +1096,7 @@ static void reload(struct r2m_bridge *b)
     /* every endpoint now points into nc; the previous reload's config can go */
     r2m_config_free(b->reloaded);
     b->reloaded = nc;
-    char a[16], c[16], u[16], r[16], f[16];
-    snprintf(a, sizeof a, "%zu", added);
-    snprintf(c, sizeof c, "%zu", changed);
-    snprintf(u, sizeof u, "%zu", unchanged);
-    snprintf(r, sizeof r, "%zu", removed);
-    snprintf(f, sizeof f, "%zu", failed);
-    r2m_log(failed ? R2M_LOG_WARN : R2M_LOG_INFO, "configuration reloaded", "added", a, "changed",
-            c, "unchanged", u, "removed", r, "failed", f, NULL);
+    reload_logged(&c);
 }
 
 /* ---- the loop ---- */
@@ -1440,8 +1137,9 @@ static int state_file_ok(struct r2m_bridge *b, int force)
     return 0;
 }
 
-/* One turn: wait for the earliest of fds and timers, then handle what is due. */
-static int turn(struct r2m_bridge *b, int64_t extra_deadline)
+/* How long the next epoll_wait may sleep: until the earliest of the
+ * timers, at most 1 s. */
+static int wait_ms(struct r2m_bridge *b, int64_t extra_deadline)
 {
     int64_t deadline = min64(r2m_http_deadline(b->http), extra_deadline);
     /* when max_concurrent requests are in flight, due polls wait for one to
@@ -1457,15 +1155,11 @@ static int turn(struct r2m_bridge *b, int64_t extra_deadline)
             deadline = min64(deadline, b->now + t);
     }
     int timeout = deadline == INT64_MAX ? 1000 : (int)min64(deadline - b->now, 1000);
-    if (timeout < 0)
-        timeout = 0;
-    struct epoll_event evs[64];
-    int n = epoll_wait(b->epfd, evs, 64, timeout);
-    if (n < 0 && errno != EINTR) {
-        r2m_log(R2M_LOG_ERROR, "epoll_wait failed", "error", strerror(errno), NULL);
-        return R2M_E_SYSTEM;
-    }
-    b->now = r2m_http_now_ms();
+    return timeout < 0 ? 0 : timeout;
+}
+
+static void dispatch(struct r2m_bridge *b, const struct epoll_event *evs, int n)
+{
     for (int i = 0; i < n; i++) {
         uint64_t tag = evs[i].data.u64 & TAG_MASK;
         if (tag == TAG_SIGNAL)
@@ -1477,6 +1171,19 @@ static int turn(struct r2m_bridge *b, int64_t extra_deadline)
         else if (tag == R2M_HTTP_EPOLL_TAG)
             r2m_http_on_socket(b->http, (int)(evs[i].data.u64 & 0xffffffffu), evs[i].events);
     }
+}
+
+/* One turn: wait for the earliest of fds and timers, then handle what is due. */
+static int turn(struct r2m_bridge *b, int64_t extra_deadline)
+{
+    struct epoll_event evs[64];
+    int n = epoll_wait(b->epfd, evs, 64, wait_ms(b, extra_deadline));
+    if (n < 0 && errno != EINTR) {
+        r2m_log(R2M_LOG_ERROR, "epoll_wait failed", "error", strerror(errno), NULL);
+        return R2M_E_SYSTEM;
+    }
+    b->now = r2m_http_now_ms();
+    dispatch(b, evs, n);
     b->now = r2m_http_now_ms();
     if (b->fatal || !state_file_ok(b, 0))
         return b->fatal;
@@ -1494,7 +1201,7 @@ static int turn(struct r2m_bridge *b, int64_t extra_deadline)
     /* events emitted by this turn's polls go out now, not at the next wake-up */
     if (b->pub) {
         r2m_pub_dispatch(b->pub, b->now);
-        flush_acks(b);
+        r2m_outbox_flush(b->outbox, wall_ms());
     }
     return 0;
 }
@@ -1508,7 +1215,7 @@ int r2m_bridge_run(struct r2m_bridge *b)
         int64_t first = b->mode == R2M_BRIDGE_ONCE
                             ? 0
                             : r2m_sched_first(ep->cfg->interval_ms, ep->cfg->jitter, &b->rng);
-        if ((r = r2m_sched_add(b->sched, ep->id, b->now + first)))
+        if ((r = schedule(b, ep, b->now + first)))
             return r;
     }
     b->once_left = b->n_eps;
@@ -1553,7 +1260,7 @@ int r2m_bridge_run(struct r2m_bridge *b)
     }
     int64_t left = end - b->now;
     r2m_pub_goodbye(b->pub, left > 1000 ? left : 1000);
-    flush_acks(b);
+    r2m_outbox_flush(b->outbox, wall_ms());
     save_validators(b);
     r2m_log(R2M_LOG_INFO, "stopped", NULL);
     return 0;

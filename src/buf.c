@@ -108,3 +108,23 @@ char *r2m_buf_take(struct r2m_buf *b)
     b->len = b->cap = 0;
     return p;
 }
+
+int r2m_grow(void *arrp, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    void *v;
+    memcpy(&v, arrp, sizeof v);
+    size_t c = *cap ? *cap : 16;
+    while (c < need) {
+        if (c > SIZE_MAX / 2 / elem)
+            return R2M_E_NOMEM;
+        c *= 2;
+    }
+    void *p = realloc(v, c * elem);
+    if (!p)
+        return R2M_E_NOMEM;
+    memcpy(arrp, &p, sizeof p);
+    *cap = c;
+    return 0;
+}

@@ -20,7 +20,7 @@ static const char *const texts[R2M_E__COUNT] = {
     [R2M_E_MQTT] = "MQTT failure",
     [R2M_E_TOPIC] = "topic not usable",
     [R2M_E_SYSTEM] = "system call failed",
-    [R2M_E_FENCED] = "not the owner (fenced)",
+    [R2M_E_FENCED] = "fenced: endpoint owned by another process",
 };
 
 const char *r2m_strerror(int code)

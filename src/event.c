@@ -17,6 +17,17 @@ static size_t len_of(const char *s, size_t n)
     return n ? n : strlen(s);
 }
 
+const char *r2m_event_type_name(enum r2m_event_type t)
+{
+    static const char *const names[R2M_EVENT_TYPES] = {
+        [R2M_EVENT_DOCUMENT_CHANGED] = "rest2mqtt.document.changed",
+        [R2M_EVENT_ITEM_CREATED] = "rest2mqtt.item.created",
+        [R2M_EVENT_ITEM_UPDATED] = "rest2mqtt.item.updated",
+        [R2M_EVENT_ITEM_DELETED] = "rest2mqtt.item.deleted",
+    };
+    return (unsigned)t < R2M_EVENT_TYPES ? names[t] : NULL;
+}
+
 void r2m_event_id(char id[17], uint64_t epoch, const char *endpoint, const char *key,
                   size_t key_len, const char *op, struct r2m_fp before, struct r2m_fp after,
                   uint64_t seq)

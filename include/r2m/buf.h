@@ -29,4 +29,9 @@ int r2m_buf_printf(struct r2m_buf *b, const char *fmt, ...) __attribute__((forma
  * success) to the caller and resets the buffer. */
 char *r2m_buf_take(struct r2m_buf *b);
 
+/* Makes room for need elements of elem bytes in the malloc'd array whose
+ * pointer is at arrp (a T **, passed as void *), doubling *cap from 16;
+ * the array and *cap are unchanged on failure (R2M_E_NOMEM). */
+int r2m_grow(void *arrp, size_t *cap, size_t need, size_t elem);
+
 #endif

@@ -24,7 +24,7 @@ enum {
     R2M_E_MQTT,           /* broker / client failure */
     R2M_E_TOPIC,          /* topic template or value not usable */
     R2M_E_SYSTEM,         /* a system call failed (see errno in the log) */
-    R2M_E_FENCED,         /* cluster: this member does not own it (any more) */
+    R2M_E_FENCED,         /* the store refused a commit: another process owns the endpoint */
     R2M_E__COUNT
 };
 

@@ -17,6 +17,21 @@
 
 enum { R2M_EVENT_BEFORE = 1, R2M_EVENT_AFTER = 2, R2M_EVENT_PATCH = 4 };
 
+/* The CloudEvents types we emit. The poller that makes an event knows its
+ * type and carries it in the batch (r2m/poller.h), so counting events never
+ * reads the rendered text. */
+enum r2m_event_type {
+    R2M_EVENT_TYPE_NONE, /* not an event: a retained state message */
+    R2M_EVENT_DOCUMENT_CHANGED,
+    R2M_EVENT_ITEM_CREATED,
+    R2M_EVENT_ITEM_UPDATED,
+    R2M_EVENT_ITEM_DELETED,
+    R2M_EVENT_TYPES /* how many, NONE included */
+};
+
+/* "rest2mqtt.document.changed", ...; NULL for NONE or out of range. Pure. */
+const char *r2m_event_type_name(enum r2m_event_type t);
+
 struct r2m_event {
     const char *instance; /* source = rest2mqtt://<instance>/<endpoint> */
     const char *endpoint;

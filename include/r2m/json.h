@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "r2m/buf.h"
+#include "r2m/fp.h"
 
 enum r2m_json_type {
     R2M_JSON_NULL = 0,
@@ -153,9 +154,6 @@ int r2m_json_quote(struct r2m_buf *out, const char *s, size_t n);
 int r2m_json_equal(const struct r2m_json *a, const struct r2m_json *b);
 
 /* 128-bit fingerprint (XXH3-128 from libxxhash) of canonical bytes. */
-struct r2m_fp {
-    uint64_t hi, lo;
-};
 struct r2m_fp r2m_json_fingerprint(const void *canon, size_t len);
 /* Hex spelling, 32 chars + NUL. */
 void r2m_fp_hex(struct r2m_fp fp, char out[33]);

@@ -19,6 +19,7 @@
 
 #include "r2m/buf.h"
 #include "r2m/config.h"
+#include "r2m/event.h"
 #include "r2m/json.h"
 #include "r2m/page.h"
 #include "r2m/store.h"
@@ -29,6 +30,7 @@ struct r2m_batch_msg {
     size_t topic, topic_len; /* offsets into bytes */
     size_t payload, payload_len;
     int retained;
+    enum r2m_event_type type; /* R2M_EVENT_TYPE_NONE for state messages */
 };
 struct r2m_batch {
     struct r2m_buf bytes;
@@ -36,8 +38,9 @@ struct r2m_batch {
     size_t n, cap;
 };
 void r2m_batch_reset(struct r2m_batch *b);
+/* type: what the message is, for counting (r2m/event.h). */
 int r2m_batch_add(struct r2m_batch *b, const char *topic, size_t topic_len, const char *payload,
-                  size_t payload_len, int retained);
+                  size_t payload_len, int retained, enum r2m_event_type type);
 static inline const char *r2m_batch_topic(const struct r2m_batch *b, size_t i)
 {
     return b->bytes.data + b->msgs[i].topic;

@@ -1,32 +1,48 @@
-/* r2m/store.h - durable state and the transactional outbox, in SQLite.
+/* r2m/store.h - durable state and the transactional outbox, behind one interface.
  *
- * One database file (WAL mode) holds, per endpoint, the
- * last committed snapshot (the canonical document, or the collection's
- * items with their fingerprints), the change sequence number, a fingerprint
- * of the settings that shape the snapshot, and the outbox of events the
- * broker has not acknowledged yet. A poll's new snapshot and its events are
- * written in ONE transaction (r2m_store_begin .. r2m_store_commit), so a
- * crash at any instant leaves either the old state and no events, or the
- * new state and all its events. Events leave the outbox only when the
- * broker acknowledged them (r2m_store_outbox_delete).
+ * The store holds, per endpoint, the last committed snapshot (the canonical
+ * document, or the collection's items with their fingerprints), the change
+ * sequence number, a fingerprint of the settings that shape the snapshot,
+ * and the outbox of events the broker has not acknowledged yet. A poll's new
+ * snapshot and its events are written in ONE transaction (r2m_store_begin ..
+ * r2m_store_commit), so a crash at any instant leaves either the old state
+ * and no events, or the new state and all its events. Events leave the
+ * outbox only when the broker acknowledged them (r2m_store_outbox_delete).
  *
- * Only the loop thread uses the store. Statements are prepared once. An
- * unchanged poll never calls into the store. */
+ * Every function here dispatches through the store's backend (a table of
+ * operations, r2m/store_backend.h), so the loop and the pollers never know
+ * which one is in use. Today's backend is SQLite (src/store_sqlite.c: one
+ * database file in WAL mode). A backend shared by several processes
+ * (cluster mode) fences every transaction: r2m_store_commit checks that
+ * this process still owns each endpoint written in it and otherwise fails
+ * with R2M_E_FENCED, storing nothing.
+ *
+ * Only the loop thread uses a store. An unchanged poll never calls into it. */
 #ifndef R2M_STORE_H
 #define R2M_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "r2m/json.h"
+#include "r2m/fp.h"
 
 struct r2m_store;
 
-/* Opens (creating if needed) the database at path. A file that is not a
+/* Where the state lives, and how to open it. */
+struct r2m_store_params {
+    const char *path; /* SQLite state file */
+    int existing;     /* open only a store that exists: R2M_E_NOT_FOUND when it
+                       * does not (commands that read state must not create it) */
+};
+
+/* Opens (creating it if needed, unless p->existing) the store p names and
+ * sets *out; the caller frees it with r2m_store_free. A file that is not a
  * rest2mqtt database, is corrupt, or cannot be written is an error with a
- * message naming the path (never a silent reset). */
-int r2m_store_open(struct r2m_store **out, const char *path, char *err, size_t errlen);
-void r2m_store_close(struct r2m_store *s);
+ * message in err naming the path (never a silent reset). */
+int r2m_store_new(const struct r2m_store_params *p, char *err, size_t errlen,
+                  struct r2m_store **out);
+/* Closes the store; accepts NULL. An open transaction is rolled back. */
+void r2m_store_free(struct r2m_store *s);
 
 /* Durability of commits. FULL (the default after open) flushes the WAL to
  * disk at every commit: nothing committed is lost even on a power loss.
@@ -34,30 +50,36 @@ void r2m_store_close(struct r2m_store *s);
  * loses nothing (the WAL is in the OS's hands), an OS crash or power loss
  * can roll back the last commits - snapshot and events together, never
  * one without the other - so the next poll detects the change again and
- * re-emits it, with the same id when nothing else changed meanwhile. */
+ * re-emits it, with the same id when nothing else changed meanwhile.
+ * Backends without the choice accept it and return 0. */
 int r2m_store_set_sync(struct r2m_store *s, int full);
 
-/* Random 64-bit number fixed when the database was created: part of every
- * event id, so ids from different databases never collide. */
+/* Random 64-bit number fixed when the store was created: part of every
+ * event id, so ids from different stores never collide. */
 uint64_t r2m_store_epoch(const struct r2m_store *s);
 
-/* Whether the file at the path given to r2m_store_open is still the file
+/* Whether the file at the path given to r2m_store_new is still the file
  * this store has open. 0 when it is (or when that cannot be told, e.g. the
- * directory became unreadable); R2M_E_IO when the path is gone or names
- * another file (deleted, or replaced by mv/cp over it): everything
- * written since, and everything in it, is lost to the next start. err then
- * says so, naming the path and what to do. Costs one stat(). */
+ * directory became unreadable, or the backend has no file); R2M_E_IO when
+ * the path is gone or names another file (deleted, or replaced by mv/cp
+ * over it): everything written since, and everything in it, is lost to the
+ * next start. err then says so, naming the path and what to do. Costs one
+ * stat(). */
 int r2m_store_check_file(struct r2m_store *s, char *err, size_t errlen);
 
 /* Lowers SQLite's limit on one string or blob (SQLITE_LIMIT_LENGTH) to
- * bytes; returns the previous limit. A value over it fails its statement
- * with R2M_E_TOO_BIG (r2m_store_errmsg says "string or blob too big"),
- * never stores NULL instead. For tests; the default is 1,000,000,000. */
+ * bytes; returns the previous limit (-1 when the backend has none). A value
+ * over it fails its statement with R2M_E_TOO_BIG (r2m_store_errmsg says
+ * "string or blob too big"), never stores NULL instead. For tests; the
+ * default is 1,000,000,000. */
 int r2m_store_limit_length(struct r2m_store *s, int bytes);
 
-/* Last SQLite error text, for logs. */
+/* The backend's last error text, for logs; never NULL. */
 const char *r2m_store_errmsg(const struct r2m_store *s);
 
+/* A transaction. On any error of r2m_store_commit (R2M_E_FENCED from a
+ * fencing backend, R2M_E_IO) the transaction is rolled back: nothing of it
+ * is stored. */
 int r2m_store_begin(struct r2m_store *s);
 int r2m_store_commit(struct r2m_store *s);
 void r2m_store_rollback(struct r2m_store *s);

@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "r2m/json.h"
+#include "r2m/fp.h"
 #include "r2m/store.h"
 
 struct r2m_store_pg;

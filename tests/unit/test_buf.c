@@ -369,6 +369,31 @@ static void test_take_after_binary_appends_keeps_the_terminating_nul(void **stat
     r2m_buf_free(&b);
 }
 
+static void test_grow_makes_room_and_keeps_the_elements(void **state)
+{
+    (void)state;
+    int64_t *v = NULL;
+    size_t cap = 0;
+    assert_int_equal(r2m_grow(&v, &cap, 0, sizeof *v), 0);
+    assert_null(v); /* nothing needed, nothing allocated */
+    assert_int_equal(r2m_grow(&v, &cap, 1, sizeof *v), 0);
+    assert_int_equal(cap, 16);
+    for (int64_t i = 0; i < 16; i++)
+        v[i] = i * 7;
+    assert_int_equal(r2m_grow(&v, &cap, 40, sizeof *v), 0);
+    assert_int_equal(cap, 64);
+    for (int64_t i = 0; i < 16; i++)
+        assert_int_equal(v[i], i * 7);
+    int64_t *before = v;
+    assert_int_equal(r2m_grow(&v, &cap, 64, sizeof *v), 0); /* fits: unchanged */
+    assert_ptr_equal(v, before);
+    /* a count whose bytes would overflow size_t is refused, array kept */
+    assert_int_equal(r2m_grow(&v, &cap, SIZE_MAX / 4, sizeof *v), R2M_E_NOMEM);
+    assert_ptr_equal(v, before);
+    assert_int_equal(cap, 64);
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_take_hands_over_the_text_and_resets_the_buffer),
         cmocka_unit_test(test_take_of_an_empty_buffer_returns_an_empty_string_not_null),
         cmocka_unit_test(test_take_after_binary_appends_keeps_the_terminating_nul),
+        cmocka_unit_test(test_grow_makes_room_and_keeps_the_elements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

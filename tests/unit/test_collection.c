@@ -23,6 +23,7 @@ struct msg {
     char topic[256];
     char payload[4096];
     int retained;
+    enum r2m_event_type type;
 };
 
 struct sink {
@@ -51,6 +52,7 @@ static int record(void *ctx, const struct r2m_batch *b, r2m_persist_fn *persist,
         snprintf(s->m[s->n].topic, sizeof s->m[s->n].topic, "%s", r2m_batch_topic(b, i));
         snprintf(s->m[s->n].payload, sizeof s->m[s->n].payload, "%s", r2m_batch_payload(b, i));
         s->m[s->n].retained = b->msgs[i].retained;
+        s->m[s->n].type = b->msgs[i].type;
     }
     return 0;
 }
@@ -350,6 +352,7 @@ static void state_topic_retains_current_item(void **state)
     assert_string_equal(f->sink.m[0].topic, "r2m/us/1/state");
     assert_string_equal(f->sink.m[0].payload, "{\"id\":1,\"region\":\"us\",\"v\":1}");
     assert_int_equal(f->sink.m[0].retained, 1);
+    assert_int_equal(f->sink.m[0].type, R2M_EVENT_TYPE_NONE);
     assert_string_equal(f->sink.m[1].topic, "r2m/eu/2/state");
     assert_null(strstr(f->sink.m[1].payload, "specversion")); /* a state, not an event */
     /* an update: the event, then the new retained state */
@@ -357,15 +360,20 @@ static void state_topic_retains_current_item(void **state)
                            "{\"id\":2,\"v\":1,\"region\":\"eu\"}]}"),
                      2);
     assert_int_equal(f->sink.m[2].retained, 0);
+    /* the type travels with the event: counting never reads the payload */
+    assert_int_equal(f->sink.m[2].type, R2M_EVENT_ITEM_UPDATED);
     assert_string_equal(f->sink.m[2].topic, "r2m/shipments/1/updated");
     assert_string_equal(f->sink.m[3].topic, "r2m/us/1/state");
     assert_string_equal(f->sink.m[3].payload, "{\"id\":1,\"region\":\"us\",\"v\":2}");
     assert_int_equal(f->sink.m[3].retained, 1);
+    assert_int_equal(f->sink.m[3].type, R2M_EVENT_TYPE_NONE);
     /* a delete clears it with an empty retained message (topic from the before-image) */
     assert_int_equal(ok(f, "{\"data\":[{\"id\":2,\"v\":1,\"region\":\"eu\"}]}"), 2);
     assert_string_equal(f->sink.m[5].topic, "r2m/us/1/state");
     assert_string_equal(f->sink.m[5].payload, "");
     assert_int_equal(f->sink.m[5].retained, 1);
+    assert_int_equal(f->sink.m[4].type, R2M_EVENT_ITEM_DELETED);
+    assert_non_null(strstr(f->sink.m[4].payload, "\"type\":\"rest2mqtt.item.deleted\""));
 }
 
 static void full_outbox_keeps_old_snapshot(void **state)
@@ -654,7 +662,9 @@ static void many_polls_share_compact_persist_and_restore(void **state)
     char dir[] = "/tmp/r2m-test-coll-XXXXXX", path[64], err[256];
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/state.db", dir);
-    assert_int_equal(r2m_store_open(&f->sink.store, path, err, sizeof err), 0);
+    assert_int_equal(
+        r2m_store_new(&(struct r2m_store_params){.path = path}, err, sizeof err, &f->sink.store),
+        0);
     f->env.epoch = r2m_store_epoch(f->sink.store);
 
     char *body = model_body(0, N);
@@ -696,7 +706,7 @@ static void many_polls_share_compact_persist_and_restore(void **state)
     free(row.doc);
     free(row.etag);
     free(row.last_modified);
-    r2m_store_close(f->sink.store);
+    r2m_store_free(f->sink.store);
     f->sink.store = NULL;
     body = model_body(POLLS, N);
     f->sink.n = 0;
@@ -738,7 +748,8 @@ static void stored_items_with_invalid_text_are_forgotten(void **state)
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/state.db", dir);
     struct r2m_store *st;
-    assert_int_equal(r2m_store_open(&st, path, err, sizeof err), 0);
+    assert_int_equal(r2m_store_new(&(struct r2m_store_params){.path = path}, err, sizeof err, &st),
+                     0);
     struct r2m_fp fp = {1, 2};
     assert_int_equal(r2m_store_begin(st), 0);
     assert_int_equal(r2m_store_endpoint_put(st, "shipments", fp, 5, NULL, 0, fp), 0);
@@ -761,7 +772,7 @@ static void stored_items_with_invalid_text_are_forgotten(void **state)
     int rows = 0;
     assert_int_equal(r2m_store_items(st, "shipments", count_rows, &rows), 0);
     assert_int_equal(rows, 1); /* only item 1 is left in the store */
-    r2m_store_close(st);
+    r2m_store_free(st);
     /* item 1 unchanged, item 2 is back (created), nothing else happens */
     assert_int_equal(ok(f, "{\"data\":[{\"id\":1},{\"id\":2,\"s\":\"x\"}]}"), 1);
     assert_string_equal(f->sink.m[0].topic, "r2m/shipments/2/created");

@@ -39,6 +39,7 @@ static int record(void *ctx, const struct r2m_batch *b, r2m_persist_fn *persist,
     snprintf(s->topic, sizeof s->topic, "%s", r2m_batch_topic(b, 0));
     snprintf(s->payload, sizeof s->payload, "%s", r2m_batch_payload(b, 0));
     assert_int_equal(b->msgs[0].retained, 0);
+    assert_int_equal(b->msgs[0].type, R2M_EVENT_DOCUMENT_CHANGED);
     return 0;
 }
 

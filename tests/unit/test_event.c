@@ -545,6 +545,18 @@ static void test_an_event_that_is_not_utf8_is_never_rendered(void **state)
     r2m_buf_free(&b);
 }
 
+static void test_each_event_type_has_its_cloudevents_name(void **state)
+{
+    (void)state;
+    assert_string_equal(r2m_event_type_name(R2M_EVENT_DOCUMENT_CHANGED),
+                        "rest2mqtt.document.changed");
+    assert_string_equal(r2m_event_type_name(R2M_EVENT_ITEM_CREATED), "rest2mqtt.item.created");
+    assert_string_equal(r2m_event_type_name(R2M_EVENT_ITEM_UPDATED), "rest2mqtt.item.updated");
+    assert_string_equal(r2m_event_type_name(R2M_EVENT_ITEM_DELETED), "rest2mqtt.item.deleted");
+    assert_null(r2m_event_type_name(R2M_EVENT_TYPE_NONE));
+    assert_null(r2m_event_type_name(R2M_EVENT_TYPES));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -567,6 +579,7 @@ int main(void)
         cmocka_unit_test(test_equal_inputs_give_the_same_id),
         cmocka_unit_test(test_changing_any_single_input_changes_the_id),
         cmocka_unit_test(test_ids_of_consecutive_changes_do_not_collide),
+        cmocka_unit_test(test_each_event_type_has_its_cloudevents_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,6 @@
-/* test_store.c - SQLite state and outbox on real files. */
+/* test_store.c - the store interface: its dispatch to a backend (a fake
+ * that records calls), and the SQLite backend's state and outbox on real
+ * files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +20,7 @@
 
 #include "r2m/error.h"
 #include "r2m/store.h"
+#include "r2m/store_backend.h"
 
 static char dir[] = "/tmp/r2m-test-store-XXXXXX";
 static char path[256];
@@ -40,11 +43,18 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* r2m_store_new for the SQLite file at, created if missing. */
+static int new_at(const char *at, char *err, size_t errlen, struct r2m_store **out)
+{
+    struct r2m_store_params p = {.path = at};
+    return r2m_store_new(&p, err, errlen, out);
+}
+
 static struct r2m_store *open_ok(void)
 {
     struct r2m_store *s = NULL;
     char err[512];
-    int r = r2m_store_open(&s, path, err, sizeof err);
+    int r = new_at(path, err, sizeof err, &s);
     if (r)
         fail_msg("open failed: %s", err);
     return s;
@@ -79,7 +89,7 @@ static void snapshot_and_items_survive_reopen(void **state)
     assert_int_equal(r2m_store_item_put(s, "list", "a", 1, ifp, "{\"id\":\"a\"}", 10), 0);
     assert_int_equal(r2m_store_item_put(s, "list", "ab", 2, ifp, "{}", 2), 0);
     assert_int_equal(r2m_store_commit(s), 0);
-    r2m_store_close(s);
+    r2m_store_free(s);
 
     s = open_ok();
     assert_int_equal(r2m_store_epoch(s), epoch); /* fixed at creation */
@@ -111,7 +121,7 @@ static void snapshot_and_items_survive_reopen(void **state)
     assert_int_equal(it.n, 2);
     assert_int_equal(r2m_store_endpoint_get(s, "doc", &row), 0);
     assert_false(row.found);
-    r2m_store_close(s);
+    r2m_store_free(s);
 }
 
 static void rollback_leaves_nothing(void **state)
@@ -128,7 +138,7 @@ static void rollback_leaves_nothing(void **state)
     assert_int_equal(r2m_store_endpoint_get(s, "doc", &row), 0);
     assert_false(row.found);
     assert_int_equal(r2m_store_outbox_count(s), 0);
-    r2m_store_close(s);
+    r2m_store_free(s);
 }
 
 struct ob {
@@ -164,7 +174,7 @@ static void outbox_keeps_order_until_deleted(void **state)
     assert_int_equal(r2m_store_commit(s), 0);
     assert_true(ids[0] < ids[1] && ids[1] < ids[2]);
     assert_int_equal(r2m_store_outbox_delete(s, ids[0]), 0);
-    r2m_store_close(s);
+    r2m_store_free(s);
     s = open_ok();
     struct ob o = {0};
     assert_int_equal(r2m_store_outbox(s, collect_outbox, &o), 0);
@@ -178,7 +188,7 @@ static void outbox_keeps_order_until_deleted(void **state)
     int64_t again;
     assert_int_equal(r2m_store_outbox_add(s, NULL, "t/4", 3, "{}", 2, 0, &again), 0);
     assert_true(again > ids[2]);
-    r2m_store_close(s);
+    r2m_store_free(s);
 }
 
 struct dls {
@@ -235,7 +245,7 @@ static void dead_letters_move_and_requeue(void **state)
     assert_int_equal(
         r2m_store_dead_letter_add(s, 9999, 1, "not_authorized", NULL, 3000, ep, sizeof ep), 0);
     assert_int_equal(r2m_store_commit(s), 0);
-    r2m_store_close(s);
+    r2m_store_free(s);
 
     s = open_ok();
     assert_int_equal(r2m_store_outbox_count(s), 1);
@@ -273,7 +283,7 @@ static void dead_letters_move_and_requeue(void **state)
         r2m_store_dead_letter_add(s, o.ids[1], 20, "not_authorized", "e2", 4000, ep, sizeof ep), 0);
     assert_int_equal(r2m_store_commit(s), 0);
     assert_string_equal(ep, "b");
-    r2m_store_close(s);
+    r2m_store_free(s);
 }
 
 /* A state file written by the first release (schema 1: no outbox.endpoint,
@@ -310,11 +320,11 @@ static void schema_1_file_is_migrated(void **state)
     assert_int_equal(r2m_store_commit(s), 0);
     assert_string_equal(ep, "");
     assert_int_equal(r2m_store_dead_letter_count(s), 1);
-    r2m_store_close(s);
+    r2m_store_free(s);
     /* and opens again as a current file */
     s = open_ok();
     assert_int_equal(r2m_store_dead_letter_count(s), 1);
-    r2m_store_close(s);
+    r2m_store_free(s);
 }
 
 static void foreign_and_corrupt_files_are_refused(void **state)
@@ -326,7 +336,7 @@ static void foreign_and_corrupt_files_are_refused(void **state)
     FILE *f = fopen(path, "w");
     fputs("this is not sqlite, it is a text file that someone put here by mistake\n", f);
     fclose(f);
-    assert_int_equal(r2m_store_open(&s, path, err, sizeof err), R2M_E_IO);
+    assert_int_equal(new_at(path, err, sizeof err, &s), R2M_E_IO);
     assert_null(s);
     assert_non_null(strstr(err, path));
     unlink(path);
@@ -340,7 +350,7 @@ static void foreign_and_corrupt_files_are_refused(void **state)
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
-    assert_int_equal(r2m_store_open(&s, path, err, sizeof err), R2M_E_IO);
+    assert_int_equal(new_at(path, err, sizeof err, &s), R2M_E_IO);
     assert_non_null(strstr(err, "not a rest2mqtt state file"));
 }
 
@@ -367,10 +377,10 @@ static void read_only_file_is_a_clear_error(void **state)
     char err[512];
     struct r2m_store *s = NULL;
     /* a directory that does not exist is named as such */
-    assert_int_equal(r2m_store_open(&s, "/nonexistent-dir/x/state.db", err, sizeof err), R2M_E_IO);
+    assert_int_equal(new_at("/nonexistent-dir/x/state.db", err, sizeof err, &s), R2M_E_IO);
     assert_non_null(strstr(err, "/nonexistent-dir/x/state.db"));
     assert_non_null(strstr(err, "directory"));
-    r2m_store_close(open_ok());
+    r2m_store_free(open_ok());
     chmod(path, 0444);
     chmod(dir, 0555);
     /* as root, test without the capabilities that bypass file modes, and
@@ -381,7 +391,7 @@ static void read_only_file_is_a_clear_error(void **state)
     int writable = fd >= 0;
     if (fd >= 0)
         close(fd);
-    int r = writable ? 0 : r2m_store_open(&s, path, err, sizeof err);
+    int r = writable ? 0 : new_at(path, err, sizeof err, &s);
     if (geteuid() == 0)
         assert_int_equal(dac_caps(1), 0);
     if (writable)
@@ -397,10 +407,10 @@ static void second_process_is_locked_out(void **state)
     struct r2m_store *a = open_ok();
     char err[512];
     struct r2m_store *b = NULL;
-    assert_int_equal(r2m_store_open(&b, path, err, sizeof err), R2M_E_IO);
+    assert_int_equal(new_at(path, err, sizeof err, &b), R2M_E_IO);
     assert_non_null(strstr(err, "another rest2mqtt"));
-    r2m_store_close(a);
-    r2m_store_close(open_ok()); /* free again once the first one is gone */
+    r2m_store_free(a);
+    r2m_store_free(open_ok()); /* free again once the first one is gone */
 }
 
 /* A snapshot over SQLite's length limit fails the write clearly; it is
@@ -422,8 +432,10 @@ static void value_over_the_length_limit_fails_never_stores_null(void **state)
     assert_non_null(strstr(r2m_store_errmsg(s), "too big"));
     assert_int_equal(r2m_store_item_put(s, "coll", "k", 1, fp, big, sizeof big), R2M_E_TOO_BIG);
     assert_int_equal(r2m_store_item_put(s, "coll", big, sizeof big, fp, "{}", 2), R2M_E_TOO_BIG);
-    assert_int_equal(r2m_store_outbox_add(s, "doc", "t", 1, big, sizeof big, 0, &id), R2M_E_TOO_BIG);
-    assert_int_equal(r2m_store_outbox_add(s, "doc", big, sizeof big, "{}", 2, 0, &id), R2M_E_TOO_BIG);
+    assert_int_equal(r2m_store_outbox_add(s, "doc", "t", 1, big, sizeof big, 0, &id),
+                     R2M_E_TOO_BIG);
+    assert_int_equal(r2m_store_outbox_add(s, "doc", big, sizeof big, "{}", 2, 0, &id),
+                     R2M_E_TOO_BIG);
     r2m_store_rollback(s);
     /* the statements are usable again, and nothing was half-written */
     struct r2m_store_endpoint row;
@@ -438,7 +450,7 @@ static void value_over_the_length_limit_fails_never_stores_null(void **state)
     assert_int_equal(r2m_store_begin(s), 0);
     assert_int_equal(r2m_store_endpoint_put(s, "doc", z, 2, "new", 3, z), 0);
     assert_int_equal(r2m_store_commit(s), 0);
-    r2m_store_close(s);
+    r2m_store_free(s);
 }
 
 /* The path no longer naming the open file (deleted, or another file moved
@@ -453,7 +465,7 @@ static void removed_or_replaced_file_is_detected(void **state)
     assert_int_equal(r2m_store_check_file(s, err, sizeof err), R2M_E_IO);
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, "removed"));
-    r2m_store_close(s);
+    r2m_store_free(s);
 
     s = open_ok();
     assert_int_equal(r2m_store_check_file(s, err, sizeof err), 0);
@@ -467,7 +479,308 @@ static void removed_or_replaced_file_is_detected(void **state)
     assert_int_equal(r2m_store_check_file(s, err, sizeof err), R2M_E_IO);
     assert_non_null(strstr(err, "replaced"));
     assert_null(strstr(err, "stay in the outbox"));
-    r2m_store_close(s);
+    r2m_store_free(s);
+}
+
+/* ---- the interface: a fake backend proves every call goes through ops ---- */
+
+struct fake {
+    struct r2m_store base;
+    char log[1024]; /* one line per call: the operation and its arguments */
+    int result;     /* what every int operation returns */
+    int freed;
+};
+
+static int note(struct r2m_store *s, const char *fmt, ...)
+{
+    struct fake *f = (struct fake *)s;
+    size_t at = strlen(f->log);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->log + at, sizeof f->log - at, fmt, ap);
+    va_end(ap);
+    at = strlen(f->log);
+    snprintf(f->log + at, sizeof f->log - at, "\n");
+    return f->result;
+}
+
+static void f_free(struct r2m_store *s)
+{
+    ((struct fake *)s)->freed++;
+}
+static const char *f_errmsg(const struct r2m_store *s)
+{
+    return ((const struct fake *)s)->result ? "fake failure" : "fake ok";
+}
+static uint64_t f_epoch(const struct r2m_store *s)
+{
+    (void)s;
+    return 0xfeedu;
+}
+static int f_begin(struct r2m_store *s)
+{
+    return note(s, "begin");
+}
+static int f_commit(struct r2m_store *s)
+{
+    return note(s, "commit");
+}
+static void f_rollback(struct r2m_store *s)
+{
+    note(s, "rollback");
+}
+static int f_endpoint_get(struct r2m_store *s, const char *name, struct r2m_store_endpoint *out)
+{
+    memset(out, 0, sizeof *out);
+    out->found = 1;
+    out->seq = 9;
+    return note(s, "endpoint_get %s", name);
+}
+static int f_endpoint_put(struct r2m_store *s, const char *name, struct r2m_fp settings,
+                          uint64_t seq, const char *doc, size_t doc_len, struct r2m_fp doc_fp)
+{
+    return note(s, "endpoint_put %s %llu %llu %.*s %llu", name, (unsigned long long)settings.lo,
+                (unsigned long long)seq, (int)doc_len, doc, (unsigned long long)doc_fp.hi);
+}
+static int f_validators_put(struct r2m_store *s, const char *name, const char *etag,
+                            const char *last_modified)
+{
+    return note(s, "validators_put %s %s %s", name, etag, last_modified);
+}
+static int f_endpoint_reset(struct r2m_store *s, const char *name)
+{
+    return note(s, "endpoint_reset %s", name);
+}
+static int f_endpoint_names(struct r2m_store *s, void (*fn)(void *ctx, const char *name), void *ctx)
+{
+    fn(ctx, "from-fake");
+    return note(s, "endpoint_names");
+}
+static int f_item_put(struct r2m_store *s, const char *endpoint, const char *key, size_t key_len,
+                      struct r2m_fp fp, const char *body, size_t body_len)
+{
+    return note(s, "item_put %s %.*s %llu %.*s", endpoint, (int)key_len, key,
+                (unsigned long long)fp.lo, (int)body_len, body);
+}
+static int f_item_delete(struct r2m_store *s, const char *endpoint, const char *key, size_t key_len)
+{
+    return note(s, "item_delete %s %.*s", endpoint, (int)key_len, key);
+}
+static int f_items(struct r2m_store *s, const char *endpoint, r2m_store_item_fn *fn, void *ctx)
+{
+    int r = fn(ctx, "k", 1, (struct r2m_fp){7, 1}, "{}", 2);
+    return r ? r : note(s, "items %s", endpoint);
+}
+static int f_outbox_add(struct r2m_store *s, const char *endpoint, const char *topic,
+                        size_t topic_len, const char *payload, size_t payload_len, int retained,
+                        int64_t *id)
+{
+    *id = 77;
+    return note(s, "outbox_add %s %.*s %.*s %d", endpoint, (int)topic_len, topic, (int)payload_len,
+                payload, retained);
+}
+static int f_outbox_delete(struct r2m_store *s, int64_t id)
+{
+    return note(s, "outbox_delete %lld", (long long)id);
+}
+static int f_outbox(struct r2m_store *s, r2m_store_outbox_fn *fn, void *ctx)
+{
+    int r = fn(ctx, 5, "t/5", "{}", 2, 1);
+    return r ? r : note(s, "outbox");
+}
+static int64_t f_outbox_count(struct r2m_store *s)
+{
+    note(s, "outbox_count");
+    return 123;
+}
+static int f_dead_letter_add(struct r2m_store *s, int64_t outbox_id, uint64_t size,
+                             const char *reason, const char *event_id, int64_t time_ms,
+                             char *endpoint, size_t endpoint_len)
+{
+    snprintf(endpoint, endpoint_len, "ep-of-%lld", (long long)outbox_id);
+    return note(s, "dead_letter_add %lld %llu %s %s %lld", (long long)outbox_id,
+                (unsigned long long)size, reason, event_id, (long long)time_ms);
+}
+static int f_dead_letters(struct r2m_store *s, r2m_store_dead_letter_fn *fn, void *ctx)
+{
+    struct r2m_store_dead_letter d = {.id = 3, .topic = "t", .reason = "too_large"};
+    int r = fn(ctx, &d);
+    return r ? r : note(s, "dead_letters");
+}
+static int f_dead_letter_requeue(struct r2m_store *s, int64_t *n)
+{
+    *n = 4;
+    return note(s, "dead_letter_requeue");
+}
+static int64_t f_dead_letter_count(struct r2m_store *s)
+{
+    note(s, "dead_letter_count");
+    return 456;
+}
+
+/* set_sync, check_file and limit_length left NULL: a backend without them */
+static const struct r2m_store_ops fake_ops = {
+    .name = "fake",
+    .free = f_free,
+    .errmsg = f_errmsg,
+    .epoch = f_epoch,
+    .begin = f_begin,
+    .commit = f_commit,
+    .rollback = f_rollback,
+    .endpoint_get = f_endpoint_get,
+    .endpoint_put = f_endpoint_put,
+    .validators_put = f_validators_put,
+    .endpoint_reset = f_endpoint_reset,
+    .endpoint_names = f_endpoint_names,
+    .item_put = f_item_put,
+    .item_delete = f_item_delete,
+    .items = f_items,
+    .outbox_add = f_outbox_add,
+    .outbox_delete = f_outbox_delete,
+    .outbox = f_outbox,
+    .outbox_count = f_outbox_count,
+    .dead_letter_add = f_dead_letter_add,
+    .dead_letters = f_dead_letters,
+    .dead_letter_requeue = f_dead_letter_requeue,
+    .dead_letter_count = f_dead_letter_count,
+};
+
+static void name_seen(void *ctx, const char *name)
+{
+    snprintf(ctx, 32, "%s", name);
+}
+static int item_seen(void *ctx, const char *key, size_t key_len, struct r2m_fp fp, const char *body,
+                     size_t body_len)
+{
+    snprintf(ctx, 32, "%.*s %llu %.*s", (int)key_len, key, (unsigned long long)fp.hi, (int)body_len,
+             body);
+    return 0;
+}
+static int outbox_seen(void *ctx, int64_t id, const char *topic, const char *payload,
+                       size_t payload_len, int retained)
+{
+    snprintf(ctx, 32, "%lld %s %.*s %d", (long long)id, topic, (int)payload_len, payload, retained);
+    return 0;
+}
+static int dead_letter_seen(void *ctx, const struct r2m_store_dead_letter *d)
+{
+    snprintf(ctx, 32, "%lld %s", (long long)d->id, d->reason);
+    return 11; /* a callback's non-zero return comes back unchanged */
+}
+
+/* Every r2m_store_* call reaches the backend's operation with its arguments
+ * unchanged and returns the operation's result unchanged; operations a
+ * backend leaves out get the documented defaults. */
+static void every_call_goes_through_the_backend_ops(void **state)
+{
+    (void)state;
+    struct fake f = {.base = {.ops = &fake_ops}};
+    struct r2m_store *s = &f.base;
+    struct r2m_fp a = {1, 2}, b = {3, 4};
+    char seen[32] = "", err[64] = "untouched", ep[32] = "";
+    int64_t id = 0, n = 0;
+    struct r2m_store_endpoint row;
+
+    assert_int_equal(r2m_store_epoch(s), 0xfeed);
+    assert_string_equal(r2m_store_errmsg(s), "fake ok");
+    assert_int_equal(r2m_store_set_sync(s, 1), 0);
+    assert_int_equal(r2m_store_check_file(s, err, sizeof err), 0);
+    assert_string_equal(err, "untouched");
+    assert_int_equal(r2m_store_limit_length(s, 10), -1);
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(r2m_store_endpoint_get(s, "e1", &row), 0);
+    assert_true(row.found);
+    assert_int_equal(row.seq, 9);
+    assert_int_equal(r2m_store_endpoint_put(s, "e1", a, 5, "docX", 3, b), 0);
+    assert_int_equal(r2m_store_validators_put(s, "e1", "\"v1\"", "Mon"), 0);
+    assert_int_equal(r2m_store_endpoint_reset(s, "e2"), 0);
+    assert_int_equal(r2m_store_endpoint_names(s, name_seen, seen), 0);
+    assert_string_equal(seen, "from-fake");
+    assert_int_equal(r2m_store_item_put(s, "e1", "key", 2, b, "{}x", 2), 0);
+    assert_int_equal(r2m_store_item_delete(s, "e1", "kz", 1), 0);
+    assert_int_equal(r2m_store_items(s, "e1", item_seen, seen), 0);
+    assert_string_equal(seen, "k 7 {}");
+    assert_int_equal(r2m_store_outbox_add(s, "e1", "t/1x", 3, "{}", 2, 1, &id), 0);
+    assert_int_equal(id, 77);
+    assert_int_equal(r2m_store_outbox_delete(s, 77), 0);
+    assert_int_equal(r2m_store_outbox(s, outbox_seen, seen), 0);
+    assert_string_equal(seen, "5 t/5 {} 1");
+    assert_int_equal(r2m_store_outbox_count(s), 123);
+    assert_int_equal(r2m_store_dead_letter_add(s, 8, 300, "too_large", "ev1", 99, ep, sizeof ep),
+                     0);
+    assert_string_equal(ep, "ep-of-8");
+    assert_int_equal(r2m_store_dead_letters(s, dead_letter_seen, seen), 11);
+    assert_string_equal(seen, "3 too_large");
+    assert_int_equal(r2m_store_dead_letter_requeue(s, &n), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(r2m_store_dead_letter_count(s), 456);
+    r2m_store_rollback(s);
+    assert_string_equal(f.log, "begin\n"
+                               "endpoint_get e1\n"
+                               "endpoint_put e1 2 5 doc 3\n"
+                               "validators_put e1 \"v1\" Mon\n"
+                               "endpoint_reset e2\n"
+                               "endpoint_names\n"
+                               "item_put e1 ke 4 {}\n"
+                               "item_delete e1 k\n"
+                               "items e1\n"
+                               "outbox_add e1 t/1 {} 1\n"
+                               "outbox_delete 77\n"
+                               "outbox\n"
+                               "outbox_count\n"
+                               "dead_letter_add 8 300 too_large ev1 99\n"
+                               "dead_letter_requeue\n"
+                               "dead_letter_count\n"
+                               "rollback\n");
+    assert_int_equal(f.freed, 0);
+    r2m_store_free(s);
+    assert_int_equal(f.freed, 1);
+    r2m_store_free(NULL);
+}
+
+/* A failed commit - R2M_E_FENCED from a backend that lost the endpoint to
+ * another process - reaches the caller as that code, not a generic one. */
+static void a_fenced_commit_reaches_the_caller(void **state)
+{
+    (void)state;
+    struct fake f = {.base = {.ops = &fake_ops}};
+    assert_int_equal(r2m_store_begin(&f.base), 0);
+    f.result = R2M_E_FENCED;
+    assert_int_equal(r2m_store_commit(&f.base), R2M_E_FENCED);
+    assert_string_equal(r2m_store_errmsg(&f.base), "fake failure");
+    assert_string_equal(f.log, "begin\ncommit\n");
+}
+
+/* No backend named: a clear error, nothing opened. */
+static void no_store_named_is_an_error(void **state)
+{
+    (void)state;
+    struct r2m_store_params p = {0};
+    struct r2m_store *s = NULL;
+    char err[128];
+    assert_int_equal(r2m_store_new(&p, err, sizeof err, &s), R2M_E_INVALID);
+    assert_null(s);
+    assert_non_null(strstr(err, "state.path"));
+}
+
+/* `existing`: the state commands read a store and must never create one
+ * (a wrong -c would otherwise show an empty new file). */
+static void existing_store_is_not_created(void **state)
+{
+    (void)state;
+    struct r2m_store_params p = {.path = path, .existing = 1};
+    struct r2m_store *s = NULL;
+    char err[512];
+    assert_int_equal(r2m_store_new(&p, err, sizeof err, &s), R2M_E_NOT_FOUND);
+    assert_null(s);
+    assert_non_null(strstr(err, path));
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), -1); /* not created */
+    r2m_store_free(open_ok());
+    assert_int_equal(r2m_store_new(&p, err, sizeof err, &s), 0);
+    assert_non_null(s);
+    assert_int_equal(r2m_store_outbox_count(s), 0);
+    r2m_store_free(s);
 }
 
 int main(void)
@@ -484,6 +797,10 @@ int main(void)
         T(removed_or_replaced_file_is_detected),
         T(dead_letters_move_and_requeue),
         T(schema_1_file_is_migrated),
+        cmocka_unit_test(every_call_goes_through_the_backend_ops),
+        cmocka_unit_test(a_fenced_commit_reaches_the_caller),
+        cmocka_unit_test(no_store_named_is_an_error),
+        T(existing_store_is_not_created),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
