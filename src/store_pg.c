@@ -1,5 +1,6 @@
-/* store_pg.c - PostgreSQL state, membership and fenced ownership; see
- * r2m/store_pg.h for the contract. */
+/* store_pg.c - the PostgreSQL store backend: state, membership and fenced
+ * ownership; see r2m/store_pg.h for the contract and r2m/store_backend.h for
+ * the operations (pg_ops at the end). */
 #include "r2m/store_pg.h"
 
 #include <libpq-fe.h>
@@ -11,7 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "r2m/buf.h"
 #include "r2m/error.h"
+#include "r2m/store_backend.h"
 
 /* 1: the first cluster release. */
 #define SCHEMA_VERSION 1
@@ -61,12 +64,23 @@ enum {
     Q_EP_GET,
     Q_EP_PUT,
     Q_EP_VALIDATORS,
+    Q_EP_DEL,
+    Q_EP_DEL_ITEMS,
+    Q_EP_NAMES,
     Q_ITEM_PUT,
     Q_ITEM_DEL,
     Q_ITEMS,
     Q_OUT_ADD,
     Q_OUT_DEL,
     Q_OUT_MINE,
+    Q_OUT_ALL,
+    Q_OUT_COUNT_MINE,
+    Q_OUT_COUNT,
+    Q_DL_ADD,
+    Q_DL_ALL,
+    Q_DL_REQUEUE,
+    Q_DL_CLEAR,
+    Q_DL_COUNT,
     Q__N
 };
 
@@ -128,17 +142,54 @@ static const char *const sql[Q__N] = {
     [Q_OUT_ADD] = "INSERT INTO r2m_outbox(endpoint, topic, payload, retained) "
                   "VALUES ($1::text, $2::text, $3::bytea, $4::bool) RETURNING id",
     [Q_OUT_DEL] = "DELETE FROM r2m_outbox WHERE id = $1::int8",
+    [Q_EP_DEL] = "DELETE FROM r2m_endpoint WHERE name = $1::text",
+    [Q_EP_DEL_ITEMS] = "DELETE FROM r2m_item WHERE endpoint = $1::text",
+    [Q_EP_NAMES] = "SELECT name FROM r2m_endpoint UNION SELECT DISTINCT endpoint FROM r2m_item "
+                   "ORDER BY 1",
+    /* a member publishes the events of the endpoints it owns (after a
+     * takeover: those the previous owner left unacknowledged, with their
+     * ids); a store that is no member (the state commands) sees all */
     [Q_OUT_MINE] = "SELECT o.id, o.topic, o.payload, o.retained FROM r2m_outbox o "
                    "JOIN r2m_ownership w ON w.endpoint = o.endpoint "
                    "WHERE w.member = $1::text ORDER BY o.id",
+    [Q_OUT_ALL] = "SELECT id, topic, payload, retained FROM r2m_outbox ORDER BY id",
+    [Q_OUT_COUNT_MINE] = "SELECT count(*) FROM r2m_outbox o "
+                         "JOIN r2m_ownership w ON w.endpoint = o.endpoint "
+                         "WHERE w.member = $1::text",
+    [Q_OUT_COUNT] = "SELECT count(*) FROM r2m_outbox",
+    [Q_DL_ADD] = "WITH moved AS (DELETE FROM r2m_outbox WHERE id = $1::int8 "
+                 "  RETURNING endpoint, topic, payload, retained) "
+                 "INSERT INTO r2m_dead_letter(endpoint, topic, payload, retained, size, reason, "
+                 "event_id, time_ms) SELECT endpoint, topic, payload, retained, $2::int8, "
+                 "$3::text, $4::text, $5::int8 FROM moved RETURNING endpoint",
+    [Q_DL_ALL] = "SELECT id, endpoint, topic, payload, size, reason, event_id, time_ms "
+                 "FROM r2m_dead_letter ORDER BY id",
+    /* back at the end of the outbox, in the order they were refused */
+    [Q_DL_REQUEUE] = "INSERT INTO r2m_outbox(topic, payload, retained, endpoint) "
+                     "SELECT topic, payload, retained, endpoint FROM r2m_dead_letter ORDER BY id",
+    [Q_DL_CLEAR] = "DELETE FROM r2m_dead_letter",
+    [Q_DL_COUNT] = "SELECT count(*) FROM r2m_dead_letter",
 };
 
-struct r2m_store_pg {
+/* An endpoint this member holds, under the generation its claim returned. */
+struct owned {
+    char *endpoint;
+    int64_t generation;
+    int checked; /* fence checked in the open transaction */
+};
+
+struct pg_store {
+    struct r2m_store base; /* first: the dispatcher's view */
     PGconn *conn;
     uint64_t epoch;
-    /* the fenced transaction: open, and for which endpoint */
+    char *member; /* NULL until r2m_store_pg_join: then every write is fenced */
+    uint64_t incarnation;
+    /* linear: a member holds its share of the endpoints; a hash table when
+     * that share is counted in ten thousands */
+    struct owned *owned;
+    size_t n_owned, cap_owned;
     int in_txn;
-    char *endpoint;
+    int fenced; /* a write of the open transaction failed its fence */
     char err[256];
 };
 
@@ -238,7 +289,7 @@ static char *r_dup(const PGresult *r, int row, int col, size_t *len, int *ok)
     return c;
 }
 
-static void set_err(struct r2m_store_pg *s, const char *what, const char *msg)
+static void set_err(struct pg_store *s, const char *what, const char *msg)
 {
     snprintf(s->err, sizeof s->err, "%s: %s", what, msg && *msg ? msg : "unknown error");
     size_t n = strlen(s->err);
@@ -248,7 +299,7 @@ static void set_err(struct r2m_store_pg *s, const char *what, const char *msg)
 
 /* Runs prepared statement q; the result (caller PQclears) or NULL with *rc
  * set and the error text kept. */
-static PGresult *run(struct r2m_store_pg *s, int q, const struct params *p, int *rc)
+static PGresult *run(struct pg_store *s, int q, const struct params *p, int *rc)
 {
     static const struct params none = {0};
     char name[16];
@@ -273,7 +324,7 @@ static PGresult *run(struct r2m_store_pg *s, int q, const struct params *p, int 
 }
 
 /* Runs q for its effect; *rows (may be NULL) = rows affected or returned. */
-static int run_done(struct r2m_store_pg *s, int q, const struct params *p, long *rows)
+static int run_done(struct pg_store *s, int q, const struct params *p, long *rows)
 {
     int rc = 0;
     PGresult *r = run(s, q, p, &rc);
@@ -283,7 +334,8 @@ static int run_done(struct r2m_store_pg *s, int q, const struct params *p, long 
     return rc;
 }
 
-static int exec_text(struct r2m_store_pg *s, const char *text)
+/* Runs statements that are not prepared (BEGIN, the schema); 0 or R2M_E_IO. */
+static int exec_text(struct pg_store *s, const char *text)
 {
     PGresult *r = PQexec(s->conn, text);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
@@ -293,19 +345,42 @@ static int exec_text(struct r2m_store_pg *s, const char *text)
     return ok ? 0 : R2M_E_IO;
 }
 
+/* Runs text and checks the command tag: a COMMIT of a transaction in which
+ * a statement failed "succeeds" with the tag ROLLBACK. 0 or R2M_E_IO. */
+static int exec_tag(struct pg_store *s, const char *text, const char *want)
+{
+    PGresult *r = PQexec(s->conn, text);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), want) == 0;
+    if (!ok && PQresultStatus(r) == PGRES_COMMAND_OK)
+        snprintf(s->err, sizeof s->err, "PostgreSQL answered %s to %s", PQcmdStatus(r), text);
+    else if (!ok)
+        set_err(s, "PostgreSQL", r ? PQresultErrorMessage(r) : PQerrorMessage(s->conn));
+    PQclear(r);
+    return ok ? 0 : R2M_E_IO;
+}
+
 /* ---- open / close ---- */
 
-const char *r2m_store_pg_errmsg(const struct r2m_store_pg *s)
+static const struct r2m_store_ops pg_ops;
+
+/* The backend's state, or NULL (R2M_E_INVALID) when base is another
+ * backend's store. */
+static struct pg_store *pg_of(struct r2m_store *base)
 {
-    return s ? s->err : "no database";
+    return base && base->ops == &pg_ops ? (struct pg_store *)base : NULL;
 }
 
-uint64_t r2m_store_pg_epoch(const struct r2m_store_pg *s)
+static const char *pg_errmsg(const struct r2m_store *base)
 {
-    return s->epoch;
+    return ((const struct pg_store *)base)->err;
 }
 
-static int prepare_all(struct r2m_store_pg *s)
+static uint64_t pg_epoch(const struct r2m_store *base)
+{
+    return ((const struct pg_store *)base)->epoch;
+}
+
+static int prepare_all(struct pg_store *s)
 {
     for (int q = 0; q < Q__N; q++) {
         char name[16];
@@ -323,7 +398,7 @@ static int prepare_all(struct r2m_store_pg *s)
 
 /* Creates the schema (serialised among members starting together) and
  * reads the schema version and the epoch. */
-static int init_schema(struct r2m_store_pg *s)
+static int init_schema(struct pg_store *s)
 {
     char lock[128];
     /* (no NOTICE "already exists, skipping" on stderr at every start) */
@@ -344,7 +419,7 @@ static int init_schema(struct r2m_store_pg *s)
     if (!rc)
         rc = run_done(s, Q_META_INIT, &p, NULL);
     if (!rc)
-        rc = exec_text(s, "COMMIT");
+        rc = exec_tag(s, "COMMIT", "COMMIT");
     if (rc) {
         PQclear(PQexec(s->conn, "ROLLBACK"));
         return rc;
@@ -367,90 +442,121 @@ static int init_schema(struct r2m_store_pg *s)
     return rc;
 }
 
-void r2m_store_pg_close(struct r2m_store_pg *s)
+static void forget_owned(struct pg_store *s)
 {
-    if (!s)
-        return;
-    PQfinish(s->conn);
-    free(s->endpoint);
+    for (size_t i = 0; i < s->n_owned; i++)
+        free(s->owned[i].endpoint);
+    s->n_owned = 0;
+}
+
+static void pg_free(struct r2m_store *base)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    PQfinish(s->conn); /* an open transaction ends with the session: rolled back */
+    forget_owned(s);
+    free(s->owned);
+    free(s->member);
     free(s);
 }
 
-int r2m_store_pg_open(struct r2m_store_pg **out, const char *conninfo, char *err, size_t errlen)
+int r2m_store_pg_new(const char *conninfo, char *err, size_t errlen, struct r2m_store **out)
 {
     int rc = R2M_E_NOMEM;
-    struct r2m_store_pg *s = calloc(1, sizeof *s);
+    struct pg_store *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
-        goto out;
+        return rc;
     }
+    s->base.ops = &pg_ops;
     s->conn = PQconnectdb(conninfo);
     if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
         /* libpq's message names host and port, never the password */
         set_err(s, "connecting to PostgreSQL", s->conn ? PQerrorMessage(s->conn) : "out of memory");
-        snprintf(err, errlen, "%s", s->err);
         rc = R2M_E_IO;
-        goto out;
+    } else {
+        rc = init_schema(s);
     }
-    rc = init_schema(s);
     if (rc) {
         snprintf(err, errlen, "%s", s->err);
-        goto out;
+        pg_free(&s->base);
+        return rc;
     }
-    *out = s;
-    s = NULL;
-out:
-    r2m_store_pg_close(s);
-    return rc;
+    *out = &s->base;
+    return 0;
 }
 
 /* ---- membership ---- */
 
-int r2m_store_pg_join(struct r2m_store_pg *s, const char *member, uint64_t incarnation,
+int r2m_store_pg_join(struct r2m_store *base, const char *member, uint64_t incarnation,
                       int64_t lease_ms, char *err, size_t errlen)
 {
+    struct pg_store *s = pg_of(base);
+    if (!s)
+        return R2M_E_INVALID;
+    char *name = strdup(member);
+    if (!name)
+        return R2M_E_NOMEM;
     struct params p = {0};
     p_text(&p, member);
     p_i64(&p, (int64_t)incarnation);
     p_i64(&p, lease_ms);
     long rows = 0;
     int rc = run_done(s, Q_JOIN, &p, &rows);
-    if (rc) {
-        snprintf(err, errlen, "%s", s->err);
-        return rc;
-    }
-    if (rows == 0) {
+    if (!rc && rows == 0) {
         snprintf(s->err, sizeof s->err,
                  "cluster member name \"%s\" is in use by another live replica: "
                  "give each replica its own cluster.member",
                  member);
-        snprintf(err, errlen, "%s", s->err);
-        return R2M_E_CONFIG;
+        rc = R2M_E_CONFIG;
     }
+    if (rc) {
+        snprintf(err, errlen, "%s", s->err);
+        free(name);
+        return rc;
+    }
+    free(s->member);
+    s->member = name;
+    s->incarnation = incarnation;
+    forget_owned(s); /* a (re)join starts with nothing claimed */
     return 0;
 }
 
-int r2m_store_pg_renew(struct r2m_store_pg *s, const char *member, uint64_t incarnation)
+/* member + incarnation as the first two parameters; R2M_E_INVALID before
+ * r2m_store_pg_join. */
+static struct pg_store *joined(struct r2m_store *base, struct params *p)
+{
+    struct pg_store *s = pg_of(base);
+    if (!s || !s->member)
+        return NULL;
+    p_text(p, s->member);
+    p_i64(p, (int64_t)s->incarnation);
+    return s;
+}
+
+int r2m_store_pg_renew(struct r2m_store *base)
 {
     struct params p = {0};
-    p_text(&p, member);
-    p_i64(&p, (int64_t)incarnation);
+    struct pg_store *s = joined(base, &p);
+    if (!s)
+        return R2M_E_INVALID;
     long rows = 0;
     int rc = run_done(s, Q_RENEW, &p, &rows);
     if (!rc && rows == 0) {
         snprintf(s->err, sizeof s->err, "cluster member \"%s\" was taken over by another process",
-                 member);
+                 s->member);
+        forget_owned(s);
         rc = R2M_E_FENCED;
     }
     return rc;
 }
 
-int r2m_store_pg_leave(struct r2m_store_pg *s, const char *member, uint64_t incarnation)
+int r2m_store_pg_leave(struct r2m_store *base)
 {
     struct params p = {0}, name = {0};
-    p_text(&p, member);
-    p_i64(&p, (int64_t)incarnation);
-    p_text(&name, member);
+    struct pg_store *s = joined(base, &p);
+    if (!s)
+        return R2M_E_INVALID;
+    p_text(&name, s->member);
     long rows = 0;
     int rc = exec_text(s, "BEGIN");
     if (!rc)
@@ -459,15 +565,19 @@ int r2m_store_pg_leave(struct r2m_store_pg *s, const char *member, uint64_t inca
     if (!rc && rows == 1)
         rc = run_done(s, Q_LEAVE_RELEASE, &name, NULL);
     if (!rc)
-        rc = exec_text(s, "COMMIT");
+        rc = exec_tag(s, "COMMIT", "COMMIT");
     if (rc)
         PQclear(PQexec(s->conn, "ROLLBACK"));
+    forget_owned(s);
     return rc;
 }
 
-int r2m_store_pg_members(struct r2m_store_pg *s, int64_t lease_ms,
+int r2m_store_pg_members(struct r2m_store *base, int64_t lease_ms,
                          int (*fn)(void *ctx, const char *member), void *ctx)
 {
+    struct pg_store *s = pg_of(base);
+    if (!s)
+        return R2M_E_INVALID;
     struct params p = {0};
     p_i64(&p, lease_ms);
     int rc = 0;
@@ -480,18 +590,54 @@ int r2m_store_pg_members(struct r2m_store_pg *s, int64_t lease_ms,
 
 /* ---- ownership ---- */
 
-int r2m_store_pg_claim(struct r2m_store_pg *s, const char *endpoint, const char *member,
-                       int64_t lease_ms, int64_t *generation)
+static struct owned *find_owned(struct pg_store *s, const char *endpoint)
 {
+    for (size_t i = 0; i < s->n_owned; i++)
+        if (strcmp(s->owned[i].endpoint, endpoint) == 0)
+            return &s->owned[i];
+    return NULL;
+}
+
+static void drop_owned(struct pg_store *s, struct owned *o)
+{
+    free(o->endpoint);
+    *o = s->owned[--s->n_owned];
+}
+
+static int add_owned(struct pg_store *s, const char *endpoint, int64_t generation)
+{
+    struct owned *o = find_owned(s, endpoint);
+    if (!o) {
+        int rc = r2m_grow(&s->owned, &s->cap_owned, s->n_owned + 1, sizeof *s->owned);
+        if (rc)
+            return rc;
+        char *name = strdup(endpoint);
+        if (!name)
+            return R2M_E_NOMEM;
+        o = &s->owned[s->n_owned++];
+        o->endpoint = name;
+    }
+    o->generation = generation;
+    o->checked = 0;
+    return 0;
+}
+
+int r2m_store_pg_claim(struct r2m_store *base, const char *endpoint, int64_t lease_ms,
+                       int64_t *generation)
+{
+    struct pg_store *s = pg_of(base);
+    if (!s || !s->member || s->in_txn)
+        return R2M_E_INVALID;
     struct params p = {0};
     p_text(&p, endpoint);
-    p_text(&p, member);
+    p_text(&p, s->member);
     p_i64(&p, lease_ms);
     int rc = 0;
     PGresult *r = run(s, Q_CLAIM, &p, &rc);
-    if (r && PQntuples(r) == 1)
+    if (r && PQntuples(r) == 1) {
         *generation = r_i64(r, 0, 0);
-    else if (r) {
+        rc = add_owned(s, endpoint, *generation);
+    } else if (r) {
         snprintf(s->err, sizeof s->err, "endpoint %s is held by another live member", endpoint);
         rc = R2M_E_FENCED;
     }
@@ -499,25 +645,33 @@ int r2m_store_pg_claim(struct r2m_store_pg *s, const char *endpoint, const char 
     return rc;
 }
 
-int r2m_store_pg_release(struct r2m_store_pg *s, const char *endpoint, const char *member,
-                         int64_t generation)
+int r2m_store_pg_release(struct r2m_store *base, const char *endpoint)
 {
+    struct pg_store *s = pg_of(base);
+    struct owned *o = s && s->member && !s->in_txn ? find_owned(s, endpoint) : NULL;
+    if (!o)
+        return R2M_E_INVALID;
     struct params p = {0};
     p_text(&p, endpoint);
-    p_text(&p, member);
-    p_i64(&p, generation);
+    p_text(&p, s->member);
+    p_i64(&p, o->generation);
     long rows = 0;
     int rc = run_done(s, Q_RELEASE, &p, &rows);
     if (!rc && rows == 0) {
-        snprintf(s->err, sizeof s->err, "endpoint %s was not %s's under generation %lld", endpoint,
-                 member, (long long)generation);
+        snprintf(s->err, sizeof s->err, "endpoint %s was no longer %s's to release", endpoint,
+                 s->member);
         rc = R2M_E_FENCED;
     }
+    if (rc != R2M_E_IO)
+        drop_owned(s, o); /* released, or lost before: not ours either way */
     return rc;
 }
 
-int r2m_store_pg_owners(struct r2m_store_pg *s, r2m_store_pg_owner_fn *fn, void *ctx)
+int r2m_store_pg_owners(struct r2m_store *base, r2m_store_pg_owner_fn *fn, void *ctx)
 {
+    struct pg_store *s = pg_of(base);
+    if (!s)
+        return R2M_E_INVALID;
     int rc = 0;
     PGresult *r = run(s, Q_OWNERS, NULL, &rc);
     for (int i = 0; r && !rc && i < PQntuples(r); i++)
@@ -527,73 +681,103 @@ int r2m_store_pg_owners(struct r2m_store_pg *s, r2m_store_pg_owner_fn *fn, void 
     return rc;
 }
 
-/* ---- the fenced transaction ---- */
+/* ---- transactions and the fence ---- */
 
-int r2m_store_pg_begin(struct r2m_store_pg *s, const char *endpoint, const char *member,
-                       int64_t generation)
+static int pg_begin(struct r2m_store *base)
 {
+    struct pg_store *s = (struct pg_store *)base;
     if (s->in_txn)
         return R2M_E_INVALID;
-    char *name = strdup(endpoint);
-    if (!name)
-        return R2M_E_NOMEM;
-    struct params p = {0};
-    p_text(&p, endpoint);
-    p_text(&p, member);
-    p_i64(&p, generation);
-    long rows = 0;
     int rc = exec_text(s, "BEGIN");
-    if (!rc)
-        rc = run_done(s, Q_FENCE, &p, &rows);
-    if (!rc && rows != 1) {
-        snprintf(s->err, sizeof s->err,
-                 "endpoint %s: %s no longer owns it under generation %lld (fenced)", endpoint,
-                 member, (long long)generation);
-        rc = R2M_E_FENCED;
-    }
-    if (rc) {
-        PQclear(PQexec(s->conn, "ROLLBACK"));
-        free(name);
+    if (rc)
         return rc;
-    }
     s->in_txn = 1;
-    free(s->endpoint);
-    s->endpoint = name;
+    s->fenced = 0;
+    for (size_t i = 0; i < s->n_owned; i++)
+        s->owned[i].checked = 0;
     return 0;
 }
 
-static void end_txn(struct r2m_store_pg *s)
+static void end_txn(struct pg_store *s)
 {
     s->in_txn = 0;
-    free(s->endpoint);
-    s->endpoint = NULL;
+    s->fenced = 0;
 }
 
-int r2m_store_pg_commit(struct r2m_store_pg *s)
+static void pg_rollback(struct r2m_store *base)
 {
-    if (!s->in_txn)
-        return R2M_E_INVALID;
-    /* a COMMIT whose answer is lost may have committed: the caller treats
-     * it as failed and polls again; committed events then go out from the
-     * outbox (at-least-once, same ids) */
-    int rc = exec_text(s, "COMMIT");
-    end_txn(s);
-    return rc;
-}
-
-void r2m_store_pg_rollback(struct r2m_store_pg *s)
-{
+    struct pg_store *s = (struct pg_store *)base;
     if (!s->in_txn)
         return;
     PQclear(PQexec(s->conn, "ROLLBACK"));
     end_txn(s);
 }
 
+static int pg_commit(struct r2m_store *base)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    if (!s->in_txn)
+        return R2M_E_INVALID;
+    if (s->fenced) {
+        pg_rollback(base);
+        return R2M_E_FENCED;
+    }
+    /* a COMMIT whose answer is lost may have committed: the caller treats
+     * it as failed and polls again; committed events then go out from the
+     * outbox (at-least-once, same ids) */
+    int rc = exec_tag(s, "COMMIT", "COMMIT");
+    if (rc)
+        PQclear(PQexec(s->conn, "ROLLBACK"));
+    end_txn(s);
+    return rc;
+}
+
+/* Before a write for endpoint inside the open transaction. A member's write
+ * needs the endpoint under the generation it claimed, checked once per
+ * transaction with the row held FOR SHARE until the end of it; a store that
+ * joined no cluster (the state commands) writes unfenced. A failed fence
+ * fails this write and the commit, and the endpoint is no longer ours. */
+static int fence(struct pg_store *s, const char *endpoint)
+{
+    if (!s->in_txn) {
+        snprintf(s->err, sizeof s->err, "a write outside a transaction");
+        return R2M_E_INVALID;
+    }
+    if (!s->member || !endpoint)
+        return 0;
+    struct owned *o = find_owned(s, endpoint);
+    if (o && o->checked)
+        return 0;
+    long rows = 0;
+    int rc = 0;
+    if (o) {
+        struct params p = {0};
+        p_text(&p, endpoint);
+        p_text(&p, s->member);
+        p_i64(&p, o->generation);
+        rc = run_done(s, Q_FENCE, &p, &rows);
+    }
+    if (rc) {
+        s->fenced = 1; /* the transaction is aborted anyway */
+        return rc;
+    }
+    if (rows != 1) {
+        snprintf(s->err, sizeof s->err, "endpoint %s: %s does not own it (any more): fenced",
+                 endpoint, s->member);
+        if (o)
+            drop_owned(s, o);
+        s->fenced = 1;
+        return R2M_E_FENCED;
+    }
+    o->checked = 1;
+    return 0;
+}
+
 /* ---- data ---- */
 
-int r2m_store_pg_endpoint_get(struct r2m_store_pg *s, const char *name,
-                              struct r2m_store_endpoint *out)
+static int pg_endpoint_get(struct r2m_store *base, const char *name, struct r2m_store_endpoint *out)
 {
+    struct pg_store *s = (struct pg_store *)base;
     memset(out, 0, sizeof *out);
     struct params p = {0};
     p_text(&p, name);
@@ -620,22 +804,21 @@ int r2m_store_pg_endpoint_get(struct r2m_store_pg *s, const char *name,
     return rc;
 }
 
-/* Writes need the fenced transaction; p gets its endpoint first. */
-static int fenced(struct r2m_store_pg *s, struct params *p)
+/* A write: the fence for endpoint, then endpoint as the first parameter. */
+static int write_for(struct pg_store *s, const char *endpoint, struct params *p)
 {
-    if (!s->in_txn) {
-        snprintf(s->err, sizeof s->err, "a write outside a fenced transaction");
-        return R2M_E_INVALID;
-    }
-    p_text(p, s->endpoint);
-    return 0;
+    int rc = fence(s, endpoint);
+    if (!rc)
+        p_text(p, endpoint);
+    return rc;
 }
 
-int r2m_store_pg_endpoint_put(struct r2m_store_pg *s, struct r2m_fp settings, uint64_t seq,
-                              const char *doc, size_t doc_len, struct r2m_fp doc_fp)
+static int pg_endpoint_put(struct r2m_store *base, const char *name, struct r2m_fp settings,
+                           uint64_t seq, const char *doc, size_t doc_len, struct r2m_fp doc_fp)
 {
+    struct pg_store *s = (struct pg_store *)base;
     struct params p = {0};
-    int rc = fenced(s, &p);
+    int rc = write_for(s, name, &p);
     if (rc)
         return rc;
     p_fp(&p, settings);
@@ -648,22 +831,47 @@ int r2m_store_pg_endpoint_put(struct r2m_store_pg *s, struct r2m_fp settings, ui
     return run_done(s, Q_EP_PUT, &p, NULL);
 }
 
-int r2m_store_pg_validators_put(struct r2m_store_pg *s, const char *etag, const char *last_modified)
+static int pg_validators_put(struct r2m_store *base, const char *name, const char *etag,
+                             const char *last_modified)
 {
+    struct pg_store *s = (struct pg_store *)base;
     struct params p = {0};
-    int rc = fenced(s, &p);
+    int rc = write_for(s, name, &p);
     if (rc)
         return rc;
-    p_text(&p, etag);
-    p_text(&p, last_modified);
+    p_text(&p, etag && *etag ? etag : NULL);
+    p_text(&p, last_modified && *last_modified ? last_modified : NULL);
     return run_done(s, Q_EP_VALIDATORS, &p, NULL);
 }
 
-int r2m_store_pg_item_put(struct r2m_store_pg *s, const char *key, size_t key_len, struct r2m_fp fp,
-                          const char *body, size_t body_len)
+static int pg_endpoint_reset(struct r2m_store *base, const char *name)
 {
+    struct pg_store *s = (struct pg_store *)base;
     struct params p = {0};
-    int rc = fenced(s, &p);
+    int rc = write_for(s, name, &p);
+    if (!rc)
+        rc = run_done(s, Q_EP_DEL, &p, NULL);
+    return rc ? rc : run_done(s, Q_EP_DEL_ITEMS, &p, NULL);
+}
+
+static int pg_endpoint_names(struct r2m_store *base, void (*fn)(void *ctx, const char *name),
+                             void *ctx)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    int rc = 0;
+    PGresult *r = run(s, Q_EP_NAMES, NULL, &rc);
+    for (int i = 0; r && i < PQntuples(r); i++)
+        fn(ctx, PQgetvalue(r, i, 0));
+    PQclear(r);
+    return rc;
+}
+
+static int pg_item_put(struct r2m_store *base, const char *endpoint, const char *key,
+                       size_t key_len, struct r2m_fp fp, const char *body, size_t body_len)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    struct params p = {0};
+    int rc = write_for(s, endpoint, &p);
     if (rc)
         return rc;
     p_bytes(&p, key, key_len);
@@ -672,19 +880,21 @@ int r2m_store_pg_item_put(struct r2m_store_pg *s, const char *key, size_t key_le
     return run_done(s, Q_ITEM_PUT, &p, NULL);
 }
 
-int r2m_store_pg_item_delete(struct r2m_store_pg *s, const char *key, size_t key_len)
+static int pg_item_delete(struct r2m_store *base, const char *endpoint, const char *key,
+                          size_t key_len)
 {
+    struct pg_store *s = (struct pg_store *)base;
     struct params p = {0};
-    int rc = fenced(s, &p);
+    int rc = write_for(s, endpoint, &p);
     if (rc)
         return rc;
     p_bytes(&p, key, key_len);
     return run_done(s, Q_ITEM_DEL, &p, NULL);
 }
 
-int r2m_store_pg_items(struct r2m_store_pg *s, const char *endpoint, r2m_store_item_fn *fn,
-                       void *ctx)
+static int pg_items(struct r2m_store *base, const char *endpoint, r2m_store_item_fn *fn, void *ctx)
 {
+    struct pg_store *s = (struct pg_store *)base;
     struct params p = {0};
     p_text(&p, endpoint);
     int rc = 0;
@@ -696,12 +906,14 @@ int r2m_store_pg_items(struct r2m_store_pg *s, const char *endpoint, r2m_store_i
     return rc;
 }
 
-int r2m_store_pg_outbox_add(struct r2m_store_pg *s, const char *topic, size_t topic_len,
-                            const char *payload, size_t payload_len, int retained, int64_t *id)
+static int pg_outbox_add(struct r2m_store *base, const char *endpoint, const char *topic,
+                         size_t topic_len, const char *payload, size_t payload_len, int retained,
+                         int64_t *id)
 {
+    struct pg_store *s = (struct pg_store *)base;
     struct params p = {0};
     unsigned char flag = retained ? 1 : 0;
-    int rc = fenced(s, &p);
+    int rc = write_for(s, endpoint, &p);
     if (rc)
         return rc;
     p_bytes(&p, topic, topic_len); /* valid UTF-8: only such events are queued */
@@ -714,20 +926,23 @@ int r2m_store_pg_outbox_add(struct r2m_store_pg *s, const char *topic, size_t to
     return rc;
 }
 
-int r2m_store_pg_outbox_delete(struct r2m_store_pg *s, int64_t id)
+/* No fence: the event was delivered, whoever owns its endpoint now. */
+static int pg_outbox_delete(struct r2m_store *base, int64_t id)
 {
+    struct pg_store *s = (struct pg_store *)base;
     struct params p = {0};
     p_i64(&p, id);
     return run_done(s, Q_OUT_DEL, &p, NULL);
 }
 
-int r2m_store_pg_outbox(struct r2m_store_pg *s, const char *member, r2m_store_outbox_fn *fn,
-                        void *ctx)
+static int pg_outbox(struct r2m_store *base, r2m_store_outbox_fn *fn, void *ctx)
 {
+    struct pg_store *s = (struct pg_store *)base;
     struct params p = {0};
-    p_text(&p, member);
+    if (s->member)
+        p_text(&p, s->member);
     int rc = 0;
-    PGresult *r = run(s, Q_OUT_MINE, &p, &rc);
+    PGresult *r = run(s, s->member ? Q_OUT_MINE : Q_OUT_ALL, &p, &rc);
     /* libpq NUL-terminates every value, binary ones too, and text holds no NUL */
     for (int i = 0; r && !rc && i < PQntuples(r); i++)
         rc = fn(ctx, r_i64(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
@@ -735,3 +950,110 @@ int r2m_store_pg_outbox(struct r2m_store_pg *s, const char *member, r2m_store_ou
     PQclear(r);
     return rc;
 }
+
+/* The single value of a count query, or -1. */
+static int64_t count_of(struct pg_store *s, int q, const struct params *p)
+{
+    int rc = 0;
+    PGresult *r = run(s, q, p, &rc);
+    int64_t n = r && PQntuples(r) == 1 ? r_i64(r, 0, 0) : -1;
+    PQclear(r);
+    return n;
+}
+
+static int64_t pg_outbox_count(struct r2m_store *base)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    struct params p = {0};
+    if (s->member)
+        p_text(&p, s->member);
+    return count_of(s, s->member ? Q_OUT_COUNT_MINE : Q_OUT_COUNT, &p);
+}
+
+/* ---- dead letters (an operator's business: no fence) ---- */
+
+static int pg_dead_letter_add(struct r2m_store *base, int64_t outbox_id, uint64_t size,
+                              const char *reason, const char *event_id, int64_t time_ms,
+                              char *endpoint, size_t endpoint_len)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    if (endpoint_len)
+        endpoint[0] = '\0';
+    struct params p = {0};
+    p_i64(&p, outbox_id);
+    p_i64(&p, (int64_t)size);
+    p_text(&p, reason);
+    p_text(&p, event_id);
+    p_i64(&p, time_ms);
+    int rc = 0;
+    /* a row that is gone already (acknowledged meanwhile) moves nothing */
+    PGresult *r = run(s, Q_DL_ADD, &p, &rc);
+    if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) && endpoint_len)
+        snprintf(endpoint, endpoint_len, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return rc;
+}
+
+static int pg_dead_letters(struct r2m_store *base, r2m_store_dead_letter_fn *fn, void *ctx)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    int rc = 0;
+    PGresult *r = run(s, Q_DL_ALL, NULL, &rc);
+    for (int i = 0; r && !rc && i < PQntuples(r); i++) {
+        struct r2m_store_dead_letter d = {
+            .id = r_i64(r, i, 0),
+            .endpoint = PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1),
+            .topic = PQgetvalue(r, i, 2),
+            .payload = PQgetvalue(r, i, 3),
+            .payload_len = (size_t)PQgetlength(r, i, 3),
+            .size = (uint64_t)r_i64(r, i, 4),
+            .reason = PQgetvalue(r, i, 5),
+            .event_id = PQgetisnull(r, i, 6) ? NULL : PQgetvalue(r, i, 6),
+            .time_ms = r_i64(r, i, 7),
+        };
+        rc = fn(ctx, &d);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_dead_letter_requeue(struct r2m_store *base, int64_t *n)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    long rows = 0;
+    int rc = run_done(s, Q_DL_REQUEUE, NULL, &rows);
+    if (!rc)
+        *n = rows;
+    return rc ? rc : run_done(s, Q_DL_CLEAR, NULL, NULL);
+}
+
+static int64_t pg_dead_letter_count(struct r2m_store *base)
+{
+    return count_of((struct pg_store *)base, Q_DL_COUNT, NULL);
+}
+
+static const struct r2m_store_ops pg_ops = {
+    .name = "postgres",
+    .free = pg_free,
+    .errmsg = pg_errmsg,
+    .epoch = pg_epoch,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .endpoint_get = pg_endpoint_get,
+    .endpoint_put = pg_endpoint_put,
+    .validators_put = pg_validators_put,
+    .endpoint_reset = pg_endpoint_reset,
+    .endpoint_names = pg_endpoint_names,
+    .item_put = pg_item_put,
+    .item_delete = pg_item_delete,
+    .items = pg_items,
+    .outbox_add = pg_outbox_add,
+    .outbox_delete = pg_outbox_delete,
+    .outbox = pg_outbox,
+    .outbox_count = pg_outbox_count,
+    .dead_letter_add = pg_dead_letter_add,
+    .dead_letters = pg_dead_letters,
+    .dead_letter_requeue = pg_dead_letter_requeue,
+    .dead_letter_count = pg_dead_letter_count,
+};

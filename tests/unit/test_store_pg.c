@@ -22,13 +22,14 @@
 #include <pthread.h>
 
 #include "r2m/error.h"
+#include "r2m/store.h"
 #include "r2m/store_pg.h"
 
 #define LEASE_MS 10000
 
 struct fixture {
     PGconn *admin; /* the test's own connection, raw SQL */
-    struct r2m_store_pg *a, *b;
+    struct r2m_store *a, *b;
 };
 
 static const char *conninfo(void)
@@ -74,14 +75,14 @@ static void admin_get(PGconn *c, const char *sql, char *out, size_t n)
     PQclear(r);
 }
 
-static struct r2m_store_pg *open_store(const char *extra)
+static struct r2m_store *open_store(const char *extra)
 {
     char ci[512], err[256] = "";
     snprintf(ci, sizeof ci, "%s%s", conninfo(), extra ? extra : LOCK_GUARD);
-    struct r2m_store_pg *s = NULL;
-    int rc = r2m_store_pg_open(&s, ci, err, sizeof err);
+    struct r2m_store *s = NULL;
+    int rc = r2m_store_pg_new(ci, err, sizeof err, &s);
     if (rc)
-        fail_msg("r2m_store_pg_open: %s (%s)", err, r2m_strerror(rc));
+        fail_msg("r2m_store_pg_new: %s (%s)", err, r2m_strerror(rc));
     return s;
 }
 
@@ -103,8 +104,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    r2m_store_pg_close(f->a);
-    r2m_store_pg_close(f->b);
+    r2m_store_free(f->a);
+    r2m_store_free(f->b);
     PQfinish(f->admin);
     free(f);
     return 0;
@@ -123,15 +124,15 @@ static void expire(struct fixture *f, const char *member)
 static void test_open_shares_one_epoch(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(r2m_store_pg_epoch(f->a), r2m_store_pg_epoch(f->b));
+    assert_int_equal(r2m_store_epoch(f->a), r2m_store_epoch(f->b));
     char v[64];
     admin_get(f->admin, "SELECT v FROM r2m_meta WHERE k = 'epoch'", v, sizeof v);
-    assert_int_equal((int64_t)r2m_store_pg_epoch(f->a), strtoll(v, NULL, 10));
+    assert_int_equal((int64_t)r2m_store_epoch(f->a), strtoll(v, NULL, 10));
     /* a database from a newer version is refused, not used */
     admin_sql(f->admin, "UPDATE r2m_meta SET v = 99 WHERE k = 'schema'");
-    struct r2m_store_pg *s = NULL;
+    struct r2m_store *s = NULL;
     char err[256] = "";
-    assert_int_equal(r2m_store_pg_open(&s, conninfo(), err, sizeof err), R2M_E_IO);
+    assert_int_equal(r2m_store_pg_new(conninfo(), err, sizeof err, &s), R2M_E_IO);
     assert_null(s);
     assert_non_null(strstr(err, "schema version 99"));
     admin_sql(f->admin, "UPDATE r2m_meta SET v = 1 WHERE k = 'schema'");
@@ -140,12 +141,11 @@ static void test_open_shares_one_epoch(void **state)
 static void test_open_unreachable_fails_without_password(void **state)
 {
     (void)state;
-    struct r2m_store_pg *s = NULL;
+    struct r2m_store *s = NULL;
     char err[256] = "";
-    assert_int_equal(r2m_store_pg_open(&s,
-                                       "host=127.0.0.1 port=1 user=x password=hunter2 "
-                                       "connect_timeout=5",
-                                       err, sizeof err),
+    assert_int_equal(r2m_store_pg_new("host=127.0.0.1 port=1 user=x password=hunter2 "
+                                      "connect_timeout=5",
+                                      err, sizeof err, &s),
                      R2M_E_IO);
     assert_null(s);
     assert_non_null(strstr(err, "connecting to PostgreSQL"));
@@ -178,9 +178,8 @@ static void test_membership(void **state)
     assert_string_equal(live, "B,");
     /* a dead member's name is free; the old process then learns it lost it */
     assert_int_equal(r2m_store_pg_join(f->b, "A", 99, LEASE_MS, err, sizeof err), 0);
-    assert_int_equal(r2m_store_pg_renew(f->a, "A", 1), R2M_E_FENCED);
-    assert_int_equal(r2m_store_pg_renew(f->b, "A", 99), 0);
-    assert_int_equal(r2m_store_pg_renew(f->b, "B", 2), 0);
+    assert_int_equal(r2m_store_pg_renew(f->a), R2M_E_FENCED);
+    assert_int_equal(r2m_store_pg_renew(f->b), 0); /* b is "A" now */
 }
 
 static int count_rows(PGconn *c, const char *sql)
@@ -215,6 +214,21 @@ static int collect_outbox(void *ctx, int64_t id, const char *topic, const char *
     return 0;
 }
 
+/* One poll's commit as the outbox makes it: begin, the endpoint's row with
+ * seq, one event, commit; the first failure (after a rollback). */
+static int commit_poll(struct r2m_store *s, const char *endpoint, uint64_t seq, int64_t *id)
+{
+    int rc = r2m_store_begin(s);
+    if (rc)
+        return rc;
+    if ((rc = r2m_store_endpoint_put(s, endpoint, fp_of(7), seq, NULL, 0, fp_of(0))) ||
+        (rc = r2m_store_outbox_add(s, endpoint, "t/1", 3, "{}", 2, 0, id))) {
+        r2m_store_rollback(s);
+        return rc;
+    }
+    return r2m_store_commit(s);
+}
+
 /* The heart of it: once B has taken the endpoint over, A - still running,
  * still believing it owns it under generation 1 - cannot commit for it; B
  * continues from A's state and A's unacknowledged events, with their ids. */
@@ -222,51 +236,51 @@ static void test_stale_generation_cannot_commit(void **state)
 {
     struct fixture *f = *state;
     int64_t ga = 0, gb = 0, id1 = 0, id2 = 0;
-    assert_int_equal(r2m_store_pg_claim(f->a, "shipments", "A", LEASE_MS, &ga), 0);
+    assert_int_equal(r2m_store_pg_claim(f->a, "shipments", LEASE_MS, &ga), 0);
     assert_int_equal(ga, 1);
     /* A is live: B may not take it */
-    assert_int_equal(r2m_store_pg_claim(f->b, "shipments", "B", LEASE_MS, &gb), R2M_E_FENCED);
-
-    assert_int_equal(r2m_store_pg_begin(f->a, "shipments", "A", ga), 0);
-    assert_int_equal(r2m_store_pg_endpoint_put(f->a, fp_of(7), 41, NULL, 0, fp_of(0)), 0);
-    assert_int_equal(r2m_store_pg_outbox_add(f->a, "t/1", 3, "{}", 2, 0, &id1), 0);
-    assert_int_equal(r2m_store_pg_commit(f->a), 0);
+    assert_int_equal(r2m_store_pg_claim(f->b, "shipments", LEASE_MS, &gb), R2M_E_FENCED);
+    assert_int_equal(commit_poll(f->a, "shipments", 41, &id1), 0);
 
     expire(f, "A");
-    assert_int_equal(r2m_store_pg_claim(f->b, "shipments", "B", LEASE_MS, &gb), 0);
+    assert_int_equal(r2m_store_pg_claim(f->b, "shipments", LEASE_MS, &gb), 0);
     assert_int_equal(gb, 2);
 
-    /* A wakes up: fenced, and nothing it tries reaches the tables */
-    assert_int_equal(r2m_store_pg_begin(f->a, "shipments", "A", ga), R2M_E_FENCED);
-    assert_non_null(strstr(r2m_store_pg_errmsg(f->a), "fenced"));
-    assert_int_equal(r2m_store_pg_endpoint_put(f->a, fp_of(7), 42, NULL, 0, fp_of(0)),
-                     R2M_E_INVALID);
-    assert_int_equal(r2m_store_pg_outbox_add(f->a, "t/2", 3, "{}", 2, 0, &id2), R2M_E_INVALID);
-    /* nor under B's generation, which is not A's to use */
-    assert_int_equal(r2m_store_pg_begin(f->a, "shipments", "A", gb), R2M_E_FENCED);
-    assert_int_equal(count_rows(f->admin, "SELECT seq FROM r2m_endpoint"), 41);
+    /* A wakes up: its write is fenced, and so is a commit that ignores that */
+    assert_int_equal(commit_poll(f->a, "shipments", 42, &id2), R2M_E_FENCED);
+    assert_non_null(strstr(r2m_store_errmsg(f->a), "fenced"));
+    assert_int_equal(r2m_store_begin(f->a), 0);
+    assert_int_equal(r2m_store_item_put(f->a, "shipments", "k", 1, fp_of(1), "{}", 2),
+                     R2M_E_FENCED);
+    assert_int_equal(r2m_store_commit(f->a), R2M_E_FENCED);
+    /* an endpoint never claimed is fenced as well */
+    assert_int_equal(commit_poll(f->a, "other", 1, &id2), R2M_E_FENCED);
+    assert_int_equal(count_rows(f->admin, "SELECT max(seq) FROM r2m_endpoint"), 41);
     assert_int_equal(count_rows(f->admin, "SELECT count(*) FROM r2m_outbox"), 1);
+    assert_int_equal(count_rows(f->admin, "SELECT count(*) FROM r2m_item"), 0);
 
     /* B continues from A's state and publishes A's unacknowledged event */
     struct r2m_store_endpoint ep;
-    assert_int_equal(r2m_store_pg_endpoint_get(f->b, "shipments", &ep), 0);
+    assert_int_equal(r2m_store_endpoint_get(f->b, "shipments", &ep), 0);
     assert_true(ep.found);
     assert_int_equal(ep.seq, 41);
     assert_int_equal(ep.settings.hi, 7);
     assert_int_equal(ep.settings.lo, ~(uint64_t)7);
     assert_false(ep.has_doc);
     struct outbox_seen seen = {0};
-    assert_int_equal(r2m_store_pg_outbox(f->b, "B", collect_outbox, &seen), 0);
+    assert_int_equal(r2m_store_outbox(f->b, collect_outbox, &seen), 0);
     assert_int_equal(seen.n, 1);
     assert_int_equal(seen.ids[0], id1);
     assert_string_equal(seen.topics[0], "t/1");
+    assert_int_equal(r2m_store_outbox_count(f->b), 1);
     seen.n = 0;
-    assert_int_equal(r2m_store_pg_outbox(f->a, "A", collect_outbox, &seen), 0);
+    assert_int_equal(r2m_store_outbox(f->a, collect_outbox, &seen), 0);
     assert_int_equal(seen.n, 0);
-    assert_int_equal(r2m_store_pg_begin(f->b, "shipments", "B", gb), 0);
-    assert_int_equal(r2m_store_pg_endpoint_put(f->b, fp_of(7), 42, NULL, 0, fp_of(0)), 0);
-    assert_int_equal(r2m_store_pg_commit(f->b), 0);
+    assert_int_equal(r2m_store_outbox_count(f->a), 0);
+    assert_int_equal(commit_poll(f->b, "shipments", 42, &id2), 0);
     assert_int_equal(count_rows(f->admin, "SELECT seq FROM r2m_endpoint"), 42);
+    assert_int_equal(r2m_store_outbox_delete(f->b, id1), 0);
+    assert_int_equal(r2m_store_outbox_count(f->b), 1);
 }
 
 /* A claim waits for the owner's commit in progress (here: gives up after
@@ -274,38 +288,39 @@ static void test_stale_generation_cannot_commit(void **state)
 static void test_claim_waits_for_commit_in_progress(void **state)
 {
     struct fixture *f = *state;
-    struct r2m_store_pg *b = open_store(" options='-c lock_timeout=200'");
+    struct r2m_store *b = open_store(" options='-c lock_timeout=200'");
+    char err[256];
+    assert_int_equal(r2m_store_pg_join(b, "B", 2, LEASE_MS, err, sizeof err), 0);
     int64_t ga = 0, gb = 0;
-    assert_int_equal(r2m_store_pg_claim(f->a, "flights", "A", LEASE_MS, &ga), 0);
-    assert_int_equal(r2m_store_pg_begin(f->a, "flights", "A", ga), 0);
+    assert_int_equal(r2m_store_pg_claim(f->a, "flights", LEASE_MS, &ga), 0);
+    assert_int_equal(r2m_store_begin(f->a), 0);
+    assert_int_equal(r2m_store_endpoint_put(f->a, "flights", fp_of(1), 5, "[1]", 3, fp_of(2)), 0);
     expire(f, "A");
-    assert_int_equal(r2m_store_pg_claim(b, "flights", "B", LEASE_MS, &gb), R2M_E_IO);
-    assert_non_null(strstr(r2m_store_pg_errmsg(b), "lock timeout"));
-    assert_int_equal(r2m_store_pg_endpoint_put(f->a, fp_of(1), 5, "[1]", 3, fp_of(2)), 0);
-    assert_int_equal(r2m_store_pg_commit(f->a), 0);
-    assert_int_equal(r2m_store_pg_claim(b, "flights", "B", LEASE_MS, &gb), 0);
+    assert_int_equal(r2m_store_pg_claim(b, "flights", LEASE_MS, &gb), R2M_E_IO);
+    assert_non_null(strstr(r2m_store_errmsg(b), "lock timeout"));
+    assert_int_equal(r2m_store_commit(f->a), 0);
+    assert_int_equal(r2m_store_pg_claim(b, "flights", LEASE_MS, &gb), 0);
     assert_int_equal(gb, ga + 1);
     struct r2m_store_endpoint ep;
-    assert_int_equal(r2m_store_pg_endpoint_get(b, "flights", &ep), 0);
+    assert_int_equal(r2m_store_endpoint_get(b, "flights", &ep), 0);
     assert_int_equal(ep.seq, 5); /* the commit that finished first is kept */
     assert_int_equal(ep.doc_len, 3);
     assert_memory_equal(ep.doc, "[1]", 3);
     free(ep.doc);
     free(ep.etag);
     free(ep.last_modified);
-    r2m_store_pg_close(b);
+    r2m_store_free(b);
 }
 
-struct begin_call {
-    struct r2m_store_pg *s;
-    int64_t generation;
+struct write_call {
+    struct r2m_store *s;
     int rc;
 };
 
-static void *begin_thread(void *arg)
+static void *write_thread(void *arg)
 {
-    struct begin_call *c = arg;
-    c->rc = r2m_store_pg_begin(c->s, "flights", "A", c->generation);
+    struct write_call *c = arg;
+    c->rc = r2m_store_endpoint_put(c->s, "flights", fp_of(1), 9, NULL, 0, fp_of(0));
     return NULL;
 }
 
@@ -316,15 +331,16 @@ static void test_fence_rechecks_after_claim_commits(void **state)
 {
     struct fixture *f = *state;
     int64_t ga = 0;
-    assert_int_equal(r2m_store_pg_claim(f->a, "flights", "A", LEASE_MS, &ga), 0);
+    assert_int_equal(r2m_store_pg_claim(f->a, "flights", LEASE_MS, &ga), 0);
     PGconn *claimer = admin_connect();
     admin_sql(claimer, "BEGIN");
     admin_sql(claimer, "UPDATE r2m_ownership SET member = 'B', generation = generation + 1 "
                        "WHERE endpoint = 'flights'");
 
-    struct begin_call call = {f->a, ga, -1};
+    assert_int_equal(r2m_store_begin(f->a), 0);
+    struct write_call call = {f->a, -1};
     pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, begin_thread, &call), 0);
+    assert_int_equal(pthread_create(&t, NULL, write_thread, &call), 0);
     /* wait (bounded) until A's backend is blocked on the row lock */
     int waiting = 0;
     for (int i = 0; i < 1000 && !waiting; i++) {
@@ -337,6 +353,8 @@ static void test_fence_rechecks_after_claim_commits(void **state)
     admin_sql(claimer, "COMMIT");
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_int_equal(call.rc, R2M_E_FENCED);
+    assert_int_equal(r2m_store_commit(f->a), R2M_E_FENCED);
+    assert_int_equal(count_rows(f->admin, "SELECT count(*) FROM r2m_endpoint"), 0);
     PQfinish(claimer);
 }
 
@@ -346,39 +364,39 @@ static void test_fence_rechecks_after_claim_commits(void **state)
 static void test_same_name_new_process_fences_old_one(void **state)
 {
     struct fixture *f = *state;
-    int64_t old_gen = 0, new_gen = 0;
-    assert_int_equal(r2m_store_pg_claim(f->a, "docs", "A", LEASE_MS, &old_gen), 0);
+    int64_t old_gen = 0, new_gen = 0, id = 0;
+    assert_int_equal(r2m_store_pg_claim(f->a, "docs", LEASE_MS, &old_gen), 0);
     expire(f, "A");
-    struct r2m_store_pg *again = open_store(NULL);
+    struct r2m_store *again = open_store(NULL);
     assert_int_equal(r2m_store_pg_join(again, "A", 77, LEASE_MS, NULL, 0), 0);
-    assert_int_equal(r2m_store_pg_claim(again, "docs", "A", LEASE_MS, &new_gen), 0);
+    assert_int_equal(r2m_store_pg_claim(again, "docs", LEASE_MS, &new_gen), 0);
     assert_true(new_gen > old_gen);
-    assert_int_equal(r2m_store_pg_begin(f->a, "docs", "A", old_gen), R2M_E_FENCED);
-    assert_int_equal(r2m_store_pg_begin(again, "docs", "A", new_gen), 0);
-    assert_int_equal(r2m_store_pg_commit(again), 0);
-    r2m_store_pg_close(again);
+    assert_int_equal(commit_poll(f->a, "docs", 1, &id), R2M_E_FENCED);
+    assert_int_equal(commit_poll(again, "docs", 1, &id), 0);
+    assert_int_equal(r2m_store_pg_renew(f->a), R2M_E_FENCED);
+    r2m_store_free(again);
 }
 
 static void test_release_and_leave_hand_over(void **state)
 {
     struct fixture *f = *state;
-    int64_t g1 = 0, g2 = 0, gb = 0;
-    assert_int_equal(r2m_store_pg_claim(f->a, "e1", "A", LEASE_MS, &g1), 0);
-    assert_int_equal(r2m_store_pg_claim(f->a, "e2", "A", LEASE_MS, &g2), 0);
-    assert_int_equal(r2m_store_pg_release(f->a, "e1", "A", g1 + 1), R2M_E_FENCED);
-    assert_int_equal(r2m_store_pg_release(f->a, "e1", "A", g1), 0);
+    int64_t g1 = 0, g2 = 0, gb = 0, id = 0;
+    assert_int_equal(r2m_store_pg_claim(f->a, "e1", LEASE_MS, &g1), 0);
+    assert_int_equal(r2m_store_pg_claim(f->a, "e2", LEASE_MS, &g2), 0);
+    assert_int_equal(r2m_store_pg_release(f->a, "nope"), R2M_E_INVALID);
+    assert_int_equal(r2m_store_pg_release(f->a, "e1"), 0);
     /* released: A may no longer commit, B takes it while A is live */
-    assert_int_equal(r2m_store_pg_begin(f->a, "e1", "A", g1), R2M_E_FENCED);
-    assert_int_equal(r2m_store_pg_claim(f->b, "e1", "B", LEASE_MS, &gb), 0);
+    assert_int_equal(commit_poll(f->a, "e1", 1, &id), R2M_E_FENCED);
+    assert_int_equal(r2m_store_pg_claim(f->b, "e1", LEASE_MS, &gb), 0);
     assert_int_equal(gb, g1 + 2);
-    assert_int_equal(r2m_store_pg_claim(f->b, "e2", "B", LEASE_MS, &gb), R2M_E_FENCED);
+    assert_int_equal(r2m_store_pg_claim(f->b, "e2", LEASE_MS, &gb), R2M_E_FENCED);
     /* a graceful exit gives everything up at once */
-    assert_int_equal(r2m_store_pg_leave(f->a, "A", 1), 0);
-    assert_int_equal(r2m_store_pg_begin(f->a, "e2", "A", g2), R2M_E_FENCED);
-    assert_int_equal(r2m_store_pg_claim(f->b, "e2", "B", LEASE_MS, &gb), 0);
+    assert_int_equal(r2m_store_pg_leave(f->a), 0);
+    assert_int_equal(commit_poll(f->a, "e2", 1, &id), R2M_E_FENCED);
+    assert_int_equal(r2m_store_pg_claim(f->b, "e2", LEASE_MS, &gb), 0);
     assert_int_equal(count_rows(f->admin, "SELECT count(*) FROM r2m_member"), 1);
-    /* a process that no longer holds the name releases nothing */
-    assert_int_equal(r2m_store_pg_leave(f->a, "B", 1), 0);
+    /* a process whose name is gone releases nothing of the new holder's */
+    assert_int_equal(r2m_store_pg_leave(f->a), 0);
     assert_int_equal(count_rows(f->admin, "SELECT count(*) FROM r2m_ownership "
                                           "WHERE member = 'B'"),
                      2);
@@ -406,19 +424,20 @@ static void test_items_and_validators(void **state)
 {
     struct fixture *f = *state;
     int64_t g = 0;
-    assert_int_equal(r2m_store_pg_claim(f->a, "col", "A", LEASE_MS, &g), 0);
-    assert_int_equal(r2m_store_pg_begin(f->a, "col", "A", g), 0);
-    assert_int_equal(r2m_store_pg_endpoint_put(f->a, fp_of(3), 1, NULL, 0, fp_of(0)), 0);
-    assert_int_equal(r2m_store_pg_validators_put(f->a, "\"v1\"", NULL), 0);
-    assert_int_equal(r2m_store_pg_item_put(f->a, "\xff", 1, fp_of(1), "{}", 2), 0);
-    assert_int_equal(r2m_store_pg_item_put(f->a, "b\0c", 3, fp_of(2), "{\"x\":1}", 7), 0);
-    assert_int_equal(r2m_store_pg_item_put(f->a, "a", 1, fp_of(3), "{}", 2), 0);
-    assert_int_equal(r2m_store_pg_item_put(f->a, "gone", 4, fp_of(4), "{}", 2), 0);
-    assert_int_equal(r2m_store_pg_item_delete(f->a, "gone", 4), 0);
-    assert_int_equal(r2m_store_pg_commit(f->a), 0);
+    struct r2m_store *s = f->a;
+    assert_int_equal(r2m_store_pg_claim(s, "col", LEASE_MS, &g), 0);
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(r2m_store_endpoint_put(s, "col", fp_of(3), 1, NULL, 0, fp_of(0)), 0);
+    assert_int_equal(r2m_store_validators_put(s, "col", "\"v1\"", ""), 0);
+    assert_int_equal(r2m_store_item_put(s, "col", "\xff", 1, fp_of(1), "{}", 2), 0);
+    assert_int_equal(r2m_store_item_put(s, "col", "b\0c", 3, fp_of(2), "{\"x\":1}", 7), 0);
+    assert_int_equal(r2m_store_item_put(s, "col", "a", 1, fp_of(3), "{}", 2), 0);
+    assert_int_equal(r2m_store_item_put(s, "col", "gone", 4, fp_of(4), "{}", 2), 0);
+    assert_int_equal(r2m_store_item_delete(s, "col", "gone", 4), 0);
+    assert_int_equal(r2m_store_commit(s), 0);
 
     struct items_seen it = {0};
-    assert_int_equal(r2m_store_pg_items(f->b, "col", collect_item, &it), 0);
+    assert_int_equal(r2m_store_items(f->b, "col", collect_item, &it), 0);
     assert_int_equal(it.n, 3); /* bytewise order, NUL inside a key kept */
     assert_int_equal(it.key_len[0], 1);
     assert_memory_equal(it.keys[0], "a", 1);
@@ -427,19 +446,67 @@ static void test_items_and_validators(void **state)
     assert_memory_equal(it.keys[2], "\xff", 1);
 
     struct r2m_store_endpoint ep;
-    assert_int_equal(r2m_store_pg_endpoint_get(f->b, "col", &ep), 0);
+    assert_int_equal(r2m_store_endpoint_get(f->b, "col", &ep), 0);
     assert_string_equal(ep.etag, "\"v1\"");
-    assert_null(ep.last_modified);
+    assert_null(ep.last_modified); /* "" is none, as in SQLite */
     free(ep.etag);
     /* a new snapshot drops the old validators */
-    assert_int_equal(r2m_store_pg_begin(f->a, "col", "A", g), 0);
-    assert_int_equal(r2m_store_pg_endpoint_put(f->a, fp_of(3), 2, NULL, 0, fp_of(0)), 0);
-    assert_int_equal(r2m_store_pg_commit(f->a), 0);
-    assert_int_equal(r2m_store_pg_endpoint_get(f->b, "col", &ep), 0);
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(r2m_store_endpoint_put(s, "col", fp_of(3), 2, NULL, 0, fp_of(0)), 0);
+    assert_int_equal(r2m_store_commit(s), 0);
+    assert_int_equal(r2m_store_endpoint_get(f->b, "col", &ep), 0);
     assert_null(ep.etag);
     assert_int_equal(ep.seq, 2);
-    assert_int_equal(r2m_store_pg_endpoint_get(f->b, "nope", &ep), 0);
+    assert_int_equal(r2m_store_endpoint_get(f->b, "nope", &ep), 0);
     assert_false(ep.found);
+}
+
+struct dl_seen {
+    int n;
+    char endpoint[16], reason[32];
+};
+
+static int collect_dl(void *ctx, const struct r2m_store_dead_letter *d)
+{
+    struct dl_seen *s = ctx;
+    s->n++;
+    snprintf(s->endpoint, sizeof s->endpoint, "%s", d->endpoint ? d->endpoint : "(null)");
+    snprintf(s->reason, sizeof s->reason, "%s", d->reason);
+    assert_int_equal(d->size, 999);
+    assert_string_equal(d->event_id, "ev1");
+    return 0;
+}
+
+/* The state commands' view: a store that joined nothing sees every outbox
+ * row, moves dead letters and requeues them. */
+static void test_dead_letters_and_operator_view(void **state)
+{
+    struct fixture *f = *state;
+    int64_t g = 0, id = 0, n = 0;
+    assert_int_equal(r2m_store_pg_claim(f->a, "dl", LEASE_MS, &g), 0);
+    assert_int_equal(commit_poll(f->a, "dl", 1, &id), 0);
+    struct r2m_store *op = open_store(NULL);
+    assert_int_equal(r2m_store_outbox_count(op), 1);
+    char endpoint[16] = "x";
+    assert_int_equal(r2m_store_begin(op), 0);
+    assert_int_equal(r2m_store_dead_letter_add(op, id, 999, "not_authorized", "ev1", 5, endpoint,
+                                               sizeof endpoint),
+                     0);
+    assert_int_equal(r2m_store_commit(op), 0);
+    assert_string_equal(endpoint, "dl");
+    assert_int_equal(r2m_store_outbox_count(op), 0);
+    assert_int_equal(r2m_store_dead_letter_count(op), 1);
+    struct dl_seen seen = {0};
+    assert_int_equal(r2m_store_dead_letters(op, collect_dl, &seen), 0);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.reason, "not_authorized");
+    assert_int_equal(r2m_store_begin(op), 0);
+    assert_int_equal(r2m_store_dead_letter_requeue(op, &n), 0);
+    assert_int_equal(r2m_store_commit(op), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(r2m_store_dead_letter_count(op), 0);
+    assert_int_equal(r2m_store_outbox_count(f->a), 1); /* back with its owner */
+    r2m_store_free(op);
 }
 
 int main(void)
@@ -454,6 +521,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_same_name_new_process_fences_old_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_and_leave_hand_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_items_and_validators, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_letters_and_operator_view, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
