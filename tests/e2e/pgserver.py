@@ -23,6 +23,10 @@ As a command:
                                   (and PGHOST/PGPORT/PGUSER/PGDATABASE) set,
                                   stops it; exits with CMD's code (the meson
                                   wrapper of the libpq unit tests)
+    pgserver.py --serve           starts a server, prints one line
+                                  "R2M_PG_CONNINFO=..." and keeps it until
+                                  its stdin closes (a C test starts it so:
+                                  valgrind then judges the test, not python)
     pgserver.py --selftest        start, `select 1`, kill -9, restart, data
                                   kept, stop; prints "pgserver selftest ok"
 
@@ -378,7 +382,8 @@ def main(argv):
     if argv[:1] == ["--selftest"]:
         selftest()
         return 0
-    if argv[:1] != ["--"] or len(argv) < 2:
+    serve = argv[:1] == ["--serve"]
+    if not serve and (argv[:1] != ["--"] or len(argv) < 2):
         sys.stderr.write(__doc__)
         return 2
     # meson's timeout sends SIGTERM: stop the server on the way out
@@ -386,6 +391,10 @@ def main(argv):
     srv = PgServer()
     try:
         srv.start()
+        if serve:
+            print("R2M_PG_CONNINFO=" + srv.conninfo, flush=True)
+            sys.stdin.read()  # until the client exits or closes it
+            return 0
         env = dict(os.environ, **srv.env())
         return subprocess.run(argv[1:], env=env).returncode
     finally:

@@ -1,7 +1,9 @@
 /* test_store_pg.c - the PostgreSQL store against a real server.
  *
- * Run through tests/e2e/pgserver.py, which starts a private PostgreSQL and
- * sets R2M_PG_CONNINFO (meson does that); without it every case fails.
+ * The server: R2M_PG_CONNINFO names one, else the test starts a private
+ * one with `python3 $R2M_PGSERVER --serve` (tests/e2e/pgserver.py; meson
+ * sets R2M_PGSERVER) and stops it at exit; without either every case
+ * fails.
  * Each case starts from empty tables. Two stores play two replicas, A and
  * B, each with its own connection. A lease "running out" is made by moving
  * a member's heartbeat into the past with SQL (the rows use the database's
@@ -15,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <libpq-fe.h>
@@ -36,9 +40,54 @@ static const char *conninfo(void)
 {
     const char *c = getenv("R2M_PG_CONNINFO");
     if (!c || !*c)
-        fail_msg("R2M_PG_CONNINFO is not set: run through tests/e2e/pgserver.py -- %s",
-                 "test_store_pg");
+        fail_msg("no PostgreSQL: set R2M_PG_CONNINFO, or R2M_PGSERVER=%s", "tests/e2e/pgserver.py");
     return c;
+}
+
+/* The pgserver.py child: its stdin stays open while we run; it stops the
+ * server and removes its directory when that closes (also when we die). */
+static FILE *pg_stdin;
+static pid_t pg_pid;
+
+static void start_pgserver(void)
+{
+    const char *script = getenv("R2M_PGSERVER");
+    int in[2], out[2];
+    if (!script || (getenv("R2M_PG_CONNINFO") && *getenv("R2M_PG_CONNINFO")))
+        return;
+    if (pipe(in) || pipe(out)) {
+        perror("pipe");
+        return;
+    }
+    pg_pid = fork();
+    if (pg_pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execlp("python3", "python3", script, "--serve", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    pg_stdin = fdopen(in[1], "w");
+    FILE *from = fdopen(out[0], "r");
+    char line[512] = "";
+    /* pgserver.py bounds its own start; EOF when it failed (its stderr says why) */
+    if (from && fgets(line, sizeof line, from) && strncmp(line, "R2M_PG_CONNINFO=", 16) == 0) {
+        line[strcspn(line, "\n")] = '\0';
+        setenv("R2M_PG_CONNINFO", line + 16, 1);
+    }
+    if (from)
+        fclose(from);
+}
+
+static void stop_pgserver(void)
+{
+    if (pg_stdin)
+        fclose(pg_stdin);
+    if (pg_pid > 0)
+        waitpid(pg_pid, NULL, 0);
 }
 
 /* Every connection of the test waits at most this long for a lock: a fence
@@ -523,5 +572,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_items_and_validators, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letters_and_operator_view, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    start_pgserver();
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    stop_pgserver();
+    return failed;
 }
