@@ -299,12 +299,37 @@ static void set_err(struct pg_store *s, const char *what, const char *msg)
 
 /* Runs prepared statement q; the result (caller PQclears) or NULL with *rc
  * set and the error text kept. */
+static int prepare_all(struct pg_store *s);
+
+/* The session, re-established when it was lost (a PostgreSQL restart, a
+ * network cut) and no transaction is open; the statements are prepared
+ * again. A transaction whose session was lost is gone: its statements fail
+ * until the caller rolls back, never run outside it. Blocks for up to the
+ * conninfo's connect_timeout; the caller's backoff decides how often. */
+static int connected(struct pg_store *s)
+{
+    if (PQstatus(s->conn) == CONNECTION_OK)
+        return 0;
+    if (s->in_txn) {
+        snprintf(s->err, sizeof s->err, "connection to PostgreSQL lost during a transaction");
+        return R2M_E_IO;
+    }
+    PQreset(s->conn);
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        set_err(s, "reconnecting to PostgreSQL", PQerrorMessage(s->conn));
+        return R2M_E_IO;
+    }
+    return prepare_all(s);
+}
+
 static PGresult *run(struct pg_store *s, int q, const struct params *p, int *rc)
 {
     static const struct params none = {0};
     char name[16];
     if (!p)
         p = &none;
+    if ((*rc = connected(s)))
+        return NULL;
     if (p->too_big) {
         set_err(s, "statement", "a value over 2 GiB");
         *rc = R2M_E_TOO_BIG;
@@ -337,6 +362,9 @@ static int run_done(struct pg_store *s, int q, const struct params *p, long *row
 /* Runs statements that are not prepared (BEGIN, the schema); 0 or R2M_E_IO. */
 static int exec_text(struct pg_store *s, const char *text)
 {
+    int rc = connected(s);
+    if (rc)
+        return rc;
     PGresult *r = PQexec(s->conn, text);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!ok)
@@ -558,7 +586,10 @@ int r2m_store_pg_leave(struct r2m_store *base)
         return R2M_E_INVALID;
     p_text(&name, s->member);
     long rows = 0;
+    if (s->in_txn)
+        return R2M_E_INVALID;
     int rc = exec_text(s, "BEGIN");
+    s->in_txn = !rc; /* both steps or neither, also if the session drops */
     if (!rc)
         rc = run_done(s, Q_LEAVE, &p, &rows);
     /* only the process that still holds the name gives its endpoints up */
@@ -568,6 +599,7 @@ int r2m_store_pg_leave(struct r2m_store *base)
         rc = exec_tag(s, "COMMIT", "COMMIT");
     if (rc)
         PQclear(PQexec(s->conn, "ROLLBACK"));
+    s->in_txn = 0;
     forget_owned(s);
     return rc;
 }

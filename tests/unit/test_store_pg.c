@@ -558,6 +558,52 @@ static void test_dead_letters_and_operator_view(void **state)
     r2m_store_free(op);
 }
 
+/* Ends store's session from the server side, as a PostgreSQL restart or a
+ * network cut would (the store's connections carry application_name). */
+static void cut_session(struct fixture *f, const char *app)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+             "WHERE application_name = '%s'",
+             app);
+    assert_int_equal(count_rows(f->admin, sql), 1);
+}
+
+/* A lost session: the operation that finds it fails (nothing half-done
+ * commits), the next one reconnects and works - outside a transaction only:
+ * a transaction that lost its session fails to its end, its writes never run
+ * on their own in a new session. */
+static void test_reconnects_after_session_loss(void **state)
+{
+    struct fixture *f = *state;
+    struct r2m_store *s = open_store(" application_name=r2m-cut" LOCK_GUARD);
+    char err[256];
+    int64_t g = 0, id = 0;
+    assert_int_equal(r2m_store_pg_join(s, "C", 3, LEASE_MS, err, sizeof err), 0);
+    assert_int_equal(r2m_store_pg_claim(s, "cut", LEASE_MS, &g), 0);
+    assert_int_equal(commit_poll(s, "cut", 1, &id), 0);
+
+    cut_session(f, "r2m-cut");
+    assert_int_equal(commit_poll(s, "cut", 2, &id), R2M_E_IO);
+    assert_int_equal(commit_poll(s, "cut", 2, &id), 0); /* reconnected, still the owner */
+    assert_int_equal(count_rows(f->admin, "SELECT seq FROM r2m_endpoint"), 2);
+
+    /* lost in the middle of a transaction */
+    assert_int_equal(r2m_store_begin(s), 0);
+    assert_int_equal(r2m_store_endpoint_put(s, "cut", fp_of(7), 3, NULL, 0, fp_of(0)), 0);
+    cut_session(f, "r2m-cut");
+    assert_int_equal(r2m_store_outbox_add(s, "cut", "t/1", 3, "{}", 2, 0, &id), R2M_E_IO);
+    assert_int_equal(r2m_store_outbox_add(s, "cut", "t/1", 3, "{}", 2, 0, &id), R2M_E_IO);
+    assert_int_equal(r2m_store_commit(s), R2M_E_IO);
+    assert_int_equal(count_rows(f->admin, "SELECT seq FROM r2m_endpoint"), 2);
+    assert_int_equal(count_rows(f->admin, "SELECT count(*) FROM r2m_outbox"), 2);
+    assert_int_equal(r2m_store_pg_renew(s), 0);
+    assert_int_equal(commit_poll(s, "cut", 3, &id), 0);
+    assert_int_equal(count_rows(f->admin, "SELECT seq FROM r2m_endpoint"), 3);
+    r2m_store_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -571,6 +617,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_release_and_leave_hand_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_items_and_validators, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letters_and_operator_view, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnects_after_session_loss, setup, teardown),
     };
     start_pgserver();
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
