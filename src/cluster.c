@@ -146,6 +146,19 @@ int r2m_cluster_may_claim(const struct r2m_cluster_view *live, const char *self,
     return !holder || strcmp(holder, self) == 0 || !r2m_cluster_view_has(live, holder);
 }
 
+enum r2m_cluster_action r2m_cluster_decide(const struct r2m_cluster_view *live, const char *self,
+                                           const char *endpoint, const char *holder)
+{
+    int mine = same_member(r2m_cluster_owner(live, endpoint), self);
+    int held = holder && strcmp(holder, self) == 0;
+    if (held)
+        return mine ? R2M_CLUSTER_KEEP : R2M_CLUSTER_RELEASE;
+    if (!mine)
+        return R2M_CLUSTER_IGNORE;
+    return r2m_cluster_may_claim(live, self, endpoint, holder) ? R2M_CLUSTER_CLAIM
+                                                               : R2M_CLUSTER_WAIT;
+}
+
 /* ---- leases ---- */
 
 int r2m_cluster_is_dead(int64_t heartbeat_ms, int64_t lease_ms, int64_t now_ms)

@@ -86,6 +86,23 @@ int r2m_cluster_moves(const struct r2m_cluster_view *before, const struct r2m_cl
 int r2m_cluster_may_claim(const struct r2m_cluster_view *live, const char *self,
                           const char *endpoint, const char *holder);
 
+/* What a member does about one endpoint in a membership round, given the
+ * live view and the endpoint's current holder (NULL: none or released). */
+enum r2m_cluster_action {
+    R2M_CLUSTER_IGNORE,  /* another member's, not held by self: nothing to do */
+    R2M_CLUSTER_KEEP,    /* self's and held by self: keep polling */
+    R2M_CLUSTER_CLAIM,   /* self's, free or held by a dead member: claim, then poll */
+    R2M_CLUSTER_WAIT,    /* self's, still held by a live other member: its release comes */
+    R2M_CLUSTER_RELEASE, /* held by self but another live member's now: stop polling,
+                          * then release, so that the two never poll together */
+};
+
+/* The action for endpoint. A member that holds an endpoint while it is not
+ * in the view itself (its heartbeat lapsed) releases everything: it may
+ * not poll until it is live again. */
+enum r2m_cluster_action r2m_cluster_decide(const struct r2m_cluster_view *live, const char *self,
+                                           const char *endpoint, const char *holder);
+
 /* ---- leases (all times in ms; the caller's clock) ---- */
 
 /* Whether a member whose last heartbeat is heartbeat_ms counts as dead at

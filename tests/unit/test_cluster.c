@@ -260,6 +260,64 @@ static void test_may_claim(void **state)
     r2m_cluster_view_free(live);
 }
 
+/* A whole round for three members, then a fourth joins: each endpoint ends
+ * with exactly one member that polls it (KEEP or CLAIM), a moving endpoint
+ * is released by its old holder before the newcomer may claim it, and
+ * nobody polls it in between twice. */
+static void test_decide_rounds(void **state)
+{
+    (void)state;
+    struct r2m_cluster_view *three = view_of(members, 3), *four = view_of(members, 4);
+    const char *holder[N_ENDPOINTS];
+    /* round 1: nothing held yet; each endpoint claimed by exactly its owner */
+    for (int i = 0; i < N_ENDPOINTS; i++) {
+        int claims = 0;
+        for (int m = 0; m < 3; m++) {
+            enum r2m_cluster_action a = r2m_cluster_decide(three, members[m], endpoints[i], NULL);
+            assert_true(a == R2M_CLUSTER_CLAIM || a == R2M_CLUSTER_IGNORE);
+            if (a == R2M_CLUSTER_CLAIM) {
+                claims++;
+                holder[i] = members[m];
+            }
+        }
+        assert_int_equal(claims, 1);
+    }
+    /* a fourth member joins: it waits for what moves to it, the old holder
+     * releases, then the newcomer claims; everything else is kept */
+    size_t moved = 0;
+    for (int i = 0; i < N_ENDPOINTS; i++) {
+        const char *newcomer = members[3];
+        enum r2m_cluster_action a = r2m_cluster_decide(four, newcomer, endpoints[i], holder[i]);
+        enum r2m_cluster_action h = r2m_cluster_decide(four, holder[i], endpoints[i], holder[i]);
+        if (a == R2M_CLUSTER_WAIT) {
+            assert_int_equal(h, R2M_CLUSTER_RELEASE);
+            assert_int_equal(r2m_cluster_decide(four, newcomer, endpoints[i], NULL),
+                             R2M_CLUSTER_CLAIM);
+            moved++;
+        } else {
+            assert_int_equal(a, R2M_CLUSTER_IGNORE);
+            assert_int_equal(h, R2M_CLUSTER_KEEP);
+        }
+    }
+    assert_true(moved > N_ENDPOINTS / 4 * 0.8 && moved < N_ENDPOINTS / 4 * 1.2);
+    /* a member that lapsed (not in the view) releases what it holds, and
+     * the live owner takes it at once: the holder is not live */
+    const char *rest[] = {members[1], members[2]};
+    struct r2m_cluster_view *without0 = view_of(rest, 2);
+    for (int i = 0; i < N_ENDPOINTS; i++) {
+        if (strcmp(holder[i], members[0]) != 0)
+            continue;
+        assert_int_equal(r2m_cluster_decide(without0, members[0], endpoints[i], members[0]),
+                         R2M_CLUSTER_RELEASE);
+        const char *o = r2m_cluster_owner(without0, endpoints[i]);
+        assert_int_equal(r2m_cluster_decide(without0, o, endpoints[i], members[0]),
+                         R2M_CLUSTER_CLAIM);
+    }
+    r2m_cluster_view_free(three);
+    r2m_cluster_view_free(four);
+    r2m_cluster_view_free(without0);
+}
+
 static void test_dead_after_lease(void **state)
 {
     (void)state;
@@ -342,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_leave_moves_only_leavers_endpoints),
         cmocka_unit_test(test_moves_edges),
         cmocka_unit_test(test_may_claim),
+        cmocka_unit_test(test_decide_rounds),
         cmocka_unit_test(test_dead_after_lease),
         cmocka_unit_test(test_lease_fake_clock),
         cmocka_unit_test(test_lease_stops_before_others_take_over),
