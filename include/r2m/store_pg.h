@@ -23,7 +23,8 @@
  * back and returns R2M_E_FENCED, and the endpoint counts as lost. A member
  * that was paused or partitioned past its lease therefore commits nothing
  * for an endpoint it lost, whatever its own clock believes. A store that
- * joined no cluster (the `state` commands) writes unfenced.
+ * joined no cluster (the `state` commands) writes unfenced, and so is an
+ * outbox row of no endpoint (endpoint NULL).
  *
  * A member's r2m_store_outbox and r2m_store_outbox_count cover the events
  * of the endpoints it owns, so a new owner publishes what the previous one
