@@ -102,6 +102,8 @@ class PgServer:
         self.bindir = pg_bindir()
         self.keep = os.environ.get("R2M_E2E_KEEP") == "1" if keep is None else keep
         if ctx is not None:
+            # the case's temp dir is 0700 root: the server user must pass it
+            os.chmod(ctx.tmp, os.stat(ctx.tmp).st_mode | 0o711)
             self.dir = ctx.mkdir("postgres")
         else:
             self.dir = tempfile.mkdtemp(prefix="r2m-pg-")
@@ -330,6 +332,7 @@ class PgServer:
 
 
 def selftest():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     srv = PgServer()
     try:
         srv.start()
@@ -375,6 +378,18 @@ def selftest():
     finally:
         srv.close()
     assert not os.path.exists(srv.dir), "temp dir left behind"
+    # inside an e2e case: the case's Context stops it
+    from harness import Context
+    ctx = Context(None)
+    try:
+        pg = PgServer(ctx).start()
+        assert pg.psql("select 2").strip() == "2"
+        pid = pg.proc.pid
+    finally:
+        assert ctx.close(False) == []
+    assert not os.path.exists("/proc/%d" % pid) or \
+        open("/proc/%d/stat" % pid).read().split()[2] == "Z", "server outlived its case"
+    assert not os.path.exists(ctx.tmp)
     print("pgserver selftest ok")
 
 
