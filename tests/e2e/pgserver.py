@@ -76,14 +76,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+# resolved here, not in the forked child: the harness has threads, and a
+# child must not need a lock (dlopen's) another thread may have held at fork
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent():
-    """In the server's child process (after it became the server user): if
-    the test process dies, even by SIGKILL, the kernel sends the postmaster
-    SIGQUIT (immediate shutdown, which also ends its backends), so no server
-    outlives its test."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    PR_SET_PDEATHSIG = 1
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGQUIT)
+    """In the server's child process (Python runs it after the switch to the
+    server user, which would clear the setting): if the test process dies,
+    even by SIGKILL, the kernel sends the postmaster SIGQUIT (immediate
+    shutdown, which also ends its backends), so no server outlives its
+    test."""
+    _prctl(PR_SET_PDEATHSIG, int(signal.SIGQUIT))
 
 
 def _tail(path, n=30):
