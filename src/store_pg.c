@@ -640,7 +640,7 @@ static int add_owned(struct pg_store *s, const char *endpoint, int64_t generatio
 {
     struct owned *o = find_owned(s, endpoint);
     if (!o) {
-        int rc = r2m_grow(&s->owned, &s->cap_owned, s->n_owned + 1, sizeof *s->owned);
+        int rc = r2m_buf_grow(&s->owned, &s->cap_owned, s->n_owned + 1, sizeof *s->owned);
         if (rc)
             return rc;
         char *name = strdup(endpoint);
