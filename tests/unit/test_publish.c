@@ -534,7 +534,9 @@ static void on_late_ack(void *ctx, int64_t id, int64_t latency_ms)
 static void late_ack_acks_its_own_message(void **state)
 {
     struct fx *f = *state;
-    struct late_broker b = {.port = f->port};
+    /* static: the broker thread may outlive a failed assertion */
+    static struct late_broker b;
+    b = (struct late_broker){.port = f->port};
     b.lfd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(b.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
