@@ -202,15 +202,21 @@ static int see_dead(void *ctx, const struct r2m_store_dead_letter *d)
     return 0;
 }
 
-static void dead_letter_moves_with_the_acks(void **state)
+/* Three events: the broker acknowledges the first and refuses the second. */
+static void ack_first_refuse_second(struct fixture *f)
 {
-    struct fixture *f = *state;
     char err[512];
     fill(f, 1, 3);
     assert_int_equal(emit(f, err, sizeof err), 0);
     r2m_outbox_on_ack(f->o, f->pub.ids[0]);
     r2m_outbox_on_dead(f->o, f->pub.ids[1], f->pub.topics[1], f->pub.payloads[1],
                        strlen(f->pub.payloads[1]), 99999, "packet_too_large", "too large");
+}
+
+static void dead_letter_moves_with_the_acks(void **state)
+{
+    struct fixture *f = *state;
+    ack_first_refuse_second(f);
     size_t n = 9;
     (void)r2m_outbox_dead_counts(f->o, &n);
     assert_int_equal(n, 0); /* counted once moved */
@@ -310,6 +316,34 @@ static void restart_resends_unacked_rows_in_order_with_their_ids(void **state)
     assert_int_equal(f->pub.retained[1], 0);
 }
 
+/* A flush whose transaction fails (here: the dead letter's payload is over
+ * a length limit while the acknowledged row is already deleted) deletes
+ * nothing and moves nothing; its acknowledgements and dead letters are
+ * kept and land with the next flush that commits, none applied twice. */
+static void a_failed_flush_keeps_rows_and_retries(void **state)
+{
+    struct fixture *f = *state;
+    ack_first_refuse_second(f);
+    int limit = r2m_store_limit_length(f->store, 8); /* the previous limit */
+    assert_true(limit > 8);
+    r2m_outbox_flush(f->o, 1000);
+    assert_int_equal(r2m_store_outbox_count(f->store), 3);
+    assert_int_equal(r2m_store_dead_letter_count(f->store), 0);
+    size_t n = 9;
+    (void)r2m_outbox_dead_counts(f->o, &n);
+    assert_int_equal(n, 0);
+    assert_int_equal(r2m_store_limit_length(f->store, limit), 8);
+    r2m_outbox_flush(f->o, 2000);
+    assert_int_equal(r2m_store_outbox_count(f->store), 1);
+    assert_int_equal(r2m_store_dead_letter_count(f->store), 1);
+    const struct r2m_outbox_dead_count *c = r2m_outbox_dead_counts(f->o, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(c[0].n, 1);
+    r2m_outbox_flush(f->o, 3000); /* nothing left to apply */
+    assert_int_equal(r2m_store_outbox_count(f->store), 1);
+    assert_int_equal(r2m_store_dead_letter_count(f->store), 1);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -321,6 +355,7 @@ int main(void)
         T(a_batch_without_room_is_refused_whole),
         T(each_event_is_handed_over_once),
         T(restart_resends_unacked_rows_in_order_with_their_ids),
+        T(a_failed_flush_keeps_rows_and_retries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
