@@ -17,7 +17,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         gcc libc6-dev pkg-config meson ninja-build \
         libcurl4-openssl-dev libidn2-dev libpaho-mqtt-dev libyajl-dev libyaml-dev \
-        libsqlite3-dev libxxhash-dev libmicrohttpd-dev libcmocka-dev \
+        libsqlite3-dev libxxhash-dev libmicrohttpd-dev libcmocka-dev libpq-dev \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the build reads (see .dockerignore), so edits elsewhere (README,

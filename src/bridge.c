@@ -525,6 +525,7 @@ static int snapshot_take(struct r2m_bridge *b, struct snapshot *m)
     for (size_t i = 0; i < n_dead; i++)
         m->dead[i] = (struct r2m_status_dead){dc[i].endpoint, dc[i].reason, dc[i].n};
     m->s = (struct r2m_status){.version = R2M_VERSION,
+                               .now_wall = wall_ms(),
                                .uptime_ms = b->now - b->started,
                                .broker_connected = r2m_publish_connected(b->pub),
                                .outbox = r2m_publish_pending(b->pub),
@@ -538,14 +539,18 @@ static int snapshot_take(struct r2m_bridge *b, struct snapshot *m)
     return 0;
 }
 
+/* The status page reloads itself this often (seconds). */
+#define STATUS_PAGE_REFRESH_S 5
+
 static void metrics_handler(void *ctx, const char *path, struct r2m_buf *out, int *status,
                             const char **ctype)
 {
     struct r2m_bridge *b = ctx;
     int metrics = !strcmp(path, "/metrics"), health = !strcmp(path, "/healthz");
-    if (!metrics && !health) {
+    int page = !strcmp(path, "/"), json = !strcmp(path, "/status.json");
+    if (!metrics && !health && !page && !json) {
         *status = 404;
-        r2m_buf_puts(out, "not found; try /metrics or /healthz\n");
+        r2m_buf_puts(out, "not found; try /, /status.json, /metrics or /healthz\n");
         return;
     }
     struct snapshot m;
@@ -554,6 +559,10 @@ static void metrics_handler(void *ctx, const char *path, struct r2m_buf *out, in
         *status = 200;
         *ctype = "text/plain; version=0.0.4; charset=utf-8";
         r = r2m_status_prometheus(&m.s, out);
+    } else if (!r && (page || json)) {
+        *status = 200;
+        *ctype = page ? "text/html; charset=utf-8" : "application/json";
+        r = page ? r2m_status_html(&m.s, STATUS_PAGE_REFRESH_S, out) : r2m_status_json(&m.s, out);
     } else if (!r) {
         /* the loop is turning: it is the loop that answers this request */
         *ctype = "application/json";

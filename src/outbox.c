@@ -33,6 +33,11 @@ struct r2m_outbox {
     size_t n_counts, cap_counts;
     struct r2m_log_limit flush_log; /* the outbox cannot be written */
     int full;                       /* warned about a full outbox; cleared when there is room */
+    /* Rows with a larger id than this one wait in the store because the
+     * publisher's queue was full when they were read (a start with more
+     * stored events than outbox_max, or requeued dead letters); 0: none.
+     * They are queued as acknowledgements make room, before anything new. */
+    int64_t backlog;
 };
 
 int r2m_outbox_new(struct r2m_outbox **out, struct r2m_store *store, const char *path, uint64_t max,
@@ -87,17 +92,46 @@ static int queue(struct r2m_outbox *o, const char *topic, const char *payload, s
     return o->sink.enqueue(o->sink.ctx, t, p, len, retained, id) == R2M_E_NOMEM ? R2M_E_NOMEM : 0;
 }
 
+/* Reading stored rows into the publisher's queue, oldest first. */
+struct refill_pass {
+    struct r2m_outbox *o;
+    int64_t after; /* rows up to this id are queued already */
+    int64_t last;  /* the last row queued by this pass */
+    int stopped;   /* the queue filled up before the end */
+};
+
 static int load_entry(void *ctx, int64_t id, const char *topic, const char *payload, size_t len,
                       int retained)
 {
-    /* at start the queue may hold more than outbox_max (a smaller limit
-     * than last time): everything stored is delivered */
-    return queue(ctx, topic, payload, len, retained, id);
+    struct refill_pass *rf = ctx;
+    if (id <= rf->after)
+        return 0;
+    if (!rf->o->sink.room(rf->o->sink.ctx)) {
+        rf->stopped = 1;
+        return R2M_E_TOO_BIG; /* ends the walk; not an error */
+    }
+    int r = queue(rf->o, topic, payload, len, retained, id);
+    if (r)
+        return r;
+    rf->last = id;
+    return 0;
+}
+
+/* Queues stored rows after `after` while the publisher has room; sets
+ * o->backlog to the last row queued when some stay behind, else to 0. */
+static int refill(struct r2m_outbox *o, int64_t after)
+{
+    struct refill_pass rf = {o, after, after, 0};
+    int r = r2m_store_outbox(o->store, load_entry, &rf);
+    if (r && !(r == R2M_E_TOO_BIG && rf.stopped))
+        return r;
+    o->backlog = rf.stopped ? rf.last : 0;
+    return 0;
 }
 
 int r2m_outbox_load(struct r2m_outbox *o, char *err, size_t errlen)
 {
-    int r = r2m_store_outbox(o->store, load_entry, o);
+    int r = refill(o, 0);
     if (r) {
         snprintf(err, errlen, "cannot load the outbox from %s: %s", o->path,
                  r2m_store_errmsg(o->store));
@@ -109,6 +143,14 @@ int r2m_outbox_load(struct r2m_outbox *o, char *err, size_t errlen)
         snprintf(s, sizeof s, "%zu", n);
         r2m_log(R2M_LOG_INFO, "resuming: events from the outbox will be delivered first", "count",
                 s, NULL);
+    }
+    if (o->backlog) {
+        char s[24];
+        snprintf(s, sizeof s, "%lld", (long long)(r2m_store_outbox_count(o->store) - (int64_t)n));
+        r2m_log(R2M_LOG_INFO,
+                "more stored events than state.outbox_max: the rest are queued as the broker "
+                "acknowledges, before any new event",
+                "waiting", s, NULL);
     }
     return 0;
 }
@@ -126,7 +168,7 @@ static int check_room(struct r2m_outbox *o, size_t n, char *err, size_t errlen)
                  n, (unsigned long long)o->max);
         return R2M_E_TOO_BIG;
     }
-    if (o->sink.room(o->sink.ctx) < n) {
+    if (o->backlog || o->sink.room(o->sink.ctx) < n) {
         snprintf(err, errlen,
                  "outbox full (%zu events wait for the broker, state.outbox_max is %llu); "
                  "snapshot not advanced, the change will be delivered by a later poll",
@@ -322,6 +364,11 @@ void r2m_outbox_flush(struct r2m_outbox *o, int64_t wall_ms)
     free(eps);
     o->n_acked = 0;
     o->n_dead = 0;
+    /* rows left in the store at start move up as the acks made room; a
+     * failure here leaves them for the next flush */
+    if (o->backlog && refill(o, o->backlog))
+        r2m_log(R2M_LOG_WARN, "could not read waiting events from the outbox; retrying", "path",
+                o->path, "error", r2m_store_errmsg(o->store), NULL);
 }
 
 const struct r2m_outbox_dead_count *r2m_outbox_dead_counts(const struct r2m_outbox *o, size_t *n)

@@ -53,17 +53,20 @@ struct msg {
 enum conn_state { ST_IDLE, ST_CONNECTING, ST_UP, ST_DOWN };
 
 /* What paho's context pointer of a publish points at: the publisher and the
- * send id, in a ring inside the publisher. The entry of a send is
- * send_id % PUB_CTX_RING; with at most R2M_PUBLISH_WINDOW sends in flight an
- * entry is rewritten only PUB_CTX_RING sends after its last use, long
- * after its callback, even one from a client that a reconnect destroyed
- * (whose send ids then match no message and change nothing). The ring
- * lives as long as the publisher, so no callback reads freed memory; p is
- * set once before any client exists, send_id is guarded by p->lock. */
+ * send id, in a ring inside the publisher. An entry is taken for one send
+ * and stays taken until that send's callback (exactly one per send paho
+ * accepted) or until its client is destroyed (none can come after), so a
+ * late callback always reads its own send id: never the id of a later send
+ * that happens to reuse the entry (a broker may withhold one
+ * acknowledgement while thousands of later ones come). Send ids whose
+ * entry is still taken are skipped. The ring lives as long as the
+ * publisher, so no callback reads freed memory; p is set once before any
+ * client exists, send_id and taken are guarded by p->lock. */
 #define PUB_CTX_RING 4096
 struct pub_ctx {
     struct r2m_publish *p;
     uint64_t send_id;
+    int taken;
 };
 
 struct r2m_publish {
@@ -100,7 +103,7 @@ struct r2m_publish {
     void *dead_ctx;
     uint64_t dead;
 
-    pthread_mutex_t lock; /* guards reports and ctx[].send_id */
+    pthread_mutex_t lock; /* guards reports, ctx[].send_id and ctx[].taken */
     struct pub_ctx ctx[PUB_CTX_RING];
     struct report *reports;
     size_t n_reports, cap_reports;
@@ -216,6 +219,7 @@ static void report_send(void *ctx, int kind, int code)
     struct r2m_publish *p = c->p;
     pthread_mutex_lock(&p->lock);
     uint64_t send_id = c->send_id;
+    c->taken = 0; /* the one callback of this send */
     pthread_mutex_unlock(&p->lock);
     report(p, kind, code, send_id);
 }
@@ -1021,6 +1025,37 @@ static void connection_lost(struct r2m_publish *p, int64_t now)
                       : "the connection dropped");
 }
 
+/* The next send id whose context entry is free, with that entry taken;
+ * NULL when every entry waits for a callback. */
+static struct pub_ctx *ctx_take(struct r2m_publish *p, uint64_t *send_id)
+{
+    struct pub_ctx *c = NULL;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < PUB_CTX_RING && !c; i++) {
+        uint64_t id = ++p->next_send_id;
+        struct pub_ctx *e = &p->ctx[id % PUB_CTX_RING];
+        if (!e->taken) {
+            e->send_id = id;
+            e->taken = 1;
+            *send_id = id;
+            c = e;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return c;
+}
+
+/* Frees entries no callback will come for: a send paho did not accept
+ * (c), or every entry once the client is destroyed (c NULL). */
+static void ctx_release(struct r2m_publish *p, struct pub_ctx *c)
+{
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < PUB_CTX_RING; i++)
+        if (!c || c == &p->ctx[i])
+            p->ctx[i].taken = 0;
+    pthread_mutex_unlock(&p->lock);
+}
+
 static void send_some(struct r2m_publish *p, int64_t now)
 {
     if (p->state != ST_UP || (p->hold_until && now < p->hold_until))
@@ -1047,11 +1082,14 @@ static void send_some(struct r2m_publish *p, int64_t now)
         pm.payloadlen = (int)m->len;
         pm.qos = p->cfg->mqtt.qos;
         pm.retained = m->retained;
-        m->send_id = ++p->next_send_id;
-        struct pub_ctx *c = &p->ctx[m->send_id % PUB_CTX_RING];
-        pthread_mutex_lock(&p->lock);
-        c->send_id = m->send_id;
-        pthread_mutex_unlock(&p->lock);
+        struct pub_ctx *c = ctx_take(p, &m->send_id);
+        if (!c) {
+            /* paho owes a callback for every entry: wait like for a full
+             * buffer */
+            m->send_id = 0;
+            p->hold_until = now + 50;
+            return;
+        }
         ro.context = c;
         if (p->cfg->mqtt.version == 5) {
             ro.onSuccess5 = on_pub_ok5;
@@ -1062,6 +1100,7 @@ static void send_some(struct r2m_publish *p, int64_t now)
             if (!m->status && MQTTProperties_add(&pm.properties, &prop)) {
                 /* out of memory: try again shortly, like a full buffer */
                 MQTTProperties_free(&pm.properties);
+                ctx_release(p, c);
                 m->send_id = 0;
                 p->hold_until = now + 50;
                 return;
@@ -1072,6 +1111,8 @@ static void send_some(struct r2m_publish *p, int64_t now)
         }
         int rc = MQTTAsync_sendMessage(p->client, m->topic, &pm, &ro);
         MQTTProperties_free(&pm.properties);
+        if (rc != MQTTASYNC_SUCCESS)
+            ctx_release(p, c); /* not accepted: no callback will come */
         if (rc == MQTTASYNC_MAX_BUFFERED_MESSAGES || rc == MQTTASYNC_MAX_BUFFERED) {
             /* paho's own buffer is full: not an error, wait for it to drain */
             m->send_id = 0;
@@ -1201,6 +1242,7 @@ static void reconnect_if_due(struct r2m_publish *p, int64_t now)
      * copies first. Destroying the client drops them (their failure
      * reports carry old send ids and change nothing). */
     MQTTAsync_destroy(&p->client);
+    ctx_release(p, NULL); /* no callback of the old client can come now */
     if (make_client(p)) {
         p->retry_at = now + p->backoff_ms;
         if (r2m_log_limit_hit(&p->conn_log, KIND_OTHER))

@@ -30,7 +30,7 @@ int r2m_reload_globals_differ(const struct r2m_config *a, const struct r2m_confi
            a->state.sync_full != c->state.sync_full ||
            !str_eq(a->metrics.listen, c->metrics.listen) ||
            a->shutdown_timeout_ms != c->shutdown_timeout_ms ||
-           a->max_concurrent != c->max_concurrent;
+           a->max_concurrent != c->max_concurrent || a->max_per_host != c->max_per_host;
 }
 
 int r2m_reload_plan_new(struct r2m_reload_plan *plan, const struct r2m_config *old,

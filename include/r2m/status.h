@@ -3,8 +3,9 @@
  * The loop fills a plain struct r2m_status (it owns every string and array
  * the snapshot points at, for the duration of the render call); rendering
  * reads only that struct, never the loop's own lists, so the same snapshot
- * serves the Prometheus text of /metrics, the /healthz answer and, later,
- * an HTML page and JSON. Pure: no I/O, no clock, no globals. */
+ * serves the Prometheus text of /metrics, the /healthz answer, the status
+ * page (GET /) and its JSON twin (GET /status.json). Pure: no I/O, no clock,
+ * no globals; times are shown relative to the snapshot's own now_wall. */
 #ifndef R2M_STATUS_H
 #define R2M_STATUS_H
 
@@ -43,6 +44,7 @@ struct r2m_status_dead {
 
 struct r2m_status {
     const char *version;
+    int64_t now_wall; /* wall-clock ms when the snapshot was taken; 0: unknown */
     int64_t uptime_ms;
     int broker_connected;
     size_t outbox; /* events committed, not yet acknowledged */
@@ -62,5 +64,18 @@ int r2m_status_prometheus(const struct r2m_status *s, struct r2m_buf *out);
 /* Appends the /healthz JSON of s to out and sets *http_status: 200 while
  * connected to the broker, else 503. 0 or the buffer's error. */
 int r2m_status_health(const struct r2m_status *s, struct r2m_buf *out, int *http_status);
+
+/* Appends the status page: one self-contained HTML document (inline CSS,
+ * no script, no external asset) that reloads itself every refresh_s
+ * seconds (0: never). Failing endpoints come first, each group in the
+ * order of s->eps. Every string from s is HTML-escaped and invalid UTF-8
+ * is replaced by U+FFFD, so no endpoint error or URL can break the page.
+ * 0, or R2M_E_TOO_BIG / R2M_E_NOMEM from the buffer. */
+int r2m_status_html(const struct r2m_status *s, unsigned refresh_s, struct r2m_buf *out);
+
+/* Appends the same content as r2m_status_html as one JSON object (RFC
+ * 8259, valid UTF-8; times RFC 3339 UTC strings or null), endpoints in the
+ * same order. 0, or R2M_E_TOO_BIG / R2M_E_NOMEM from the buffer. */
+int r2m_status_json(const struct r2m_status *s, struct r2m_buf *out);
 
 #endif

@@ -19,7 +19,8 @@ Contract under test (the brief of these cases):
   metrics      metrics: {listen: 127.0.0.1:PORT}: GET /metrics is the
                Prometheus text format 0.0.4; GET /healthz is 200 {"status":
                "ok","broker":"connected",...} or 503 {"status":"unhealthy",
-               "reason":...}; anything else 404.
+               "reason":...}; / and /status.json are the status page
+               (status_cases.py); anything else 404.
   SIGTERM      exit 0; every change delivered before the exit or after a
                restart (the outbox is in state.path); after a graceful stop
                an id is delivered twice only if the broker had not

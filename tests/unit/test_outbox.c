@@ -21,6 +21,7 @@ static char path[256];
 /* The publisher: records what it was given, in order. */
 struct fake_pub {
     size_t room;
+    int strict; /* like the real publisher: refuses without room, each message takes one */
     size_t n;
     int64_t ids[32];
     char topics[32][64];
@@ -43,6 +44,13 @@ static size_t fake_pending(void *ctx)
 static int fake_enqueue(void *ctx, char *topic, char *payload, size_t len, int retained, int64_t id)
 {
     struct fake_pub *p = ctx;
+    if (p->strict && !p->room) {
+        free(topic);
+        free(payload);
+        return R2M_E_TOO_BIG;
+    }
+    if (p->strict)
+        p->room--;
     assert_true(p->n < 32);
     assert_int_equal(strlen(payload), len);
     snprintf(p->topics[p->n], sizeof p->topics[0], "%s", topic);
@@ -202,15 +210,21 @@ static int see_dead(void *ctx, const struct r2m_store_dead_letter *d)
     return 0;
 }
 
-static void dead_letter_moves_with_the_acks(void **state)
+/* Three events: the broker acknowledges the first and refuses the second. */
+static void ack_first_refuse_second(struct fixture *f)
 {
-    struct fixture *f = *state;
     char err[512];
     fill(f, 1, 3);
     assert_int_equal(emit(f, err, sizeof err), 0);
     r2m_outbox_on_ack(f->o, f->pub.ids[0]);
     r2m_outbox_on_dead(f->o, f->pub.ids[1], f->pub.topics[1], f->pub.payloads[1],
                        strlen(f->pub.payloads[1]), 99999, "packet_too_large", "too large");
+}
+
+static void dead_letter_moves_with_the_acks(void **state)
+{
+    struct fixture *f = *state;
+    ack_first_refuse_second(f);
     size_t n = 9;
     (void)r2m_outbox_dead_counts(f->o, &n);
     assert_int_equal(n, 0); /* counted once moved */
@@ -310,6 +324,79 @@ static void restart_resends_unacked_rows_in_order_with_their_ids(void **state)
     assert_int_equal(f->pub.retained[1], 0);
 }
 
+/* More stored rows than the publisher takes (outbox_max lowered between
+ * runs, or dead letters requeued): the first ones are queued at start, the
+ * rest as acknowledgements make room, in order and before any new event;
+ * none stays behind until some later restart. */
+static void stored_rows_beyond_the_queue_follow_as_acks_make_room(void **state)
+{
+    struct fixture *f = *state;
+    char err[512] = "";
+    fill(f, 1, 7);
+    assert_int_equal(emit(f, err, sizeof err), 0);
+    int64_t ids[7];
+    memcpy(ids, f->pub.ids, sizeof ids);
+    close_outbox(f);
+    open_outbox(f, 3);
+    f->pub.strict = 1;
+    f->pub.room = 3;
+    assert_int_equal(r2m_outbox_load(f->o, err, sizeof err), 0);
+    assert_int_equal(f->pub.n, 3);
+    /* new events wait behind the stored ones */
+    fill(f, 8, 1);
+    assert_int_equal(emit(f, err, sizeof err), R2M_E_TOO_BIG);
+    assert_non_null(strstr(err, "outbox full"));
+    /* two acks: two more stored rows follow, in order */
+    r2m_outbox_on_ack(f->o, ids[0]);
+    r2m_outbox_on_ack(f->o, ids[1]);
+    f->pub.room += 2;
+    r2m_outbox_flush(f->o, 1000);
+    assert_int_equal(f->pub.n, 5);
+    assert_int_equal(f->pub.ids[3], ids[3]);
+    assert_int_equal(f->pub.ids[4], ids[4]);
+    /* the rest, then the backlog is gone and new events flow again */
+    for (int i = 2; i < 5; i++)
+        r2m_outbox_on_ack(f->o, ids[i]);
+    f->pub.room += 3;
+    r2m_outbox_flush(f->o, 2000);
+    assert_int_equal(f->pub.n, 7);
+    assert_int_equal(f->pub.ids[5], ids[5]);
+    assert_int_equal(f->pub.ids[6], ids[6]);
+    assert_string_equal(f->pub.topics[6], "t/e7");
+    assert_int_equal(emit(f, err, sizeof err), 0);
+    assert_int_equal(f->pub.n, 8);
+    assert_string_equal(f->pub.topics[7], "t/e8");
+    assert_int_equal(r2m_store_outbox_count(f->store), 3);
+}
+
+/* A flush whose transaction fails (here: the dead letter's payload is over
+ * a length limit while the acknowledged row is already deleted) deletes
+ * nothing and moves nothing; its acknowledgements and dead letters are
+ * kept and land with the next flush that commits, none applied twice. */
+static void a_failed_flush_keeps_rows_and_retries(void **state)
+{
+    struct fixture *f = *state;
+    ack_first_refuse_second(f);
+    int limit = r2m_store_limit_length(f->store, 8); /* the previous limit */
+    assert_true(limit > 8);
+    r2m_outbox_flush(f->o, 1000);
+    assert_int_equal(r2m_store_outbox_count(f->store), 3);
+    assert_int_equal(r2m_store_dead_letter_count(f->store), 0);
+    size_t n = 9;
+    (void)r2m_outbox_dead_counts(f->o, &n);
+    assert_int_equal(n, 0);
+    assert_int_equal(r2m_store_limit_length(f->store, limit), 8);
+    r2m_outbox_flush(f->o, 2000);
+    assert_int_equal(r2m_store_outbox_count(f->store), 1);
+    assert_int_equal(r2m_store_dead_letter_count(f->store), 1);
+    const struct r2m_outbox_dead_count *c = r2m_outbox_dead_counts(f->o, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(c[0].n, 1);
+    r2m_outbox_flush(f->o, 3000); /* nothing left to apply */
+    assert_int_equal(r2m_store_outbox_count(f->store), 1);
+    assert_int_equal(r2m_store_dead_letter_count(f->store), 1);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -321,6 +408,8 @@ int main(void)
         T(a_batch_without_room_is_refused_whole),
         T(each_event_is_handed_over_once),
         T(restart_resends_unacked_rows_in_order_with_their_ids),
+        T(a_failed_flush_keeps_rows_and_retries),
+        T(stored_rows_beyond_the_queue_follow_as_acks_make_room),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

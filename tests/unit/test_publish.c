@@ -11,7 +11,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -419,6 +421,152 @@ static void configured_max_packet_size_applies(void **state)
     assert_string_equal(d.reason, "packet_too_large");
 }
 
+/* ---- a late acknowledgement ---- */
+
+/* A broker of our own (MQTT 3.1.1, one connection) that withholds the
+ * PUBACK of the first PUBLISH until the publisher has sent
+ * LATE_AT - 1 more, acknowledging all those at once, and then
+ * acknowledges the first one before the LATE_AT-th. Brokers may
+ * acknowledge out of order (the packet id says which); paho matches them. */
+#define LATE_AT 4097
+struct late_broker {
+    int lfd, port;
+    pthread_t th;
+    int first_n, held_n;      /* payload "n" of the held PUBLISHes */
+    atomic_int held_released; /* the LATE_AT-th PUBACK was written */
+};
+
+static int read_full(int fd, unsigned char *b, size_t n)
+{
+    while (n) {
+        ssize_t r = read(fd, b, n);
+        if (r <= 0)
+            return -1;
+        b += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static void puback(int fd, unsigned id)
+{
+    unsigned char a[4] = {0x40, 2, (unsigned char)(id >> 8), (unsigned char)id};
+    if (write(fd, a, 4) != 4)
+        return;
+}
+
+static void *late_broker_run(void *arg)
+{
+    struct late_broker *b = arg;
+    int fd = accept(b->lfd, NULL, NULL);
+    unsigned first = 0, n = 0;
+    static unsigned char body[1 << 16];
+    for (;;) {
+        unsigned char h, c;
+        size_t len = 0;
+        if (fd < 0 || read_full(fd, &h, 1))
+            break;
+        for (int shift = 0;; shift += 7) {
+            if (read_full(fd, &c, 1))
+                goto out;
+            len |= (size_t)(c & 127) << shift;
+            if (!(c & 128))
+                break;
+        }
+        if (len > sizeof body || read_full(fd, body, len))
+            break;
+        if (h >> 4 == 1) { /* CONNECT */
+            unsigned char ack[4] = {0x20, 2, 0, 0};
+            if (write(fd, ack, 4) != 4)
+                break;
+        } else if (h >> 4 == 12) { /* PINGREQ */
+            unsigned char pong[2] = {0xD0, 0};
+            if (write(fd, pong, 2) != 2)
+                break;
+        } else if (h >> 4 == 3 && len >= 2) { /* PUBLISH, QoS 1 */
+            size_t tl = (size_t)body[0] << 8 | body[1];
+            unsigned id = (unsigned)body[2 + tl] << 8 | body[3 + tl];
+            int pn = 0;
+            sscanf((const char *)body + 4 + tl, "{\"n\":%d}", &pn);
+            n++;
+            if (n == 1) {
+                first = id;
+                b->first_n = pn;
+            } else if (n == LATE_AT) {
+                b->held_n = pn;
+                puback(fd, first); /* the late one */
+                sleep_ms(500);     /* the publisher hears it alone */
+                atomic_store(&b->held_released, 1);
+                puback(fd, id);
+            } else {
+                puback(fd, id);
+            }
+        } else if (h >> 4 == 14) {
+            break;
+        }
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+struct late_acks {
+    struct late_broker *b;
+    int n, first_acked, early;
+};
+
+static void on_late_ack(void *ctx, int64_t id, int64_t latency_ms)
+{
+    (void)latency_ms;
+    struct late_acks *a = ctx;
+    a->n++;
+    if (id == a->b->first_n + 1)
+        a->first_acked++;
+    /* the broker has not acknowledged this one yet */
+    if (a->b->held_n && id == a->b->held_n + 1 && !atomic_load(&a->b->held_released))
+        a->early++;
+}
+
+/* An acknowledgement that arrives after thousands of later sends acks the
+ * message it belongs to: not the one whose send happens to reuse the
+ * place its context pointer points at. */
+static void late_ack_acks_its_own_message(void **state)
+{
+    struct fx *f = *state;
+    /* static: the broker thread may outlive a failed assertion */
+    static struct late_broker b;
+    b = (struct late_broker){.port = f->port};
+    b.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(b.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)f->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(b.lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(b.lfd, 1), 0);
+    assert_int_equal(pthread_create(&b.th, NULL, late_broker_run, &b), 0);
+    f->cfg.mqtt.version = 4;
+    make_pub(f, 10000);
+    struct late_acks acks = {.b = &b};
+    r2m_publish_on_ack(f->pub, on_late_ack, &acks);
+    assert_true(pump(f, 5000, is_connected, NULL));
+    for (int i = 0; i < LATE_AT + 100; i++)
+        enqueue(f, i);
+    int drained = pump(f, 30000, is_drained, NULL);
+    if (getenv("R2M_DEBUG"))
+        fprintf(stderr, "early %d first %d n %d pending %zu\n", acks.early, acks.first_acked,
+                acks.n, r2m_publish_pending(f->pub));
+    assert_int_equal(acks.early, 0);
+    assert_int_equal(acks.first_acked, 1);
+    assert_int_equal(acks.n, LATE_AT + 100);
+    assert_true(drained);
+    r2m_publish_free(f->pub);
+    f->pub = NULL;
+    pthread_join(b.th, NULL);
+    close(b.lfd);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -433,6 +581,7 @@ int main(void)
         cmocka_unit_test(packet_size_is_the_encoded_publish),
         T(packet_over_broker_maximum_is_dead_lettered),
         T(configured_max_packet_size_applies),
+        T(late_ack_acks_its_own_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

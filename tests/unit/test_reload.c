@@ -148,6 +148,14 @@ static void settings_outside_endpoints_need_a_restart(void **state)
     plan_of(base, prefix, &p);
     assert_int_equal(p.globals_differ, 1);
     r2m_reload_plan_free(&p);
+    /* the per-origin cap is read once at start, like max_concurrent: a
+     * reload that changes it says a restart is needed */
+    static const char capped[] = HEAD "max_per_host: 1\n"
+                                      "endpoints:\n"
+                                      "  - { name: alpha, url: \"http://a.example/x\" }\n";
+    plan_of(base, capped, &p);
+    assert_int_equal(p.globals_differ, 1);
+    r2m_reload_plan_free(&p);
     /* log: applies at once: not a restart */
     plan_of(base, logged, &p);
     assert_int_equal(p.globals_differ, 0);
