@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "r2m/error.h"
+#include "r2m/yamltree.h"
 
 #define BINDING_VERSION "0.2.0"
 #define CE_CONTENT_TYPE "application/cloudevents+json"
@@ -58,6 +59,61 @@ static void param_name(const char *ptr, size_t n, char *out, size_t outlen)
     out[w] = '\0';
 }
 
+/* The parameters of a template, each once, in order of appearance: a
+ * placeholder used twice is one parameter, and two pointers that map to
+ * the same name ("/a_b", "/a/b", "/a~1b") get "_2", "_3"... so that
+ * parameter names stay unique. */
+#define MAX_PARAMS 64
+struct tparam {
+    const char *text; /* after '{', n bytes: "key", "op" or "/pointer" */
+    size_t n;
+    char name[200];
+};
+
+static size_t template_params(const char *tmpl, const char *fixed_op, struct tparam *t)
+{
+    size_t np = 0;
+    for (const char *p = strchr(tmpl, '{'); p && np < MAX_PARAMS; p = strchr(p + 1, '{')) {
+        const char *end = strchr(p, '}');
+        if (!end)
+            break;
+        size_t n = (size_t)(end - p - 1), i = 0;
+        int is_op = n == 2 && !strncmp(p + 1, "op", 2);
+        if (!(n == 3 && !strncmp(p + 1, "key", 3)) && !(is_op && !fixed_op) && p[1] != '/')
+            continue;
+        while (i < np && !(t[i].n == n && !strncmp(t[i].text, p + 1, n)))
+            i++;
+        if (i < np)
+            continue; /* the same placeholder again */
+        t[np].text = p + 1;
+        t[np].n = n;
+        if (p[1] != '/')
+            snprintf(t[np].name, sizeof t[np].name, "%.*s", (int)n, p + 1);
+        else
+            param_name(p + 1, n, t[np].name, sizeof t[np].name - 12);
+        char base[200];
+        memcpy(base, t[np].name, sizeof base);
+        for (unsigned k = 2; k < 2 + MAX_PARAMS; k++) {
+            size_t j = 0;
+            while (j < np && strcmp(t[j].name, t[np].name))
+                j++;
+            if (j == np)
+                break;
+            snprintf(t[np].name, sizeof t[np].name, "%s_%u", base, k);
+        }
+        np++;
+    }
+    return np;
+}
+
+static const char *tparam_name(const struct tparam *t, size_t np, const char *text, size_t n)
+{
+    for (size_t i = 0; i < np; i++)
+        if (t[i].n == n && !strncmp(t[i].text, text, n))
+            return t[i].name;
+    return "ptr";
+}
+
 static const char escaping[] =
     "Percent-encoded: '%' -> %25, '/' -> %2F, '+' -> %2B, '#' -> %23, '$' -> %24, DEL and bytes "
     "below 0x20 -> %XX; a value never adds a topic level or a wildcard.";
@@ -69,6 +125,8 @@ static void address(struct w *w, const struct r2m_config *cfg, const struct r2m_
 {
     struct r2m_buf a;
     r2m_buf_init(&a, 1 << 16);
+    struct tparam tp[MAX_PARAMS];
+    size_t np = template_params(tmpl, fixed_op, tp);
     int r = 0;
     for (const char *p = tmpl; *p && !r; p++) {
         const char *end = *p == '{' ? strchr(p, '}') : NULL;
@@ -77,17 +135,15 @@ static void address(struct w *w, const struct r2m_config *cfg, const struct r2m_
             continue;
         }
         size_t n = (size_t)(end - p - 1);
-        char pn[200];
         if (n == 6 && !strncmp(p + 1, "prefix", 6))
             r = r2m_buf_puts(&a, cfg->mqtt.topic_prefix);
         else if (n == 8 && !strncmp(p + 1, "endpoint", 8))
             r = r2m_buf_puts(&a, e ? e->name : "");
         else if (n == 2 && !strncmp(p + 1, "op", 2) && fixed_op)
             r = r2m_buf_puts(&a, fixed_op);
-        else if (p[1] == '/') {
-            param_name(p + 1, n, pn, sizeof pn);
-            r = r2m_buf_printf(&a, "{%s}", pn);
-        } else
+        else if (p[1] == '/')
+            r = r2m_buf_printf(&a, "{%s}", tparam_name(tp, np, p + 1, n));
+        else
             r = r2m_buf_append(&a, p, n + 2);
         p = end;
     }
@@ -99,57 +155,39 @@ static void address(struct w *w, const struct r2m_config *cfg, const struct r2m_
 }
 
 /* The parameters of a template, or nothing when it has none. */
-static void parameters(struct w *w, const char *tmpl, const char *fixed_op, int state)
+static void parameters(struct w *w, const char *tmpl, const char *fixed_op)
 {
-    int first = 1;
-    for (const char *p = strchr(tmpl, '{'); p; p = strchr(p + 1, '{')) {
-        const char *end = strchr(p, '}');
-        if (!end)
-            break;
-        size_t n = (size_t)(end - p - 1);
-        char pn[200];
-        const char *desc = NULL;
-        if (n == 3 && !strncmp(p + 1, "key", 3)) {
-            snprintf(pn, sizeof pn, "key");
-            desc = "The item's key (composite keys: the parts joined with ',' after "
-                   "percent-encoding '%' and ',' in each part).";
-        } else if (n == 2 && !strncmp(p + 1, "op", 2) && !fixed_op) {
-            snprintf(pn, sizeof pn, "op");
-            desc = state ? "The operation of the change that set the state (created, updated, "
-                           "deleted)."
-                         : "The operation.";
-        } else if (p[1] == '/') {
-            param_name(p + 1, n, pn, sizeof pn);
-            desc = NULL;
-        } else
-            continue;
-        put(w, first ? ",\"parameters\":{" : ",");
-        first = 0;
-        str(w, pn);
+    struct tparam tp[MAX_PARAMS];
+    size_t np = template_params(tmpl, fixed_op, tp);
+    for (size_t i = 0; i < np; i++) {
+        const struct tparam *t = &tp[i];
+        put(w, i ? "," : ",\"parameters\":{");
+        str(w, t->name);
         put(w, ":{\"description\":");
-        if (desc) {
-            struct r2m_buf d;
-            r2m_buf_init(&d, 4096);
-            r2m_buf_printf(&d, "%s%s%s", desc, pn[0] == 'o' ? "" : " ",
-                           pn[0] == 'o' ? "" : escaping);
-            str(w, d.data ? d.data : "");
-            r2m_buf_free(&d);
-        } else {
-            struct r2m_buf d;
-            r2m_buf_init(&d, 4096);
-            r2m_buf_printf(&d,
-                           "The value at JSON Pointer %.*s in the %s (a string, number or "
-                           "boolean). %s",
-                           (int)n, p + 1, state ? "item or document" : "item or document",
-                           escaping);
-            str(w, d.data ? d.data : "");
-            r2m_buf_free(&d);
-        }
-        if (pn[0] == 'o' && !strcmp(pn, "op") && !state)
+        struct r2m_buf d;
+        r2m_buf_init(&d, 1 << 16);
+        int rd;
+        if (t->text[0] == 'k')
+            rd = r2m_buf_printf(&d,
+                                "The item's key (composite keys: the parts joined with ',' after "
+                                "percent-encoding '%%' and ',' in each part). %s",
+                                escaping);
+        else if (t->text[0] == 'o')
+            rd = r2m_buf_puts(&d, "The operation.");
+        else
+            rd = r2m_buf_printf(&d,
+                                "The value at JSON Pointer %.*s in the item or document (a string, "
+                                "number or boolean). %s",
+                                (int)t->n, t->text, escaping);
+        if (rd)
+            w->r = w->r ? w->r : rd;
+        str(w, d.data ? d.data : "");
+        r2m_buf_free(&d);
+        if (t->text[0] == 'o') /* state and document channels have it fixed */
             put(w, ",\"enum\":[\"created\",\"updated\",\"deleted\"]");
         put(w, "}");
     }
-    if (!first)
+    if (np)
         put(w, "}");
 }
 
@@ -287,10 +325,12 @@ static void server(struct w *w, const struct r2m_config *cfg)
     const char *url = cfg->mqtt.url, *sep = strstr(url, "://");
     const char *host = sep ? sep + 3 : url;
     size_t hl = strcspn(host, "/?#");
-    const char *at = memchr(host, '@', hl);
-    if (at) { /* never the credentials */
-        hl -= (size_t)(at + 1 - host);
+    /* never the credentials: a password may hold '@', '/', '?' or '#'
+     * unencoded, so the user part ends at the URL's last '@' */
+    const char *at = strrchr(host, '@');
+    if (at) {
         host = at + 1;
+        hl = strcspn(host, "/?#");
     }
     size_t sl = sep ? (size_t)(sep - url) : 0;
     const char *proto = "mqtt";
@@ -306,6 +346,13 @@ static void server(struct w *w, const struct r2m_config *cfg)
     str(w, h);
     putf(w, ",\"protocol\":\"%s\",\"protocolVersion\":\"%s\",", proto,
          cfg->mqtt.version == 5 ? "5" : "3.1.1");
+    size_t pl = strcspn(host + hl, "?#"); /* a WebSocket broker's path ("/mqtt") */
+    if (proto[0] == 'w' && pl > 1) {
+        snprintf(h, sizeof h, "%.*s", (int)pl, host + hl);
+        put(w, "\"pathname\":");
+        str(w, h);
+        put(w, ",");
+    }
     put(w, "\"description\":\"The broker rest2mqtt publishes to (mqtt.url).\",");
     put(w, "\"bindings\":{\"mqtt\":{\"clientId\":");
     str(w, cfg->mqtt.client_id);
@@ -314,7 +361,8 @@ static void server(struct w *w, const struct r2m_config *cfg)
     if (cfg->mqtt.status_topic) {
         put(w, ",\"lastWill\":{\"topic\":");
         address(w, cfg, NULL, cfg->mqtt.status_topic, NULL);
-        putf(w, ",\"qos\":%d,\"message\":\"offline\",\"retain\":true}", cfg->mqtt.qos);
+        /* the will is QoS 1 whatever mqtt.qos says (publish.c) */
+        put(w, ",\"qos\":1,\"message\":\"offline\",\"retain\":true}");
     }
     put(w, ",\"bindingVersion\":\"" BINDING_VERSION "\"}}}}");
 }
@@ -323,8 +371,11 @@ static void channel(struct w *w, const struct r2m_config *cfg, const struct r2m_
                     int state)
 {
     const char *tmpl = state ? e->state_topic : e->topic;
-    const char *fixed_op = e->items ? NULL : state ? NULL : "changed";
-    putf(w, "\"ep-%s%s\":{\"address\":", e->name, state ? "-state" : "");
+    /* the pollers fill {op} of a state topic with "state", a document's
+     * event topic with "changed"; "." keeps the state channel's id apart
+     * from the events channel of an endpoint named NAME-state */
+    const char *fixed_op = state ? "state" : e->items ? NULL : "changed";
+    putf(w, "\"ep-%s%s\":{\"address\":", e->name, state ? ".state" : "");
     address(w, cfg, e, tmpl, fixed_op);
     putf(w, ",\"title\":\"%s%s\",\"description\":", e->name, state ? " (state)" : "");
     str(w, state      ? "Retained current state (state_topic)."
@@ -340,7 +391,7 @@ static void channel(struct w *w, const struct r2m_config *cfg, const struct r2m_
                  e->name, op);
         }
     put(w, "}");
-    parameters(w, tmpl, fixed_op, state);
+    parameters(w, tmpl, fixed_op);
     put(w, "}");
 }
 
@@ -348,11 +399,11 @@ static void operation(struct w *w, const struct r2m_config *cfg, const struct r2
                       int state)
 {
     putf(w, "\"send-%s%s\":{\"action\":\"send\",\"channel\":{\"$ref\":\"#/channels/ep-%s%s\"},",
-         e->name, state ? "-state" : "", e->name, state ? "-state" : "");
+         e->name, state ? ".state" : "", e->name, state ? ".state" : "");
     putf(w, "\"summary\":\"%s of endpoint %s\",\"messages\":[",
          state ? "Retained state" : "Change events", e->name);
     if (state)
-        putf(w, "{\"$ref\":\"#/channels/ep-%s-state/messages/state\"}", e->name);
+        putf(w, "{\"$ref\":\"#/channels/ep-%s.state/messages/state\"}", e->name);
     else
         for (size_t i = 0; i < (e->items ? 3u : 1u); i++)
             putf(w, "%s{\"$ref\":\"#/channels/ep-%s/messages/%s\"}", i ? "," : "", e->name,
@@ -396,9 +447,12 @@ int r2m_asyncapi_json(const struct r2m_config *cfg, struct r2m_buf *out)
     snprintf(title, sizeof title, "rest2mqtt events of %s", cfg->file ? cfg->file : "the config");
     str(&w, title);
     putf(&w, ",\"version\":\"%s\",\"description\":", R2M_VERSION);
-    str(&w, "Change events rest2mqtt publishes for the endpoints of this configuration: "
-            "CloudEvents 1.0 in structured JSON, at least once (QoS >= 1), with ids stable "
-            "across redeliveries.");
+    str(&w, cfg->mqtt.qos ? "Change events rest2mqtt publishes for the endpoints of this "
+                            "configuration: CloudEvents 1.0 in structured JSON, at least once "
+                            "(QoS >= 1), with ids stable across redeliveries."
+                          : "Change events rest2mqtt publishes for the endpoints of this "
+                            "configuration: CloudEvents 1.0 in structured JSON, at most once "
+                            "(mqtt.qos 0).");
     put(&w, "},\"defaultContentType\":\"" CE_CONTENT_TYPE "\",");
     server(&w, cfg);
     put(&w, ",\"channels\":{");
@@ -460,8 +514,8 @@ static int scalar(const struct r2m_json *v, struct r2m_buf *out)
         return r2m_buf_puts(out, "false");
     case R2M_JSON_NUMBER:
         return r2m_buf_append(out, v->u.str, v->n);
-    case R2M_JSON_STRING:
-        return r2m_json_quote(out, v->u.str, v->n);
+    case R2M_JSON_STRING: /* a topic prefix or client id may hold U+2028, DEL... */
+        return r2m_yaml_quote(out, v->u.str, v->n, 0);
     default:
         return r2m_buf_puts(out, v->type == R2M_JSON_ARRAY ? "[]" : "{}");
     }
@@ -486,7 +540,7 @@ static int yaml_value(const struct r2m_json *v, unsigned indent, int first_done,
             c = &m->value;
             r = r                               ? r
                 : plain_key(m->key, m->key_len) ? r2m_buf_append(out, m->key, m->key_len)
-                                                : r2m_json_quote(out, m->key, m->key_len);
+                                                : r2m_yaml_quote(out, m->key, m->key_len, 0);
             r = r ? r : r2m_buf_puts(out, composite(c) ? ":\n" : ": ");
             if (!r && composite(c))
                 r = yaml_value(c, indent + 2, 0, out);

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "r2m/error.h"
+#include "r2m/http.h"
 #include "r2m/page.h"
+#include "r2m/yamltree.h"
 
 /* ---- pointers -------------------------------------------------------------- */
 
@@ -25,8 +27,10 @@ int r2m_probe_pointer_segment(struct r2m_buf *out, const char *s, size_t n)
  * not fit or names a member that a pointer pattern cannot address. */
 static int join(char *out, const char *base, const char *seg, size_t n)
 {
-    if (n == 1 && seg[0] == '*')
-        return -1; /* a member named "*" reads as the wildcard */
+    /* "*" reads as the wildcard, and the config refuses any segment that
+     * starts with '*' in an exact pointer (items, key, paginate) */
+    if (n && seg[0] == '*')
+        return -1;
     if (memchr(seg, '\0', n))
         return -1;
     struct r2m_buf b;
@@ -196,7 +200,24 @@ static const struct r2m_json *member(const struct r2m_json *o, const char *k, ui
     return NULL;
 }
 
-/* The key values of every item of list, sorted, as NUL-separated canonical
+/* A key part as the bridge compares it (pollers/collection.c): the text
+ * of a string or a number alike, so "1" and 1 are the same key there;
+ * the caller joins parts with ',' ('%' and ',' encoded), '\0' encoded so
+ * that the text can be NUL-terminated. */
+static int put_key_text(struct r2m_buf *b, const struct r2m_json *v, int composite)
+{
+    int r = 0;
+    for (uint32_t i = 0; i < v->n && !r; i++) {
+        char c = v->u.str[i];
+        r = c == '%'                ? r2m_buf_puts(b, "%25")
+            : c == ',' && composite ? r2m_buf_puts(b, "%2C")
+            : c == '\0'             ? r2m_buf_puts(b, "%00")
+                                    : r2m_buf_putc(b, c);
+    }
+    return r;
+}
+
+/* The key values of every item of list, sorted, as NUL-separated key
  * texts in b and pointers in *vals (malloc'd). -1 when an item lacks a part
  * or has a non-scalar one. */
 static int key_values(const struct r2m_json *list, const struct member_ref *parts, size_t np,
@@ -215,7 +236,7 @@ static int key_values(const struct r2m_json *list, const struct member_ref *part
                 it->type == R2M_JSON_OBJECT ? member(it, parts[p].key, parts[p].key_len) : NULL;
             if (!v || (v->type != R2M_JSON_STRING && v->type != R2M_JSON_NUMBER) || !v->n)
                 r = -1;
-            else if (r2m_json_canonical(v, b) || r2m_buf_putc(b, '\n'))
+            else if ((p && r2m_buf_putc(b, ',')) || put_key_text(b, v, np > 1))
                 r = -1;
         }
         if (!r && r2m_buf_putc(b, '\0'))
@@ -590,7 +611,8 @@ static void find_page_member(const struct r2m_json *v, const char *path, const c
         }
         for (size_t k = 0; k < sizeof cursors / sizeof *cursors; k++)
             if (!strcmp(name, cursors[k].name) && !url_like(&m->value) &&
-                ((m->value.type == R2M_JSON_STRING && m->value.n) ||
+                ((m->value.type == R2M_JSON_STRING && m->value.n &&
+                  !memmem(m->value.u.str, m->value.n, "://", 3)) || /* ftp://..., no cursor */
                  m->value.type == R2M_JSON_NUMBER)) {
                 res->paginate = R2M_PROBE_PAGE_CURSOR;
                 snprintf(res->page_ptr, sizeof res->page_ptr, "%s", sub);
@@ -601,6 +623,31 @@ static void find_page_member(const struct r2m_json *v, const char *path, const c
     }
 }
 
+/* Whether the next page u[0..n) (absolute, "//host..." or a path) is on
+ * base's origin: the bridge follows pages there only and fails the poll
+ * otherwise. Else its origin (or the URL, cut) goes into res->page_foreign. */
+static int same_origin(const char *base, const char *u, size_t n, struct r2m_probe_result *res)
+{
+    char next[2048], a[R2M_HTTP_ORIGIN_MAX], b[R2M_HTTP_ORIGIN_MAX];
+    size_t sn = 0; /* the length of u's scheme, 0 for none */
+    while (sn < n && (isalpha((unsigned char)u[sn]) ||
+                      (sn && (isdigit((unsigned char)u[sn]) || memchr("+.-", u[sn], 3)))))
+        sn++;
+    sn = sn < n && u[sn] == ':' ? sn : 0;
+    if (!base || (!sn && !(n >= 2 && u[0] == '/' && u[1] == '/')))
+        return 1; /* nothing to compare with, or relative: the same origin */
+    size_t sl = strcspn(base, ":");
+    if (n >= 2 && u[0] == '/') /* scheme-relative: the base's scheme */
+        snprintf(next, sizeof next, "%.*s:%.*s", (int)sl, base, (int)n, u);
+    else
+        snprintf(next, sizeof next, "%.*s", (int)n, u);
+    if (!r2m_http_origin(base, a, sizeof a) && !r2m_http_origin(next, b, sizeof b) && !strcmp(a, b))
+        return 1;
+    if (r2m_http_origin(next, res->page_foreign, sizeof res->page_foreign))
+        snprintf(res->page_foreign, sizeof res->page_foreign, "%.80s", next);
+    return 0;
+}
+
 static void find_pagination(const struct r2m_probe_sample *s, struct r2m_probe_result *res)
 {
     if (s->link) {
@@ -608,11 +655,15 @@ static void find_pagination(const struct r2m_probe_sample *s, struct r2m_probe_r
         size_t ul = 0;
         char err[200];
         if (!r2m_page_link_next(s->link, strlen(s->link), &u, &ul, err, sizeof err) && u) {
-            res->paginate = R2M_PROBE_PAGE_LINK;
+            res->paginate = same_origin(s->url, u, ul, res) ? R2M_PROBE_PAGE_LINK : 0;
             return;
         }
     }
     find_page_member(s->root, "", "", 0, res);
+    const struct r2m_json *v =
+        res->paginate == R2M_PROBE_PAGE_NEXT ? r2m_json_pointer(s->root, res->page_ptr) : NULL;
+    if (v && v->type == R2M_JSON_STRING && !same_origin(s->url, v->u.str, v->n, res))
+        res->paginate = R2M_PROBE_PAGE_NONE;
 }
 
 /* ---- the analysis ------------------------------------------------------------------ */
@@ -673,40 +724,48 @@ int r2m_probe_analyse(const struct r2m_probe_sample *s, size_t n, struct r2m_pro
 
 /* ---- rendering ---------------------------------------------------------------------- */
 
-/* A YAML double-quoted scalar of data: JSON escapes, and "${" doubled so
- * the config's ${env:} expansion reads it literally. */
+/* Data from the API: ${ is literal. */
 static int put_lit(struct r2m_buf *b, const char *s)
 {
-    struct r2m_buf t;
-    r2m_buf_init(&t, b->max);
-    int r = 0;
-    for (const char *p = s; *p && !r; p++)
-        r = p[0] == '$' && p[1] == '{' ? r2m_buf_puts(&t, "$$") : r2m_buf_putc(&t, *p);
-    if (!r)
-        r = r2m_json_quote(b, t.data ? t.data : "", t.len);
-    r2m_buf_free(&t);
-    return r;
+    return r2m_yaml_quote(b, s, strlen(s), 1);
 }
 
 /* A value the user gave: written as given (it may hold ${env:...}). */
 static int put_given(struct r2m_buf *b, const char *s)
 {
-    return r2m_json_quote(b, s, strlen(s));
+    return r2m_yaml_quote(b, s, strlen(s), 0);
 }
 
-/* Comment text from data: no line breaks or other control bytes. */
+/* Comment text from data: no line breaks or other control characters. */
 static int put_comment_text(struct r2m_buf *b, const char *s)
 {
     int r = 0;
-    for (const char *p = s; *p && !r; p++)
-        r = r2m_buf_putc(b, (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
+    for (const char *p = s; *p && !r; p++) {
+        unsigned cp;
+        size_t n = r2m_yaml_unsafe(p, strnlen(p, 3), &cp);
+        p += n ? n - 1 : 0;
+        r = r2m_buf_putc(b, n || (unsigned char)*p < 0x20 ? '?' : *p);
+    }
     return r;
+}
+
+/* Whether a name ([a-z0-9_-]) reads as something else than text when
+ * plain: "null" is no value to the config, and YAML 1.1 tools read
+ * booleans and numbers. */
+static int name_needs_quotes(const char *n)
+{
+    static const char *const words[] = {"null", "true", "false", "yes", "no",
+                                        "on",   "off",  "y",     "n"};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (!strcmp(n, words[i]))
+            return 1;
+    return !isalpha((unsigned char)n[0]);
 }
 
 static int render_request(const struct r2m_probe_request *q, struct r2m_buf *b)
 {
     int r = r2m_buf_puts(b, "  - name: ");
-    r = r ? r : r2m_buf_puts(b, q->name);
+    r = r ? r : name_needs_quotes(q->name) ? put_given(b, q->name) : r2m_buf_puts(b, q->name);
     r = r ? r : r2m_buf_puts(b, "\n    url: ");
     r = r ? r : put_given(b, q->url);
     if (!r && q->method && strcmp(q->method, "GET")) {
@@ -716,6 +775,10 @@ static int render_request(const struct r2m_probe_request *q, struct r2m_buf *b)
         r = r2m_buf_puts(b, "\n    body: ");
         r = r ? r : put_given(b, q->body);
     }
+    if (!r && q->timeout_ms > 0)
+        r = r2m_buf_printf(b, "\n    timeout: %lldms", q->timeout_ms);
+    if (!r && q->max_body > 0)
+        r = r2m_buf_printf(b, "\n    max_body: %llu", q->max_body);
     if (!r && q->n_headers) {
         r = r2m_buf_puts(b, "\n    headers:");
         for (size_t i = 0; i < q->n_headers && !r; i++) {
@@ -805,6 +868,13 @@ static int render_ignore(const struct r2m_probe_result *res, struct r2m_buf *b)
 static int render_paging(const struct r2m_probe_result *res, struct r2m_buf *b)
 {
     int r = 0;
+    if (res->page_foreign[0]) {
+        r = r2m_buf_puts(b, "    # pagination: the next page is on another origin (");
+        r = r ? r : put_comment_text(b, res->page_foreign);
+        r = r ? r
+              : r2m_buf_puts(b, "); rest2mqtt follows pages on\n    # the endpoint's origin "
+                                "only and would fail every poll, so there is no paginate:\n");
+    }
     if (res->paginate == R2M_PROBE_PAGE_LINK)
         r = r2m_buf_puts(b, "    # pagination: the answer carries a Link: <...>; rel=\"next\" "
                             "header\n    paginate: { next: link }\n");
@@ -845,17 +915,31 @@ static int render_paging(const struct r2m_probe_result *res, struct r2m_buf *b)
 int r2m_probe_render(const struct r2m_probe_result *res, const struct r2m_probe_request *req,
                      struct r2m_buf *out)
 {
-    int r = req->comment ? r2m_buf_puts(out, req->comment) : 0;
+    int r = 0;
+    /* the comment names the URL: line by line through the comment filter */
+    for (const char *c = req->comment, *nl; c && *c && !r; c = nl + !!*nl) {
+        nl = c + strcspn(c, "\n");
+        struct r2m_buf line;
+        r2m_buf_init(&line, out->max);
+        r = r2m_buf_append(&line, c, (size_t)(nl - c));
+        r = r ? r : put_comment_text(out, line.data ? line.data : "");
+        r = r ? r : r2m_buf_putc(out, '\n');
+        r2m_buf_free(&line);
+    }
     r = r ? r : render_request(req, out);
     if (!r && res->collection)
         r = render_collection(res, out);
-    else if (!r && res->n_items && !res->key_found)
-        r = r2m_buf_printf(out,
-                           "    # a document: the list at %s%s has no member (or combination of "
-                           "up to %d)\n    # that is present, scalar and unique in every item "
-                           "of every sample, so it is watched whole\n",
-                           *res->items ? "" : "\"\"", res->items, R2M_PROBE_MAX_KEY);
-    else if (!r)
+    else if (!r && res->n_items && !res->key_found) {
+        /* the pointer is data: through put_comment_text like every other */
+        r = r2m_buf_puts(out, "    # a document: the list at ");
+        r = r ? r : put_comment_text(out, *res->items ? res->items : "\"\"");
+        r = r ? r
+              : r2m_buf_printf(out,
+                               " has no member (or combination of up to %d)\n    # that is "
+                               "present, scalar and unique in every item of every sample, so it "
+                               "is watched whole\n",
+                               R2M_PROBE_MAX_KEY);
+    } else if (!r)
         r = r2m_buf_puts(out, "    # a document: no list of objects holds most of it, so it is "
                               "watched whole\n    # (one rest2mqtt.document.changed per change)\n");
     r = r ? r : render_ignore(res, out);

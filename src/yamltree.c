@@ -290,3 +290,43 @@ out:
     *root = b.root;
     return 0;
 }
+
+/* ---- writing ------------------------------------------------------------------ */
+
+size_t r2m_yaml_unsafe(const char *str, size_t n, unsigned *cp)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    if (n >= 1 && s[0] == 0x7f) {
+        *cp = 0x7f;
+        return 1;
+    }
+    if (n >= 2 && s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f) {
+        *cp = s[1];
+        return 2;
+    }
+    if (n >= 3 && ((s[0] == 0xe2 && s[1] == 0x80 && (s[2] == 0xa8 || s[2] == 0xa9)) ||
+                   (s[0] == 0xef && s[1] == 0xbf && (s[2] == 0xbe || s[2] == 0xbf)))) {
+        *cp = (unsigned)(s[0] & 0x0f) << 12 | (unsigned)(s[1] & 0x3f) << 6 | (s[2] & 0x3fu);
+        return 3;
+    }
+    return 0;
+}
+
+int r2m_yaml_quote(struct r2m_buf *out, const char *s, size_t n, int literal_dollar)
+{
+    int r = r2m_buf_putc(out, '"');
+    for (size_t i = 0; i < n && !r; i++) {
+        unsigned cp = (unsigned char)s[i];
+        size_t k = r2m_yaml_unsafe(s + i, n - i, &cp);
+        if (k || cp < 0x20) {
+            r = r2m_buf_printf(out, "\\u%04x", cp);
+            i += k ? k - 1 : 0;
+        } else if (cp == '"' || cp == '\\')
+            r = r2m_buf_printf(out, "\\%c", (char)cp);
+        else if (literal_dollar && cp == '$' && i + 1 < n && s[i + 1] == '{')
+            r = r2m_buf_puts(out, "$$");
+        else
+            r = r2m_buf_putc(out, (char)cp);
+    }
+    return r ? r : r2m_buf_putc(out, '"');
+}

@@ -22,6 +22,7 @@
 
 #define MAX_HEADERS 32
 #define MAX_AUTH    8
+#define MAX_QUERY   8 /* secret query parameters replaced by references */
 
 struct probe_args {
     const char *url, *method, *body, *name, *auth_text;
@@ -33,6 +34,7 @@ struct probe_args {
     unsigned samples;
     int64_t every_ms, timeout_ms;
     uint64_t max_body;
+    int timeout_given, max_body_given; /* then the entry carries them too */
 };
 
 static void args_free(struct probe_args *a)
@@ -144,10 +146,12 @@ static int parse_args(int argc, char **argv, struct probe_args *a)
         case 'T':
             if (r2m_units_duration(optarg, c == 'E' ? &a->every_ms : &a->timeout_ms))
                 return usage("--every and --timeout take a duration such as 2s or 500ms");
+            a->timeout_given |= c == 'T';
             break;
         case 'M':
             if (r2m_units_size(optarg, &a->max_body))
                 return usage("--max-body takes a size such as 32MiB");
+            a->max_body_given = 1;
             break;
         case 'H': {
             const char *colon = strchr(optarg, ':');
@@ -213,7 +217,10 @@ static int request_config(const struct probe_args *a, const char *name, struct r
 {
     struct r2m_buf y;
     r2m_buf_init(&y, 1 << 20);
-    int r = r2m_buf_printf(&y, "endpoints:\n  - name: %s\n    url: ", name);
+    /* every value quoted: -n is a name, never more YAML */
+    int r = r2m_buf_puts(&y, "endpoints:\n  - name: ");
+    r = r ? r : r2m_json_quote(&y, name, strlen(name));
+    r = r ? r : r2m_buf_puts(&y, "\n    url: ");
     r = r ? r : r2m_json_quote(&y, a->url, strlen(a->url));
     r = r ? r : r2m_buf_puts(&y, "\n    method: ");
     r = r ? r : r2m_json_quote(&y, a->method, strlen(a->method));
@@ -304,8 +311,11 @@ static void sleep_ms(int64_t ms)
 
 static int secret_header(const char *name)
 {
-    static const char *const words[] = {"auth",   "token",   "key",      "secret",
-                                        "cookie", "session", "password", "signature"};
+    /* header and query parameter names; "pass", "pwd", "sig" and "jwt"
+     * catch passwd=, sig= (SAS URLs) and friends: hiding too much only
+     * asks for one more variable */
+    static const char *const words[] = {"auth", "token", "key", "secret", "cookie",    "session",
+                                        "pass", "pwd",   "sig", "jwt",    "credential"};
     char low[128];
     size_t n = 0;
     for (; name[n] && n + 1 < sizeof low; n++)
@@ -340,7 +350,7 @@ static void env_ref(char *out, size_t outlen, const char *name, const char *what
 struct shown {
     const char *headers[2 * MAX_HEADERS];
     const char *auth[2 * MAX_AUTH];
-    char refs[MAX_HEADERS + MAX_AUTH + 1][200];
+    char refs[MAX_HEADERS + MAX_AUTH + MAX_QUERY + 1][200];
     size_t n_refs;
     struct r2m_buf comment;
     struct r2m_buf url; /* the URL with a password in its user part replaced */
@@ -349,12 +359,46 @@ struct shown {
 /* A password in the URL's user part ("https://u:p@h/") becomes a reference.
  * libcurl's own URL parser finds it, so what is hidden is exactly what the
  * request sends; the URL is then libcurl's spelling of it. */
+/* A URL holding ${env:...} is not parsed before expansion: the password
+ * is what lies between the first ':' of the user part and its last '@'
+ * (never less than libcurl would send), kept when it is itself one whole
+ * ${...} reference. 1 when a password was there, 0 when none, -1 when out
+ * is full. */
+static int hide_password_text(const char *url, const char *ref, struct r2m_buf *out)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    size_t an = strcspn(p, "/?#");
+    const char *at = NULL, *colon;
+    for (const char *c = p; c < p + an; c++)
+        at = *c == '@' ? c : at;
+    colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+    size_t pn = colon ? (size_t)(at - colon - 1) : 0;
+    if (!pn || (pn > 3 && !strncmp(colon + 1, "${", 2) && colon[pn] == '}' &&
+                !memchr(colon + 3, '}', pn - 3)))
+        return r2m_buf_puts(out, url) ? -1 : 0;
+    if (r2m_buf_append(out, url, (size_t)(colon + 1 - url)) || r2m_buf_puts(out, ref) ||
+        r2m_buf_puts(out, at))
+        return -1;
+    return 1;
+}
+
 static void hide_url_password(const char *url, const char *name, struct shown *s)
 {
     static const char mark[] = "R2MPROBEPASSWORDMARK";
     CURLU *u = curl_url();
     char *pw = NULL, *out = NULL;
-    if (strstr(url, "${") || !u || curl_url_set(u, CURLUPART_URL, url, 0) ||
+    if (strstr(url, "${")) {
+        env_ref(s->refs[s->n_refs], sizeof s->refs[0], name, "url_password");
+        int r = hide_password_text(url, s->refs[s->n_refs], &s->url);
+        if (r < 0) {
+            r2m_buf_reset(&s->url);
+            r2m_buf_puts(&s->url, "${env:URL}"); /* never the password */
+        }
+        s->n_refs += r != 0;
+        goto out;
+    }
+    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) ||
         curl_url_get(u, CURLUPART_PASSWORD, &pw, 0) || !pw || !*pw) {
         r2m_buf_puts(&s->url, url);
         goto out;
@@ -375,10 +419,48 @@ out:
     curl_url_cleanup(u);
 }
 
+/* The value of a query parameter whose name suggests a secret
+ * ("?api_key=...", "&access_token=...") becomes a reference, as a secret
+ * header's does; values already given as ${env:...} stay. More such
+ * parameters than there are references for: the whole URL is one. */
+static void hide_query_secrets(const char *name, struct shown *s)
+{
+    struct r2m_buf out;
+    r2m_buf_init(&out, s->url.max);
+    const char *u = s->url.data ? s->url.data : "";
+    size_t q = strcspn(u, "?#"), end = q + strcspn(u + q, "#");
+    int r = r2m_buf_append(&out, u, q);
+    for (size_t i = q; i < end && !r;) {
+        size_t n = strcspn(u + i + 1, "&#") + 1; /* '?' or '&', then name=value */
+        const char *eq = memchr(u + i + 1, '=', n - 1);
+        char pname[128];
+        snprintf(pname, sizeof pname, "%.*s", eq ? (int)(eq - u - i - 1) : 0, u + i + 1);
+        const char *v = eq ? eq + 1 : NULL;
+        size_t vn = v ? (size_t)(u + i + n - v) : 0;
+        if (vn && secret_header(pname) && !memmem(v, vn, "${", 2)) {
+            if (s->n_refs == sizeof s->refs / sizeof *s->refs - 1) {
+                r = -1;
+                break;
+            }
+            env_ref(s->refs[s->n_refs], sizeof s->refs[0], name, pname);
+            r = r2m_buf_append(&out, u + i, (size_t)(v - u - i));
+            r = r ? r : r2m_buf_puts(&out, s->refs[s->n_refs++]);
+        } else
+            r = r2m_buf_append(&out, u + i, n);
+        i += n;
+    }
+    r = r ? r : r2m_buf_puts(&out, u + end);
+    r2m_buf_reset(&s->url);
+    if (r || r2m_buf_append(&s->url, out.data ? out.data : "", out.len))
+        r2m_buf_puts(&s->url, "${env:URL}"); /* never the secret */
+    r2m_buf_free(&out);
+}
+
 static void hide_secrets(const struct probe_args *a, const char *name, struct shown *s)
 {
     static const char *const secret_auth[] = {"token", "password", "value", "client_secret"};
     hide_url_password(a->url, name, s);
+    hide_query_secrets(name, s);
     for (size_t i = 0; i < a->n_headers; i++) {
         s->headers[2 * i] = a->headers[2 * i];
         s->headers[2 * i + 1] = a->headers[2 * i + 1];
@@ -419,6 +501,10 @@ int cmd_probe(int argc, char **argv)
         goto out;
     }
     char name[65];
+    if (a.name && strlen(a.name) >= sizeof name) {
+        rc = usage("-n takes a name of at most 64 characters"); /* never cut silently */
+        goto out;
+    }
     if (a.name)
         snprintf(name, sizeof name, "%s", a.name);
     else
@@ -480,6 +566,7 @@ static int run_probe(const struct probe_args *a, const struct r2m_endpoint_cfg *
                     e->method, shown_url, i + 1, err);
             goto out;
         }
+        smp[i].url = e->url;
         smp[i].link = an[i].link.len ? an[i].link.data : NULL;
         smp[i].etag = an[i].etag;
         smp[i].last_modified = an[i].last_modified;
@@ -507,6 +594,8 @@ static int run_probe(const struct probe_args *a, const struct r2m_endpoint_cfg *
         .auth = sh.auth,
         .n_auth = a->n_auth,
         .comment = sh.comment.data,
+        .timeout_ms = a->timeout_given ? (long long)a->timeout_ms : 0,
+        .max_body = a->max_body_given ? (unsigned long long)a->max_body : 0,
     };
     if (r2m_probe_render(res, &req, &out)) {
         fprintf(stderr, "rest2mqtt probe: the entry is too large to print\n");

@@ -27,6 +27,7 @@
  * while the analysis is used; the header values may be NULL. */
 struct r2m_probe_sample {
     struct r2m_json *root;
+    const char *url;  /* the URL requested (expanded); NULL: next-page origins not checked */
     const char *link; /* the Link field value(s), joined with ", " */
     const char *etag;
     const char *last_modified;
@@ -63,7 +64,8 @@ struct r2m_probe_result {
     int paginate;         /* enum r2m_probe_paginate */
     char page_ptr[R2M_PROBE_PTR_MAX];
     char page_param[64];
-    int etag, last_modified; /* samples that carried them */
+    char page_foreign[R2M_PROBE_PTR_MAX]; /* a next page on this other origin: no paginate */
+    int etag, last_modified;              /* samples that carried them */
 };
 
 /* Analyses n (1..R2M_PROBE_MAX_SAMPLES) samples of one endpoint into *out.
@@ -86,7 +88,9 @@ struct r2m_probe_request {
     size_t n_headers;
     const char *const *auth; /* key/value pairs of the auth mapping, or NULL */
     size_t n_auth;
-    const char *comment; /* extra comment lines (each starting "# "), or NULL */
+    const char *comment;         /* extra comment lines (each starting "# "), or NULL */
+    long long timeout_ms;        /* > 0: written (the probe needed it, so will the bridge) */
+    unsigned long long max_body; /* > 0: written */
 };
 
 /* Appends the commented YAML entry (a list item indented by two spaces, to

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 
+#include "r2m/buf.h"
 #include "r2m/diag.h"
 
 #define R2M_YAMLTREE_MAX_DEPTH 32      /* the configuration schema needs 4 levels */
@@ -51,5 +52,19 @@ int r2m_yamltree_is_null(const struct r2m_ynode *n);
 const char *r2m_yamltree_kind(const struct r2m_ynode *n);
 /* The value of the first key `key` of mapping map, or NULL. */
 struct r2m_ynode *r2m_yamltree_find(const struct r2m_ynode *map, const char *key);
+
+/* ---- writing YAML (probe's endpoint entry, the AsyncAPI document) ---- */
+
+/* The length (1-3) of the character at s[0..n) that YAML reads as a line
+ * break or refuses, though JSON and UTF-8 allow it raw: DEL, the C1
+ * controls (NEL among them), U+2028, U+2029, U+FFFE, U+FFFF; *cp gets its
+ * code point. 0 for anything else. */
+size_t r2m_yaml_unsafe(const char *s, size_t n, unsigned *cp);
+
+/* Appends s[0..n) as a double-quoted scalar that YAML reads back as
+ * exactly s: '"', '\', control characters and r2m_yaml_unsafe ones
+ * escaped. With literal_dollar, "${" is written "$${" (the config's
+ * spelling of a literal "${"). R2M_E_TOO_BIG when out is full. */
+int r2m_yaml_quote(struct r2m_buf *out, const char *s, size_t n, int literal_dollar);
 
 #endif

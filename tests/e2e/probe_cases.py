@@ -209,6 +209,24 @@ def asyncapi_examples_parse(t):
                   r.stderr.decode()[-500:])
             docs.append(t.write(os.path.basename(f) + (".json" if fmt else ".out.yaml"),
                                 r.stdout))
+    # and a hostile one: a password with '@' '/' '#' in mqtt.url, pointers
+    # that map to one parameter name, a placeholder twice, {op} in a state
+    # topic, an endpoint named like another's state channel
+    hostile = t.write("hostile.yaml", (
+        'mqtt:\n  url: "wss://bridge:pw@s3/cr#3t@127.0.0.1:8883/mqtt"\n  status_topic: "{prefix}/st"\n'
+        'state:\n  path: %s\nendpoints:\n'
+        '  - name: x\n    url: http://127.0.0.1:1/x\n'
+        '    topic: "{prefix}/{/a_b}/{/a/b}/{/a~1b}/{/a~0b}/{/a}/{/a}"\n'
+        '    state_topic: "{prefix}/x/{op}"\n'
+        '  - name: x-state\n    url: http://127.0.0.1:1/y\n    items: /data\n    key: /id\n'
+        '    topic: "{prefix}/{key}/{op}/{key}"\n    state_topic: "{prefix}/y/{key}/{op}"\n'
+        % t.path("h.db")))
+    for fmt in ([], ["--json"]):
+        r = subprocess.run([t.bin, "asyncapi", "-c", hostile] + fmt, capture_output=True, timeout=30)
+        check(r.returncode == 0, "asyncapi of the hostile config exited %d: %s", r.returncode,
+              r.stderr.decode()[-500:])
+        check(b"s3/cr" not in r.stdout and b"cr#3t" not in r.stdout, "password in the document")
+        docs.append(t.write("hostile" + (".json" if fmt else ".out.yaml"), r.stdout))
     rc, text = validate(t, docs)
     check(rc == 0, "the AsyncAPI parser reports errors:\n%s", text[-3000:])
     for d in docs:
@@ -248,7 +266,7 @@ def asyncapi_published_payloads_validate(t):
     check(rc == 0, "published payloads do not validate against the document:\n%s", text[-4000:])
     seen = json.loads([ln for ln in text.splitlines() if ln.startswith("{")][-1])
     for want in ("ep-things/created", "ep-things/updated", "ep-things/deleted", "ep-slim/created",
-                 "ep-slim/updated", "ep-flight/changed", "ep-things-state/state", "status/status"):
+                 "ep-slim/updated", "ep-flight/changed", "ep-things.state/state", "status/status"):
         check(seen.get(want), "no published message was validated as %s: %s", want, seen)
     # the check can fail: a member the bridge never sends is refused
     ev = next(m for m in msgs if m.topic.endswith("/updated"))
@@ -257,3 +275,49 @@ def asyncapi_published_payloads_validate(t):
     payloads = t.write("bad.jsonl", json.dumps({"topic": ev.topic, "payload": json.dumps(bad)}))
     rc, text = validate(t, doc, payloads)
     check(rc == 1 and "matches no message" in text, "a tampered payload validated: %s", text)
+
+
+@case
+def probe_hostile_answers_and_careless_secrets(t):
+    api, other = t.api(), t.api()
+    # an endless chunked body stops at --max-body: exit 2, said
+    api.set("/endless", Reply.endless())
+    _, err = probe(t, api.url("/endless"), "--max-body", "64KiB", "--samples", "1", expect=2)
+    check("larger than max_body" in err, "an endless body is stopped at --max-body: %s", err)
+    # a server that never answers: the timeout, exit 2
+    api.set("/hang", Reply.hang())
+    _, err = probe(t, api.url("/hang"), "--timeout", "500ms", "--samples", "1", expect=2)
+    check("timed out" in err, "a hanging server times out: %s", err)
+    # a redirect to another origin is not followed with the credential
+    other.set("/steal", Reply.json([{"id": 1}]))
+    api.set("/moved", Reply.raw(b"", status=302, headers={"Location": other.url("/steal")}))
+    _, err = probe(t, api.url("/moved"), "--samples", "1", "-H", "Authorization: Bearer r3d-s3cr3t",
+                   expect=2)
+    check_eq(other.count("/steal"), 0, "requests that followed the redirect to another origin")
+    check("another origin" in err and "r3d-s3cr3t" not in err, "the redirect is refused: %s", err)
+    # secrets in the query string and a URL password next to an ${env:} reference
+    api.set("/q", Reply.json([{"id": 1}, {"id": 2}]))
+    url = api.url("/q").replace("://", "://bob:pw-s3cr3t@") + \
+        "?api_key=q-s3cr3t&page=2&access_token=a-s3cr3t&sig=${env:PROBE_SIG}&passwd=pd-s3cr3t"
+    r = subprocess.run([t.bin, "probe", url, "--samples", "1"], capture_output=True, text=True,
+                       timeout=30, env=dict(os.environ, PROBE_SIG="fine"))
+    out, err = r.stdout, r.stderr
+    check(r.returncode == 0, "probe exited %d: %s", r.returncode, err)
+    req = api.requests("/q")[-1]
+    check("api_key=q-s3cr3t" in req.target and "sig=fine" in req.target, "query sent: %s",
+          req.target)
+    for s in ("q-s3cr3t", "a-s3cr3t", "pw-s3cr3t", "pd-s3cr3t"):
+        check(s not in out and s not in err, "secret %s printed: %s %s", s, out, err)
+    check("api_key=${env:Q_API_KEY}&page=2&access_token=${env:Q_ACCESS_TOKEN}&sig=${env:PROBE_SIG}"
+          in out and "bob:${env:Q_URL_PASSWORD}@" in out, "query secrets as references: %s", out)
+    check_entry(t, out, "q", env={"Q_API_KEY": "k", "Q_ACCESS_TOKEN": "a", "Q_URL_PASSWORD": "p",
+                                  "PROBE_SIG": "s", "Q_PASSWD": "d"})
+    # what the probe needed to get an answer, the bridge needs too
+    out, _ = probe(t, api.url("/q"), "--samples", "1", "--timeout", "3s", "--max-body", "2MiB")
+    check(entry_value(out, "timeout") == "3000ms" and entry_value(out, "max_body") == "2097152",
+          "--timeout and --max-body go into the entry: %s", out)
+    check_entry(t, out, "limits")
+    # -n is the name, never more YAML
+    probe(t, api.url("/q"), "--samples", "1", "-n", "x\n    redirects: any", expect=1)
+    _, err = probe(t, api.url("/q"), "--samples", "1", "-n", "n" * 65, expect=1)
+    check("at most 64" in err, "a long name is refused, not cut: %s", err)

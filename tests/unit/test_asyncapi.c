@@ -21,6 +21,7 @@
 #include "r2m/config.h"
 #include "r2m/error.h"
 #include "r2m/json.h"
+#include "r2m/yamltree.h"
 
 static const char config_text[] = "mqtt:\n"
                                   "  url: mqtts://bridge:secret@broker.example:8883\n"
@@ -109,6 +110,11 @@ static void broker(void **state)
     assert_string_equal(str_at(d, "/servers/broker/bindings/mqtt/lastWill/topic"),
                         "rest2mqtt/status");
     assert_null(strstr(d->text.data, "secret")); /* credentials of mqtt.url never */
+    /* the will goes out at QoS 1 whatever mqtt.qos (2 here) says */
+    struct r2m_json *q = r2m_json_pointer(d->root, "/servers/broker/bindings/mqtt/lastWill/qos");
+    assert_non_null(q);
+    assert_int_equal(q->type, R2M_JSON_NUMBER);
+    assert_string_equal(q->u.str, "1");
 }
 
 static void channels_and_parameters(void **state)
@@ -125,7 +131,7 @@ static void channels_and_parameters(void **state)
     assert_string_equal(str_at(d, "/channels/ep-flight/address"), "rest2mqtt/flights/{ptr_number}");
     assert_non_null(
         strstr(str_at(d, "/channels/ep-flight/parameters/ptr_number/description"), "/number"));
-    assert_string_equal(str_at(d, "/channels/ep-shipments-state/address"),
+    assert_string_equal(str_at(d, "/channels/ep-shipments.state/address"),
                         "rest2mqtt/shipments/{key}/state");
     assert_string_equal(str_at(d, "/channels/status/address"), "rest2mqtt/status");
 }
@@ -136,7 +142,7 @@ static void operations_qos_retain(void **state)
     char *ev = json_at(d, "/operations/send-shipments/bindings/mqtt");
     assert_string_equal(ev, "{\"bindingVersion\":\"0.2.0\",\"qos\":2,\"retain\":false}");
     free(ev);
-    char *st = json_at(d, "/operations/send-shipments-state/bindings/mqtt");
+    char *st = json_at(d, "/operations/send-shipments.state/bindings/mqtt");
     assert_string_equal(st, "{\"bindingVersion\":\"0.2.0\",\"qos\":2,\"retain\":true}");
     free(st);
     char *status = json_at(d, "/components/messages/status/payload/enum");
@@ -206,6 +212,103 @@ static void yaml_form(void **state)
     r2m_json_doc_free(jd);
 }
 
+static const char hostile_text[] =
+    "mqtt:\n"
+    "  url: \"wss://bridge:p@ss/w?rd#x@broker.example:8883/mqtt?q=1\"\n"
+    "endpoints:\n"
+    "  - name: x\n"
+    "    url: http://127.0.0.1:1/x\n"
+    "    topic: \"{prefix}/{/a_b}/{/a/b}/{/a~1b}/{/a}/{/a}\"\n"
+    "    state_topic: \"{prefix}/x/{op}\"\n"
+    "  - name: x-state\n"
+    "    url: http://127.0.0.1:1/y\n"
+    "    items: /data\n"
+    "    key: /id\n"
+    "    topic: \"{prefix}/{key}/{op}/{key}\"\n";
+
+/* A config an operator could write that the generator got wrong: a
+ * password with '@' and '/' in mqtt.url, pointers that map to one
+ * parameter name, a placeholder used twice, {op} in a state topic (always
+ * "state"), an endpoint named like another's state channel. The document
+ * must parse as JSON (no duplicate member) and build as YAML. */
+static void hostile_config(void **state)
+{
+    (void)state;
+    struct doc d = {0};
+    struct r2m_diag diag = {0};
+    assert_int_equal(r2m_config_parse("h.yaml", hostile_text, strlen(hostile_text), &d.cfg, &diag),
+                     0);
+    r2m_diag_free(&diag);
+    r2m_buf_init(&d.text, 1 << 22);
+    assert_int_equal(r2m_asyncapi_json(d.cfg, &d.text), 0);
+    char err[256];
+    assert_int_equal(r2m_json_doc_new(&d.jd, NULL), 0);
+    if (r2m_json_parse(d.jd, d.text.data, d.text.len, &d.root, err, sizeof err))
+        fail_msg("not JSON: %s\n%s", err, d.text.data);
+    assert_string_equal(str_at(&d, "/servers/broker/host"), "broker.example:8883");
+    assert_string_equal(str_at(&d, "/servers/broker/pathname"), "/mqtt"); /* ws needs it */
+    assert_null(strstr(d.text.data, "ss/w"));
+    assert_null(strstr(d.text.data, "rd#x"));
+    assert_string_equal(str_at(&d, "/channels/ep-x/address"),
+                        "rest2mqtt/{ptr_a_b}/{ptr_a_b_2}/{ptr_a_1b}/{ptr_a}/{ptr_a}");
+    assert_non_null(strstr(str_at(&d, "/channels/ep-x/parameters/ptr_a_b_2/description"), "/a/b"));
+    assert_string_equal(str_at(&d, "/channels/ep-x.state/address"), "rest2mqtt/x/state");
+    assert_null(r2m_json_pointer(d.root, "/channels/ep-x.state/parameters"));
+    assert_string_equal(str_at(&d, "/channels/ep-x-state/address"), "rest2mqtt/{key}/{op}/{key}");
+    assert_non_null(r2m_json_pointer(d.root, "/operations/send-x.state"));
+    assert_non_null(r2m_json_pointer(d.root, "/operations/send-x-state"));
+    struct r2m_buf y;
+    r2m_buf_init(&y, 1 << 22);
+    assert_int_equal(r2m_asyncapi_yaml(d.cfg, &y), 0);
+    r2m_buf_free(&y);
+    r2m_json_doc_free(d.jd);
+    r2m_buf_free(&d.text);
+    r2m_config_free(d.cfg);
+}
+
+static const char unsafe_text[] = "mqtt:\n"
+                                  "  client_id: \"c\\u2028x\\x7f\\\"y\"\n"
+                                  "  topic_prefix: \"p\\u0085q\"\n"
+                                  "instance: \"i\\u2029j\"\n"
+                                  "endpoints:\n"
+                                  "  - name: x\n"
+                                  "    url: http://127.0.0.1:1/x\n";
+
+/* The YAML form reads back (libyaml, as PyYAML and most tools) as the
+ * JSON form says, also for strings holding what YAML folds (U+2028, NEL)
+ * or refuses (DEL): a client id, topic prefix or instance may. */
+static void yaml_reads_back(void **state)
+{
+    (void)state;
+    struct r2m_config *cfg = NULL;
+    struct r2m_diag diag = {0};
+    assert_int_equal(r2m_config_parse("u.yaml", unsafe_text, strlen(unsafe_text), &cfg, &diag), 0);
+    r2m_diag_free(&diag);
+    struct r2m_buf y;
+    r2m_buf_init(&y, 1 << 22);
+    assert_int_equal(r2m_asyncapi_yaml(cfg, &y), 0);
+    struct r2m_diag_list dl = {.file = "asyncapi.yaml"};
+    struct r2m_ynode *root = NULL;
+    if (r2m_yamltree_parse(y.data, y.len, &dl, &root) || !root) {
+        r2m_diag_list_finish(&dl, &diag);
+        fail_msg("the YAML form does not read back: %s", diag.n ? diag.lines[0] : "?");
+    }
+    r2m_diag_list_finish(&dl, NULL);
+    const char *path[] = {"servers", "broker", "bindings", "mqtt", "clientId"};
+    const struct r2m_ynode *n = root;
+    for (size_t i = 0; n && i < sizeof path / sizeof *path; i++)
+        n = r2m_yamltree_find(n, path[i]);
+    assert_non_null(n);
+    assert_string_equal(n->text, "c\xe2\x80\xa8x\x7f\"y");
+    n = r2m_yamltree_find(r2m_yamltree_find(r2m_yamltree_find(root, "channels"), "ep-x"),
+                          "address");
+    assert_non_null(n);
+    assert_string_equal(n->text, "p\xc2\x85q/x");
+    r2m_yamltree_free(root);
+    r2m_buf_free(&y);
+    r2m_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +317,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(operations_qos_retain, setup, teardown),
         cmocka_unit_test_setup_teardown(data_members, setup, teardown),
         cmocka_unit_test_setup_teardown(yaml_form, setup, teardown),
+        cmocka_unit_test(hostile_config),
+        cmocka_unit_test(yaml_reads_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,8 @@
 #include <cmocka.h>
 
 #include "r2m/buf.h"
+#include "r2m/config.h"
+#include "r2m/diag.h"
 #include "r2m/error.h"
 #include "r2m/json.h"
 #include "r2m/probe.h"
@@ -234,6 +236,270 @@ static void names(void **state)
     assert_string_equal(n, "a-20b-json");
 }
 
+/* The bridge compares key values by their text, so "1" and 1 are one key
+ * there: a member holding both is not unique, whatever JSON says. */
+static void key_string_and_number_collide(void **state)
+{
+    (void)state;
+    const char *t[] = {
+        "[{\"id\":1,\"sku\":\"a\"},{\"id\":\"1\",\"sku\":\"b\"},{\"id\":2,\"sku\":\"c\"}]",
+        "[{\"id\":1,\"sku\":\"a\"},{\"id\":\"1\",\"sku\":\"b\"},{\"id\":2,\"sku\":\"c\"}]"};
+    struct run *r = analyse(t, 2, NULL);
+    assert_true(r->res.collection);
+    assert_int_equal(r->res.n_key, 1);
+    assert_string_equal(r->res.key[0], "/sku");
+    run_free(r);
+}
+
+/* The bridge follows next pages on the endpoint's origin only (a poll
+ * with a foreign next page fails): such pagination is not proposed, and
+ * the entry says why. Relative and same-origin links still are. Returns
+ * the paginate kind, 0 when refused for its origin, -1 for none. */
+static int paginate_at(const char *url, const char *link, const char *body)
+{
+    struct run *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    char err[256];
+    assert_int_equal(r2m_json_doc_new(&r->doc[0], NULL), 0);
+    assert_int_equal(r2m_json_parse(r->doc[0], body, strlen(body), &r->s[0].root, err, sizeof err),
+                     0);
+    r->s[0].url = url;
+    r->s[0].link = link;
+    assert_int_equal(r2m_probe_analyse(r->s, 1, &r->res, err, sizeof err), 0);
+    int p = r->res.paginate ? r->res.paginate : r->res.page_foreign[0] ? 0 : -1;
+    if (!p) { /* refused for its origin: the entry says so */
+        struct r2m_buf b;
+        r2m_buf_init(&b, 1 << 20);
+        struct r2m_probe_request q = {.name = "p", .url = url};
+        assert_int_equal(r2m_probe_render(&r->res, &q, &b), 0);
+        assert_non_null(
+            strstr(b.data, "the next page is on another origin (http://evil.example:80)"));
+        r2m_buf_free(&b);
+    }
+    run_free(r);
+    return p;
+}
+
+static void pagination_other_origin(void **state)
+{
+    (void)state;
+    const char *list = "{\"data\":[{\"id\":1},{\"id\":2}]}";
+    const char *base = "http://127.0.0.1:8080/x";
+    assert_int_equal(paginate_at(base, "<http://evil.example/x?p=2>; rel=\"next\"", list), 0);
+    assert_int_equal(paginate_at(base, "<//evil.example/x?p=2>; rel=\"next\"", list), 0);
+    assert_int_equal(paginate_at(base, "<?p=2>; rel=\"next\"", list), R2M_PROBE_PAGE_LINK);
+    assert_int_equal(paginate_at(base, "<x?p=2>; rel=\"next\"", list), R2M_PROBE_PAGE_LINK);
+    assert_int_equal(paginate_at(base, "<HTTP://127.0.0.1:8080/x?p=2>; rel=\"next\"", list),
+                     R2M_PROBE_PAGE_LINK);
+    assert_int_equal(
+        paginate_at(base, NULL,
+                    "{\"data\":[{\"id\":1},{\"id\":2}],\"next\":\"http://evil.example/2\"}"),
+        0);
+    /* a next URL of another scheme is neither a page to follow nor a cursor */
+    assert_int_equal(
+        paginate_at(base, NULL, "{\"data\":[{\"id\":1},{\"id\":2}],\"next\":\"ftp://h/2\"}"), -1);
+    assert_int_equal(paginate_at("http://h/x", NULL,
+                                 "{\"data\":[{\"id\":1},{\"id\":2}],\"next\":\"http://h:80/2\"}"),
+                     R2M_PROBE_PAGE_NEXT);
+}
+
+/* ---- property: every entry passes the config parser, meaning what it says */
+
+/* Member names and strings an API may send that YAML or JSON Pointer treat
+ * specially: separators, indicators, booleans, ${, line and paragraph
+ * separators (YAML line breaks), DEL, C1 controls, U+FFFE, astral. */
+static const char *const hostile[] = {"id",
+                                      "Id",
+                                      "_id",
+                                      "name",
+                                      "a/b",
+                                      "~",
+                                      "~1",
+                                      "*",
+                                      "",
+                                      "x: y",
+                                      "#c",
+                                      "yes",
+                                      "no",
+                                      "null",
+                                      "&a",
+                                      "*x",
+                                      "\xc3\xbcn\xc3\xaf",
+                                      "a\xe2\x80\xa8"
+                                      "b",
+                                      "c\xe2\x80\xa9",
+                                      "\x7f",
+                                      "n\xc2\x85",
+                                      "\xc2\x9f",
+                                      "${env:X}",
+                                      "$",
+                                      " ",
+                                      "\"",
+                                      "\\",
+                                      "next",
+                                      "nextUrl",
+                                      "next_cursor",
+                                      "a\tb",
+                                      "\xef\xbf\xbe",
+                                      "\xf0\x9f\x98\x80",
+                                      "seenAt",
+                                      "- x",
+                                      "? y"};
+#define N_HOSTILE (sizeof hostile / sizeof *hostile)
+
+static unsigned rnd(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return (*seed >> 16) & 0x7fff;
+}
+
+static void gen_value(struct r2m_buf *b, unsigned *seed, int depth, unsigned sample);
+
+static void gen_object(struct r2m_buf *b, unsigned *seed, int depth, unsigned sample, unsigned id)
+{
+    unsigned n = rnd(seed) % 5;
+    int used[N_HOSTILE] = {0};
+    assert_int_equal(r2m_buf_putc(b, '{'), 0);
+    int first = 1;
+    if (id) {
+        assert_int_equal(r2m_buf_printf(b, "\"id\":%u", id), 0);
+        used[0] = 1;
+        first = 0;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        unsigned k = rnd(seed) % N_HOSTILE;
+        if (used[k])
+            continue;
+        used[k] = 1;
+        assert_int_equal(r2m_buf_puts(b, first ? "" : ","), 0);
+        first = 0;
+        assert_int_equal(r2m_json_quote(b, hostile[k], strlen(hostile[k])), 0);
+        assert_int_equal(r2m_buf_putc(b, ':'), 0);
+        gen_value(b, seed, depth + 1, sample);
+    }
+    assert_int_equal(r2m_buf_putc(b, '}'), 0);
+}
+
+static void gen_value(struct r2m_buf *b, unsigned *seed, int depth, unsigned sample)
+{
+    unsigned k = rnd(seed) % (depth > 3 ? 5 : 8);
+    const char *s = hostile[rnd(seed) % N_HOSTILE];
+    switch (k) {
+    case 0:
+        assert_int_equal(r2m_buf_printf(b, "%u", rnd(seed) % 3), 0);
+        break;
+    case 1: /* changes on every poll */
+        assert_int_equal(r2m_buf_printf(b, "\"t%u-%u\"", sample, rnd(seed)), 0);
+        break;
+    case 2:
+        assert_int_equal(r2m_json_quote(b, s, strlen(s)), 0);
+        break;
+    case 3:
+        assert_int_equal(r2m_buf_puts(b, rnd(seed) % 2 ? "\"1\"" : "null"), 0);
+        break;
+    case 4:
+        assert_int_equal(r2m_buf_puts(b, "[]"), 0);
+        break;
+    case 5:
+    case 6: {
+        unsigned n = rnd(seed) % 5;
+        assert_int_equal(r2m_buf_putc(b, '['), 0);
+        for (unsigned i = 0; i < n; i++) {
+            assert_int_equal(r2m_buf_puts(b, i ? "," : ""), 0);
+            gen_object(b, seed, depth + 1, sample, rnd(seed) % 2 ? i + 1 : 0);
+        }
+        assert_int_equal(r2m_buf_putc(b, ']'), 0);
+        break;
+    }
+    default:
+        gen_object(b, seed, depth + 1, sample, 0);
+    }
+}
+
+static int same_str(const char *a, const char *b)
+{
+    return a && b && !strcmp(a, b);
+}
+
+/* One generated API polled three times (same shape, values drifting): the
+ * rendered entry must parse as an endpoint whose items, key, ignore and
+ * paginate pointers are exactly the ones the analysis chose. */
+static void check_generated(unsigned seed0)
+{
+    char *texts[3];
+    for (unsigned s = 0; s < 3; s++) {
+        unsigned seed = seed0;
+        struct r2m_buf b;
+        r2m_buf_init(&b, 1 << 20);
+        gen_value(&b, &seed, 0, s);
+        texts[s] = strdup(b.data);
+        r2m_buf_free(&b);
+    }
+    struct run *r = analyse((const char *const *)texts, 3, NULL);
+    /* the URL (and so the comment naming it) may hold what YAML breaks on */
+    struct r2m_probe_request q = {.name = "gen",
+                                  .url = "file:///tmp/a\xe2\x80\xa8"
+                                         "b\x7f.json",
+                                  .comment = "  # rest2mqtt probe: GET file:///tmp/a\xe2\x80\xa8"
+                                             "  url: x\xc2\x85y\n",
+                                  .timeout_ms = 1500,
+                                  .max_body = 1048576};
+    struct r2m_buf y;
+    r2m_buf_init(&y, 1 << 22);
+    assert_int_equal(r2m_buf_puts(&y, "endpoints:\n"), 0);
+    assert_int_equal(r2m_probe_render(&r->res, &q, &y), 0);
+    struct r2m_config *cfg = NULL;
+    struct r2m_diag diag = {0};
+    if (r2m_config_parse("probe entry", y.data, y.len, &cfg, &diag))
+        fail_msg("seed %u: entry refused (%s):\n%s\nsample: %s", seed0,
+                 diag.n ? diag.lines[0] : "?", y.data, texts[0]);
+    const struct r2m_endpoint_cfg *e = &cfg->endpoints[0];
+    int ok = r->res.collection ? same_str(e->items, r->res.items) : e->items == NULL;
+    ok = ok && e->n_key == (r->res.collection ? r->res.n_key : 0);
+    for (size_t i = 0; ok && i < e->n_key; i++)
+        ok = same_str(e->key[i], r->res.key[i]);
+    ok = ok && e->timeout_ms == 1500 && e->max_body == 1048576; /* what the probe needed */
+    ok = ok && e->n_ignore == r->res.n_vol;
+    for (size_t i = 0; ok && i < e->n_ignore; i++)
+        ok = same_str(e->ignore[i], r->res.vol[i].pattern);
+    ok = ok && (r->res.paginate == R2M_PROBE_PAGE_NONE || r->res.paginate == R2M_PROBE_PAGE_LINK ||
+                same_str(e->paginate.pointer, r->res.page_ptr));
+    if (!ok)
+        fail_msg("seed %u: the entry means something else than the analysis:\n%s", seed0, y.data);
+    r2m_config_free(cfg);
+    r2m_diag_free(&diag);
+    r2m_buf_free(&y);
+    run_free(r);
+    for (unsigned s = 0; s < 3; s++)
+        free(texts[s]);
+}
+
+static void generated_entries_pass_check(void **state)
+{
+    (void)state;
+    /* a name from the URL ("http://h/null") the config must read as a name */
+    static const char *const names[] = {"null", "no", "1e3", "-x", "ok"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        struct r2m_probe_result res = {.n_samples = 1};
+        struct r2m_probe_request q = {.name = names[i], .url = "http://h/x"};
+        struct r2m_buf y;
+        r2m_buf_init(&y, 1 << 16);
+        assert_int_equal(r2m_buf_puts(&y, "endpoints:\n"), 0);
+        assert_int_equal(r2m_probe_render(&res, &q, &y), 0);
+        struct r2m_config *cfg = NULL;
+        struct r2m_diag diag = {0};
+        if (r2m_config_parse("probe entry", y.data, y.len, &cfg, &diag))
+            fail_msg("name %s: entry refused (%s):\n%s", names[i], diag.n ? diag.lines[0] : "?",
+                     y.data);
+        assert_string_equal(cfg->endpoints[0].name, names[i]);
+        r2m_config_free(cfg);
+        r2m_diag_free(&diag);
+        r2m_buf_free(&y);
+    }
+    for (unsigned seed = 1; seed <= 30000; seed++)
+        check_generated(seed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +512,9 @@ int main(void)
         cmocka_unit_test(pagination),
         cmocka_unit_test(render_entry),
         cmocka_unit_test(names),
+        cmocka_unit_test(pagination_other_origin),
+        cmocka_unit_test(key_string_and_number_collide),
+        cmocka_unit_test(generated_entries_pass_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
