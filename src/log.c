@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "r2m/buf.h"
@@ -46,7 +47,18 @@ const char *r2m_log_url(const char *url, char *out, size_t outlen)
         url = "";
     const char *sep = strstr(url, "://");
     const char *auth = sep ? sep + 3 : url;
-    size_t region = strcspn(auth, "?#");
+    /* Where the user part can end: before the query or fragment, or before
+     * the path - whichever reaches further, so a password holding an
+     * unencoded '/' or '?' or '#' is masked whole rather than shown. A
+     * broker URL has no path or query, so there it is the whole URL. */
+    size_t region = strcspn(auth, "?#"), to_path = strcspn(auth, "/");
+    if (to_path > region)
+        region = to_path;
+    static const char *const brokers[] = {"mqtt://", "mqtts://", "tcp://", "ssl://", "ws://",
+                                          "wss://"};
+    for (size_t i = 0; i < sizeof brokers / sizeof brokers[0]; i++)
+        if (!strncasecmp(url, brokers[i], strlen(brokers[i])))
+            region = strlen(auth);
     const char *at = NULL;
     for (size_t i = 0; i < region; i++)
         if (auth[i] == '@')

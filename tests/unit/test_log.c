@@ -454,6 +454,14 @@ static void test_shown_urls_hide_passwords_and_query_values(void **state)
         {"http://u:p@h/t?client_secret=Cs-1&x=", "http://u:***@h/t?client_secret=*&x="},
         {"https://h/p?flag&k=v#frag", "https://h/p?flag&k=*#frag"},
         {"https://h/p?k=a=b", "https://h/p?k=*"},
+        /* a password with an unencoded '?', '#' or '/' is masked whole */
+        {"ssl://u:pa?ss@h:1", "ssl://u:***@h:1"},
+        {"mqtts://u:p#w@h:8883", "mqtts://u:***@h:8883"},
+        {"mqtt://u:p/w?x@h", "mqtt://u:***@h"},
+        {"https://u:p?w@h/x", "https://u:***@h/x"},
+        {"https://u:p/w@h/x", "https://u:***@h/x"},
+        /* an '@' in a path or query is no user part */
+        {"https://api.example/items?email=a@b", "https://api.example/items?email=*"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char out[256];
