@@ -54,8 +54,8 @@ const char *r2m_log_url(const char *url, char *out, size_t outlen)
     size_t region = strcspn(auth, "?#"), to_path = strcspn(auth, "/");
     if (to_path > region)
         region = to_path;
-    static const char *const brokers[] = {"mqtt://", "mqtts://", "tcp://", "ssl://", "ws://",
-                                          "wss://"};
+    static const char *const brokers[] = {"mqtt://", "mqtts://", "tcp://",
+                                          "ssl://",  "ws://",    "wss://"};
     for (size_t i = 0; i < sizeof brokers / sizeof brokers[0]; i++)
         if (!strncasecmp(url, brokers[i], strlen(brokers[i])))
             region = strlen(auth);
