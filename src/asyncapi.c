@@ -99,7 +99,9 @@ static size_t template_params(const char *tmpl, const char *fixed_op, struct tpa
                 j++;
             if (j == np)
                 break;
-            snprintf(t[np].name, sizeof t[np].name, "%s_%u", base, k);
+            /* room for "_NN": a long name is cut so the suffix stays */
+            snprintf(t[np].name, sizeof t[np].name, "%.*s_%u", (int)sizeof t[np].name - 4, base,
+                     k);
         }
         np++;
     }
