@@ -325,8 +325,8 @@ static const char *const hostile[] = {"id",
                                       "&a",
                                       "*x",
                                       "\xc3\xbcn\xc3\xaf",
-                                      "a\xe2\x80\xa8"
-                                      "b",
+                                      ("a\xe2\x80\xa8"
+                                       "b"), /* split: \xa8b would be one escape */
                                       "c\xe2\x80\xa9",
                                       "\x7f",
                                       "n\xc2\x85",
