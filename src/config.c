@@ -171,6 +171,17 @@ static struct r2m_excerpt shown(const node *n, const char *s)
     return quote(s);
 }
 
+/* Why a value was refused, for a message: the checker's words (of a
+ * pointer, a topic template) quote parts of the value, so for a value
+ * from ${env:} or ${file:} they are not shown. */
+static const char *pointer_why(const node *n, const char *err, const char *none)
+{
+    if (!err[0])
+        return none;
+    return n && n->secret ? "it is malformed; the value from ${env:} or ${file:} is not shown"
+                          : err;
+}
+
 /* URLs can carry credentials in the user part or the query: show the scheme only. */
 static struct r2m_excerpt shown_url(const node *n, const char *s)
 {
@@ -465,7 +476,7 @@ static int parse_topic(struct ctx *c, const struct key *k, const char *label, no
         return -1;
     char err[256] = "";
     if (r2m_topic_check(s, !!(k->flags & F_ALLOW_KEY), err, sizeof err)) {
-        err_at(c, v, "%s: %s", label, err);
+        err_at(c, v, "%s: %s", label, pointer_why(v, err, err));
         return -1;
     }
     set_str(c, FIELD(base, k, char *), s);
@@ -816,7 +827,7 @@ static int parse_ignore(struct ctx *c, const struct key *k, const char *label, n
             err_at(c, items[i],
                    "ignore: %s is not a valid JSON Pointer pattern (%s); write "
                    "pointers like /updatedAt or /meta/*",
-                   shown(items[i], s).s, err);
+                   shown(items[i], s).s, pointer_why(items[i], err, err));
             continue;
         }
         char *d = dup_str(c, s);
@@ -836,7 +847,7 @@ static int parse_items(struct ctx *c, const struct key *k, const char *label, no
         err_at(c, v,
                "items: %s is not a JSON Pointer (%s); write e.g. /data/items, or \"\" "
                "when the document itself is the list",
-               shown(v, str).s, err[0] ? err : "'*' is not allowed here");
+               shown(v, str).s, pointer_why(v, err, "'*' is not allowed here"));
         return -1;
     }
     return (EP(base)->items = dup_str(c, str)) ? 0 : -1;
@@ -880,9 +891,7 @@ static int parse_key(struct ctx *c, const struct key *k, const char *label, node
         if (!*s || exact_pointer(s, err, sizeof err)) {
             err_at(c, items[i], "key: %s is not a JSON Pointer into an item (%s); write e.g. /id",
                    shown(items[i], s).s,
-                   err[0] ? err
-                   : *s   ? "'*' is not allowed"
-                          : "empty");
+                   pointer_why(items[i], err, *s ? "'*' is not allowed" : "empty"));
             bad = 1;
             continue;
         }
@@ -1006,7 +1015,7 @@ static int parse_error_if(struct ctx *c, const struct key *k, const char *label,
     char err[256] = "";
     if (exact_pointer(ptr, err, sizeof err)) {
         err_at(c, s[0].val, "error_if.pointer: %s is not a JSON Pointer (%s)",
-               shown(s[0].val, ptr).s, err[0] ? err : "'*' is not allowed");
+               shown(s[0].val, ptr).s, pointer_why(s[0].val, err, "'*' is not allowed"));
         return -1;
     }
     const char *eq = get_scalar(c, s[1].val, "error_if.equals", sec_error_if.keys[1].expect);
@@ -1521,10 +1530,11 @@ static void validate_endpoint(struct ctx *c, struct r2m_endpoint_cfg *e, const s
         /* a document has one topic: {key} and {op} have nothing to stand for */
         char err[256] = "";
         const node *t = p->at[E_TOPIC] && p->at[E_TOPIC]->state == 1 ? p->at[E_TOPIC] : map;
+        const node *st = p->at[E_STATE_TOPIC];
         if (e->topic && r2m_topic_check(e->topic, 0, err, sizeof err))
-            err_at(c, t, "topic: %s", err);
+            err_at(c, t, "topic: %s", pointer_why(p->at[E_TOPIC], err, err));
         if (e->state_topic && r2m_topic_check(e->state_topic, 0, err, sizeof err))
-            err_at(c, map, "state_topic: %s", err);
+            err_at(c, map, "state_topic: %s", pointer_why(st, err, err));
     }
     if (e->body && e->method && strcmp(e->method, "POST")) {
         const node *at = p->at[E_BODY] ? p->at[E_BODY] : p->at[E_METHOD] ? p->at[E_METHOD] : map;

@@ -1100,6 +1100,19 @@ static void test_secrets_not_shown(void **state)
     assert_null(strstr(d.lines[0], "topsecret"));
     assert_true(has_line(&d, 3, 8, "may hold credentials (not shown)"));
     r2m_diag_free(&d);
+    /* a pointer or topic from ${env:}: the checker's words would quote it */
+    assert_int_equal(parse("endpoints:\n- name: a\n  url: http://h/x\n"
+                           "  items: ${env:R2M_T_PW}\n  key: ${env:R2M_T_PW}\n"
+                           "  ignore: [\"${env:R2M_T_PW}~\"]\n  topic: \"{${env:R2M_T_PW}}\"\n",
+                           &c, &d),
+                     R2M_E_CONFIG);
+    assert_true(d.n >= 3);
+    for (size_t i = 0; i < d.n; i++)
+        if (strstr(d.lines[i], "topsecret")) {
+            dump(&d);
+            fail_msg("a secret leaked into a pointer or topic diagnostic");
+        }
+    r2m_diag_free(&d);
     unsetenv("R2M_T_SECRET_URL");
     unsetenv("R2M_T_PW");
 }
